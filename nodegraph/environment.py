@@ -1,0 +1,37 @@
+"""The services a process shares: node registry, folders, device manager and output cache.
+
+One Environment is made per process (the CLI run, the server) and handed to the executor,
+which hands it to nodes through their Context. No module-level singletons.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cache import OutputCache
+from .devices import DeviceManager
+from .folders import Folders
+from .registry import Registry, default_registry
+
+
+@dataclass
+class Environment:
+    registry: Registry
+    folders: Folders = field(default_factory=Folders)
+    devices: DeviceManager = field(default_factory=DeviceManager)
+    cache: OutputCache = field(default_factory=OutputCache)
+
+    def __post_init__(self) -> None:
+        for kind, paths in self.registry.model_folders.items():
+            for path in paths:
+                self.folders.add(kind, path)
+
+    @classmethod
+    def create(cls, base: str | Path = ".", plugins_dir: str | Path | None = "custom_nodes",
+               models: str | Path | None = None, output: str | Path | None = None,
+               input: str | Path | None = None, device: str | None = None,
+               cache_bytes: int | None = None) -> "Environment":
+        registry = default_registry(plugins_dir)
+        return cls(registry=registry, folders=Folders(base, models=models, output=output, input=input),
+                   devices=DeviceManager(device=device),
+                   cache=OutputCache(max_bytes=cache_bytes) if cache_bytes else OutputCache())

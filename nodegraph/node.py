@@ -1,0 +1,299 @@
+"""The node declaration API: the one way built-in and third-party nodes are written.
+
+    from nodegraph import node, Input, Int, Output, IMAGE
+
+    @node(category="image/adjust")
+    class ImageInvert:
+        '''Invert the colours of an image.'''
+        inputs = [Input("image", IMAGE)]
+        outputs = [Output("IMAGE", IMAGE)]
+
+        def run(self, ctx, image):
+            return 1.0 - image
+
+`@node` checks the declaration and attaches a `NodeSpec` to the class it is given (it does
+not build a new class). Plugins are discovered by the registry, which collects every
+decorated class of a plugin module. Optional hooks on the class:
+
+- `fingerprint(cls, **literal_inputs)` (classmethod): extra content that makes the cache key,
+  e.g. a file's hash. Return None for "nothing beyond the inputs".
+- `check_lazy(self, ctx, **inputs) -> list[str]`: names of lazy inputs that must be computed,
+  given the values available so far (lazy inputs not yet computed are None).
+- `validate_inputs(cls, **literal_inputs) -> str | None` (classmethod): a semantic check at
+  validation time; return a message to reject the values.
+"""
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from .types import BOOLEAN, COMBO, FLOAT, INT, STRING, SocketType, socket_type
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+@dataclass
+class Input:
+    """One input of a node: a link of `type`, or (for INT/FLOAT/STRING/BOOLEAN/COMBO) a literal."""
+
+    name: str
+    type: SocketType | str
+    default: Any = MISSING
+    optional: bool = False
+    lazy: bool = False  # computed only if check_lazy asks for it
+    is_list: bool = False  # receive the whole list instead of running once per item
+    tooltip: str = ""
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None  # INT values must lie on the step grid from min (or 0)
+    choices: list[str] | Callable[[Any], list[str]] | None = None  # list, or callable(env)
+    folder: str | None = None  # choices are the model files of this folder kind
+    multiline: bool = False
+    display: str = ""  # editor hint: "slider", "number", "color" ...
+    control_after_generate: bool = False  # seed-like INT: the editor may randomise it after a run
+    force_input: bool = False  # a literal type that must come from a link
+
+    def __post_init__(self) -> None:
+        self.type = socket_type(self.type)
+
+    @property
+    def is_widget(self) -> bool:
+        """Can this input hold a literal value (as well as a link)?"""
+        return self.type.name in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO") and not self.force_input
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not MISSING
+
+
+def Int(name: str, default: int = 0, min: int = -(2**63), max: int = 2**63 - 1, step: int = 1, **kw) -> Input:
+    return Input(name, INT, default=default, min=min, max=max, step=step, **kw)
+
+
+def Seed(name: str = "seed", default: int = 0, **kw) -> Input:
+    return Input(name, INT, default=default, min=0, max=2**64 - 1, step=1, control_after_generate=True, **kw)
+
+
+def Float(name: str, default: float = 0.0, min: float = -1e300, max: float = 1e300, step: float = 0.01, **kw) -> Input:
+    return Input(name, FLOAT, default=default, min=min, max=max, step=step, **kw)
+
+
+def String(name: str, default: str = "", multiline: bool = False, **kw) -> Input:
+    return Input(name, STRING, default=default, multiline=multiline, **kw)
+
+
+def Boolean(name: str, default: bool = False, **kw) -> Input:
+    return Input(name, BOOLEAN, default=default, **kw)
+
+
+def Choice(name: str, choices: list[str] | Callable[[Any], list[str]], default: Any = MISSING, **kw) -> Input:
+    if default is MISSING and isinstance(choices, list) and choices:
+        default = choices[0]
+    return Input(name, COMBO, default=default, choices=choices, **kw)
+
+
+def ModelFile(name: str, folder: str, **kw) -> Input:
+    """A choice among the files of a model folder kind ("checkpoints", "loras", ...)."""
+    return Input(name, COMBO, folder=folder, **kw)
+
+
+@dataclass
+class Output:
+    name: str
+    type: SocketType | str
+    is_list: bool = False  # the node returns a list; downstream nodes run once per item
+    tooltip: str = ""
+
+    def __post_init__(self) -> None:
+        self.type = socket_type(self.type)
+
+
+@dataclass
+class NodeSpec:
+    """Everything the engine knows about a node type, derived once from its declaration."""
+
+    name: str
+    cls: type
+    category: str
+    description: str
+    display_name: str
+    inputs: list[Input]
+    outputs: list[Output]
+    output_node: bool
+    version: int
+    deterministic: bool
+    input_by_name: dict[str, Input] = field(default_factory=dict)
+    output_index: dict[str, int] = field(default_factory=dict)
+    has_lazy: bool = False
+    module: str = ""
+
+    def schema(self, env: Any = None) -> dict:
+        """The JSON description of this node type (what the editor and `nodes --json` show)."""
+        ins = []
+        for inp in self.inputs:
+            d: dict[str, Any] = {"name": inp.name, "type": inp.type.name, "required": not inp.optional,
+                                 "widget": inp.is_widget}
+            if inp.has_default:
+                d["default"] = inp.default
+            for key in ("min", "max", "step"):
+                if getattr(inp, key) is not None:
+                    d[key] = getattr(inp, key)
+            if inp.type.name == "COMBO":
+                d["choices"] = resolve_choices(inp, env)
+            for key in ("lazy", "is_list", "multiline", "control_after_generate", "force_input"):
+                if getattr(inp, key):
+                    d[key] = True
+            for key in ("tooltip", "display", "folder"):
+                if getattr(inp, key):
+                    d[key] = getattr(inp, key)
+            ins.append(d)
+        outs = [{"name": o.name, "type": o.type.name, "is_list": o.is_list, **({"tooltip": o.tooltip} if o.tooltip else {})}
+                for o in self.outputs]
+        return {"name": self.name, "display_name": self.display_name, "category": self.category,
+                "description": self.description, "inputs": ins, "outputs": outs,
+                "output_node": self.output_node, "version": self.version,
+                "deterministic": self.deterministic, "module": self.module}
+
+
+def resolve_choices(inp: Input, env: Any) -> list[str]:
+    if inp.folder is not None:
+        return env.folders.list(inp.folder) if env is not None else []
+    if callable(inp.choices):
+        return list(inp.choices(env)) if env is not None else []
+    return list(inp.choices or [])
+
+
+class NodeDeclarationError(Exception):
+    pass
+
+
+def node(cls: type | None = None, *, name: str | None = None, category: str = "misc",
+         display_name: str | None = None, output_node: bool = False, version: int = 1,
+         deterministic: bool = True, description: str | None = None):
+    """Declare a node type. Usable bare (`@node`) or with options (`@node(category=...)`).
+
+    A declaration that is wrong is not raised here (that would take the whole plugin module
+    down); the error is attached to the class and the registry reports and skips that node.
+    """
+
+    def decorate(c: type) -> type:
+        try:
+            c.__nodegraph_spec__ = _build_spec(c, name or c.__name__, category, display_name, output_node,
+                                               version, deterministic, description)
+            c.__nodegraph_error__ = None
+        except Exception as exc:  # reported by the registry
+            c.__nodegraph_spec__ = None
+            c.__nodegraph_error__ = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return c
+
+    return decorate(cls) if cls is not None else decorate
+
+
+def _build_spec(c: type, name: str, category: str, display_name: str | None, output_node: bool,
+                version: int, deterministic: bool, description: str | None) -> NodeSpec:
+    if not callable(getattr(c, "run", None)):
+        raise NodeDeclarationError(f"node {name}: the class must define run(self, ctx, **inputs)")
+    inputs = list(getattr(c, "inputs", []) or [])
+    outputs = list(getattr(c, "outputs", []) or [])
+    _check_entries(name, "inputs", inputs, Input)
+    _check_entries(name, "outputs", outputs, Output)
+    for inp in inputs:
+        if inp.type.name == "COMBO" and inp.choices is None and inp.folder is None:
+            raise NodeDeclarationError(f"node {name}: choice input {inp.name!r} declares no choices")
+        if inp.has_default and inp.type.name == "COMBO" and isinstance(inp.choices, list) and inp.default not in inp.choices:
+            raise NodeDeclarationError(f"node {name}: default {inp.default!r} of {inp.name!r} is not among its choices")
+    if not outputs and not output_node:
+        raise NodeDeclarationError(f"node {name}: a node without outputs must be an output node (output_node=True)")
+    spec = NodeSpec(
+        name=name, cls=c, category=category,
+        description=(description or (c.__doc__ or "")).strip(),
+        display_name=display_name or getattr(c, "display_name", None) or _spaced(name),
+        inputs=inputs, outputs=outputs, output_node=output_node, version=int(version),
+        deterministic=deterministic, module=c.__module__,
+    )
+    spec.input_by_name = {i.name: i for i in inputs}
+    spec.output_index = {o.name: k for k, o in enumerate(outputs)}
+    spec.has_lazy = any(i.lazy for i in inputs)
+    if spec.has_lazy and not callable(getattr(c, "check_lazy", None)):
+        raise NodeDeclarationError(f"node {name}: lazy inputs need a check_lazy(self, ctx, **inputs) method")
+    return spec
+
+
+def _check_entries(name: str, what: str, entries: Iterable, kind: type) -> None:
+    seen = set()
+    for e in entries:
+        if not isinstance(e, kind):
+            raise NodeDeclarationError(f"node {name}: {what} must be {kind.__name__} objects, got {e!r}")
+        if e.name in seen:
+            raise NodeDeclarationError(f"node {name}: {what} name {e.name!r} is declared twice")
+        seen.add(e.name)
+
+
+def _spaced(name: str) -> str:
+    out = []
+    for k, ch in enumerate(name):
+        if k and ch.isupper() and not name[k - 1].isupper():
+            out.append(" ")
+        out.append(ch)
+    return "".join(out)
+
+
+def spec_of(cls: type) -> NodeSpec | None:
+    return getattr(cls, "__nodegraph_spec__", None)
+
+
+class Interrupted(Exception):
+    """Raised inside a node (by ctx.progress / ctx.check_interrupt) when the run is interrupted."""
+
+
+class Context:
+    """What a running node may use: progress, previews, UI outputs, interrupt, and the environment."""
+
+    __slots__ = ("env", "node_id", "node_type", "job_id", "workflow", "extra", "_emit", "_interrupt", "ui")
+
+    def __init__(self, env, node_id: str, node_type: str, job_id: str, workflow: dict | None,
+                 extra: dict, emit: Callable[[str, dict], None], interrupt) -> None:
+        self.env = env
+        self.node_id = node_id
+        self.node_type = node_type
+        self.job_id = job_id
+        self.workflow = workflow  # the native workflow being run (SaveImage embeds it)
+        self.extra = extra  # job extra data (client id, ComfyUI extra_pnginfo ...)
+        self._emit = emit
+        self._interrupt = interrupt
+        self.ui: dict[str, list] = {}
+
+    @property
+    def devices(self):
+        return self.env.devices
+
+    @property
+    def folders(self):
+        return self.env.folders
+
+    def check_interrupt(self) -> None:
+        if self._interrupt is not None and self._interrupt.is_set():
+            raise Interrupted()
+
+    def progress(self, value: int, total: int, preview=None) -> None:
+        """Report progress; also the point where an interrupt stops the node."""
+        self.check_interrupt()
+        self._emit("progress", {"node": self.node_id, "value": int(value), "max": int(total)})
+        if preview is not None:
+            self.preview(preview)
+
+    def preview(self, image) -> None:
+        """Emit a preview image (PIL image) for this node."""
+        self._emit("preview", {"node": self.node_id, "image": image})
+
+    def show(self, **ui: Any) -> None:
+        """Add UI outputs (e.g. images=[{filename, subfolder, type}]) to the node's executed event."""
+        for key, value in ui.items():
+            self.ui.setdefault(key, []).extend(value if isinstance(value, list) else [value])

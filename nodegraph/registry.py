@@ -1,0 +1,134 @@
+"""Node registry and plugin discovery.
+
+Built-in packs and third-party packs load the same way: Python entry points in the group
+"nodegraph.nodes" (each names a module), and a plugins folder (default ./custom_nodes) whose
+.py files and packages are imported. Every class decorated with @node that a plugin module
+defines (or lists in a module-level NODES) is registered. A plugin that fails to import, or
+declares a broken node, is reported with its traceback and skipped; a second node with a name
+already taken is reported and skipped, never silently overwrites the first.
+
+A plugin module may also declare MODEL_FOLDERS = {"checkpoints": [path, ...]} to add search
+paths for model files (the built-in packs ship their default weights that way).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from .node import NodeSpec
+
+ENTRY_POINT_GROUP = "nodegraph.nodes"
+
+
+@dataclass
+class PluginProblem:
+    source: str  # entry point or file the plugin came from
+    message: str
+    traceback: str = ""
+
+
+@dataclass
+class Registry:
+    specs: dict[str, NodeSpec] = field(default_factory=dict)
+    problems: list[PluginProblem] = field(default_factory=list)
+    model_folders: dict[str, list[Path]] = field(default_factory=dict)
+    loaded_modules: list[str] = field(default_factory=list)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.specs
+
+    def get(self, name: str) -> NodeSpec | None:
+        return self.specs.get(name)
+
+    # --- adding nodes -------------------------------------------------------------------------
+    def add_class(self, cls: type, source: str) -> bool:
+        spec = getattr(cls, "__nodegraph_spec__", None)
+        if spec is None:
+            error = getattr(cls, "__nodegraph_error__", None) or f"{cls!r} is not declared with @node"
+            self.problems.append(PluginProblem(source, f"node {cls.__name__} skipped: {error}"))
+            return False
+        taken = self.specs.get(spec.name)
+        if taken is not None and taken.cls is not cls:
+            self.problems.append(PluginProblem(
+                source, f"node {spec.name} skipped: the name is already registered by {taken.module}"))
+            return False
+        self.specs[spec.name] = spec
+        return True
+
+    def add_module(self, module: ModuleType, source: str) -> int:
+        """Register every node class of a plugin module (and its submodules' exported NODES)."""
+        classes = getattr(module, "NODES", None)
+        if classes is None:
+            classes = [obj for obj in vars(module).values()
+                       if isinstance(obj, type) and hasattr(obj, "__nodegraph_spec__")
+                       and obj.__module__.startswith(module.__name__)]
+        added = sum(self.add_class(c, source) for c in classes)
+        for kind, paths in (getattr(module, "MODEL_FOLDERS", None) or {}).items():
+            self.model_folders.setdefault(kind, []).extend(Path(p) for p in paths)
+        self.loaded_modules.append(module.__name__)
+        return added
+
+    def import_module(self, module_name: str, source: str) -> None:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            self._report(source, f"plugin {module_name} failed to import: {exc}")
+            return
+        self.add_module(module, source)
+
+    def load_entry_points(self, only: set[str] | None = None) -> None:
+        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if only is not None and ep.name not in only:
+                continue
+            self.import_module(ep.value, f"entry point {ep.name}")
+
+    def load_folder(self, folder: str | Path) -> None:
+        """Import each plugin (a .py file or a package directory) in a custom nodes folder."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith((".", "_")):
+                continue
+            if path.suffix == ".py":
+                init = path
+            elif path.is_dir() and (path / "__init__.py").exists():
+                init = path / "__init__.py"
+            else:
+                continue
+            module_name = f"nodegraph_plugins.{path.stem}"
+            if "nodegraph_plugins" not in sys.modules:  # parent package, so relative imports work
+                sys.modules["nodegraph_plugins"] = ModuleType("nodegraph_plugins")
+                sys.modules["nodegraph_plugins"].__path__ = []
+            try:
+                spec = importlib.util.spec_from_file_location(
+                    module_name, init, submodule_search_locations=[str(path)] if path.is_dir() else None)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[module_name] = module
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                sys.modules.pop(module_name, None)
+                self._report(str(path), f"plugin {path.name} failed to import: {exc}")
+                continue
+            self.add_module(module, str(path))
+
+    def _report(self, source: str, message: str) -> None:
+        self.problems.append(PluginProblem(source, message, traceback.format_exc()))
+
+    def schemas(self, env=None) -> dict[str, dict]:
+        return {name: spec.schema(env) for name, spec in sorted(self.specs.items())}
+
+
+def default_registry(plugins_dir: str | Path | None = "custom_nodes", builtins: bool = True) -> Registry:
+    registry = Registry()
+    if builtins:
+        registry.load_entry_points()
+    if plugins_dir is not None:
+        registry.load_folder(plugins_dir)
+    return registry

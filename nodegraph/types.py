@@ -1,0 +1,80 @@
+"""Socket types: what flows along a link, and which outputs may feed which inputs.
+
+A type is a named `SocketType`. Names are ComfyUI's ("IMAGE", "LATENT", ...) so that
+imported workflows keep working; plugins may define their own with `SocketType("MY_TYPE")`.
+Compatibility: equal names connect; "*" on either side connects to anything; a union
+(`IMAGE | MASK`, or ComfyUI's "IMAGE,MASK") accepts any of its members.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SocketType:
+    name: str
+    color: str = "#9aa4b1"  # the editor's socket colour
+
+    @property
+    def members(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.name.split(","))
+
+    def accepts(self, source: "SocketType") -> bool:
+        """May an output of type `source` feed an input of this type?"""
+        if self.name == "*" or source.name == "*":
+            return True
+        return bool(self.members & source.members)
+
+    def __or__(self, other: "SocketType") -> "SocketType":
+        return SocketType(",".join(sorted(self.members | other.members)))
+
+    def __str__(self) -> str:
+        return self.name
+
+
+_KNOWN: dict[str, SocketType] = {}
+
+
+def _define(name: str, color: str) -> SocketType:
+    t = SocketType(name, color)
+    _KNOWN[name] = t
+    return t
+
+
+ANY = _define("*", "#9aa4b1")
+# literal (widget) types
+INT = _define("INT", "#7fb069")
+FLOAT = _define("FLOAT", "#a3d977")
+STRING = _define("STRING", "#77c3d9")
+BOOLEAN = _define("BOOLEAN", "#d9b877")
+COMBO = _define("COMBO", "#b0b0b0")  # a choice among strings; links carry STRING
+# data
+IMAGE = _define("IMAGE", "#64b5f6")
+MASK = _define("MASK", "#81c784")
+LATENT = _define("LATENT", "#ff9cf9")
+CONDITIONING = _define("CONDITIONING", "#ffa931")
+NOISE = _define("NOISE", "#b0b0b0")
+SIGMAS = _define("SIGMAS", "#cdffcd")
+# models
+MODEL = _define("MODEL", "#b39ddb")
+CLIP = _define("CLIP", "#ffd500")
+VAE = _define("VAE", "#ff6e6e")
+CONTROL_NET = _define("CONTROL_NET", "#00d78d")
+UPSCALE_MODEL = _define("UPSCALE_MODEL", "#d4a0ff")
+GAN = _define("GAN", "#ff8a65")
+DISCRIMINATOR = _define("DISCRIMINATOR", "#e57373")
+
+WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
+
+
+def socket_type(value: "SocketType | str") -> SocketType:
+    """Normalise a type given as a SocketType or a name (plugins may pass strings)."""
+    if isinstance(value, SocketType):
+        return value
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"a socket type must be a SocketType or a non-empty string, not {value!r}")
+    return _KNOWN.get(value) or SocketType(value)
+
+
+def known_types() -> dict[str, SocketType]:
+    return dict(_KNOWN)
