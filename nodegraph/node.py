@@ -15,12 +15,12 @@
 not build a new class). Plugins are discovered by the registry, which collects every
 decorated class of a plugin module. Optional hooks on the class:
 
-- `fingerprint(cls, **literal_inputs)` (classmethod): extra content that makes the cache key,
+- `fingerprint(cls, env, **literal_inputs)` (classmethod): extra content for the cache key,
   e.g. a file's hash. Return None for "nothing beyond the inputs".
 - `check_lazy(self, ctx, **inputs) -> list[str]`: names of lazy inputs that must be computed,
   given the values available so far (lazy inputs not yet computed are None).
 - `validate_inputs(cls, **literal_inputs) -> str | None` (classmethod): a semantic check at
-  validation time; return a message to reject the values.
+  validation time on the literal inputs; return a message to reject the values.
 """
 from __future__ import annotations
 

@@ -1,0 +1,227 @@
+"""Devices and models: where weights live and in which dtype.
+
+One DeviceManager per process decides placement. Nodes never move modules themselves:
+
+    with ctx.devices.use(handle) as module:   # on the compute device, patches applied
+        out = module(x)
+
+- Device choice: cuda, then mps, then cpu; dtype bf16 (or fp16) on CUDA, fp16 on MPS, fp32 on CPU.
+- A VRAM budget: modules used recently stay resident; when a load does not fit, the least
+  recently used modules that are not in use are offloaded to CPU RAM.
+- Weight patches (LoRA and friends) belong to a ModelHandle, not to the module: several handles
+  share one base module, each with its own patches. Using a handle applies its patches (keeping
+  a backup of the original weights) and using another handle first restores the base exactly.
+- Loaded models are shared across workflows through `load_cached(key, loader)`.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+
+Patch = Callable[[torch.Tensor], torch.Tensor] | torch.Tensor  # a delta, or a function of the weight giving one
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    if preferred:
+        return torch.device(preferred)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(device: torch.device) -> torch.dtype:
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def module_bytes(module: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+
+class ModelHandle:
+    """A model as nodes pass it around: a shared base module plus this handle's weight patches."""
+
+    def __init__(self, module: torch.nn.Module, name: str = "", dtype: torch.dtype | None = None,
+                 info: dict | None = None) -> None:
+        self.module = module
+        self.name = name or type(module).__name__
+        self.dtype = dtype  # compute dtype; None = the manager's choice
+        self.info: dict[str, Any] = dict(info or {})  # free-form facts (family, prediction type ...)
+        self.patches: tuple[tuple[str, float, Patch], ...] = ()
+
+    def clone(self) -> "ModelHandle":
+        twin = ModelHandle(self.module, self.name, self.dtype, self.info)
+        twin.patches = self.patches
+        return twin
+
+    def add_patches(self, patches: dict[str, Patch], strength: float = 1.0) -> "ModelHandle":
+        """A new handle with these patches (weight key -> delta) added on top of this one's."""
+        twin = self.clone()
+        if strength != 0:
+            twin.patches = self.patches + tuple((key, float(strength), p) for key, p in patches.items())
+        return twin
+
+    @property
+    def size_bytes(self) -> int:
+        return module_bytes(self.module)
+
+    def __repr__(self) -> str:
+        return f"<ModelHandle {self.name} patches={len(self.patches)}>"
+
+
+@dataclass
+class _Resident:
+    module: torch.nn.Module
+    size: int
+    in_use: int = 0
+    patched_by: tuple = ()
+    backup: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class DeviceManager:
+    def __init__(self, device: str | None = None, dtype: torch.dtype | None = None,
+                 vram_budget: int | None = None, model_cache_bytes: int | None = None) -> None:
+        self.device = pick_device(device)
+        self.offload_device = torch.device("cpu")
+        self.dtype = dtype or pick_dtype(self.device)
+        if vram_budget is None and self.device.type == "cuda":
+            total = torch.cuda.get_device_properties(self.device).total_memory
+            vram_budget = int(total * 0.8)  # leave room for activations
+        self.vram_budget = vram_budget  # None: unbounded (CPU)
+        self._resident: OrderedDict[int, _Resident] = OrderedDict()  # by id(module), LRU first
+        self._lock = threading.RLock()
+        self._models: OrderedDict[Any, Any] = OrderedDict()
+        self.model_cache_bytes = model_cache_bytes if model_cache_bytes is not None else 16 * 2**30
+
+    # --- placement ----------------------------------------------------------------------------
+    @contextmanager
+    def use(self, handle: ModelHandle) -> Iterator[torch.nn.Module]:
+        """The handle's module on the compute device, with the handle's patches applied."""
+        with self._lock:
+            rec = self._load(handle.module, handle.dtype or self.dtype)
+            self._apply_patches(rec, handle.patches)
+            rec.in_use += 1
+        try:
+            yield rec.module
+        finally:
+            with self._lock:
+                rec.in_use -= 1
+
+    def resident_bytes(self) -> int:
+        return sum(r.size for r in self._resident.values())
+
+    def is_resident(self, module: torch.nn.Module) -> bool:
+        return id(module) in self._resident
+
+    def _load(self, module: torch.nn.Module, dtype: torch.dtype) -> _Resident:
+        key = id(module)
+        rec = self._resident.get(key)
+        if rec is not None:
+            self._resident.move_to_end(key)
+            if next(iter(module.parameters()), torch.empty(0, dtype=dtype)).dtype != dtype:
+                module.to(dtype=dtype)
+            return rec
+        size = module_bytes(module)
+        self._make_room(size)
+        module.to(device=self.device, dtype=dtype)
+        rec = _Resident(module, size)
+        self._resident[key] = rec
+        return rec
+
+    def _make_room(self, size: int) -> None:
+        if self.vram_budget is None:
+            return
+        for key in list(self._resident):
+            if self.resident_bytes() + size <= self.vram_budget:
+                break
+            if self._resident[key].in_use == 0:
+                self._offload(key)
+
+    def _offload(self, key: int) -> None:
+        rec = self._resident.pop(key)
+        self._apply_patches(rec, ())  # the base weights go back to RAM, unpatched
+        rec.module.to(self.offload_device)
+
+    def free(self) -> int:
+        """Offload every module not in use; returns the bytes freed from the device."""
+        with self._lock:
+            freed = 0
+            for key in [k for k, r in self._resident.items() if r.in_use == 0]:
+                freed += self._resident[key].size
+                self._offload(key)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            return freed
+
+    # --- weight patches -----------------------------------------------------------------------
+    @torch.no_grad()
+    def _apply_patches(self, rec: _Resident, patches: tuple) -> None:
+        if rec.patched_by == patches:
+            return
+        params = dict(rec.module.named_parameters())
+        params.update(dict(rec.module.named_buffers()))
+        for key, original in rec.backup.items():  # back to the base, exactly
+            params[key].copy_(original.to(params[key].device))
+        rec.backup.clear()
+        for key, strength, patch in patches:
+            if key not in params:
+                raise KeyError(f"patch for unknown weight {key!r} of {type(rec.module).__name__}")
+            weight = params[key]
+            if key not in rec.backup:
+                rec.backup[key] = weight.detach().to(self.offload_device, copy=True)
+            delta = patch(weight.float()) if callable(patch) else patch
+            weight.add_((strength * delta.float()).to(weight.device).reshape(weight.shape).to(weight.dtype))
+        rec.patched_by = patches
+
+    # --- model cache (shared across workflows) ------------------------------------------------
+    def load_cached(self, key: Any, loader: Callable[[], Any], size: Callable[[Any], int] | None = None) -> Any:
+        """Load once per key (e.g. a file path + mtime) and share the result; LRU bounded in bytes."""
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key][0]
+        value = loader()
+        nbytes = size(value) if size else _value_bytes(value)
+        with self._lock:
+            self._models[key] = (value, nbytes)
+            while len(self._models) > 1 and sum(n for _, n in self._models.values()) > self.model_cache_bytes:
+                self._models.popitem(last=False)
+        return value
+
+    def clear_models(self) -> None:
+        with self._lock:
+            self.free()
+            self._models.clear()
+
+    def stats(self) -> dict:
+        info = {"device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),
+                "vram_budget": self.vram_budget, "resident_bytes": self.resident_bytes(),
+                "resident_models": len(self._resident), "cached_models": len(self._models)}
+        if self.device.type == "cuda":
+            free, total = torch.cuda.mem_get_info(self.device)
+            info.update(name=torch.cuda.get_device_name(self.device), vram_total=total, vram_free=free)
+        return info
+
+
+def _value_bytes(value: Any) -> int:
+    if isinstance(value, ModelHandle):
+        return value.size_bytes
+    if isinstance(value, torch.nn.Module):
+        return module_bytes(value)
+    if isinstance(value, (tuple, list)):
+        return sum(_value_bytes(v) for v in value)
+    if isinstance(value, dict):
+        return sum(_value_bytes(v) for v in value.values())
+    if hasattr(value, "__dict__"):
+        return sum(_value_bytes(v) for v in vars(value).values() if isinstance(v, (ModelHandle, torch.nn.Module)))
+    return 0

@@ -1,0 +1,1 @@
+"""Import/export adapters: ComfyUI API format, ComfyUI UI (litegraph) format, PNG metadata."""

@@ -1,0 +1,48 @@
+"""ComfyUI API format: {"3": {"class_type": "KSampler", "inputs": {"model": ["4", 0], "seed": 5}}}.
+
+Links are [node id, output index]; everything else is a literal. Exports resolve our named
+outputs back to indexes through the registry.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..workflow import Workflow, WorkflowFormatError, is_link, link
+
+
+def _is_api_link(value: Any) -> bool:
+    return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int))
+            and isinstance(value[1], int) and not isinstance(value[1], bool))
+
+
+def to_native(prompt: dict) -> dict:
+    nodes = {}
+    for node_id, entry in prompt.items():
+        if not isinstance(entry, dict) or "class_type" not in entry:
+            raise WorkflowFormatError(f"node {node_id}: a ComfyUI API node needs 'class_type' and 'inputs'")
+        inputs = {name: link(str(v[0]), v[1]) if _is_api_link(v) else v
+                  for name, v in (entry.get("inputs") or {}).items()}
+        title = (entry.get("_meta") or {}).get("title")
+        nodes[str(node_id)] = {"type": entry["class_type"], "inputs": inputs, **({"title": title} if title else {})}
+    return {"version": 1, "nodes": nodes}
+
+
+def from_native(workflow: Workflow, registry) -> dict:
+    prompt: dict[str, Any] = {}
+    for node_id, entry in workflow.nodes.items():
+        inputs = {}
+        for name, value in entry.inputs.items():
+            if is_link(value):
+                out = value["output"]
+                if isinstance(out, str):
+                    src = workflow.nodes.get(value["node"])
+                    spec = registry.get(src.type) if src else None
+                    if spec is None or out not in spec.output_index:
+                        raise WorkflowFormatError(f"node {node_id}: input {name!r} links to unknown output {out!r}")
+                    out = spec.output_index[out]
+                inputs[name] = [value["node"], out]
+            else:
+                inputs[name] = value
+        prompt[node_id] = {"class_type": entry.type, "inputs": inputs,
+                           "_meta": {"title": entry.title or entry.type}}
+    return prompt

@@ -1,0 +1,69 @@
+"""Image helpers every pack needs: IMAGE tensors <-> PIL, and writing image batches to a folder.
+
+IMAGE is a float tensor [B, H, W, C] in 0..1 (C = 3, or 4 with alpha); MASK is [B, H, W] in 0..1.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .formats.png import png_info
+
+
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
+    """One image [H, W, C] (or a batch of one) as a PIL image."""
+    if image.ndim == 4:
+        image = image[0]
+    array = (image.detach().float().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    if array.shape[-1] == 1:
+        array = array[..., 0]
+    return Image.fromarray(array)
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """A PIL image as a batch of one [1, H, W, C] (RGB, or RGBA if it has alpha)."""
+    mode = "RGBA" if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info else "RGB"
+    array = np.asarray(image.convert(mode), dtype=np.float32) / 255.0
+    return torch.from_numpy(array.copy())[None]
+
+
+def next_counter(folder: Path, prefix: str) -> int:
+    """ComfyUI's naming: prefix_00001_.png, counting on from the highest number present."""
+    pattern = re.compile(re.escape(Path(prefix).name) + r"_(\d{5})_\.png$")
+    highest = 0
+    if folder.is_dir():
+        for path in folder.iterdir():
+            match = pattern.match(path.name)
+            if match:
+                highest = max(highest, int(match.group(1)))
+    return highest + 1
+
+
+def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") -> list[dict]:
+    """Write a batch as PNGs with the workflow embedded; returns UI records {filename, subfolder, type}."""
+    root = ctx.folders.dir_for(kind)
+    sub = Path(prefix).parent
+    if sub.is_absolute() or ".." in sub.parts:
+        raise ValueError(f"filename_prefix {prefix!r} must stay inside the {kind} folder")
+    folder = root / sub
+    folder.mkdir(parents=True, exist_ok=True)
+    counter = next_counter(folder, prefix)
+    chunks = {"nodegraph": ctx.workflow}
+    if ctx.extra.get("comfy_prompt") is not None:
+        chunks["prompt"] = ctx.extra["comfy_prompt"]
+    for key, value in (ctx.extra.get("extra_pnginfo") or {}).items():
+        chunks[key] = value
+    if ctx.extra.get("no_metadata"):
+        chunks = {}
+    info = png_info({k: json.dumps(v) if not isinstance(v, str) else v for k, v in chunks.items()})
+    records = []
+    for k in range(images.shape[0]):
+        name = f"{Path(prefix).name}_{counter + k:05d}_.png"
+        tensor_to_pil(images[k]).save(folder / name, pnginfo=info, compress_level=4)
+        records.append({"filename": name, "subfolder": sub.as_posix() if str(sub) != "." else "", "type": kind})
+    return records
