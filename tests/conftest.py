@@ -1,0 +1,26 @@
+"""Shared fixtures: an Environment with temporary folders and the built-in packs."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nodegraph.environment import Environment
+from nodegraph.folders import Folders
+from nodegraph.registry import default_registry
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def builtin_registry():
+    registry = default_registry(plugins_dir=None)
+    assert not registry.problems, registry.problems
+    return registry
+
+
+@pytest.fixture
+def env(tmp_path, builtin_registry):
+    """A fresh environment (own folders and cache) sharing the built-in registry."""
+    for name in ("models", "output", "input", "temp"):
+        (tmp_path / name).mkdir()
+    return Environment(registry=builtin_registry, folders=Folders(tmp_path))

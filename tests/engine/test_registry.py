@@ -1,0 +1,93 @@
+import textwrap
+
+from nodegraph import INT, Int, Output, node
+from nodegraph.registry import Registry, default_registry
+
+
+def write(path, text):
+    path.write_text(textwrap.dedent(text))
+
+
+def test_builtin_packs_load_through_entry_points(builtin_registry):
+    assert {"primitives", "image"} <= {m.split(".")[-1] for m in builtin_registry.loaded_modules}
+    assert "SaveImage" in builtin_registry and "MathInt" in builtin_registry
+
+
+def test_plugin_failures_are_isolated(tmp_path):
+    plugins = tmp_path / "custom_nodes"
+    plugins.mkdir()
+    write(plugins / "broken_import.py", "import no_such_module_anywhere\n")
+    write(plugins / "good.py", """
+        from nodegraph import node, Int, Output, INT
+
+        @node(category="plugin")
+        class PluginDouble:
+            inputs = [Int("x", 2)]
+            outputs = [Output("INT", INT)]
+            def run(self, ctx, x):
+                return 2 * x
+
+        @node
+        class BrokenDecl:
+            inputs = ["not an Input"]
+            outputs = [Output("INT", INT)]
+            def run(self, ctx):
+                return 1
+    """)
+    (plugins / "pkg").mkdir()
+    write(plugins / "pkg" / "__init__.py", "from .impl import *\n")
+    write(plugins / "pkg" / "impl.py", """
+        from nodegraph import node, Output, INT
+        @node
+        class PackageNode:
+            outputs = [Output("INT", INT)]
+            def run(self, ctx):
+                return 7
+    """)
+    write(plugins / "clash.py", """
+        from nodegraph import node, Output, INT
+        @node(name="SaveImage")
+        class MySave:
+            outputs = [Output("INT", INT)]
+            def run(self, ctx):
+                return 0
+    """)
+    registry = default_registry(plugins)
+    assert "PluginDouble" in registry and "PackageNode" in registry
+    assert "BrokenDecl" not in registry
+    assert registry.get("SaveImage").module == "nodes.image"  # never overwritten
+    problems = {p.source.split("/")[-1]: p for p in registry.problems}
+    assert "no_such_module_anywhere" in problems["broken_import.py"].message
+    assert "Traceback" in problems["broken_import.py"].traceback
+    assert "BrokenDecl" in problems["good.py"].message and "Input objects" in problems["good.py"].message
+    assert "already registered by nodes.image" in problems["clash.py"].message
+
+
+def test_decorator_returns_the_same_class_and_schema():
+    @node(category="math", description="Doubles.")
+    class Double:
+        inputs = [Int("x", 1, min=0, max=10, step=1)]
+        outputs = [Output("twice", INT)]
+
+        def run(self, ctx, x):
+            return 2 * x
+
+    spec = Double.__nodegraph_spec__
+    assert spec.cls is Double
+    schema = spec.schema()
+    assert schema["inputs"][0] == {"name": "x", "type": "INT", "required": True, "widget": True, "default": 1,
+                                   "min": 0, "max": 10, "step": 1}
+    assert schema["outputs"] == [{"name": "twice", "type": "INT", "is_list": False}]
+    registry = Registry()
+    assert registry.add_class(Double, "test") and registry.get("Double") is spec
+
+
+def test_socket_type_compatibility():
+    from nodegraph.types import ANY, IMAGE, MASK, SocketType
+
+    assert IMAGE.accepts(IMAGE) and not IMAGE.accepts(MASK)
+    assert ANY.accepts(MASK) and IMAGE.accepts(ANY)
+    union = IMAGE | MASK
+    assert union.accepts(MASK) and union.accepts(IMAGE)
+    assert SocketType("IMAGE,MASK").accepts(IMAGE)
+    assert not SocketType("LATENT").accepts(IMAGE)

@@ -1,0 +1,98 @@
+"""Nodes used only by the engine tests: they count their calls, fail, or wait on demand."""
+from __future__ import annotations
+
+import threading
+
+from nodegraph import ANY, INT, STRING, Input, Int, Output, String, node
+
+CALLS: dict[str, int] = {}
+GATE = threading.Event()  # SlowCount waits on it between steps when told to
+
+
+def count(name: str) -> None:
+    CALLS[name] = CALLS.get(name, 0) + 1
+
+
+@node(category="test")
+class Source:
+    """An integer constant that counts its runs."""
+    inputs = [Int("value", 1), String("tag", "")]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, value, tag):
+        count(f"Source:{tag}")
+        return value
+
+
+@node(category="test")
+class AddOne:
+    inputs = [Input("x", INT), String("tag", "")]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, x, tag):
+        count(f"AddOne:{tag}")
+        return x + 1
+
+
+@node(category="test")
+class Boom:
+    """Always fails."""
+    inputs = [Input("x", INT)]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, x):
+        raise RuntimeError(f"boom at {x}")
+
+
+@node(category="test", output_node=True)
+class Collect:
+    inputs = [Input("value", ANY), String("tag", "")]
+    outputs = []
+
+    def run(self, ctx, value, tag):
+        count(f"Collect:{tag}")
+        ctx.show(values=[value])
+
+
+@node(category="test")
+class Range:
+    """Outputs a list: downstream nodes run once per item."""
+    inputs = [Int("n", 3, min=0, max=100)]
+    outputs = [Output("INT", INT, is_list=True)]
+
+    def run(self, ctx, n):
+        return list(range(n))
+
+
+@node(category="test")
+class SumList:
+    """Receives the whole list."""
+    inputs = [Input("values", INT, is_list=True)]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, values):
+        return sum(values)
+
+
+@node(category="test")
+class Steps:
+    """Reports progress for n steps; waits on GATE between steps if wait is set."""
+    inputs = [Input("x", INT), Int("n", 5, min=1, max=1000), Int("wait", 0, min=0, max=1)]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, x, n, wait):
+        for step in range(1, n + 1):
+            if wait:
+                GATE.wait(5)
+            ctx.progress(step, n)
+        count("Steps")
+        return x + n
+
+
+@node(category="test")
+class ToText:
+    inputs = [Input("x", ANY)]
+    outputs = [Output("STRING", STRING)]
+
+    def run(self, ctx, x):
+        return str(x)
