@@ -22,7 +22,6 @@ execution_success.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import traceback
 import uuid
@@ -66,8 +65,8 @@ def cache_keys(plan: Plan, env=None) -> dict[str, str]:
             except Exception as exc:  # the node will fail when it runs; don't reuse a stale result
                 fingerprint = f"fingerprint-error:{uuid.uuid4().hex}:{exc}"
         upstream = sorted((name, keys[src], index) for name, (src, index) in planned.links.items())
-        blob = json.dumps([spec.name, spec.version, planned.literals, fingerprint, upstream],
-                          sort_keys=True, default=str, separators=(",", ":"))
+        # repr of JSON-born values is canonical once dict items are sorted, and cheaper than json.dumps
+        blob = repr((spec.name, spec.version, sorted(planned.literals.items()), fingerprint, upstream))
         keys[node_id] = hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
     return keys
 
@@ -106,7 +105,13 @@ class _Run:
         self.requested: set[str] = set()
         self.state: dict[str, str] = {}  # node -> cached | done | failed | skipped
         self.lazy_wanted: dict[str, set[str]] = {}
-        self.workflow_json = plan.workflow.to_json()
+        self._workflow_json: dict | None = None
+
+    def workflow_json(self) -> dict:
+        """Serialised on first use only: most runs never need it."""
+        if self._workflow_json is None:
+            self._workflow_json = self.plan.workflow.to_json()
+        return self._workflow_json
 
     def emit(self, event: str, data: dict) -> None:
         if self.sink is not None:

@@ -256,19 +256,24 @@ class Interrupted(Exception):
 class Context:
     """What a running node may use: progress, previews, UI outputs, interrupt, and the environment."""
 
-    __slots__ = ("env", "node_id", "node_type", "job_id", "workflow", "extra", "_emit", "_interrupt", "ui")
+    __slots__ = ("env", "node_id", "node_type", "job_id", "_workflow", "extra", "_emit", "_interrupt", "ui")
 
-    def __init__(self, env, node_id: str, node_type: str, job_id: str, workflow: dict | None,
+    def __init__(self, env, node_id: str, node_type: str, job_id: str, workflow: Callable[[], dict],
                  extra: dict, emit: Callable[[str, dict], None], interrupt) -> None:
         self.env = env
         self.node_id = node_id
         self.node_type = node_type
         self.job_id = job_id
-        self.workflow = workflow  # the native workflow being run (SaveImage embeds it)
+        self._workflow = workflow
         self.extra = extra  # job extra data (client id, ComfyUI extra_pnginfo ...)
         self._emit = emit
         self._interrupt = interrupt
         self.ui: dict[str, list] = {}
+
+    @property
+    def workflow(self) -> dict:
+        """The native workflow being run, as JSON (SaveImage embeds it in PNGs)."""
+        return self._workflow()
 
     @property
     def devices(self):

@@ -21,7 +21,7 @@ class SocketType:
 
     def accepts(self, source: "SocketType") -> bool:
         """May an output of type `source` feed an input of this type?"""
-        if self.name == "*" or source.name == "*":
+        if self.name == source.name or self.name == "*" or source.name == "*":
             return True
         return bool(self.members & source.members)
 

@@ -5,13 +5,14 @@ expected. Classes of error: unknown_type, no_outputs, bad_output_request, missin
 unknown_input, bad_link (missing node or output), type_mismatch, bad_value, cycle, and
 whatever a node's own validate_inputs hook rejects.
 
-Only the nodes the requested outputs depend on are checked and planned (as ComfyUI does);
-the graph is built once per pass with networkx.
+Only the nodes the requested outputs depend on are checked and planned (as ComfyUI does).
+The pass builds one edge list; a topological order falls out of it, and when it cannot (a
+cycle) networkx names the strongly connected components.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
@@ -63,7 +64,6 @@ class Plan:
     nodes: dict[str, PlannedNode]
     order: list[str]  # topological order of the planned nodes
     targets: list[str]  # output nodes to run
-    graph: nx.DiGraph = field(repr=False, default_factory=nx.DiGraph)
 
 
 def validate(workflow: Workflow, registry: Registry, env: Any = None,
@@ -97,7 +97,7 @@ def validate(workflow: Workflow, registry: Registry, env: Any = None,
         issues.append(ValidationIssue("no_outputs", "the workflow has no output node (e.g. SaveImage or "
                                       "PreviewImage), so there is nothing to run"))
 
-    # links: existence and types; the graph is built once
+    # links: existence and types, gathered into one edge list
     links: dict[str, dict[str, tuple[str, int]]] = {}
     edges = []
     for node_id, spec in specs.items():
@@ -111,12 +111,11 @@ def validate(workflow: Workflow, registry: Registry, env: Any = None,
             if resolved is not None:
                 node_links[name] = resolved
                 edges.append((resolved[0], node_id))
-    graph = nx.DiGraph()
-    graph.add_nodes_from(nodes)
-    graph.add_edges_from(edges)
-
-    acyclic = nx.is_directed_acyclic_graph(graph)
-    if not acyclic:
+    order = _topological_order(nodes, edges)
+    if order is None:  # a cycle: let networkx name the strongly connected components
+        graph = nx.DiGraph()
+        graph.add_nodes_from(nodes)
+        graph.add_edges_from(edges)
         for component in nx.strongly_connected_components(graph):
             if len(component) > 1 or any(graph.has_edge(n, n) for n in component):
                 ring = sorted(component, key=str)
@@ -154,8 +153,26 @@ def validate(workflow: Workflow, registry: Registry, env: Any = None,
 
     if issues:
         return None, issues
-    order = [n for n in nx.topological_sort(graph) if n in planned]
-    return Plan(workflow, planned, order, targets, graph), []
+    return Plan(workflow, planned, [n for n in order if n in planned], targets), []
+
+
+def _topological_order(nodes, edges) -> list[str] | None:
+    """Kahn's algorithm in document order; None if the links form a cycle."""
+    indegree = dict.fromkeys(nodes, 0)
+    children: dict[str, list[str]] = {}
+    for src, dst in edges:
+        indegree[dst] += 1
+        children.setdefault(src, []).append(dst)
+    ready = [n for n, d in indegree.items() if d == 0]
+    order = []
+    while ready:
+        node_id = ready.pop()
+        order.append(node_id)
+        for child in children.get(node_id, ()):
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                ready.append(child)
+    return order if len(order) == len(indegree) else None
 
 
 def validate_or_raise(workflow: Workflow, registry: Registry, env: Any = None,
