@@ -1,0 +1,314 @@
+"""What MODEL, CLIP and VAE handles carry: small nn.Modules around the diffusers/transformers parts.
+
+The device manager (nodegraph.devices) moves these modules and applies weight patches to them,
+so patch keys are their parameter names: "unet.<diffusers U-Net key>" for a DiffusionModel,
+"encoders.<i>.<transformers key>" for a ClipModel, "vae.<diffusers key>" for a VAEModel.
+
+    with ctx.devices.use(model_handle) as model:       # a DiffusionModel on the compute device
+        out = model.apply(x, timestep, context, extras)  # raw eps or v prediction
+
+Schedules, latent formats and other facts are plain attributes (never buffers), so moving the
+module to bf16 does not round them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+# latent -> RGB preview projections (ComfyUI's latent_formats: SD15 and SDXL)
+SD15_RGB_FACTORS = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350),
+                    (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177))
+SDXL_RGB_FACTORS = ((0.3651, 0.4232, 0.4341), (-0.2533, -0.0042, 0.1068),
+                    (0.1076, 0.1111, -0.0362), (-0.3165, -0.2492, -0.2188))
+SDXL_RGB_BIAS = (0.1084, -0.0175, -0.0011)
+# an all-zero (black) image in SD latent space, model-scaled: the blank masked image for inpainting U-Nets
+SD_BLANK_INPAINT_LATENT = (0.8223, -0.6876, 0.6364, 0.1380)
+
+
+@dataclass(frozen=True)
+class LatentFormat:
+    """How the VAE's latents relate to the diffusion model's space and to pixels.
+
+    LATENT values in the graph are raw VAE latents (as in ComfyUI); the sampler works on
+    `process_in(latent)` and returns `process_out(x)`.
+    """
+
+    channels: int = 4
+    downscale: int = 8  # pixels per latent cell
+    scale_factor: float = 0.18215
+    shift_factor: float = 0.0
+    rgb_factors: tuple[tuple[float, ...], ...] | None = SD15_RGB_FACTORS  # [channels][3]
+    rgb_bias: tuple[float, float, float] | None = None
+
+    def process_in(self, latent: torch.Tensor) -> torch.Tensor:
+        return (latent - self.shift_factor) * self.scale_factor
+
+    def process_out(self, latent: torch.Tensor) -> torch.Tensor:
+        return latent / self.scale_factor + self.shift_factor
+
+    def to_rgb(self, x: torch.Tensor) -> torch.Tensor:
+        """Cheap preview of model-space latents [B,C,h,w] -> images [B,h,w,3] in 0..1 (no VAE)."""
+        x = x.float()
+        if self.rgb_factors is not None and len(self.rgb_factors) == x.shape[1]:
+            factors = torch.tensor(self.rgb_factors, device=x.device)
+            rgb = torch.einsum("bchw,cr->bhwr", x, factors)
+            if self.rgb_bias is not None:
+                rgb = rgb + torch.tensor(self.rgb_bias, device=x.device)
+        else:  # unknown projection: the first three channels, normalised
+            rgb = x[:, :3].movedim(1, -1)
+            if rgb.shape[-1] < 3:
+                rgb = rgb.expand(*rgb.shape[:-1], 3) if rgb.shape[-1] == 1 else F.pad(rgb, (0, 3 - rgb.shape[-1]))
+            rgb = rgb / rgb.abs().amax(dim=(1, 2, 3), keepdim=True).clamp(min=1e-6)
+        return ((rgb + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+def latent_format_for(family: str, channels: int = 4, downscale: int = 8, scale_factor: float | None = None,
+                      hints: dict | None = None) -> LatentFormat:
+    hints = hints or {}
+    if family == "sdxl":
+        factors, bias, default_scale = SDXL_RGB_FACTORS, SDXL_RGB_BIAS, 0.13025
+    else:
+        factors, bias, default_scale = SD15_RGB_FACTORS, None, 0.18215
+    if hints.get("latent_rgb_factors"):
+        factors = tuple(tuple(float(v) for v in row) for row in hints["latent_rgb_factors"])
+        bias = tuple(hints["latent_rgb_bias"]) if hints.get("latent_rgb_bias") else None
+    if len(factors) != channels:
+        factors, bias = None, None
+    return LatentFormat(channels=channels, downscale=downscale,
+                        scale_factor=float(scale_factor if scale_factor is not None else default_scale),
+                        rgb_factors=factors, rgb_bias=bias)
+
+
+def scaled_linear_alphas_cumprod(steps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012) -> torch.Tensor:
+    """SD's training schedule: betas linear in sqrt space; float64 like ComfyUI/ldm."""
+    betas = torch.linspace(beta_start ** 0.5, beta_end ** 0.5, steps, dtype=torch.float64) ** 2
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+def _resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    return x if x.shape[-2:] == (h, w) else F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def _to_batch(x: torch.Tensor, n: int) -> torch.Tensor:
+    if x.shape[0] == n:
+        return x
+    reps = math.ceil(n / x.shape[0])
+    return x.repeat(reps, *([1] * (x.ndim - 1)))[:n]
+
+
+class DiffusionModel(torch.nn.Module):
+    """The MODEL: a diffusers U-Net plus what a sampler needs to drive it.
+
+    Attributes:
+      prediction_type  "eps" or "v" (what `apply` returns)
+      alphas_cumprod   [1000] float64 training schedule (scaled_linear 0.00085..0.012)
+      latent_format    LatentFormat (channels, downscale, scale factor, preview projection)
+      family           "sd1" | "sd2" | "sdxl";  inpaint: 9-channel U-Net;  adm: SDXL size/crop conditioning
+    """
+
+    def __init__(self, unet: torch.nn.Module, family: str, prediction_type: str = "eps",
+                 latent_format: LatentFormat | None = None, alphas_cumprod: torch.Tensor | None = None,
+                 config: dict | None = None) -> None:
+        super().__init__()
+        self.unet = unet
+        self.family = family
+        self.prediction_type = prediction_type
+        cfg = dict(config or getattr(unet, "config", {}) or {})
+        self.config = cfg
+        self.in_channels = int(cfg.get("in_channels", 4))
+        self.inpaint = self.in_channels == 9
+        self.adm = cfg.get("addition_embed_type") == "text_time"
+        self.latent_format = latent_format or latent_format_for(family, int(cfg.get("out_channels", 4)))
+        self.alphas_cumprod = (alphas_cumprod if alphas_cumprod is not None else scaled_linear_alphas_cumprod()).double()
+
+    # --- schedule ------------------------------------------------------------------------------
+    @property
+    def sigmas(self) -> torch.Tensor:
+        """k-diffusion sigmas of the 1000 training timesteps, ascending (float32)."""
+        return ((1 - self.alphas_cumprod) / self.alphas_cumprod).sqrt().float()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.unet.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    # --- conditioning helpers -----------------------------------------------------------------
+    def sdxl_time_ids(self, extras: dict, batch: int, device: torch.device) -> torch.Tensor:
+        """SDXL size/crop ids (height, width, crop_h, crop_w, target_height, target_width) from the
+        conditioning's extras; ComfyUI's defaults (768, 768, 0, 0, width, height)."""
+        width, height = extras.get("width", 768), extras.get("height", 768)
+        ids = [height, width, extras.get("crop_h", 0), extras.get("crop_w", 0),
+               extras.get("target_height", height), extras.get("target_width", width)]
+        return torch.tensor([ids], dtype=torch.float32, device=device).expand(batch, 6)
+
+    def blank_inpaint_latent(self, like: torch.Tensor) -> torch.Tensor:
+        values = torch.tensor(SD_BLANK_INPAINT_LATENT[: like.shape[1]], device=like.device, dtype=like.dtype)
+        return torch.ones_like(like) * values.view(1, -1, 1, 1)
+
+    def inpaint_concat(self, noise: torch.Tensor, latent_image: torch.Tensor | None = None,
+                       denoise_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The 5 extra input channels of an inpainting U-Net, as ComfyUI builds them: the mask
+        (1 = repaint) and the masked image's latent (MODEL space, i.e. after process_in).
+        Without a mask: all ones and a blank (black) image."""
+        b, _, h, w = noise.shape
+        if denoise_mask is None or latent_image is None:
+            return torch.cat([torch.ones_like(noise[:, :1]), self.blank_inpaint_latent(noise[:, :4])], dim=1)
+        mask = denoise_mask
+        if mask.ndim == 4:
+            mask = mask[:, :1]
+        mask = mask.reshape(-1, 1, *mask.shape[-2:]).to(noise)
+        mask = _to_batch(_resize(mask, h, w).round(), b)
+        image = _to_batch(_resize(latent_image.to(noise), h, w), b)
+        return torch.cat([mask, image], dim=1)
+
+    # --- the call the sampler makes -----------------------------------------------------------
+    def apply(self, x: torch.Tensor, timestep: torch.Tensor | float, context: torch.Tensor,
+              extras: dict[str, Any] | None = None) -> torch.Tensor:
+        """Raw U-Net prediction (eps or v, see prediction_type) for model-space input x [B,C,h,w].
+
+        timestep: [B] or scalar, in 0..999 (may be fractional). context: [B, T, D] text states.
+        extras (all optional):
+          "pooled_output" [B, P]   SDXL pooled text embedding (zeros if absent)
+          "width"/"height"/"crop_w"/"crop_h"/"target_width"/"target_height"  SDXL size ids
+          "time_ids" [B, 6]        SDXL ids given directly
+          "concat" [B, 5, h, w]    inpainting channels (see inpaint_concat); default: no mask
+          "down_block_additional_residuals" / "mid_block_additional_residual"  ControlNet residuals
+        The input is cast to the U-Net's dtype and the output back to x's dtype.
+        """
+        extras = extras or {}
+        b = x.shape[0]
+        dtype, device = self.dtype, x.device
+        x_in = x
+        if self.inpaint:
+            concat = extras.get("concat")
+            if concat is None:
+                concat = self.inpaint_concat(x)
+            x_in = torch.cat([x, _to_batch(concat.to(x), b)], dim=1)
+        t = torch.as_tensor(timestep, device=device, dtype=torch.float32)
+        t = t.expand(b) if t.ndim == 0 else _to_batch(t.reshape(-1), b)
+        context = _to_batch(context.to(device), b)
+        kwargs: dict[str, Any] = {}
+        if self.adm:
+            pooled = extras.get("pooled_output")
+            width = self.config.get("projection_class_embeddings_input_dim", 0) - \
+                6 * self.config.get("addition_time_embed_dim", 256)
+            pooled = torch.zeros(b, width, device=device) if pooled is None else _to_batch(pooled.to(device), b)
+            time_ids = extras.get("time_ids")
+            time_ids = self.sdxl_time_ids(extras, b, device) if time_ids is None else _to_batch(time_ids.to(device), b)
+            kwargs["added_cond_kwargs"] = {"text_embeds": pooled.to(dtype), "time_ids": time_ids.to(dtype)}
+        for key in ("down_block_additional_residuals", "mid_block_additional_residual"):
+            if extras.get(key) is not None:
+                value = extras[key]
+                kwargs[key] = [r.to(dtype) for r in value] if isinstance(value, (list, tuple)) else value.to(dtype)
+        out = self.unet(x_in.to(dtype), t, encoder_hidden_states=context.to(dtype), return_dict=False, **kwargs)[0]
+        return out.to(x.dtype)
+
+    def forward(self, x, timestep, context, extras=None):  # so the module is callable like the U-Net
+        return self.apply(x, timestep, context, extras)
+
+
+class VAEModel(torch.nn.Module):
+    """The VAE: IMAGE [B,H,W,C] 0..1 <-> raw latents [B,c,H/8,W/8] (not scaled, as ComfyUI's LATENT)."""
+
+    def __init__(self, vae: torch.nn.Module, latent_format: LatentFormat | None = None) -> None:
+        super().__init__()
+        self.vae = vae
+        cfg = vae.config
+        downscale = 2 ** (len(cfg.block_out_channels) - 1)
+        self.latent_format = latent_format or latent_format_for("sd1", cfg.latent_channels, downscale, cfg.scaling_factor)
+
+    @property
+    def downscale(self) -> int:
+        return self.latent_format.downscale
+
+    @property
+    def latent_channels(self) -> int:
+        return self.latent_format.channels
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.vae.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.vae.parameters()).device
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """IMAGE [B,H,W,C] (H, W multiples of the downscale) -> latent mean [B,c,h,w] float32."""
+        x = pixels[..., :3].movedim(-1, 1).to(self.device, self.dtype) * 2.0 - 1.0
+        dist = self.vae.encode(x).latent_dist
+        return dist.mean.float()
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Raw latent [B,c,h,w] -> IMAGE [B,H,W,3] float32 in 0..1."""
+        out = self.vae.decode(latent.to(self.device, self.dtype)).sample
+        return ((out.float() + 1.0) / 2.0).clamp(0.0, 1.0).movedim(1, -1)
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """How one text encoder of a CLIP is used (ComfyUI's per-model settings)."""
+
+    name: str  # "l", "h", "g"
+    pad_token: int
+    default_layer: int | None  # None: final output; -2: penultimate hidden state
+    layer_norm_hidden: bool  # apply the final LayerNorm to a hidden-layer output
+    embedding_key: str
+    project_pooled: bool = True
+
+
+def encoder_specs(family: str) -> list[EncoderSpec]:
+    if family == "sd2":
+        return [EncoderSpec("h", 0, -2, True, "clip_h")]
+    if family == "sdxl":
+        return [EncoderSpec("l", 49407, -2, False, "clip_l"), EncoderSpec("g", 0, -2, False, "clip_g")]
+    return [EncoderSpec("l", 49407, None, True, "clip_l")]
+
+
+class ClipModel(torch.nn.Module):
+    """The CLIP: one (SD1, SD2) or two (SDXL) text encoders and how to turn a prompt into conditioning."""
+
+    def __init__(self, encoders: Sequence[torch.nn.Module], family: str,
+                 specs: Sequence[EncoderSpec] | None = None) -> None:
+        super().__init__()
+        self.encoders = torch.nn.ModuleList(encoders)
+        self.family = family
+        self.specs = list(specs or encoder_specs(family))
+        if len(self.specs) != len(self.encoders):
+            raise ValueError(f"{family} CLIP needs {len(self.specs)} text encoders, got {len(self.encoders)}")
+
+    def encode(self, text: str, layer_idx: int | None = None, embedding_dirs: Sequence = (),
+               square_brackets: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt -> (cond [1, 77*chunks, D], pooled [1, P]) on the CPU, float32.
+
+        layer_idx: CLIPSetLastLayer's value (None = the model's default: SD1 last, SD2/SDXL -2).
+        """
+        from .checkpoint import clip_core
+        from .clip import TokenizerOptions, encode_weighted, tokenize_with_weights
+        conds, pooled = [], None
+        for encoder, spec in zip(self.encoders, self.specs):
+            core = clip_core(encoder)
+            options = TokenizerOptions(pad_token=spec.pad_token, embedding_width=core.config.hidden_size,
+                                       embedding_key=spec.embedding_key,
+                                       length=core.config.max_position_embeddings)
+            chunks = tokenize_with_weights(text, options, embedding_dirs, square_brackets=square_brackets)
+            layer = spec.default_layer if layer_idx is None else layer_idx
+            cond, pool = encode_weighted(encoder, chunks, options, layer, spec.layer_norm_hidden, spec.project_pooled)
+            conds.append(cond.cpu())
+            pooled = pool.cpu()  # the last encoder's pooled output (SDXL: bigG), as ComfyUI
+        cut = min(c.shape[1] for c in conds)
+        return torch.cat([c[:, :cut] for c in conds], dim=-1), pooled
+
+
+def model_info(model: DiffusionModel) -> dict:
+    """Facts for ModelHandle.info (readable without touching the module)."""
+    return {"family": model.family, "prediction_type": model.prediction_type, "inpaint": model.inpaint,
+            "latent_channels": model.latent_format.channels, "latent_downscale": model.latent_format.downscale,
+            "scale_factor": model.latent_format.scale_factor}
