@@ -23,6 +23,7 @@ Original key layout:
 """
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
@@ -361,8 +362,14 @@ def _heads_rule(width: int, linear: bool) -> int:
     return 1
 
 
+def _groups_rule(widths: Iterable[int]) -> int:
+    """GroupNorm groups when no hint says: SD's 32, or the largest power of two dividing every width."""
+    widths = list(widths)
+    return next(g for g in (32, 16, 8, 4, 2, 1) if all(w % g == 0 for w in widths))
+
+
 def infer_unet_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, Any] | None = None,
-                      pooled_dim: int | None = None, name: str = "checkpoint") -> dict:
+                      pooled_dim: int | None = None, name: str = "checkpoint", family: str = "") -> dict:
     """diffusers UNet2DConditionModel config from an LDM U-Net state dict (keys without the prefix)."""
     hints = hints or {}
     keys = list(sd)
@@ -440,8 +447,8 @@ def infer_unet_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, Any] |
         "block_out_channels": widths, "layers_per_block": layers_per_block,
         "cross_attention_dim": context_dim, "attention_head_dim": heads,
         "transformer_layers_per_block": transformer_layers, "use_linear_projection": linear,
-        "norm_num_groups": int(hints.get("norm_num_groups", 32)),
-        "upcast_attention": bool(hints.get("upcast_attention", False)),
+        "norm_num_groups": int(hints.get("norm_num_groups") or _groups_rule(widths)),
+        "upcast_attention": bool(hints.get("upcast_attention", family == "sd2")),  # SD2.1 ships with it on
     }
     time_dim = int(sd["time_embed.0.weight"].shape[0])
     if time_dim != widths[0] * 4:
@@ -476,7 +483,7 @@ def infer_vae_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, Any] | 
         "up_block_types": ["UpDecoderBlock2D"] * len(widths),
         "block_out_channels": widths, "layers_per_block": len(blocks),
         "latent_channels": int(sd["decoder.conv_in.weight"].shape[1]),
-        "norm_num_groups": int(hints.get("norm_num_groups", 32)),
+        "norm_num_groups": int(hints.get("norm_num_groups") or _groups_rule([int(sd["encoder.conv_in.weight"].shape[0]), *widths])),
         "scaling_factor": float(hints.get("scaling_factor", scaling_factor)),
         "use_quant_conv": "quant_conv.weight" in sd, "use_post_quant_conv": "post_quant_conv.weight" in sd,
         "mid_block_add_attention": "encoder.mid.attn_1.q.weight" in sd,
@@ -581,14 +588,20 @@ def _materialise(module: torch.nn.Module, sd: Mapping[str, torch.Tensor], what: 
 
 def build_unet(config: Mapping[str, Any]):
     from diffusers import UNet2DConditionModel
-    with torch.device("meta"):
-        return UNet2DConditionModel(**config)
+    try:
+        with torch.device("meta"):
+            return UNet2DConditionModel(**config)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"the U-Net config {dict(config)} cannot be built: {exc}") from exc
 
 
 def build_vae(config: Mapping[str, Any]):
     from diffusers import AutoencoderKL
-    with torch.device("meta"):
-        return AutoencoderKL(**config)
+    try:
+        with torch.device("meta"):
+            return AutoencoderKL(**config)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"the VAE config {dict(config)} cannot be built: {exc}") from exc
 
 
 def build_clip(config: Mapping[str, Any], with_projection: bool | None = None):
@@ -747,7 +760,7 @@ def load_state_dict_checkpoint(sd: Mapping[str, torch.Tensor], metadata: Mapping
             raise CheckpointError(f"{name}: no text encoder found (looked for {SD1_CLIP_PREFIX}, {SD2_CLIP_PREFIX}, "
                                   f"{SDXL_CLIP_L_PREFIX} + {SDXL_CLIP_G_PREFIX}); found prefixes {_prefix_summary(sd)}")
     if unet_sd:
-        config = infer_unet_config(unet_sd, hints.get("unet"), pooled_dim=pooled_dim, name=name)
+        config = infer_unet_config(unet_sd, hints.get("unet"), pooled_dim=pooled_dim, name=name, family=family)
         result.unet_config = config
         result.inpaint = config["in_channels"] == 9
         if config["in_channels"] not in (4, 9) and not hints.get("unet"):
@@ -827,7 +840,7 @@ def load_unet_file(path: str | Path, *, dtype: torch.dtype | None = None) -> Loa
                                       {**metadata, HINTS_KEY: json.dumps({**hints, "family": family})},
                                       name=path.name, dtype=dtype, parts=("unet",)) if pooled is None else None
     if ckpt is None:  # SDXL U-Net alone: the pooled width comes from the ADM input size
-        config = infer_unet_config(sd, hints.get("unet"), pooled_dim=pooled, name=path.name)
+        config = infer_unet_config(sd, hints.get("unet"), pooled_dim=pooled, name=path.name, family=family)
         unet = build_unet(config)
         _materialise(unet, _convert_unet(sd, config), "U-Net", path.name, dtype)
         ckpt = LoadedCheckpoint(family=family, prediction_type=detect_prediction_type(sd, sd, family, config["in_channels"], hints),
@@ -930,7 +943,7 @@ def load_diffusers_folder(path: str | Path, *, dtype: torch.dtype | None = None,
     if "unet" in parts:
         from diffusers import UNet2DConditionModel
         config = clean(sub_config("unet"))
-        known = set(UNet2DConditionModel.__init__.__code__.co_varnames)
+        known = set(inspect.signature(UNet2DConditionModel.__init__).parameters)
         config = {k: v for k, v in config.items() if k in known}
         unet = build_unet(config)
         _materialise(unet, sub_weights("unet"), "U-Net", path.name, dtype)
@@ -938,7 +951,7 @@ def load_diffusers_folder(path: str | Path, *, dtype: torch.dtype | None = None,
     if "vae" in parts:
         from diffusers import AutoencoderKL
         config = clean(sub_config("vae"))
-        known = set(AutoencoderKL.__init__.__code__.co_varnames)
+        known = set(inspect.signature(AutoencoderKL.__init__).parameters)
         config = {k: v for k, v in config.items() if k in known}
         vae = build_vae(config)
         _materialise(vae, sub_weights("vae"), "VAE", path.name, dtype)
@@ -985,3 +998,66 @@ def save_diffusers_folder(path: str | Path, ckpt: LoadedCheckpoint) -> Path:
         "prediction_type": "v_prediction" if ckpt.prediction_type == "v" else "epsilon"}))
     (path / "model_index.json").write_text(json.dumps(index, indent=2))
     return path
+
+
+# =============================================================================================
+# Tiny random models (tests, smoke runs): same layouts as the real families, a few MB
+# =============================================================================================
+
+def tiny_components(family: str = "sd1", seed: int = 0, inpaint: bool = False, vocab_size: int = 49408) -> dict:
+    """Random tiny diffusers/transformers parts of a family: {"unet", "vae", "text_encoder", "text_encoder_2"}.
+
+    U-Net: 2 levels (32, 64), 1 resblock each, 2 heads; VAE: 4 levels (16, 16, 32, 32): downscale 8 as SD;
+    CLIP: width 32 (CLIP-L stand-in) / 48 (open_clip stand-in), 3 layers, the full 49408-token vocabulary
+    (so the real tokenizer's ids work). Weights get noise added so norms and biases are not trivial.
+    """
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    width_l, width_g = 32, 48
+    context = {"sd1": width_l, "sd2": width_g, "sdxl": width_l + width_g}[family]
+    unet_kw: dict[str, Any] = dict(
+        sample_size=8, in_channels=9 if inpaint else 4, out_channels=4, block_out_channels=[32, 64],
+        layers_per_block=1, down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"],
+        up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"], cross_attention_dim=context,
+        attention_head_dim=2, norm_num_groups=8, use_linear_projection=family != "sd1")
+    if family == "sdxl":
+        unet_kw.update(addition_embed_type="text_time", addition_time_embed_dim=8,
+                       projection_class_embeddings_input_dim=width_g + 6 * 8,
+                       down_block_types=["DownBlock2D", "CrossAttnDownBlock2D"],
+                       up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"], transformer_layers_per_block=[1, 2])
+    unet = UNet2DConditionModel(**unet_kw)
+    vae = AutoencoderKL(block_out_channels=[16, 16, 32, 32], down_block_types=["DownEncoderBlock2D"] * 4,
+                        up_block_types=["UpDecoderBlock2D"] * 4, layers_per_block=1, norm_num_groups=8,
+                        latent_channels=4, sample_size=32, scaling_factor=VAE_SCALING[family])
+
+    def clip(width: int, projection: bool, act: str):
+        cfg = CLIPTextConfig(vocab_size=vocab_size, hidden_size=width, intermediate_size=2 * width, num_hidden_layers=3,
+                             num_attention_heads=2, max_position_embeddings=77, hidden_act=act, projection_dim=width,
+                             pad_token_id=0 if projection else 49407)
+        return (CLIPTextModelWithProjection if projection else CLIPTextModel)(cfg)
+
+    parts: dict[str, Any] = {"unet": unet, "vae": vae, "text_encoder_2": None}
+    if family == "sd1":
+        parts["text_encoder"] = clip(width_l, False, "quick_gelu")
+    elif family == "sd2":
+        parts["text_encoder"] = clip(width_g, True, "gelu")
+    else:
+        parts["text_encoder"], parts["text_encoder_2"] = clip(width_l, False, "quick_gelu"), clip(width_g, True, "gelu")
+    with torch.no_grad():
+        for module in parts.values():
+            if module is None:
+                continue
+            module.eval()
+            for p in module.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+    return parts
+
+
+def save_tiny_checkpoint(path: str | Path, family: str = "sd1", seed: int = 0, prediction_type: str = "eps",
+                         inpaint: bool = False) -> Path:
+    """Write a tiny random checkpoint of a family in the original single-file layout."""
+    parts = tiny_components(family, seed, inpaint)
+    return save_single_file(path, parts["unet"], parts["vae"], parts["text_encoder"],
+                            text_encoder_2=parts["text_encoder_2"], family=family, prediction_type=prediction_type)
