@@ -1,4 +1,7 @@
-"""Latent nodes (ComfyUI names and inputs). LATENT = {"samples": [B,C,h,w], "noise_mask"?, "batch_index"?}."""
+"""Latent nodes (ComfyUI names and inputs). LATENT = {"samples": [B,C,h,w], "noise_mask"?, "batch_index"?}.
+
+A LATENT is a dict, so run() returns it inside a 1-tuple (a bare dict would read as outputs by name).
+"""
 from __future__ import annotations
 
 import math
@@ -83,7 +86,7 @@ class EmptyLatentImage:
     outputs = [Output("LATENT", LATENT)]
 
     def run(self, ctx, width, height, batch_size):
-        return {"samples": torch.zeros(batch_size, LATENT_CHANNELS, height // LATENT_DOWNSCALE, width // LATENT_DOWNSCALE)}
+        return ({"samples": torch.zeros(batch_size, LATENT_CHANNELS, height // LATENT_DOWNSCALE, width // LATENT_DOWNSCALE)},)
 
 
 @node(category="latent")
@@ -96,7 +99,7 @@ class LatentUpscale:
 
     def run(self, ctx, samples, upscale_method, width, height, crop):
         if width == 0 and height == 0:
-            return samples
+            return (samples,)
         x = samples["samples"]
         if width == 0:
             height = max(64, height)
@@ -108,7 +111,7 @@ class LatentUpscale:
             width, height = max(64, width), max(64, height)
         out = dict(samples)
         out["samples"] = common_upscale(x, width // 8, height // 8, upscale_method, crop)
-        return out
+        return (out,)
 
 
 @node(category="latent")
@@ -123,7 +126,7 @@ class LatentUpscaleBy:
         width, height = max(1, round(x.shape[-1] * scale_by)), max(1, round(x.shape[-2] * scale_by))
         out = dict(samples)
         out["samples"] = common_upscale(x, width, height, upscale_method, "disabled")
-        return out
+        return (out,)
 
 
 @node(category="latent")
@@ -142,7 +145,7 @@ class LatentComposite:
         source = source[:, :, :max(0, target.shape[2] - y), :max(0, target.shape[3] - x)]
         h, w = source.shape[2], source.shape[3]
         if h == 0 or w == 0:
-            return dict(samples_to, samples=out_samples)
+            return (dict(samples_to, samples=out_samples),)
         if feather == 0:
             out_samples[:, :, y:y + h, x:x + w] = source
         else:
@@ -159,7 +162,7 @@ class LatentComposite:
                     mask[:, :, :, w - 1 - t:w - t] *= ramp
             region = out_samples[:, :, y:y + h, x:x + w]
             out_samples[:, :, y:y + h, x:x + w] = source * mask + region * (1.0 - mask)
-        return dict(samples_to, samples=out_samples)
+        return (dict(samples_to, samples=out_samples),)
 
 
 @node(category="_for_testing")
@@ -175,7 +178,7 @@ class LatentBlend:
         if a.shape != b.shape:
             b = common_upscale(b, a.shape[3], a.shape[2], "bicubic", "center")
             b = _repeat_to(b, a.shape[0])
-        return dict(samples1, samples=a * blend_factor + b * (1.0 - blend_factor))
+        return (dict(samples1, samples=a * blend_factor + b * (1.0 - blend_factor)),)
 
 
 @node(category="latent/inpaint")
@@ -185,7 +188,7 @@ class SetLatentNoiseMask:
     outputs = [Output("LATENT", LATENT)]
 
     def run(self, ctx, samples, mask):
-        return dict(samples, noise_mask=mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]))
+        return (dict(samples, noise_mask=mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1])),)
 
 
 @node(category="latent/batch")
@@ -205,7 +208,7 @@ class RepeatLatentBatch:
             index = list(samples["batch_index"])
             offset = max(index) - min(index) + 1
             out["batch_index"] = index + [i + k * offset for k in range(1, amount) for i in index]
-        return out
+        return (out,)
 
 
 @node(category="latent/batch")
@@ -230,4 +233,4 @@ class LatentFromBatch:
             out["batch_index"] = list(samples["batch_index"])[batch_index:batch_index + length]
         else:
             out["batch_index"] = list(range(batch_index, batch_index + length))
-        return out
+        return (out,)

@@ -103,7 +103,7 @@ class VAEEncode:
     outputs = [Output("LATENT", LATENT)]
 
     def run(self, ctx, pixels, vae):
-        return {"samples": vae_encode(ctx, vae, pixels)}
+        return ({"samples": vae_encode(ctx, vae, pixels)},)
 
 
 @node(category="_for_testing")
@@ -151,7 +151,7 @@ class VAEEncodeTiled:
                     return model.encode(t.movedim(1, -1))
 
             latent = tiled(encode, pixels.movedim(-1, 1), tile, ov, 1.0 / f, model.latent_channels, ctx)
-        return {"samples": latent}
+        return ({"samples": latent},)
 
 
 @node(category="latent/inpaint")
@@ -179,4 +179,4 @@ class VAEEncodeForInpaint:
         keep = (1.0 - mask.round()).squeeze(1)[..., None]
         pixels = (pixels - 0.5) * keep + 0.5  # masked pixels become mid grey
         latent = vae_encode(ctx, vae, pixels)
-        return {"samples": latent, "noise_mask": grown[:, :, :h, :w].round()}
+        return ({"samples": latent, "noise_mask": grown[:, :, :h, :w].round()},)
