@@ -240,7 +240,9 @@ def _clip_hints(text_encoder: torch.nn.Module) -> dict:
 def save_single_file(path: str | Path, unet: torch.nn.Module | None = None, vae: torch.nn.Module | None = None,
                      text_encoder: torch.nn.Module | None = None, metadata: Mapping[str, str] | None = None, *,
                      text_encoder_2: torch.nn.Module | None = None, family: str | None = None,
-                     prediction_type: str | None = None, dtype: torch.dtype | None = None) -> Path:
+                     prediction_type: str | None = None, dtype: torch.dtype | None = None,
+                     latent_rgb_factors: list[list[float]] | None = None,
+                     latent_rgb_bias: list[float] | None = None) -> Path:
     """Write diffusers/transformers modules as ONE safetensors file in the original checkpoint layout.
 
     family: "sd1" (one CLIP text encoder in the transformers layout), "sd2" (one text encoder in the
@@ -248,6 +250,7 @@ def save_single_file(path: str | Path, unet: torch.nn.Module | None = None, vae:
     Default: "sdxl" when text_encoder_2 is given, else "sd1".
     prediction_type: "eps" (default) or "v". dtype: cast floating weights (e.g. torch.float16).
     metadata: extra str->str safetensors metadata; the loader's hints are added under "nodegraph.hints".
+    latent_rgb_factors [channels][3] / latent_rgb_bias [3]: the preview projection (models.fit_latent_rgb).
     """
     family = family or ("sdxl" if text_encoder_2 is not None else "sd1")
     if family not in ("sd1", "sd2", "sdxl"):
@@ -257,6 +260,10 @@ def save_single_file(path: str | Path, unet: torch.nn.Module | None = None, vae:
     prediction_type = _normalise_prediction(prediction_type or "eps")
     tensors: dict[str, torch.Tensor] = {}
     hints: dict[str, Any] = {"family": family, "prediction_type": prediction_type}
+    if latent_rgb_factors is not None:
+        hints["latent_rgb_factors"] = [[float(v) for v in row] for row in latent_rgb_factors]
+        if latent_rgb_bias is not None:
+            hints["latent_rgb_bias"] = [float(v) for v in latent_rgb_bias]
     if unet is not None:
         tensors.update({UNET_PREFIX + k: v for k, v in unet_to_ldm(unet.state_dict(), unet.config).items()})
         hints["unet"] = _unet_hints(unet.config)

@@ -281,6 +281,9 @@ class ClipModel(torch.nn.Module):
         self.encoders = torch.nn.ModuleList(encoders)
         self.family = family
         self.specs = list(specs or encoder_specs(family))
+        if specs is None and family == "sd2" and encoders[0].config.num_hidden_layers == 23:
+            # diffusers' SD2 text encoder already dropped the last layer: its final output is the penultimate
+            self.specs = [EncoderSpec("h", 0, None, True, "clip_h")]
         if len(self.specs) != len(self.encoders):
             raise ValueError(f"{family} CLIP needs {len(self.specs)} text encoders, got {len(self.encoders)}")
 
@@ -305,6 +308,21 @@ class ClipModel(torch.nn.Module):
             pooled = pool.cpu()  # the last encoder's pooled output (SDXL: bigG), as ComfyUI
         cut = min(c.shape[1] for c in conds)
         return torch.cat([c[:, :cut] for c in conds], dim=-1), pooled
+
+
+@torch.no_grad()
+def fit_latent_rgb(vae: "VAEModel", pixels: torch.Tensor) -> tuple[list[list[float]], list[float]]:
+    """Least-squares latent -> RGB projection for previews (LatentFormat.rgb_factors / rgb_bias):
+    model-space latents of `pixels` [B,H,W,3] against the images averaged over each latent cell, in -1..1.
+    Store the result with save_single_file(..., latent_rgb_factors=..., latent_rgb_bias=...)."""
+    latents = vae.latent_format.process_in(vae.encode(pixels)).float().cpu()
+    f = vae.downscale
+    target = F.avg_pool2d(pixels[..., :3].movedim(-1, 1).float().cpu(), f) * 2 - 1
+    x = latents.movedim(1, -1).reshape(-1, latents.shape[1])
+    y = target.movedim(1, -1).reshape(-1, 3)
+    design = torch.cat([x, torch.ones(x.shape[0], 1)], dim=1)
+    solution = torch.linalg.lstsq(design, y).solution  # [C+1, 3]
+    return solution[:-1].tolist(), solution[-1].tolist()
 
 
 def model_info(model: DiffusionModel) -> dict:
