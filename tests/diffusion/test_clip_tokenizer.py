@@ -173,3 +173,13 @@ def test_embeddings_from_files(tmp_path):
     assert not any(isinstance(t, torch.Tensor) for t in _ids(chunk))
     # no traversal out of the embeddings folders
     assert K.find_embedding("../outside", [tmp_path / "sub"]) is None
+
+
+def test_default_world_training_ids_equal_the_prompt_tokenizer():
+    """The embedded default model is trained on default_world.token_ids: prompts typed in a workflow
+    must reach the text encoder as the very same ids."""
+    world = pytest.importorskip("nodes.diffusion.default_world")
+    captions = world.sample_scenes(seed=0, count=64).captions + ["a red circle", "a small blue square at the top left"]
+    for caption in captions:
+        chunk = K.tokenize_with_weights(caption)[0]
+        assert _ids(chunk) == world.token_ids(caption), caption
