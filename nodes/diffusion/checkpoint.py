@@ -29,6 +29,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterable, Mapping
 
 import torch
@@ -226,9 +227,12 @@ def clip_to_open_clip(text_encoder: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _unet_hints(config: Mapping[str, Any]) -> dict:
-    return {"attention_head_dim": config.get("num_attention_heads") or config["attention_head_dim"],
-            "norm_num_groups": config["norm_num_groups"],
-            "upcast_attention": bool(config.get("upcast_attention", False))}
+    hints = {"attention_head_dim": config.get("num_attention_heads") or config["attention_head_dim"],
+             "norm_num_groups": config["norm_num_groups"],
+             "upcast_attention": bool(config.get("upcast_attention", False))}
+    if config.get("addition_time_embed_dim"):
+        hints["addition_time_embed_dim"] = config["addition_time_embed_dim"]
+    return hints
 
 
 def _clip_hints(text_encoder: torch.nn.Module) -> dict:
@@ -555,12 +559,9 @@ def _convert_open_clip(clip_sd: Mapping[str, torch.Tensor]) -> dict[str, torch.T
     we keep all layers (ComfyUI's CLIPSetLastLayer -1 on SD2 uses the last one).
     """
     from diffusers.loaders.single_file_utils import convert_open_clip_checkpoint
-
-    class _Cfg:  # only read when the file has no text_projection
-        class config:
-            hidden_size = int(clip_sd["token_embedding.weight"].shape[1]) if "token_embedding.weight" in clip_sd else 0
-
-    return convert_open_clip_checkpoint(_Cfg, {"te." + k: v for k, v in clip_sd.items()}, prefix="te.")
+    width = int(clip_sd["token_embedding.weight"].shape[1]) if "token_embedding.weight" in clip_sd else 0
+    model_stub = SimpleNamespace(config=SimpleNamespace(hidden_size=width))  # read only without text_projection
+    return convert_open_clip_checkpoint(model_stub, {"te." + k: v for k, v in clip_sd.items()}, prefix="te.")
 
 
 _OPEN_CLIP_IGNORED = ("logit_scale", "attn_mask")
@@ -734,8 +735,11 @@ def _load_clip(raw: Mapping[str, torch.Tensor], open_clip: bool, hints: Mapping[
 
 def load_state_dict_checkpoint(sd: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None, *,
                                name: str = "checkpoint", dtype: torch.dtype | None = None,
-                               parts: Iterable[str] = ("unet", "vae", "clip")) -> LoadedCheckpoint:
-    """Load an original-layout state dict (may hold meta tensors: shapes are all that is needed then)."""
+                               parts: Iterable[str] = ("unet", "vae", "clip"),
+                               pooled_dim: int | None = None) -> LoadedCheckpoint:
+    """Load an original-layout state dict (may hold meta tensors: shapes are all that is needed then).
+
+    pooled_dim: SDXL's pooled text width, when the file has no bigG text encoder to read it from."""
     metadata = dict(metadata or {})
     hints = read_hints(metadata)
     parts = set(parts)
@@ -748,7 +752,6 @@ def load_state_dict_checkpoint(sd: Mapping[str, torch.Tensor], metadata: Mapping
     result = LoadedCheckpoint(family=family, prediction_type="eps", metadata=metadata, source=name)
     clip_hints = list(hints.get("text_encoders") or [])
     clip_parts = _clip_parts(sd, family)
-    pooled_dim = None
     if "clip" in parts or family == "sdxl":
         for index, (raw, open_clip) in enumerate(clip_parts):
             keep_projection = open_clip  # SD1 / SDXL CLIP-L: pooled output is not projected
@@ -830,30 +833,19 @@ def load_unet_file(path: str | Path, *, dtype: torch.dtype | None = None) -> Loa
     if any(k.startswith(UNET_PREFIX) for k in sd):
         sd = _strip(sd, UNET_PREFIX)
     if "conv_in.weight" in sd:  # diffusers layout: go through the original layout so inference is shared
-        config_guess = {"layers_per_block": len(_indices(sd, "down_blocks.0.resnets.")),
-                        "up_block_types": ["CrossAttnUpBlock2D" if any(k.startswith(f"up_blocks.{i}.attentions.") for k in sd)
-                                           else "UpBlock2D" for i in _indices(sd, "up_blocks.")]}
-        sd = unet_to_ldm(sd, config_guess)
+        layout = {"layers_per_block": len(_indices(sd, "down_blocks.0.resnets.")),
+                  "up_block_types": ["CrossAttnUpBlock2D" if any(k.startswith(f"up_blocks.{i}.attentions.") for k in sd)
+                                     else "UpBlock2D" for i in _indices(sd, "up_blocks.")]}
+        sd = unet_to_ldm(sd, layout)
     if "input_blocks.0.0.weight" not in sd:
         raise CheckpointError(f"{path.name}: not a Stable Diffusion U-Net (no input_blocks.0.0.weight / conv_in.weight); "
                               f"found prefixes {_prefix_summary(sd)}")
-    family = detect_family({UNET_PREFIX + k: v for k, v in sd.items()}, hints)
-    pooled = None
-    if "label_emb.0.0.weight" in sd:
-        adm = int(sd["label_emb.0.0.weight"].shape[1])
-        time_dim = int(hints.get("unet", {}).get("addition_time_embed_dim", 256))
-        pooled = adm - 6 * time_dim
-    ckpt = load_state_dict_checkpoint({UNET_PREFIX + k: v for k, v in sd.items()},
-                                      {**metadata, HINTS_KEY: json.dumps({**hints, "family": family})},
-                                      name=path.name, dtype=dtype, parts=("unet",)) if pooled is None else None
-    if ckpt is None:  # SDXL U-Net alone: the pooled width comes from the ADM input size
-        config = infer_unet_config(sd, hints.get("unet"), pooled_dim=pooled, name=path.name, family=family)
-        unet = build_unet(config)
-        _materialise(unet, _convert_unet(sd, config), "U-Net", path.name, dtype)
-        ckpt = LoadedCheckpoint(family=family, prediction_type=detect_prediction_type(sd, sd, family, config["in_channels"], hints),
-                                unet=unet.eval(), unet_config=config, inpaint=config["in_channels"] == 9,
-                                metadata=metadata, source=path.name)
-    return ckpt
+    pooled_dim = None
+    if "label_emb.0.0.weight" in sd:  # SDXL: ADM input = pooled text + 6 size/crop embeddings
+        time_dim = int((hints.get("unet") or {}).get("addition_time_embed_dim", 256))
+        pooled_dim = int(sd["label_emb.0.0.weight"].shape[1]) - 6 * time_dim
+    return load_state_dict_checkpoint({UNET_PREFIX + k: v for k, v in sd.items()}, metadata, name=path.name,
+                                      dtype=dtype, parts=("unet",), pooled_dim=pooled_dim)
 
 
 def load_vae_file(path: str | Path, *, dtype: torch.dtype | None = None, family: str | None = None):

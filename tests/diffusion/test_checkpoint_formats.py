@@ -396,6 +396,12 @@ def test_component_files(tmp_path):
                   metadata={C.HINTS_KEY: json.dumps({"unet": {"attention_head_dim": 2, "norm_num_groups": 8}})})
         loaded = C.load_unet_file(tmp_path / f"{name}.safetensors")
         _assert_same_weights(parts["unet"], loaded.unet)
+    # an SDXL U-Net alone: the pooled text width comes from its ADM input size
+    xl = C.tiny_components("sdxl", seed=2)["unet"]
+    C.save_single_file(tmp_path / "xl_unet.safetensors", unet=xl, family="sdxl")
+    loaded = C.load_unet_file(tmp_path / "xl_unet.safetensors")
+    assert loaded.family == "sdxl" and loaded.unet_config["addition_time_embed_dim"] == 8
+    _assert_same_weights(xl, loaded.unet)
     # VAE alone, diffusers naming
     save_file({k: v.contiguous() for k, v in parts["vae"].state_dict().items()}, str(tmp_path / "vae.safetensors"),
               metadata={C.HINTS_KEY: json.dumps({"vae": {"norm_num_groups": 8}})})
