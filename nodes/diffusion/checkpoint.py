@@ -568,7 +568,7 @@ _OPEN_CLIP_IGNORED = ("logit_scale", "attn_mask")
 
 
 def _materialise(module: torch.nn.Module, sd: Mapping[str, torch.Tensor], what: str, name: str,
-                 dtype: torch.dtype | None) -> list[str]:
+                 dtype: torch.dtype | None) -> None:
     """Assign converted weights to a module built on the meta device; strict, with readable errors."""
     if dtype is not None:
         sd = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in sd.items()}
@@ -591,7 +591,6 @@ def _materialise(module: torch.nn.Module, sd: Mapping[str, torch.Tensor], what: 
                 owner.register_buffer(attr, torch.arange(buf.shape[-1]).expand(buf.shape), persistent=False)
             else:
                 raise CheckpointError(f"{name}: {what} buffer {buf_name} is not in the file")
-    return missing
 
 
 def build_unet(config: Mapping[str, Any]):

@@ -394,8 +394,7 @@ def _embed_tokens(core: torch.nn.Module, chunks: Sequence[Sequence[Token]]) -> t
         ids = torch.tensor([t if isinstance(t, int) else 0 for t in chunk], device=table.device)
         emb = table[ids]
         for i, t in enumerate(chunk):
-            if isinstance(t, torch.Tensor):
-                emb = emb.clone() if emb is table else emb
+            if isinstance(t, torch.Tensor):  # indexing made a copy: the table itself is untouched
                 emb[i] = t.to(emb.device, emb.dtype)
         rows.append(emb)
         eos = next((i for i, t in enumerate(chunk) if isinstance(t, int) and t == EOS), len(chunk) - 1)
@@ -422,8 +421,8 @@ def run_text_encoder(model: torch.nn.Module, chunks: Sequence[Sequence[Token]], 
     mask = mask[None, None].expand(n, 1, length, length)
     layers = core.encoder.layers
     num_layers = len(layers)
-    if layer_idx is not None and abs(layer_idx) > num_layers:
-        layer_idx = None  # ComfyUI: out of range means "last"
+    if layer_idx is not None and not -num_layers <= layer_idx < num_layers:
+        layer_idx = None  # out of range means "last", as in ComfyUI
     stop = None if layer_idx is None else (layer_idx % num_layers)
     intermediate = None
     for i, layer in enumerate(layers):
