@@ -1,0 +1,33 @@
+"""`python -m nodegraph.server`: run the server without the full CLI (tests and benchmarks use it).
+
+    python -m nodegraph.server [--host H] [--port P] [--token T] [--data-dir D] [--base B] [--plugins DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..environment import Environment
+from . import serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nodegraph.server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8188)
+    parser.add_argument("--token", default=None)
+    parser.add_argument("--data-dir", default=".")
+    parser.add_argument("--base", default=".", help="folder holding models/, input/, output/, temp/")
+    parser.add_argument("--plugins", default="custom_nodes")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+    env = Environment.create(base=args.base, plugins_dir=args.plugins, device=args.device)
+    for problem in env.registry.problems:
+        print(f"warning: {problem.source}: {problem.message}", file=sys.stderr)
+    serve(env, host=args.host, port=args.port, token=args.token, data_dir=args.data_dir, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

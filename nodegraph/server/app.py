@@ -1,0 +1,314 @@
+"""The HTTP app: native API under /api, ComfyUI's routes at the root, the editor as static files.
+
+Native routes (documented in the OpenAPI schema at /openapi.json, browsable at /docs):
+
+    GET    /api/nodes                      {type name: NodeSpec.schema(env)}
+    POST   /api/jobs                       {workflow, client_id?, extra?, number?, front?, outputs?}
+                                           -> {job_id, job_ids, number} | 400 {detail, errors: [issue...]}
+    GET    /api/jobs/{job_id}              job {job_id, status, workflow, outputs, errors, created, started, finished}
+    GET    /api/queue                      {running: [job], pending: [job], paused}
+    DELETE /api/queue/{job_id}             remove a pending job (interrupt it if it is running)
+    POST   /api/queue/clear                remove every pending job
+    POST   /api/queue/{job_id}/front       move a pending job to the front
+    POST   /api/queue/pause | resume       stop / restart taking jobs (the running one finishes)
+    GET    /api/status                     {queue_remaining, paused, running, worker_alive, clients}
+    GET    /api/history?offset=&limit=     {items: [job] newest first, total}
+    DELETE /api/history/{job_id}, POST /api/history/clear
+    POST   /api/interrupt                  {job_id?} -> {interrupted}
+    GET    /api/models, /api/models/{folder}
+    POST   /api/upload/image               multipart image, subfolder?, type?, overwrite? -> {name, subfolder, type}
+    POST   /api/upload/mask                same plus original_ref (JSON {filename, subfolder, type})
+    GET    /api/view?filename=&subfolder=&type=
+    POST   /api/free                       {unload_models?, free_memory?}
+    GET    /api/system_stats               ComfyUI's {system, devices} plus queue, cache and device manager
+    POST   /api/convert                    {workflow: any format} -> {workflow: native} | 400
+    POST   /api/export/comfy_api           {workflow} -> ComfyUI API prompt | 400
+    POST   /api/validate                   {workflow} -> {ok, errors}
+    GET    /api/workflows, /api/workflows/{name}   example workflows (workflows/*.json), as native JSON
+    WS     /api/ws?client_id=              text {"type", "data"} events; binary msgpack previews
+
+ComfyUI-compatible routes: see comfy_compat.py. Everything but the websockets runs through the
+Guard middleware (security.py): token, cross-site and body-size checks; websockets get the
+token and cross-site checks.
+"""
+from __future__ import annotations
+
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile, WebSocket
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from .. import __version__
+from ..formats import comfy_api
+from ..queue import JobStore
+from ..workflow import WorkflowFormatError, load_workflow
+from . import comfy_compat, files
+from .events import NATIVE, EventHub, serve_socket
+from .models import (ConvertOut, CountOut, DeletedOut, ErrorOut, FreeIn, FreeOut, HistoryOut, InterruptIn,
+                     InterruptOut, JobIn, JobOut, JobSubmitted, OkOut, QueueOut, StatusOut, UploadOut, ValidateOut,
+                     WorkflowIn)
+from .security import Guard
+from .service import MAX_ID_LENGTH, Limits, ServerState, SubmitError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DB_NAME = "nodegraph-jobs.sqlite3"
+_BAD_REQUEST = {400: {"model": ErrorOut}}
+
+MISSING_UI_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>nodegraph</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
+<h1>nodegraph server is running</h1>
+<p>The editor has not been built, so there is nothing to show here yet. Build it with</p>
+<pre>cd ui &amp;&amp; npm ci &amp;&amp; npm run build</pre>
+<p>(expected in <code>{ui_dir}</code>) and reload this page.</p>
+<p>The HTTP API works without it: see <a href="/docs">/docs</a> and <a href="/openapi.json">/openapi.json</a>.</p>
+</body></html>"""
+
+
+def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_dir: str | Path | None = None,
+               workflows_dir: str | Path | None = None, loopback_only: bool = True,
+               limits: Limits | None = None) -> FastAPI:
+    """The ASGI app. `loopback_only`: the server listens on loopback only (adds a Host check when
+    there is no token). The job database is `data_dir`/nodegraph-jobs.sqlite3."""
+    store = JobStore(Path(data_dir) / DB_NAME)
+    state = ServerState(env=env, store=store, hub=EventHub(), token=token,
+                        ui_dir=Path(ui_dir) if ui_dir is not None else REPO_ROOT / "ui" / "dist",
+                        workflows_dir=Path(workflows_dir) if workflows_dir is not None else REPO_ROOT / "workflows",
+                        limits=limits or Limits())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        import asyncio
+
+        state.hub.attach(asyncio.get_running_loop())
+        state.worker.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(state.worker.stop)
+            store.close()
+
+    app = FastAPI(title="nodegraph", version=__version__, lifespan=lifespan,
+                  description="Node-graph workflow engine: native API under /api, ComfyUI-compatible routes at "
+                              "the root. Events: websocket /api/ws?client_id= (native) or /ws?clientId= (ComfyUI).")
+    app.state.nodegraph = state
+    app.add_middleware(Guard, token=token, loopback_only=loopback_only, max_body_bytes=state.limits.max_body_bytes)
+    _native_routes(app, state)
+    app.include_router(comfy_compat.router(state))
+    _static(app, state)
+    return app
+
+
+def _native_routes(app: FastAPI, state: ServerState) -> None:
+    env, store = state.env, state.store
+
+    def job_or_404(job_id: str):
+        job = store.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id[:MAX_ID_LENGTH]!r}")
+        return job
+
+    def submit_error(exc: SubmitError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message, "errors": exc.errors()}, status_code=400)
+
+    # --- nodes and workflows --------------------------------------------------------------------
+    @app.get("/api/nodes", tags=["nodes"], summary="Every node type's schema")
+    def nodes() -> dict[str, dict]:
+        out = {}
+        for name, spec in sorted(env.registry.specs.items()):
+            try:
+                out[name] = spec.schema(env)
+            except Exception:  # one node whose choices fail to list must not hide the others
+                continue
+        return out
+
+    @app.post("/api/validate", tags=["workflows"], response_model=ValidateOut, summary="Check a workflow")
+    def validate_workflow(body: WorkflowIn):
+        try:
+            workflow = state.parse(body.workflow)
+        except SubmitError as exc:
+            return {"ok": False, "errors": exc.errors()}
+        issues = state.check(workflow)
+        return {"ok": not issues, "errors": [i.to_json() for i in issues]}
+
+    @app.post("/api/convert", tags=["workflows"], response_model=ConvertOut, responses=_BAD_REQUEST,
+              summary="Any supported format (native, ComfyUI API, ComfyUI UI) as native JSON")
+    def convert(body: WorkflowIn):
+        try:
+            return {"workflow": state.parse(body.workflow).to_json()}
+        except SubmitError as exc:
+            return submit_error(exc)
+
+    @app.post("/api/export/comfy_api", tags=["workflows"], responses=_BAD_REQUEST,
+              summary="A workflow as a ComfyUI API prompt")
+    def export_comfy_api(body: WorkflowIn) -> dict:
+        try:
+            return comfy_api.from_native(state.parse(body.workflow), env.registry)
+        except SubmitError as exc:
+            return submit_error(exc)
+        except WorkflowFormatError as exc:
+            return submit_error(SubmitError(str(exc), kind="format"))
+
+    @app.get("/api/workflows", tags=["workflows"], summary="Names of the example workflows")
+    def workflows() -> list[str]:
+        folder = state.workflows_dir
+        return sorted(p.stem for p in folder.glob("*.json")) if folder and folder.is_dir() else []
+
+    @app.get("/api/workflows/{name}", tags=["workflows"], responses={404: {"model": ErrorOut}, **_BAD_REQUEST},
+             summary="One example workflow as native JSON")
+    def workflow(name: str) -> dict:
+        stem = name[:-5] if name.endswith(".json") else name
+        if not stem or stem not in workflows():  # only listed names: no paths
+            raise HTTPException(404, f"no example workflow {name[:100]!r}")
+        try:
+            return load_workflow(state.workflows_dir / f"{stem}.json", env.registry).to_json()
+        except (WorkflowFormatError, OSError) as exc:
+            raise HTTPException(400, str(exc)) from exc
+
+    # --- jobs and queue -------------------------------------------------------------------------
+    @app.post("/api/jobs", tags=["jobs"], response_model=JobSubmitted, responses=_BAD_REQUEST,
+              summary="Queue a workflow; invalid ones come back at once with every error")
+    def submit(body: JobIn):
+        try:
+            jobs = state.submit(body.workflow, client_id=body.client_id, extra=body.extra, front=body.front,
+                                count=body.number, targets=body.outputs)
+        except SubmitError as exc:
+            return submit_error(exc)
+        return {"job_id": jobs[0].job_id, "job_ids": [j.job_id for j in jobs], "number": jobs[0].number}
+
+    @app.get("/api/jobs/{job_id}", tags=["jobs"], response_model=JobOut, summary="One job, in any state")
+    def get_job(job_id: str):
+        return job_or_404(job_id).to_json()
+
+    @app.get("/api/queue", tags=["queue"], response_model=QueueOut, summary="Running and pending jobs")
+    def queue():
+        return {"running": [j.to_json() for j in store.running()], "pending": [j.to_json() for j in store.pending()],
+                "paused": store.paused}
+
+    @app.delete("/api/queue/{job_id}", tags=["queue"], response_model=DeletedOut,
+                summary="Remove a pending job, or interrupt it if it is running")
+    def delete_job(job_id: str):
+        job = job_or_404(job_id)
+        if job.status == "running":
+            return {"deleted": False, "interrupted": state.worker.interrupt(job_id)}
+        deleted = store.delete_pending(job_id)
+        if not deleted:
+            raise HTTPException(409, f"job {job_id} is {job.status}, not queued")
+        state.broadcast_status()
+        return {"deleted": True, "interrupted": False}
+
+    @app.post("/api/queue/clear", tags=["queue"], response_model=CountOut, summary="Remove every pending job")
+    def clear_queue():
+        count = store.clear_pending()
+        state.broadcast_status()
+        return {"count": count}
+
+    @app.post("/api/queue/{job_id}/front", tags=["queue"], response_model=OkOut,
+              summary="Move a pending job to the front")
+    def to_front(job_id: str):
+        job = job_or_404(job_id)
+        if not store.move_to_front(job_id):
+            raise HTTPException(409, f"job {job_id} is {job.status}, not queued")
+        return {"ok": True}
+
+    def status() -> dict:
+        current = state.worker.current
+        return {**state.status(), "running": current.job_id if current else None,
+                "worker_alive": state.worker.alive, "clients": state.hub.count()}
+
+    @app.post("/api/queue/pause", tags=["queue"], response_model=StatusOut,
+              summary="Stop taking jobs (the running one finishes)")
+    def pause():
+        store.set_paused(True)
+        state.broadcast_status()
+        return status()
+
+    @app.post("/api/queue/resume", tags=["queue"], response_model=StatusOut, summary="Take jobs again")
+    def resume():
+        store.set_paused(False)
+        state.worker.wake()
+        state.broadcast_status()
+        return status()
+
+    @app.get("/api/status", tags=["queue"], response_model=StatusOut, summary="Queue size and worker state")
+    def get_status():
+        return status()
+
+    @app.post("/api/interrupt", tags=["jobs"], response_model=InterruptOut, summary="Interrupt the running job")
+    def interrupt(body: InterruptIn | None = None):
+        return {"interrupted": state.worker.interrupt(body.job_id if body else None)}
+
+    # --- history --------------------------------------------------------------------------------
+    @app.get("/api/history", tags=["history"], response_model=HistoryOut, summary="Finished jobs, newest first")
+    def history(offset: int = Query(0, ge=0, le=2**31), limit: int = Query(50, ge=0, le=state.limits.max_history_page)):
+        jobs, total = store.history(offset, limit)
+        return {"items": [j.to_json() for j in jobs], "total": total}
+
+    @app.delete("/api/history/{job_id}", tags=["history"], response_model=OkOut, summary="Forget a finished job")
+    def delete_history(job_id: str):
+        if not store.delete_history(job_id):
+            raise HTTPException(404, f"no finished job {job_id[:MAX_ID_LENGTH]!r}")
+        return {"ok": True}
+
+    @app.post("/api/history/clear", tags=["history"], response_model=CountOut, summary="Forget every finished job")
+    def clear_history():
+        return {"count": store.clear_history()}
+
+    # --- files, models, memory ------------------------------------------------------------------
+    @app.get("/api/models", tags=["models"], summary="Model folder kinds")
+    def model_kinds() -> list[str]:
+        return files.model_kinds(env)
+
+    @app.get("/api/models/{folder}", tags=["models"], summary="Model files of one folder kind")
+    def models(folder: str) -> list[str]:
+        return files.model_list(env, folder)
+
+    @app.post("/api/upload/image", tags=["files"], response_model=UploadOut, summary="Upload an image")
+    async def upload_image(image: UploadFile = File(...), subfolder: str = Form(""), type: str = Form("input"),
+                           overwrite: str | None = Form(None)):
+        return await files.upload_image(env, state.limits, image, subfolder, type, overwrite)
+
+    @app.post("/api/upload/mask", tags=["files"], response_model=UploadOut,
+              summary="Upload a mask: its alpha goes into the image named by original_ref")
+    async def upload_mask(image: UploadFile = File(...), original_ref: str = Form(...), subfolder: str = Form(""),
+                          type: str = Form("input"), overwrite: str | None = Form(None)):
+        return await files.upload_image(env, state.limits, image, subfolder, type, overwrite, original_ref)
+
+    @app.get("/api/view", tags=["files"], summary="An image from the output, input or temp folder",
+             responses={200: {"content": {"image/png": {}}}})
+    def view(filename: str, subfolder: str = "", type: str = "output", channel: str | None = None) -> Response:
+        return files.view(env, filename, subfolder, type, channel)
+
+    @app.post("/api/free", tags=["system"], response_model=FreeOut,
+              summary="Unload models and clear the output cache (after the running job, if any)")
+    def free(body: FreeIn | None = None):
+        body = body or FreeIn()
+        return state.worker.request_free(body.unload_models, body.free_memory)
+
+    @app.get("/api/system_stats", tags=["system"], summary="Devices, memory, versions, queue and cache")
+    def system_stats() -> dict:
+        stats = files.system_stats(env)
+        stats["queue"] = status()
+        stats["cache"] = {"entries": len(env.cache), "bytes": env.cache.size_bytes, "max_bytes": env.cache.max_bytes,
+                          "hits": env.cache.hits, "misses": env.cache.misses}
+        stats["device_manager"] = env.devices.stats()
+        return stats
+
+    @app.websocket("/api/ws")
+    async def native_socket(ws: WebSocket, client_id: str | None = None) -> None:
+        client = (client_id or "")[:MAX_ID_LENGTH] or uuid.uuid4().hex
+        await serve_socket(state.hub, ws, client, NATIVE, {**state.status(), "sid": client})
+
+
+def _static(app: FastAPI, state: ServerState) -> None:
+    ui_dir = state.ui_dir
+    if ui_dir is not None and (ui_dir / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=ui_dir, html=True), name="editor")
+        return
+
+    @app.get("/", include_in_schema=False)
+    def missing_editor() -> HTMLResponse:
+        return HTMLResponse(MISSING_UI_PAGE.format(ui_dir=ui_dir))

@@ -1,0 +1,342 @@
+"""ComfyUI's HTTP routes and websocket, with ComfyUI's field names, so its clients and scripts work.
+
+    POST /prompt {prompt, client_id, extra_data, front?, prompt_id?, partial_execution_targets?}
+         -> {prompt_id, number, node_errors} | 400 {error, node_errors}
+    GET  /prompt                      {exec_info: {queue_remaining}}
+    GET  /object_info[/{class}]       node schemas in ComfyUI's layout
+    GET  /queue, POST /queue          {queue_running, queue_pending} / {clear, delete}
+    GET  /history[/{id}], POST /history
+    POST /interrupt, POST /free, GET /view, POST /upload/image, POST /upload/mask, GET /system_stats
+    GET  /models, /models/{folder}, /embeddings, /extensions
+    WS   /ws?clientId=                status, execution_start, execution_cached, executing, progress,
+                                      executed, execution_error, execution_interrupted, execution_success;
+                                      binary previews: >I 1, >I 2 (PNG), PNG bytes
+
+ComfyUI's clients send JSON without a JSON content type (urllib's default is form-encoded), so
+these routes read the raw body themselves. Differences: a workflow with any invalid output is
+refused as a whole (ComfyUI runs the valid outputs and reports the rest).
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile, WebSocket
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..formats import comfy_api
+from ..node import NodeSpec, resolve_choices
+from ..queue import Job
+from ..workflow import Workflow
+from . import files
+from .events import COMFY, serve_socket
+from .service import MAX_ID_LENGTH, ServerState, SubmitError
+
+
+# --- request bodies (documented in the OpenAPI schema; parsed from the raw body) -----------------
+class PromptRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    prompt: dict[str, Any]
+    client_id: str | None = Field(None, max_length=MAX_ID_LENGTH)
+    extra_data: dict[str, Any] | None = None
+    front: bool | None = None
+    prompt_id: str | None = Field(None, max_length=MAX_ID_LENGTH)
+    partial_execution_targets: list[str] | None = None
+
+
+class QueueRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    clear: bool | None = None
+    delete: list[str] | None = None
+
+
+class FreeRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    unload_models: bool = False
+    free_memory: bool = False
+
+
+class InterruptRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    prompt_id: str | None = None
+
+
+def _documented(model: type[BaseModel], required: bool = True) -> dict:
+    return {"requestBody": {"required": required,
+                            "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+async def _body(request: Request, model: type[BaseModel], required: bool = True):
+    raw = await request.body()
+    if not raw.strip():
+        if required:
+            raise HTTPException(400, "a JSON body is required")
+        return model()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise HTTPException(400, "invalid request: " + "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:10])) from exc
+
+
+# --- layouts ------------------------------------------------------------------------------------
+def input_entry(inp, env) -> list:
+    """One input as ComfyUI declares it: [type, options] or [choices, options]."""
+    options: dict[str, Any] = {}
+    if inp.has_default:
+        options["default"] = inp.default
+    if inp.type.name in ("INT", "FLOAT"):
+        for key in ("min", "max", "step"):
+            if getattr(inp, key) is not None:
+                options[key] = getattr(inp, key)
+    if inp.multiline:
+        options["multiline"] = True
+    if inp.tooltip:
+        options["tooltip"] = inp.tooltip
+    if inp.force_input:
+        options["forceInput"] = True
+    if inp.lazy:
+        options["lazy"] = True
+    if inp.control_after_generate:
+        options["control_after_generate"] = True
+    if inp.display == "image_upload":
+        options["image_upload"] = True
+    elif inp.display:
+        options["display"] = inp.display
+    if inp.is_list:
+        options["is_list"] = True
+    if inp.type.name == "COMBO":
+        return [resolve_choices(inp, env), options]
+    return [inp.type.name, options] if options else [inp.type.name]
+
+
+def object_info(spec: NodeSpec, env) -> dict:
+    required = {i.name: input_entry(i, env) for i in spec.inputs if not i.optional}
+    optional = {i.name: input_entry(i, env) for i in spec.inputs if i.optional}
+    inputs: dict[str, Any] = {"required": required}
+    if optional:
+        inputs["optional"] = optional
+    return {
+        "input": inputs,
+        "input_order": {key: list(value) for key, value in inputs.items()},
+        "output": [o.type.name for o in spec.outputs],
+        "output_is_list": [o.is_list for o in spec.outputs],
+        "output_name": [o.name for o in spec.outputs],
+        "output_tooltips": [o.tooltip for o in spec.outputs],
+        "name": spec.name,
+        "display_name": spec.display_name,
+        "description": spec.description,
+        "python_module": spec.module,
+        "category": spec.category,
+        "output_node": spec.output_node,
+        "deprecated": False,
+        "experimental": False,
+    }
+
+
+def node_errors(err: SubmitError) -> tuple[dict, dict]:
+    """Our issues as ComfyUI's (error, node_errors)."""
+    per_node: dict[str, dict] = {}
+    general = []
+    for issue in err.issues:
+        record = {"type": issue.kind, "message": issue.message, "details": str(issue),
+                  "extra_info": {"input_name": issue.input} if issue.input else {}}
+        if issue.node is None:
+            general.append(record)
+            continue
+        entry = per_node.setdefault(str(issue.node), {"errors": [], "dependent_outputs": [],
+                                                      "class_type": issue.node_type})
+        entry["errors"].append(record)
+    if err.kind == "format":
+        error = {"type": "invalid_prompt", "message": err.message, "details": err.message, "extra_info": {}}
+    elif general and not per_node:
+        error = {"type": general[0]["type"], "message": general[0]["message"],
+                 "details": "; ".join(g["message"] for g in general), "extra_info": {}}
+    else:
+        error = {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
+                 "details": "; ".join(g["message"] for g in general), "extra_info": {}}
+    return error, per_node
+
+
+def comfy_prompt_of(job: Job, registry) -> dict:
+    if isinstance(job.extra.get("comfy_prompt"), dict):
+        return job.extra["comfy_prompt"]
+    try:
+        return comfy_api.from_native(Workflow.model_validate(job.workflow), registry)
+    except Exception:
+        return {}
+
+
+def queue_item(job: Job, registry) -> list:
+    """ComfyUI's queue tuple: [number, prompt_id, prompt, extra_data, outputs_to_execute]."""
+    extra = {k: v for k, v in job.extra.items() if k != "comfy_prompt"}
+    if job.client_id is not None:
+        extra["client_id"] = job.client_id
+    targets = job.targets
+    if targets is None:
+        targets = [nid for nid, n in (job.workflow.get("nodes") or {}).items()
+                   if (spec := registry.get(n.get("type"))) is not None and spec.output_node]
+    return [job.number, job.job_id, comfy_prompt_of(job, registry), extra, targets]
+
+
+def history_entry(job: Job, registry) -> dict:
+    return {
+        "prompt": queue_item(job, registry),
+        "outputs": job.outputs,
+        "status": {"status_str": "success" if job.status == "success" else "error",
+                   "completed": job.status == "success", "messages": job.messages},
+        "meta": {nid: {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
+                 for nid in job.outputs},
+    }
+
+
+def history_page(state: ServerState, max_items: int | None, offset: int) -> dict:
+    """ComfyUI's order: oldest first; by default (offset -1) the newest max_items."""
+    _, total = state.store.history(0, 0)
+    cap = state.limits.max_history_page if max_items is None else max(0, min(max_items, state.limits.max_history_page))
+    start = max(0, total - cap) if offset < 0 else offset
+    count = max(0, min(cap, total - start))
+    jobs, _ = state.store.history(total - start - count, count)
+    registry = state.env.registry
+    return {job.job_id: history_entry(job, registry) for job in reversed(jobs)}
+
+
+# --- routes -------------------------------------------------------------------------------------
+def router(state: ServerState) -> APIRouter:
+    api = APIRouter(tags=["ComfyUI compatible"])
+    env = state.env
+
+    @api.post("/prompt", openapi_extra=_documented(PromptRequest),
+              summary="Queue a workflow (ComfyUI API format; native and UI formats work too)")
+    async def post_prompt(request: Request) -> JSONResponse:
+        from starlette.concurrency import run_in_threadpool
+
+        body = await _body(request, PromptRequest)
+        extra = dict(body.extra_data or {})
+        if body.client_id is not None:
+            extra["client_id"] = body.client_id
+        if state.format_of(body.prompt) == "comfy_api":
+            extra["comfy_prompt"] = body.prompt
+        try:
+            jobs = await run_in_threadpool(
+                state.submit, body.prompt, client_id=body.client_id or extra.get("client_id"), extra=extra,
+                front=bool(body.front), job_id=body.prompt_id, targets=body.partial_execution_targets)
+        except SubmitError as exc:
+            error, per_node = node_errors(exc)
+            return JSONResponse({"error": error, "node_errors": per_node}, status_code=400)
+        return JSONResponse({"prompt_id": jobs[0].job_id, "number": jobs[0].number, "node_errors": {}})
+
+    @api.get("/prompt", summary="Queue size")
+    def get_prompt() -> dict:
+        return {"exec_info": {"queue_remaining": state.status()["queue_remaining"]}}
+
+    @api.get("/object_info", summary="Every node type in ComfyUI's layout")
+    def get_object_info() -> dict:
+        out = {}
+        for name, spec in sorted(env.registry.specs.items()):
+            try:
+                out[name] = object_info(spec, env)
+            except Exception:  # a node whose choices fail to list must not hide the others
+                continue
+        return out
+
+    @api.get("/object_info/{node_class}", summary="One node type in ComfyUI's layout ({} if unknown)")
+    def get_object_info_node(node_class: str) -> dict:
+        spec = env.registry.get(node_class)
+        return {node_class: object_info(spec, env)} if spec is not None else {}
+
+    @api.get("/queue", summary="Running and pending jobs as ComfyUI tuples")
+    def get_queue() -> dict:
+        registry = env.registry
+        return {"queue_running": [queue_item(j, registry) for j in state.store.running()],
+                "queue_pending": [queue_item(j, registry) for j in state.store.pending()]}
+
+    @api.post("/queue", openapi_extra=_documented(QueueRequest), summary="Clear the queue or delete pending jobs")
+    async def post_queue(request: Request) -> Response:
+        body = await _body(request, QueueRequest)
+        if body.clear:
+            state.store.clear_pending()
+        for job_id in body.delete or []:
+            state.store.delete_pending(str(job_id))
+        state.broadcast_status()
+        return Response(status_code=200)
+
+    @api.get("/history", summary="Finished jobs, oldest first (the newest max_items by default)")
+    def get_history(max_items: int | None = Query(None, ge=0), offset: int = Query(-1, ge=-1)) -> dict:
+        return history_page(state, max_items, offset)
+
+    @api.get("/history/{prompt_id}", summary="One finished job ({} if unknown or not finished)")
+    def get_history_item(prompt_id: str) -> dict:
+        job = state.store.get(prompt_id)
+        if job is None or job.status in ("pending", "running"):
+            return {}
+        return {job.job_id: history_entry(job, env.registry)}
+
+    @api.post("/history", openapi_extra=_documented(QueueRequest), summary="Clear the history or delete entries")
+    async def post_history(request: Request) -> Response:
+        body = await _body(request, QueueRequest)
+        if body.clear:
+            state.store.clear_history()
+        for job_id in body.delete or []:
+            state.store.delete_history(str(job_id))
+        return Response(status_code=200)
+
+    @api.post("/interrupt", openapi_extra=_documented(InterruptRequest, required=False),
+              summary="Interrupt the running job (only it, if prompt_id is given)")
+    async def post_interrupt(request: Request) -> Response:
+        body = await _body(request, InterruptRequest, required=False)
+        state.worker.interrupt(body.prompt_id)
+        return Response(status_code=200)
+
+    @api.post("/free", openapi_extra=_documented(FreeRequest, required=False),
+              summary="Unload models / free memory (after the running job, if any)")
+    async def post_free(request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        body = await _body(request, FreeRequest, required=False)
+        await run_in_threadpool(state.worker.request_free, body.unload_models, body.free_memory)
+        return Response(status_code=200)
+
+    @api.get("/view", summary="An image from the output, input or temp folder",
+             responses={200: {"content": {"image/png": {}}}})
+    def get_view(filename: str, subfolder: str = "", type: str = "output", channel: str | None = None) -> Response:
+        return files.view(env, filename, subfolder, type, channel)
+
+    @api.post("/upload/image", summary="Upload an image (multipart: image, subfolder, type, overwrite)")
+    async def post_upload_image(image: UploadFile = File(...), subfolder: str = Form(""), type: str = Form("input"),
+                                overwrite: str | None = Form(None)) -> dict:
+        return await files.upload_image(env, state.limits, image, subfolder, type, overwrite)
+
+    @api.post("/upload/mask", summary="Upload a mask: its alpha goes into the image named by original_ref")
+    async def post_upload_mask(image: UploadFile = File(...), original_ref: str = Form(...),
+                               subfolder: str = Form(""), type: str = Form("input"),
+                               overwrite: str | None = Form(None)) -> dict:
+        return await files.upload_image(env, state.limits, image, subfolder, type, overwrite, original_ref)
+
+    @api.get("/system_stats", summary="System, device and memory information")
+    def get_system_stats() -> dict:
+        return files.system_stats(env)
+
+    @api.get("/models", summary="Model folder kinds")
+    def get_model_kinds() -> list[str]:
+        return files.model_kinds(env)
+
+    @api.get("/models/{folder}", summary="Model files of one folder kind")
+    def get_models(folder: str) -> list[str]:
+        return files.model_list(env, folder)
+
+    @api.get("/embeddings", summary="Textual inversion embeddings (names without extension)")
+    def get_embeddings() -> list[str]:
+        return [name.rsplit(".", 1)[0] for name in env.folders.list("embeddings")]
+
+    @api.get("/extensions", summary="Frontend extension scripts (none: the editor has its own plugin API)")
+    def get_extensions() -> list[str]:
+        return []
+
+    @api.websocket("/ws")
+    async def comfy_socket(ws: WebSocket, clientId: str | None = None) -> None:  # noqa: N803 - ComfyUI's name
+        sid = (clientId or "")[:MAX_ID_LENGTH] or uuid.uuid4().hex
+        await serve_socket(state.hub, ws, sid, COMFY, {**state.status(), "sid": sid})
+
+    return api

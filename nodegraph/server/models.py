@@ -1,0 +1,125 @@
+"""Request and response bodies of the native API (they make its OpenAPI schema)."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .service import MAX_BATCH, MAX_ID_LENGTH
+
+
+class Issue(BaseModel):
+    """One problem with a workflow: validation issue, or a format error (kind "format")."""
+    kind: str
+    message: str
+    node: str | None = None
+    node_type: str | None = None
+    input: str | None = None
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    errors: list[Issue] = []
+
+
+class WorkflowIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    workflow: dict[str, Any] = Field(description="native, ComfyUI API or ComfyUI UI format")
+
+
+class JobIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    workflow: dict[str, Any] = Field(description="native, ComfyUI API or ComfyUI UI format")
+    client_id: str | None = Field(None, max_length=MAX_ID_LENGTH,
+                                  description="the websocket client (/api/ws?client_id=) that gets this job's events")
+    extra: dict[str, Any] | None = Field(None, description="extra data handed to nodes (ctx.extra)")
+    number: int = Field(1, ge=1, le=MAX_BATCH, description="batch count: how many runs to queue")
+    front: bool = Field(False, description="queue at the front instead of the back")
+    outputs: list[str] | None = Field(None, description="output node ids to run (default: every output node)")
+
+
+class JobSubmitted(BaseModel):
+    job_id: str = Field(description="the (first) job's id, also its prompt_id in events")
+    job_ids: list[str] = Field(description="every queued job (several with a batch count)")
+    number: int = Field(description="the (first) job's submission number")
+
+
+class JobOut(BaseModel):
+    job_id: str
+    number: int
+    status: Literal["pending", "running", "success", "error", "interrupted"]
+    client_id: str | None = None
+    workflow: dict[str, Any]
+    outputs: dict[str, Any] = Field(description="output node id -> UI outputs, e.g. {images: [{filename, subfolder, type}]}")
+    errors: list[dict[str, Any]]
+    created: float
+    started: float | None = None
+    finished: float | None = None
+
+
+class QueueOut(BaseModel):
+    running: list[JobOut]
+    pending: list[JobOut]
+    paused: bool
+
+
+class HistoryOut(BaseModel):
+    items: list[JobOut] = Field(description="finished jobs, newest first")
+    total: int
+
+
+class StatusOut(BaseModel):
+    queue_remaining: int = Field(description="pending + running jobs")
+    paused: bool
+    running: str | None = Field(None, description="the running job's id")
+    worker_alive: bool = True
+    clients: int = Field(0, description="connected websockets")
+
+
+class DeletedOut(BaseModel):
+    deleted: bool = Field(description="a pending job was removed")
+    interrupted: bool = Field(False, description="the job was running and has been interrupted")
+
+
+class CountOut(BaseModel):
+    count: int
+
+
+class OkOut(BaseModel):
+    ok: bool
+
+
+class InterruptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job_id: str | None = Field(None, description="interrupt only if this job is the running one")
+
+
+class InterruptOut(BaseModel):
+    interrupted: bool
+
+
+class FreeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unload_models: bool = True
+    free_memory: bool = True
+
+
+class FreeOut(BaseModel):
+    deferred: bool = Field(description="a job is running: memory is freed right after it")
+    freed_device_bytes: int | None = None
+    cache_entries_cleared: int | None = None
+
+
+class UploadOut(BaseModel):
+    name: str
+    subfolder: str
+    type: str
+
+
+class ValidateOut(BaseModel):
+    ok: bool
+    errors: list[Issue]
+
+
+class ConvertOut(BaseModel):
+    workflow: dict[str, Any]

@@ -1,0 +1,107 @@
+"""What the routes share: the environment, the job store, the event hub, the worker, and job
+submission (parse any format -> validate -> queue) used by both the native and the ComfyUI API."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..queue import Job, JobStore
+from ..validate import ValidationIssue, validate
+from ..workflow import Workflow, WorkflowFormatError, detect_format, parse_workflow
+from .events import EventHub
+from .worker import Worker
+
+MAX_BATCH = 100
+MAX_ID_LENGTH = 200
+
+
+class SubmitError(Exception):
+    """A workflow that cannot be queued: a format error, or validation issues (all of them)."""
+
+    def __init__(self, message: str, issues: list[ValidationIssue] | None = None, kind: str = "invalid") -> None:
+        super().__init__(message)
+        self.message = message
+        self.issues = issues or []
+        self.kind = kind  # "format" | "invalid" | "duplicate_id"
+
+    def errors(self) -> list[dict]:
+        if self.issues:
+            return [issue.to_json() for issue in self.issues]
+        return [{"kind": self.kind, "message": self.message, "node": None, "node_type": None, "input": None}]
+
+
+@dataclass
+class Limits:
+    max_body_bytes: int = 32 * 2**20  # any request
+    max_upload_bytes: int = 32 * 2**20  # one uploaded image
+    max_image_pixels: int = 8192 * 8192  # an uploaded image, decoded
+    max_history_page: int = 500
+
+
+@dataclass
+class ServerState:
+    env: object
+    store: JobStore
+    hub: EventHub
+    token: str | None = None
+    ui_dir: Path | None = None
+    workflows_dir: Path | None = None
+    limits: Limits = field(default_factory=Limits)
+    worker: Worker | None = None
+
+    def __post_init__(self) -> None:
+        if self.worker is None:
+            self.worker = Worker(self.env, self.store, self.hub, self.status)
+
+    # --- status -------------------------------------------------------------------------------
+    def status(self) -> dict:
+        counts = self.store.counts()
+        return {"queue_remaining": counts.get("pending", 0) + counts.get("running", 0),
+                "paused": self.store.paused}
+
+    def broadcast_status(self) -> None:
+        self.hub.post("status", self.status())
+
+    # --- workflows ----------------------------------------------------------------------------
+    def parse(self, doc) -> Workflow:
+        try:
+            return parse_workflow(doc, self.env.registry)
+        except WorkflowFormatError as exc:
+            raise SubmitError(str(exc), kind="format") from exc
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # malformed foreign formats
+            raise SubmitError(f"not a readable workflow: {type(exc).__name__}: {exc}", kind="format") from exc
+
+    def check(self, workflow: Workflow, targets: list[str] | None = None) -> list[ValidationIssue]:
+        _, issues = validate(workflow, self.env.registry, self.env, targets)
+        return issues
+
+    def submit(self, doc, *, client_id: str | None = None, extra: dict | None = None, front: bool = False,
+               count: int = 1, job_id: str | None = None, targets: list[str] | None = None) -> list[Job]:
+        """Parse (any format), validate, and queue `count` runs; raises SubmitError with every issue."""
+        workflow = self.parse(doc)
+        if targets is not None:
+            targets = [str(t) for t in targets]
+        issues = self.check(workflow, targets)
+        if issues:
+            raise SubmitError(f"the workflow is invalid ({len(issues)} problem(s))", issues)
+        if job_id is not None and (not job_id or len(job_id) > MAX_ID_LENGTH or self.store.exists(job_id)):
+            raise SubmitError(f"job id {job_id[:MAX_ID_LENGTH]!r} is empty, too long or already used",
+                              kind="duplicate_id")
+        native = workflow.to_json()
+        ids = [job_id if (job_id and k == 0) else str(uuid.uuid4()) for k in range(max(1, min(count, MAX_BATCH)))]
+        # at the front, the last one added runs first: add a batch backwards to keep its order
+        jobs = [self.store.add(jid, native, extra=extra or {}, client_id=client_id, targets=targets, front=front)
+                for jid in (reversed(ids) if front else ids)]
+        if front:
+            jobs.reverse()
+        self.worker.wake()
+        self.broadcast_status()
+        return jobs
+
+    @staticmethod
+    def format_of(doc) -> str | None:
+        try:
+            return detect_format(doc)
+        except WorkflowFormatError:
+            return None
