@@ -32,7 +32,7 @@ class Events:
 
     def __init__(self, ws_url: str, client_id: str, token: str | None = None) -> None:
         query = f"client_id={client_id}" + (f"&token={token}" if token else "")
-        self.ws = connect(f"{ws_url}/api/ws?{query}", max_size=None)
+        self.ws = connect(f"{ws_url}/api/ws?{query}", max_size=None).__enter__()
         self.client_id = client_id
         self.events: list[tuple[str, dict]] = []
         self.previews: list[dict] = []
