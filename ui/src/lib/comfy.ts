@@ -1,0 +1,79 @@
+// ComfyUI formats: recognising documents, and API-format conversion both ways (mirrors
+// nodegraph/workflow.py detect_format and nodegraph/formats/comfy_api.py). The UI (litegraph)
+// format needs the node schemas' widget order and frontend-only nodes, so the server converts it.
+import { NativeWorkflow, isLink } from "./workflow";
+import { SchemaMap } from "./schema";
+
+export type DocFormat = "native" | "comfy_api" | "comfy_ui";
+
+export function detectFormat(data: unknown): DocFormat | null {
+  if (typeof data !== "object" || data === null || Array.isArray(data)) return null;
+  const d = data as Record<string, unknown>;
+  const nodes = d.nodes;
+  if (nodes && typeof nodes === "object" && !Array.isArray(nodes)) {
+    const all = Object.values(nodes).every((n) => typeof n === "object" && n !== null && "type" in n);
+    if ("version" in d || all) return "native";
+  }
+  if (Array.isArray(nodes) && "links" in d) return "comfy_ui";
+  if (d.prompt && typeof d.prompt === "object" && !Array.isArray(d.prompt)) return "comfy_api";
+  const values = Object.values(d);
+  if (values.length && values.every((v) => typeof v === "object" && v !== null && "class_type" in v)) return "comfy_api";
+  return null;
+}
+
+export type ApiPrompt = Record<string, { class_type: string; inputs: Record<string, unknown>; _meta?: { title?: string } }>;
+
+/** The API prompt of a document ({"prompt": {...}} wrappers, as ComfyUI's /prompt body, are unwrapped). */
+export function unwrapApi(data: Record<string, unknown>): ApiPrompt {
+  const p = data.prompt as Record<string, unknown> | undefined;
+  if (p && typeof p === "object" && !("class_type" in p)) return p as ApiPrompt;
+  return data as ApiPrompt;
+}
+
+function isApiLink(v: unknown): v is [string | number, number] {
+  return Array.isArray(v) && v.length === 2 && (typeof v[0] === "string" || typeof v[0] === "number") && Number.isInteger(v[1]) && typeof v[1] !== "boolean";
+}
+
+export function apiToNative(prompt: ApiPrompt): NativeWorkflow {
+  const nodes: NativeWorkflow["nodes"] = {};
+  for (const [id, entry] of Object.entries(prompt)) {
+    if (!entry || typeof entry !== "object" || !("class_type" in entry))
+      throw new Error(`node ${id}: a ComfyUI API node needs 'class_type' and 'inputs'`);
+    const inputs: Record<string, unknown> = {};
+    for (const [name, v] of Object.entries(entry.inputs ?? {}))
+      inputs[name] = isApiLink(v) ? { node: String(v[0]), output: v[1] } : v;
+    nodes[String(id)] = { type: entry.class_type, inputs, ...(entry._meta?.title ? { title: entry._meta.title } : {}) };
+  }
+  return { version: 1, nodes };
+}
+
+/** Native → ComfyUI API prompt; named outputs become indexes through the schemas. */
+export function nativeToApi(doc: NativeWorkflow, schemas: SchemaMap): ApiPrompt {
+  const out: ApiPrompt = {};
+  for (const [id, entry] of Object.entries(doc.nodes)) {
+    const inputs: Record<string, unknown> = {};
+    for (const [name, v] of Object.entries(entry.inputs)) {
+      if (isLink(v)) {
+        let index = v.output;
+        if (typeof index === "string") {
+          const src = doc.nodes[v.node];
+          const k = src ? schemas[src.type]?.outputs.findIndex((o) => o.name === index) ?? -1 : -1;
+          if (k < 0) {
+            if (/^\d+$/.test(index)) index = Number(index);
+            else throw new Error(`node ${id}: input ${name} links to unknown output ${index}`);
+          } else index = k;
+        }
+        inputs[name] = [v.node, index];
+      } else inputs[name] = v;
+    }
+    out[id] = { class_type: entry.type, inputs, _meta: { title: entry.title ?? entry.type } };
+  }
+  return out;
+}
+
+/** Reroute and note nodes of a ComfyUI UI document (what the server resolves away), for a summary. */
+export function uiSummary(doc: { nodes?: { type?: string }[]; links?: unknown[] }): { nodes: number; links: number; frontendOnly: number } {
+  const frontend = new Set(["Reroute", "PrimitiveNode", "Note", "MarkdownNote"]);
+  const nodes = doc.nodes ?? [];
+  return { nodes: nodes.length, links: (doc.links ?? []).length, frontendOnly: nodes.filter((n) => frontend.has(n.type ?? "")).length };
+}

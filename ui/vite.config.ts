@@ -1,0 +1,22 @@
+/// <reference types="vitest/config" />
+import { defineConfig } from "vite";
+
+// No React plugin: esbuild compiles TSX with the automatic runtime itself.
+export default defineConfig({
+  base: "./",
+  esbuild: { jsx: "automatic" },
+  build: {
+    outDir: "dist",
+    emptyOutDir: true,
+    chunkSizeWarningLimit: 1200,
+    sourcemap: false,
+  },
+  server: {
+    // `npm run dev` against a running `nodegraph serve` on the default port
+    proxy: { "/api": { target: "http://127.0.0.1:8188", ws: true } },
+  },
+  test: {
+    include: ["tests/**/*.test.ts"],
+    environment: "node",
+  },
+});
