@@ -1,0 +1,17 @@
+"""GAN node pack: DCGAN and pix2pix/CycleGAN generators, discriminators (DCGAN, PatchGAN) for
+scoring and best-of-N ranking, latent tools (seeded z, lerp/slerp, arithmetic, noise paths).
+
+Shipped weights (nodes/gan/weights, made by training/train_gan.py) are found in the "gan" model
+folder next to the user's models/gan files.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .nodes import *  # noqa: F401,F403
+from .nodes import SCORES
+
+PACK_DIR = Path(__file__).parent
+MODEL_FOLDERS = {"gan": [PACK_DIR / "weights"]}
+
+__all__ = ["MODEL_FOLDERS", "SCORES"]
