@@ -13,7 +13,8 @@ Two socket flavours share the hub:
 - comfy (/ws): ComfyUI's messages; status data is {"status": {"exec_info": {"queue_remaining"}}};
   previews are binary: 4-byte big-endian event type 1, 4-byte image type 2 (PNG), PNG bytes.
 
-Each connection has its own outgoing queue drained by its own task, so a slow client never
+Status changes are coalesced: a burst of submissions sends one status (the latest) to each
+client, not one per change. Each connection has its own outgoing queue drained by its own task, so a slow client never
 blocks the others; when a client's backlog grows, previews are dropped for it first.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ import json
 import logging
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import msgpack
 from starlette.websockets import WebSocket
@@ -31,6 +32,7 @@ from starlette.websockets import WebSocket
 log = logging.getLogger("nodegraph.server")
 
 NATIVE, COMFY = "native", "comfy"
+STATUS_DELAY = 0.02  # status changes within this many seconds go out as one message
 PREVIEW_BACKLOG = 16  # drop previews for a client with more messages than this waiting
 MAX_BACKLOG = 10_000  # close a client that stops reading altogether
 COMFY_PREVIEW_IMAGE, COMFY_IMAGE_PNG = 1, 2
@@ -113,9 +115,11 @@ class Connection:
 
 
 class EventHub:
-    def __init__(self) -> None:
+    def __init__(self, status: Callable[[], dict] | None = None) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.connections: dict[str, set[Connection]] = {}
+        self.status = status  # the current status data, read when a status goes out
+        self._status_due = False
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -132,7 +136,31 @@ class EventHub:
         except RuntimeError:  # the loop closed under us (shutdown)
             pass
 
+    def post_status(self) -> None:
+        """The queue changed: send everyone the status soon (coalesced); safe from any thread."""
+        loop = self.loop
+        if loop is None or loop.is_closed() or self.status is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._status_changed)
+        except RuntimeError:
+            pass
+
     # --- on the loop --------------------------------------------------------------------------
+    def _status_changed(self) -> None:
+        if not self._status_due:
+            self._status_due = True
+            self.loop.call_later(STATUS_DELAY, self._send_status)
+
+    def _send_status(self) -> None:
+        self._status_due = False
+        try:
+            data = self.status()
+        except Exception:  # e.g. the store closed during shutdown
+            log.exception("could not read the queue status")
+            return
+        self._dispatch(Message("status", data, None))
+
     def _dispatch(self, msg: Message) -> None:
         if msg.client_id is None:
             targets = [c for conns in self.connections.values() for c in conns]

@@ -51,8 +51,9 @@ class ServerState:
     worker: Worker | None = None
 
     def __post_init__(self) -> None:
+        self.hub.status = self.status
         if self.worker is None:
-            self.worker = Worker(self.env, self.store, self.hub, self.status)
+            self.worker = Worker(self.env, self.store, self.hub)
 
     # --- status -------------------------------------------------------------------------------
     def status(self) -> dict:
@@ -61,7 +62,7 @@ class ServerState:
                 "paused": self.store.paused}
 
     def broadcast_status(self) -> None:
-        self.hub.post("status", self.status())
+        self.hub.post_status()
 
     # --- workflows ----------------------------------------------------------------------------
     def parse(self, doc) -> Workflow:

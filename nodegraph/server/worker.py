@@ -15,8 +15,6 @@ import logging
 import threading
 import time
 import traceback
-from typing import Callable
-
 from ..executor import Executor
 from ..queue import Job, JobStore
 from ..validate import ValidationFailed
@@ -51,11 +49,10 @@ def encode_preview(image) -> bytes:
 
 
 class Worker:
-    def __init__(self, env, store: JobStore, hub: EventHub, status: Callable[[], dict]) -> None:
+    def __init__(self, env, store: JobStore, hub: EventHub) -> None:
         self.env = env
         self.store = store
         self.hub = hub
-        self.status = status  # the current status data (queue size, paused)
         self.executor = Executor(env)
         self.current: Job | None = None
         self._thread = threading.Thread(target=self._loop, name="nodegraph-worker", daemon=True)
@@ -184,7 +181,7 @@ class Worker:
             except Exception:  # an event that cannot be sent must not fail the node
                 log.exception("job %s: could not send event %s", job.job_id, event)
 
-        self.hub.post("status", self.status())
+        self.hub.post_status()
         status, outputs, errors = "error", {}, []
         try:
             extra = dict(job.extra)
@@ -209,7 +206,7 @@ class Worker:
         for data in finals or [{"node": None, "display_node": None, "prompt_id": job.job_id}]:
             data["timestamp"] = now_ms()
             self.hub.post("executing", data, client)
-        self.hub.post("status", self.status())
+        self.hub.post_status()
 
     @staticmethod
     def _report_failure(job: Job, post, started: list, node_id, node_type, kind: str, message: str, tb) -> None:

@@ -61,6 +61,8 @@ def test_comfy_messages_previews_history_and_embedded_prompt(server, http):
     assert set(body) == {"prompt_id", "number", "node_errors"} and body["node_errors"] == {}
     prompt_id = body["prompt_id"]
     texts, binaries = read_until_done(ws, prompt_id)
+    while not any(m["type"] == "status" and "sid" not in m["data"] for m in texts):
+        texts.append(json.loads(ws.recv()))  # status changes are coalesced: one may come after the end
     ws.close()
 
     kinds = [m["type"] for m in texts]
