@@ -26,6 +26,7 @@ from typing import Any
 PENDING, RUNNING = "pending", "running"
 FINISHED = ("success", "error", "interrupted")
 MAX_ATTEMPTS = 2
+MAX_HISTORY = 10_000  # finished jobs kept; the oldest are forgotten beyond this (their files stay)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -76,8 +77,9 @@ class Job:
 
 
 class JobStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, max_history: int = MAX_HISTORY) -> None:
         self.path = Path(path)
+        self.max_history = max_history
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -172,9 +174,12 @@ class JobStore:
     def finish(self, job_id: str, status: str, outputs: dict, errors: list, messages: list) -> None:
         if status not in FINISHED:
             raise ValueError(f"not a final status: {status!r}")
+        marks = ",".join("?" * len(FINISHED))
         with self._tx() as db:
             db.execute("UPDATE jobs SET status=?, outputs=?, errors=?, messages=?, finished=? WHERE job_id=?",
                        (status, _dumps(outputs), _dumps(errors), _dumps(messages), time.time(), job_id))
+            db.execute(f"DELETE FROM jobs WHERE job_id IN (SELECT job_id FROM jobs WHERE status IN ({marks}) "
+                       "ORDER BY finished DESC, number DESC LIMIT -1 OFFSET ?)", (*FINISHED, self.max_history))
 
     def requeue(self, job_id: str) -> None:
         """Put a running job back at the front (clean shutdown); the attempt does not count."""

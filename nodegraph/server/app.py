@@ -58,6 +58,26 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DB_NAME = "nodegraph-jobs.sqlite3"
 _BAD_REQUEST = {400: {"model": ErrorOut}}
 
+API_DESCRIPTION = """Node-graph workflow engine: the native API under `/api`, ComfyUI-compatible routes at the root.
+
+**Auth**: a server started with a token wants it on every request and websocket:
+`Authorization: Bearer <token>` or `?token=<token>`.
+
+**Events** (websockets, not listed below):
+- native `/api/ws?client_id=X` — text frames `{"type": event, "data": {...}}`; binary frames are msgpack
+  `{"type": "preview", "prompt_id", "node", "image": PNG bytes}`;
+- ComfyUI `/ws?clientId=X` — the same events in ComfyUI's shapes; binary previews are
+  `>I 1` + `>I 2` (PNG) + PNG bytes.
+
+Events: `status {queue_remaining, paused}` (to everyone; ComfyUI: `{status: {exec_info: {queue_remaining}}}`),
+and for the jobs a client submitted (with its client_id; jobs without one go to everyone):
+`execution_start`, `execution_cached {nodes}`, `executing {node}`, `progress {node, value, max}`,
+`executed {node, output}`, `execution_error {node_id, node_type, exception_message, exception_type, traceback}`,
+`execution_interrupted {node_id, node_type}`, `execution_success`, and finally `executing {node: null}`
+(sent after the job's history entry is stored). Every job event carries `prompt_id` (= job_id) and
+`timestamp` (ms).
+"""
+
 MISSING_UI_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>nodegraph</title></head>
 <body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
 <h1>nodegraph server is running</h1>
@@ -91,9 +111,7 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
             await run_in_threadpool(state.worker.stop)
             store.close()
 
-    app = FastAPI(title="nodegraph", version=__version__, lifespan=lifespan,
-                  description="Node-graph workflow engine: native API under /api, ComfyUI-compatible routes at "
-                              "the root. Events: websocket /api/ws?client_id= (native) or /ws?clientId= (ComfyUI).")
+    app = FastAPI(title="nodegraph", version=__version__, lifespan=lifespan, description=API_DESCRIPTION)
     app.state.nodegraph = state
     app.add_middleware(Guard, token=token, loopback_only=loopback_only, max_body_bytes=state.limits.max_body_bytes)
     _native_routes(app, state)

@@ -107,3 +107,13 @@ def test_clean_shutdown_requeue_does_not_count_an_attempt(store):
     store.requeue(job.job_id)
     again = store.claim_next()
     assert again.job_id == "a" and again.attempts == 1
+
+
+def test_history_is_bounded(tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3", max_history=3)
+    for k in range(5):
+        store.add(str(k), WF)
+        store.finish(store.claim_next().job_id, "success", {}, [], [])
+    items, total = store.history(0, 10)
+    assert total == 3 and ids(items) == ["4", "3", "2"]
+    store.close()
