@@ -1,0 +1,87 @@
+"""Sampler nodes with ComfyUI's names, inputs, choices and defaults: KSampler, KSamplerAdvanced.
+
+The MODEL is a device-managed handle of a DiffusionModel (models.py); the sampling itself is
+nodes.diffusion.sampling.common_ksampler. Each step reports progress (which is also where an
+interrupt stops the run) with a cheap preview: the step's x0 projected to RGB by the model's
+latent format, no VAE. A handle may carry ComfyUI-style model options (CFG hooks) in
+handle.info["model_options"].
+"""
+from __future__ import annotations
+
+import torch
+
+from nodegraph import CONDITIONING, LATENT, MODEL, Choice, Float, Input, Int, Output, Seed, node
+from nodegraph.images import tensor_to_pil
+
+from .sampling import SAMPLER_NAMES, SCHEDULER_NAMES, common_ksampler
+
+__all__ = ["KSampler", "KSamplerAdvanced"]
+
+MAX_STEPS = 10000
+
+
+def _inputs_head(seed_name: str) -> list[Input]:
+    return [
+        Input("model", MODEL, tooltip="The diffusion model that denoises the latent."),
+        Seed(seed_name, tooltip="Seed of the initial noise (and of the noise of ancestral/SDE samplers)."),
+        Int("steps", 20, min=1, max=MAX_STEPS, tooltip="Denoising steps."),
+        Float("cfg", 8.0, min=0.0, max=100.0, step=0.1,
+              tooltip="Classifier-free guidance scale: how strongly the prompt is followed."),
+        Choice("sampler_name", SAMPLER_NAMES, tooltip="The algorithm that integrates the denoising."),
+        Choice("scheduler", SCHEDULER_NAMES, tooltip="How the noise levels of the steps are spaced."),
+        Input("positive", CONDITIONING, tooltip="What the image should show."),
+        Input("negative", CONDITIONING, tooltip="What the image should not show."),
+        Input("latent_image", LATENT, tooltip="The latent to denoise (EmptyLatentImage for text-to-image)."),
+    ]
+
+
+def run_sampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
+                denoise=1.0, disable_noise=False, start_step=None, last_step=None, force_full_denoise=False) -> dict:
+    """Sample on the model's device, reporting progress and previews through ctx."""
+    with ctx.devices.use(model) as diffusion:
+        fmt = diffusion.latent_format
+
+        def on_step(step: int, x0: torch.Tensor, x: torch.Tensor, total: int) -> None:
+            preview = tensor_to_pil(fmt.to_rgb(x0[:1]).cpu())
+            ctx.progress(step + 1, total, preview=preview)
+
+        with torch.inference_mode():
+            return common_ksampler(diffusion, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+                                   latent_image, denoise=denoise, disable_noise=disable_noise,
+                                   start_step=start_step, last_step=last_step,
+                                   force_full_denoise=force_full_denoise, callback=on_step,
+                                   check_interrupt=ctx.check_interrupt,
+                                   model_options=model.info.get("model_options"))
+
+
+@node(category="sampling")
+class KSampler:
+    """Denoise a latent with a diffusion model, guided by positive and negative conditioning."""
+    inputs = _inputs_head("seed") + [
+        Float("denoise", 1.0, min=0.0, max=1.0, step=0.01,
+              tooltip="How much of the latent is replaced: below 1 keeps the structure of the input (img2img)."),
+    ]
+    outputs = [Output("LATENT", LATENT)]
+
+    def run(self, ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
+            denoise=1.0):
+        return (run_sampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+                            latent_image, denoise=denoise),)
+
+
+@node(category="sampling")
+class KSamplerAdvanced:
+    """KSampler over a window of the steps, with or without adding noise (for multi-stage sampling)."""
+    inputs = [Input("model", MODEL), Choice("add_noise", ["enable", "disable"])] + _inputs_head("noise_seed")[1:] + [
+        Int("start_at_step", 0, min=0, max=MAX_STEPS),
+        Int("end_at_step", 10000, min=0, max=MAX_STEPS),
+        Choice("return_with_leftover_noise", ["disable", "enable"]),
+    ]
+    outputs = [Output("LATENT", LATENT)]
+
+    def run(self, ctx, model, add_noise, noise_seed, steps, cfg, sampler_name, scheduler, positive, negative,
+            latent_image, start_at_step, end_at_step, return_with_leftover_noise, denoise=1.0):
+        return (run_sampler(ctx, model, noise_seed, steps, cfg, sampler_name, scheduler, positive, negative,
+                            latent_image, denoise=denoise, disable_noise=add_noise == "disable",
+                            start_step=start_at_step, last_step=end_at_step,
+                            force_full_denoise=return_with_leftover_noise != "enable"),)

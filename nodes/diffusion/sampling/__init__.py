@@ -1,0 +1,24 @@
+"""Noise schedules, samplers and guidance for the diffusion pack (ComfyUI's names and results).
+
+    schedules  ModelSampling (sigmas from alphas_cumprod, sigma <-> timestep, eps/v denoising),
+               the schedulers (normal, karras, exponential, sgm_uniform, simple, ddim_uniform, beta ...)
+    samplers   euler, euler_ancestral, heun, dpm_2, lms, dpmpp_* ... as pure functions
+    unipc      UniPC (bh1, bh2)
+    noise      seeded initial noise (prepare_noise) and ancestral / Brownian-tree noise samplers
+    guidance   conditioning areas, masks, strengths, batched classifier-free guidance, inpainting
+    pipeline   common_ksampler: one KSampler / KSamplerAdvanced run on a DiffusionModel
+"""
+from .guidance import CFGDenoiser, CondEntry, InpaintDenoiser, ModelDenoiser, calc_cond_batch, prepare_conds
+from .noise import BrownianTreeNoiseSampler, default_noise_sampler, prepare_noise
+from .pipeline import common_ksampler, prepare_mask, sample_with_sigmas
+from .samplers import SAMPLER_NAMES, SAMPLERS, get_ancestral_step, get_sampler, to_d
+from .schedules import (DISCARD_PENULTIMATE_SIGMA_SAMPLERS, SCHEDULER_NAMES, SCHEDULERS, ModelSampling,
+                        calculate_sigmas, karras_sigmas, ksampler_sigmas, scaled_linear_alphas_cumprod, trim_sigmas)
+
+__all__ = [
+    "BrownianTreeNoiseSampler", "CFGDenoiser", "CondEntry", "DISCARD_PENULTIMATE_SIGMA_SAMPLERS", "InpaintDenoiser",
+    "ModelDenoiser", "ModelSampling", "SAMPLERS", "SAMPLER_NAMES", "SCHEDULERS", "SCHEDULER_NAMES",
+    "calc_cond_batch", "calculate_sigmas", "common_ksampler", "default_noise_sampler", "get_ancestral_step",
+    "get_sampler", "karras_sigmas", "ksampler_sigmas", "prepare_conds", "prepare_mask", "prepare_noise",
+    "sample_with_sigmas", "scaled_linear_alphas_cumprod", "to_d", "trim_sigmas",
+]
