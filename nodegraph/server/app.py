@@ -38,6 +38,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile, WebSocket
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -53,6 +54,7 @@ from .models import (ConvertOut, CountOut, DeletedOut, ErrorOut, FreeIn, FreeOut
                      WorkflowIn)
 from .security import Guard
 from .service import MAX_ID_LENGTH, Limits, ServerState, SubmitError
+from .worker import jsonable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DB_NAME = "nodegraph-jobs.sqlite3"
@@ -113,6 +115,12 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
 
     app = FastAPI(title="nodegraph", version=__version__, lifespan=lifespan, description=API_DESCRIPTION)
     app.state.nodegraph = state
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input, which fails to encode when it holds NaN
+        return JSONResponse({"detail": jsonable(exc.errors())}, status_code=422)
+
     app.add_middleware(Guard, token=token, loopback_only=loopback_only, max_body_bytes=state.limits.max_body_bytes)
     _native_routes(app, state)
     app.include_router(comfy_compat.router(state))

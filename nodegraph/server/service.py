@@ -2,6 +2,7 @@
 submission (parse any format -> validate -> queue) used by both the native and the ComfyUI API."""
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,7 @@ class ServerState:
             return parse_workflow(doc, self.env.registry)
         except WorkflowFormatError as exc:
             raise SubmitError(str(exc), kind="format") from exc
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # malformed foreign formats
+        except Exception as exc:  # a malformed foreign document can fail anywhere in its converter
             raise SubmitError(f"not a readable workflow: {type(exc).__name__}: {exc}", kind="format") from exc
 
     def check(self, workflow: Workflow, targets: list[str] | None = None) -> list[ValidationIssue]:
@@ -90,6 +91,11 @@ class ServerState:
             raise SubmitError(f"job id {job_id[:MAX_ID_LENGTH]!r} is empty, too long or already used",
                               kind="duplicate_id")
         native = workflow.to_json()
+        try:  # NaN / Infinity parse in Python but are not JSON: they could not be shown back
+            json.dumps([native, extra], allow_nan=False)
+        except (ValueError, TypeError) as exc:
+            raise SubmitError(f"the workflow or its extra data holds a value JSON cannot carry: {exc}",
+                              kind="format") from exc
         ids = [job_id if (job_id and k == 0) else str(uuid.uuid4()) for k in range(max(1, min(count, MAX_BATCH)))]
         # at the front, the last one added runs first: add a batch backwards to keep its order
         jobs = [self.store.add(jid, native, extra=extra or {}, client_id=client_id, targets=targets, front=front)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import threading
 import time
 import traceback
@@ -30,6 +31,22 @@ HISTORY_EVENTS = ("execution_start", "execution_cached", "execution_success", "e
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def jsonable(value, depth: int = 0):
+    """Plain JSON data (finite numbers, strings, lists, dicts) from whatever a node reported:
+    browsers' JSON.parse refuses NaN, and tensors or paths cannot be sent at all."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth > 20:
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, depth + 1) for v in value]
+    return str(value)
 
 
 def encode_preview(image) -> bytes:
@@ -171,7 +188,7 @@ class Worker:
                     png = encode_preview(data["image"])
                     self.hub.post("preview", {"prompt_id": job.job_id, "node": data.get("node")}, client, png)
                     return
-                payload = {k: v for k, v in data.items() if k != "image"}
+                payload = jsonable({k: v for k, v in data.items() if k != "image"})
                 if event in ("executing", "executed"):
                     payload["display_node"] = payload.get("node")
                 if event == "executing" and payload.get("node") is None:
@@ -189,7 +206,7 @@ class Worker:
             workflow = parse_workflow(job.workflow, self.env.registry)
             result = self.executor.run(workflow, outputs=job.targets, job_id=job.job_id, on_event=on_event,
                                        extra=extra)
-            status, outputs, errors = result.status, result.outputs, result.errors
+            status, outputs, errors = result.status, jsonable(result.outputs), jsonable(result.errors)
         except ValidationFailed as exc:  # e.g. a model file removed after the job was queued
             errors = [issue.to_json() for issue in exc.issues]
             first = exc.issues[0]

@@ -300,3 +300,35 @@ def test_missing_editor_build_gives_a_clear_page_and_a_build_is_served(server, h
         assert client.get("/").text == "<html>editor</html>"
         assert client.get("/assets/app.js").text == "console.log(1)"
         assert client.get("/api/status").status_code == 200
+
+
+def test_malformed_documents_and_non_json_numbers_are_400_never_500(server, http):
+    import json as _json
+
+    ui_like = [{"nodes": [{"id": 1, "type": "Reroute", "inputs": [{"link": 1}]}], "links": [[1, 1, 0, 1, 0, "*"]]},
+               {"nodes": [{"id": "x"}], "links": [[None]]},
+               {"nodes": [{"id": 1, "type": "SaveImage", "inputs": [{"link": 5}]}], "links": [{"id": 5}]},
+               {"nodes": [1, 2], "links": []}]
+    chain = [{"id": k, "type": "Reroute", "inputs": [{"link": k}]} for k in range(1, 3000)]
+    ui_like.append({"nodes": chain + [{"id": 5000, "type": "SaveImage", "inputs": [{"name": "images", "link": 2999}]}],
+                    "links": [[k, k + 1, 0, k, 0, "*"] for k in range(1, 2999)] + [[2999, 1, 0, 5000, 0, "IMAGE"]]})
+    for doc in ui_like:
+        for route in ("/api/convert", "/api/jobs", "/api/validate", "/api/export/comfy_api"):
+            r = http.post(route, json={"workflow": doc})
+            assert r.status_code in (200, 400), (route, r.status_code, r.text[:200])
+        assert http.post("/prompt", json={"prompt": doc}).status_code == 400
+    body = '{"workflow": {"version": 1, "nodes": {"1": {"type": "PrimitiveInt", "inputs": {"value": 1}}, ' \
+           '"2": {"type": "PreviewAny", "inputs": {"source": {"node": "1", "output": 0}}}}, "ui": {"x": NaN}}}'
+    http.post("/api/queue/pause")
+    r = http.post("/api/jobs", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200  # the workflow's NaN becomes null when it is normalised
+    assert http.get(f"/api/jobs/{r.json()['job_id']}").json()["workflow"]["ui"] == {"x": None}
+    r = http.post("/api/jobs", content=body.replace('"ui"', '"ui": {}}, "extra": {"x": NaN}, "_": {"y"'),
+                  headers={"content-type": "application/json"})
+    assert r.status_code in (400, 422)
+    body = body[:-1] + ', "extra": {"x": Infinity}}'
+    r = http.post("/api/jobs", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "JSON" in r.json()["detail"]
+    assert len(_json.loads(http.get("/api/queue").text)["pending"]) == 1
+    http.post("/api/queue/clear")
+    http.post("/api/queue/resume")
