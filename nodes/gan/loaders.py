@@ -77,12 +77,13 @@ def _indices(sd: dict, prefix: str, suffix: str = ".weight") -> list[int]:
 
 
 def _norm_kind(sd: dict, norm_prefix: str, conv_prefix: str) -> str:
-    """batch if the norm layer holds parameters; instance if the conv has a bias; none otherwise."""
-    if f"{norm_prefix}.running_mean" in sd or f"{norm_prefix}.weight" in sd:
+    """batch if the norm layer holds an affine weight; instance if the conv has a bias (pix2pix gives
+    convs a bias only with InstanceNorm, whose old files may still carry running stats); else none."""
+    if f"{norm_prefix}.weight" in sd:
         return "batch"
     if f"{conv_prefix}.bias" in sd:
         return "instance"
-    return "none"
+    return "batch" if f"{norm_prefix}.running_mean" in sd else "none"
 
 
 # --- family detectors: each returns candidate architectures (checked by shapes afterwards) ---------
