@@ -240,6 +240,7 @@ export function connect(edges: GEdge[], c: Connection, type?: string): GEdge[] {
   const kept = edges.filter((e) => !(e.target === c.target && e.targetHandle === c.targetHandle));
   const edge: GEdge = {
     id: edgeId(c),
+    type: "typed",
     source: c.source,
     sourceHandle: c.sourceHandle ?? null,
     target: c.target,

@@ -316,12 +316,22 @@ export function layout(nodes: GNode[], edges: GEdge[], which: Set<string>, schem
     if (!columns.has(d)) columns.set(d, []);
     columns.get(d)!.push(n);
   }
-  for (const [d, col] of columns) {
-    let y = 0;
-    col.sort((a, b) => Number(a.id) - Number(b.id) || a.id.localeCompare(b.id));
-    for (const n of col) {
-      n.position = { x: d * 300, y };
-      y += estimateHeight(n, schemas) + 40;
-    }
+  // Long chains wrap into bands of at most `perBand` columns, so the graph fits a screen's shape.
+  const depths = [...columns.keys()].sort((a, b) => a - b);
+  const perBand = depths.length > 4 ? 3 : depths.length > 3 ? 2 : depths.length;
+  let bandTop = 0;
+  for (let start = 0; start < depths.length; start += perBand) {
+    let bandHeight = 0;
+    depths.slice(start, start + perBand).forEach((d, k) => {
+      const col = columns.get(d)!;
+      let y = bandTop;
+      col.sort((a, b) => Number(a.id) - Number(b.id) || a.id.localeCompare(b.id));
+      for (const n of col) {
+        n.position = { x: k * 300, y };
+        y += estimateHeight(n, schemas) + 40;
+      }
+      bandHeight = Math.max(bandHeight, y - bandTop);
+    });
+    bandTop += bandHeight + 40;
   }
 }

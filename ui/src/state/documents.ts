@@ -1,0 +1,139 @@
+// Opening, saving, importing and exporting workflows, and the autosave that survives reloads.
+import { api, ApiError } from "../lib/api";
+import { apiToNative, detectFormat, nativeToApi, unwrapApi } from "../lib/comfy";
+import { embeddedWorkflow, isPng, readPngText } from "../lib/png";
+import { NativeWorkflow } from "../lib/workflow";
+import { currentWorkflow, editor, loadDocument, markSaved } from "./editor";
+import { clearAllRuns, toast } from "./runtime";
+
+/** Any supported document as native JSON: native as is, ComfyUI formats through the server. */
+export async function toNativeDoc(data: unknown): Promise<NativeWorkflow> {
+  const kind = detectFormat(data);
+  if (kind === "native") return data as NativeWorkflow;
+  if (kind === null) throw new Error("this is not a workflow (expected nodegraph or ComfyUI JSON)");
+  try {
+    return (await api.convert(data)).workflow;
+  } catch (e) {
+    // API format converts without the server's help; the UI format needs it
+    if (kind === "comfy_api" && !(e instanceof ApiError && e.status === 400)) return apiToNative(unwrapApi(data as Record<string, unknown>));
+    throw e;
+  }
+}
+
+const stem = (name: string) => name.replace(/\.(json|png)$/i, "");
+
+export async function openFile(file: File): Promise<boolean> {
+  try {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    let data: unknown;
+    if (isPng(bytes)) {
+      const found = embeddedWorkflow(await readPngText(bytes));
+      if (!found) {
+        toast(`${file.name} holds no workflow`, "warn");
+        return false;
+      }
+      data = found.data;
+    } else {
+      try {
+        data = JSON.parse(new TextDecoder().decode(bytes));
+      } catch {
+        toast(`${file.name} is neither JSON nor a PNG`, "error");
+        return false;
+      }
+    }
+    const doc = await toNativeDoc(data);
+    clearAllRuns();
+    loadDocument(doc, stem(file.name));
+    toast(`Loaded ${file.name}`, "success", 2500);
+    return true;
+  } catch (e) {
+    toast(`Could not load ${file.name}: ${(e as Error).message}`, "error", 7000);
+    return false;
+  }
+}
+
+export async function openExample(name: string) {
+  try {
+    const doc = await api.workflow(name);
+    clearAllRuns();
+    loadDocument(doc, stem(name));
+  } catch (e) {
+    toast(`Could not load ${name}: ${(e as Error).message}`, "error");
+  }
+}
+
+function download(name: string, text: string) {
+  const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+export function saveWorkflow(viewport?: { x: number; y: number; zoom: number }) {
+  const name = editor.get().name || "workflow";
+  download(`${name}.json`, JSON.stringify(currentWorkflow(viewport), null, 2));
+  markSaved();
+}
+
+export async function exportComfyApi() {
+  const s = editor.get();
+  const doc = currentWorkflow();
+  let prompt: unknown;
+  try {
+    prompt = await api.exportApi(doc);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 400) {
+      toast(`Export failed: ${e.message}`, "error");
+      return;
+    }
+    prompt = nativeToApi(doc, s.schemas);
+  }
+  download(`${s.name || "workflow"}.api.json`, JSON.stringify(prompt, null, 2));
+}
+
+// --- autosave ------------------------------------------------------------------------------------
+
+const AUTOSAVE = "nodegraph:autosave";
+
+export function restoreAutosave(): boolean {
+  try {
+    const raw = localStorage.getItem(AUTOSAVE);
+    if (!raw) return false;
+    const saved = JSON.parse(raw) as { name: string; dirty: boolean; workflow: NativeWorkflow };
+    if (!saved.workflow || detectFormat(saved.workflow) !== "native") return false;
+    loadDocument(saved.workflow, saved.name || "Untitled", { resetHistory: true, dirty: saved.dirty });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let timer: ReturnType<typeof setTimeout> | null = null;
+let getViewport: () => { x: number; y: number; zoom: number } | undefined = () => undefined;
+
+export function startAutosave(viewport: () => { x: number; y: number; zoom: number } | undefined) {
+  getViewport = viewport;
+  let last = editor.get();
+  editor.subscribe(() => {
+    const s = editor.get();
+    if (s.nodes === last.nodes && s.edges === last.edges && s.name === last.name && s.dirty === last.dirty) return;
+    last = s;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(writeAutosave, 400);
+  });
+  addEventListener("beforeunload", writeAutosave);
+}
+
+export function writeAutosave() {
+  const s = editor.get();
+  if (!s.schemasLoaded) return;
+  try {
+    localStorage.setItem(AUTOSAVE, JSON.stringify({ name: s.name, dirty: s.dirty, workflow: currentWorkflow(getViewport()) }));
+  } catch {
+    /* quota: nothing to do */
+  }
+}
