@@ -10,6 +10,13 @@ export default defineConfig({
     emptyOutDir: true,
     chunkSizeWarningLimit: 1200,
     sourcemap: false,
+    rollupOptions: {
+      // React Flow marks its modules "use client" (for server components); meaningless in a bundle
+      onwarn(warning, warn) {
+        if (warning.code === "MODULE_LEVEL_DIRECTIVE") return;
+        warn(warning);
+      },
+    },
   },
   server: {
     // `npm run dev` against a running `nodegraph serve` on the default port

@@ -120,3 +120,24 @@ class Editor:
         self.page.mouse.move(1, 1)  # no hover effects in the pictures
         self.page.wait_for_timeout(150)
         self.page.screenshot(path=str(path))
+
+    def edge_point(self, index: int = 0) -> tuple[float, float]:
+        """A point on a link's curve that is not hidden under a node (to click or right-click it)."""
+        pt = self.page.evaluate(
+            """(index) => {
+                const edge = document.querySelectorAll('.react-flow__edge')[index];
+                const path = edge.querySelector('.react-flow__edge-interaction') || edge.querySelector('path');
+                const total = path.getTotalLength();
+                for (const f of [0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8, 0.1, 0.9]) {
+                  const p = path.getPointAtLength(total * f);
+                  const m = path.getScreenCTM();
+                  const x = m.a * p.x + m.c * p.y + m.e, y = m.b * p.x + m.d * p.y + m.f;
+                  const hit = document.elementFromPoint(x, y);
+                  if (hit && edge.contains(hit)) return [x, y];
+                }
+                return null;
+            }""",
+            index,
+        )
+        assert pt, "the link is hidden under nodes everywhere"
+        return pt[0], pt[1]
