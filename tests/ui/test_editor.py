@@ -185,6 +185,13 @@ def test_open_comfy_ui_json_and_export(editor, tmp_path):
     saved = json.loads(Path(dl.value.path()).read_text())
     assert saved["version"] == 1 and saved["nodes"]["1"]["inputs"]["width"] == 40
     expect(page.locator("[data-testid=dirty]")).to_have_count(0)
+    # export for ComfyUI: links as [id, output index]
+    page.click("[data-testid=menu-workflow]")
+    with page.expect_download() as dl:
+        page.get_by_text("Export ComfyUI API").click()
+    api = json.loads(Path(dl.value.path()).read_text())
+    assert api["3"]["class_type"] == "SaveImage"
+    assert api["3"]["inputs"] == {"images": ["1", 0], "filename_prefix": "from-comfy"}
 
 
 def test_undo_redo_copy_paste(editor, artifacts):

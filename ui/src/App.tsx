@@ -18,6 +18,8 @@ function Shell() {
   const loaded = useStore(editor, (s) => s.schemasLoaded);
 
   useEffect(() => {
+    // automation hook (tests, benchmarks): set the viewport without a gesture
+    window.nodegraph.__setViewport = (vp: { x: number; y: number; zoom: number }) => rf.setViewport(vp);
     let cancelled = false;
     const load = async (attempt = 0) => {
       try {
