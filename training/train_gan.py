@@ -40,6 +40,9 @@ from nodes.gan.architectures import dcgan_generator, patchgan_discriminator, une
 
 RESOLUTION = 64
 NZ = 64
+R1_GAMMA = 1.0  # the discriminator has no norm layers: R1 keeps it smooth on the data (as in StyleGAN)
+R1_EVERY = 4
+WRONG_WEIGHT = 0.25
 SHAPE_COLORS = {"circle": "red", "square": "blue", "triangle": "green", "diamond": "purple", "star": "orange",
                 "heart": "pink"}
 PIX2PIX_BACKGROUND = "white"
@@ -166,7 +169,14 @@ def train_gan(args, device) -> tuple[nn.Module, nn.Module, dict]:
         real = real_batch(args.seed * 10**6 + step, args.batch, device)
         z = torch.randn(args.batch, NZ, 1, 1, device=device, generator=noise_gen)
         fake = G(z)
-        loss_d = bce(D(real), True) + bce(D(fake.detach()), False) + 0.5 * bce(D(wrong_images(real, noise_gen)), False)
+        regularise = step % R1_EVERY == 0
+        real.requires_grad_(regularise)
+        real_logits = D(real)
+        loss_d = bce(real_logits, True) + bce(D(fake.detach()), False) \
+            + WRONG_WEIGHT * bce(D(wrong_images(real.detach(), noise_gen)), False)
+        if regularise:  # R1: penalise the gradient on real images (lazy: every R1_EVERY steps, scaled up)
+            (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+            loss_d = loss_d + R1_GAMMA / 2 * grad.pow(2).sum(dim=(1, 2, 3)).mean() * R1_EVERY
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
@@ -176,14 +186,15 @@ def train_gan(args, device) -> tuple[nn.Module, nn.Module, dict]:
         opt_g.step()
         ema_update(G_ema, G, 0.999 if step > 500 else 0.9)
         if step % 500 == 0:
-            log.append((step, round(time.time() - start, 1), float(loss_d), float(loss_g)))
+            log.append((step, round(time.time() - start, 1), round(float(loss_d), 4), round(float(loss_g), 4)))
             print(f"gan step {step} t={time.time() - start:.0f}s loss_d={float(loss_d):.3f} loss_g={float(loss_g):.3f}",
                   flush=True)
         step += 1
     recalibrate_batchnorm(G_ema, device, batches=5 if args.smoke else 50)
+    G.eval()
     D.eval()
-    return G_ema, D, {"steps": step, "seconds": round(time.time() - start, 1), "log": log,
-                      "generator": g_arch.describe(), "discriminator": d_arch.describe()}
+    return G, G_ema, D, {"steps": step, "seconds": round(time.time() - start, 1), "log": log,
+                         "generator": g_arch.describe(), "discriminator": d_arch.describe()}
 
 
 def train_pix2pix(args, device) -> tuple[nn.Module, dict]:
@@ -301,6 +312,7 @@ def main() -> None:
     parser.add_argument("--pix2pix-seconds", type=float, default=75)
     parser.add_argument("--pix2pix-steps", type=int, default=10**9)
     parser.add_argument("--eval-count", type=int, default=1024)
+    parser.add_argument("--skip-pix2pix", action="store_true", help="train only the unconditional GAN")
     parser.add_argument("--smoke", action="store_true", help="a few steps on small batches (plumbing check)")
     args = parser.parse_args()
     if args.smoke:
@@ -313,32 +325,43 @@ def main() -> None:
     out = Path(args.out)
     samples_dir = Path(args.samples) if args.samples else out
 
-    G, D, gan_info = train_gan(args, device)
-    gan_metrics, samples = evaluate_gan(G, D, device, args.eval_count)
-    print("gan:", json.dumps(gan_metrics), flush=True)
-    P, p2p_info = train_pix2pix(args, device)
-    p2p_metrics, translated, masks = evaluate_pix2pix(P, device, min(256, args.eval_count))
-    print("pix2pix:", json.dumps(p2p_metrics), flush=True)
+    G_raw, G_ema, D, gan_info = train_gan(args, device)
+    raw_metrics, raw_samples = evaluate_gan(G_raw, D, device, args.eval_count)
+    gan_metrics, samples = evaluate_gan(G_ema, D, device, args.eval_count)
+    print("gan (raw weights):", json.dumps(raw_metrics), flush=True)
+    print("gan (EMA weights):", json.dumps(gan_metrics), flush=True)
+    G, gan_info["weights"] = G_ema, "ema"
+    if raw_metrics["world_like_generated"] > gan_metrics["world_like_generated"]:
+        G, gan_metrics, samples, gan_info["weights"] = G_raw, raw_metrics, raw_samples, "raw"
+    gan_info["other_weights_metrics"] = raw_metrics if gan_info["weights"] == "ema" else gan_metrics
+    if not args.skip_pix2pix:
+        P, p2p_info = train_pix2pix(args, device)
+        p2p_metrics, translated, masks = evaluate_pix2pix(P, device, min(256, args.eval_count))
+        print("pix2pix:", json.dumps(p2p_metrics), flush=True)
 
     common = {"trained_by": "training/train_gan.py", "dataset": "nodes/diffusion/default_world",
               "resolution": RESOLUTION, "gan_mode": "vanilla", "seed": args.seed}
     sizes = {
         "default-world-dcgan-G.safetensors": save(G, out / "default-world-dcgan-G.safetensors", {
-            **common, "architecture": gan_info["generator"], "steps": gan_info["steps"], "ema": "0.999"}),
+            **common, "architecture": gan_info["generator"], "steps": gan_info["steps"],
+            "weights": "EMA 0.999, BatchNorm recalibrated" if gan_info["weights"] == "ema" else "raw"}),
         "default-world-patchgan-D.safetensors": save(D, out / "default-world-patchgan-D.safetensors", {
-            **common, "architecture": gan_info["discriminator"], "steps": gan_info["steps"],
+            **common, "architecture": gan_info["discriminator"], "steps": gan_info["steps"], "r1_gamma": R1_GAMMA,
             "extra_fakes": "uniform noise, blocky noise, blurred and noisy real images"}),
-        "default-world-pix2pix-G.safetensors": save(P, out / "default-world-pix2pix-G.safetensors", {
-            **common, "architecture": p2p_info["generator"], "steps": p2p_info["steps"],
-            "task": "shape mask (1 channel) -> the shape in its kind's colour on white",
-            "shape_colors": json.dumps(SHAPE_COLORS), "background": PIX2PIX_BACKGROUND}),
     }
     samples_dir.mkdir(parents=True, exist_ok=True)
     to_grid(samples).save(samples_dir / "gan_samples.png")
-    pairs = torch.stack([t for k in range(min(32, translated.shape[0]))
-                         for t in (masks[k].expand(3, -1, -1).cpu(), translated[k] * 2 - 1)])
-    to_grid(pairs).save(samples_dir / "pix2pix_samples.png")
-    report = {"gan": {**gan_info, **gan_metrics}, "pix2pix": {**p2p_info, **p2p_metrics}, "file_bytes": sizes,
+    report = {"gan": {**gan_info, **gan_metrics}}
+    if not args.skip_pix2pix:
+        sizes["default-world-pix2pix-G.safetensors"] = save(P, out / "default-world-pix2pix-G.safetensors", {
+            **common, "architecture": p2p_info["generator"], "steps": p2p_info["steps"],
+            "task": "shape mask (1 channel) -> the shape in its kind's colour on white",
+            "shape_colors": json.dumps(SHAPE_COLORS), "background": PIX2PIX_BACKGROUND})
+        pairs = torch.stack([t for k in range(min(32, translated.shape[0]))
+                             for t in (masks[k].expand(3, -1, -1).cpu(), translated[k] * 2 - 1)])
+        to_grid(pairs).save(samples_dir / "pix2pix_samples.png")
+        report["pix2pix"] = {**p2p_info, **p2p_metrics}
+    report |= {"file_bytes": sizes,
               "total_bytes": sum(sizes.values()), "device": str(device),
               "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     (samples_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
