@@ -170,6 +170,11 @@ def test_prepare_noise_is_comfyui_noise():
     draws = [torch.randn(1, 4, 8, 6) for _ in range(3)]
     assert torch.equal(picked, torch.cat([draws[2], draws[0], draws[2]]))
     assert torch.equal(prepare_noise(latent[:1], 2 ** 64 - 1), prepare_noise(latent[:1], 2 ** 64 - 1))
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    prepare_noise(latent, 99)
+    assert torch.equal(torch.rand(3), expected)  # the global generator is left alone
 
 
 def test_prepare_mask_resizes_and_repeats():

@@ -22,8 +22,9 @@ _SEED_MASK = 2 ** 64 - 1
 
 
 def prepare_noise(latent: torch.Tensor, seed: int, batch_index: Sequence[int] | None = None) -> torch.Tensor:
-    """ComfyUI's comfy.sample.prepare_noise: CPU noise, drawn in float32, of the latent's shape."""
-    generator = torch.manual_seed(int(seed))
+    """ComfyUI's comfy.sample.prepare_noise: CPU noise, drawn in float32, of the latent's shape.
+    (ComfyUI seeds the global generator; a private one seeded alike draws the same numbers.)"""
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))
     shape = list(latent.shape)
     if batch_index is None:
         return torch.randn(shape, dtype=torch.float32, generator=generator, device="cpu").to(latent.dtype)

@@ -73,7 +73,7 @@ def sample_with_sigmas(model, noise: torch.Tensor, positive, negative, cfg: floa
     guided = CFGDenoiser(apply_fn, positive, negative, cfg, model_options)
     inpaint_noise = noise
     if sampler_name == "ddim":  # ComfyUI: euler, re-noising the kept region with other noise
-        generator = torch.manual_seed((41 if seed is None else int(seed)) + 1)
+        generator = torch.Generator(device="cpu").manual_seed(((41 if seed is None else int(seed)) + 1) % 2 ** 64)
         inpaint_noise = torch.randn(noise.shape, generator=generator, device="cpu").to(noise)
     denoiser = InpaintDenoiser(guided, latent_image, inpaint_noise, denoise_mask)
 

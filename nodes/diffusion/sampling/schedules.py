@@ -78,7 +78,7 @@ class ModelSampling:
     def sigma(self, timestep: torch.Tensor | float) -> torch.Tensor:
         """Sigma at a (possibly fractional) timestep: linear interpolation of log sigma."""
         ts = torch.as_tensor(timestep)
-        t = ts.float().clamp(0, self.num_timesteps - 1)
+        t = ts.float().to(self.log_sigmas.device).clamp(0, self.num_timesteps - 1)
         low, high, w = t.floor().long(), t.ceil().long(), t.frac()
         log_sigma = (1 - w) * self.log_sigmas[low] + w * self.log_sigmas[high]
         return log_sigma.exp().to(ts.device)
