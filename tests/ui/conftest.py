@@ -60,6 +60,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _plugins_folder(base: Path) -> Path:
+    """The server's plugins: the editor tests' own nodes, plus the repo's Stable Diffusion pack when
+    it is not registered as an entry point yet (so txt2img is tested as soon as the pack exists)."""
+    from importlib.metadata import entry_points
+
+    folder = base / "custom_nodes"
+    folder.mkdir()
+    (folder / "ui_test_nodes.py").symlink_to(PLUGINS / "ui_test_nodes.py")
+    registered = any(ep.value.startswith("nodes.diffusion") for ep in entry_points(group="nodegraph.nodes"))
+    pack = REPO / "nodes" / "diffusion"
+    if not registered and (pack / "__init__.py").is_file():
+        (folder / "diffusion").symlink_to(pack, target_is_directory=True)
+    return folder
+
+
 class Server:
     def __init__(self, base: Path) -> None:
         self.base = base
@@ -75,7 +90,7 @@ class Server:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "nodegraph.server", "--port", str(self.port), "--base", str(base),
-             "--data-dir", str(base), "--plugins", str(PLUGINS)],
+             "--data-dir", str(base), "--plugins", str(_plugins_folder(base))],
             cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 60
         while True:

@@ -15,6 +15,7 @@ class Editor:
     def wait_ready(self) -> None:
         self.page.wait_for_selector("[data-testid=canvas]", timeout=15000)
         self.page.wait_for_selector(".react-flow__pane", timeout=15000)
+        self.page.wait_for_selector(".ng-conn.on", timeout=15000)  # the event socket is connected
 
     def graph(self) -> dict:
         """Node ids/types and links of the editor's graph."""
@@ -141,3 +142,26 @@ class Editor:
         )
         assert pt, "the link is hidden under nodes everywhere"
         return pt[0], pt[1]
+
+    def set_any_widget(self, node_id: str, name: str, value) -> None:
+        """Set a widget whatever its kind: choice, multiline text, toggle or number/text field."""
+        field = self.node(node_id).locator(f"[name='{name}']")
+        if field.count():
+            tag = field.evaluate("(el) => el.tagName")
+            if tag == "SELECT":
+                field.select_option(str(value))
+                return
+            if tag == "TEXTAREA":
+                field.fill(str(value))
+                return
+            self.set_widget(node_id, name, value)
+            return
+        toggle = self.node(node_id).get_by_role("switch", name=name)
+        if toggle.get_attribute("aria-checked") != ("true" if value else "false"):
+            toggle.click()
+
+    def output_of_type(self, node_id: str, type_name: str) -> str:
+        return self.page.evaluate(
+            """([id, t]) => { const n = window.nodegraph.graph().nodes.find(n => n.id === id);
+                 const s = window.nodegraph.editor.get().schemas[n.data.nodeType];
+                 return s.outputs.find(o => o.type === t).name; }""", [node_id, type_name])

@@ -161,7 +161,8 @@ export function categoryTree(schemas: SchemaMap): CategoryTree {
     at.nodes.push(s);
   }
   const sort = (t: CategoryTree) => {
-    t.children.sort((a, b) => a.name.localeCompare(b.name));
+    // "_for_testing"-style categories go last, as ComfyUI shows them
+    t.children.sort((a, b) => Number(a.name.startsWith("_")) - Number(b.name.startsWith("_")) || a.name.localeCompare(b.name));
     t.nodes.sort((a, b) => a.display_name.localeCompare(b.display_name));
     t.children.forEach(sort);
   };
