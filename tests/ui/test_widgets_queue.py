@@ -112,3 +112,28 @@ def test_queue_panel_batch_cancel_clear_interrupt(editor):
     expect(page.locator("[data-testid=job-running]")).to_have_count(0)
     page.click("[data-testid=tab-history]")
     expect(page.locator("[data-testid=job-interrupted]").first).to_be_visible()
+
+
+def test_node_failure_shows_on_node(editor, artifacts):
+    page = editor.page
+    page.evaluate("""() => window.nodegraph.loadDocument({version: 1, nodes: {
+        "1": {type: "EmptyImage", inputs: {width: 16, height: 16, batch_size: 1, color: 255}, ui: {pos: [0, 0]}},
+        "2": {type: "UITestSteps", inputs: {image: {node: "1", output: "IMAGE"}, steps: 4, delay: 0.05, seed: 7, fail: true},
+              ui: {pos: [300, 0]}},
+        "3": {type: "SaveImage", inputs: {images: {node: "2", output: "IMAGE"}, filename_prefix: "fails"}, ui: {pos: [600, 0]}}}}, "failing")""")
+    editor.press("Control+Enter")
+    err = page.locator("[data-testid=error-2]")
+    expect(err).to_be_visible(timeout=20000)
+    expect(err).to_contain_text("asked to fail (at step 3 of 4)")
+    expect(page.locator("[data-testid=toast]", has_text="failed")).to_be_visible()
+    expect(page.locator("[data-testid='node-1'].status-done, [data-testid='node-1'].status-cached")).to_be_visible()
+    page.click("[data-testid=tab-history]")
+    expect(page.locator("[data-testid=job-error]").first).to_be_visible()
+    editor.press(".")
+    page.wait_for_timeout(400)
+    editor.screenshot(artifacts / "05b-node-failed.png")
+    # turning the failure off and running again clears the error
+    editor.node("2").get_by_role("switch", name="fail").click()
+    editor.press("Control+Enter")
+    expect(page.locator("[data-testid='output-3']").first).to_be_visible(timeout=20000)
+    expect(err).to_have_count(0)

@@ -9,7 +9,7 @@ import time
 import torch
 from PIL import Image
 
-from nodegraph import IMAGE, Float, Input, Int, Output, Seed, node
+from nodegraph import IMAGE, Boolean, Float, Input, Int, Output, Seed, node
 
 
 @node(category="testing")
@@ -17,11 +17,13 @@ class UITestSteps:
     """Tint an image over `steps` steps, reporting progress and a preview at each one."""
 
     inputs = [Input("image", IMAGE), Int("steps", 4, min=1, max=200), Float("delay", 0.1, min=0.0, max=5.0, step=0.05),
-              Seed("seed", 0)]
+              Seed("seed", 0), Boolean("fail", False)]
     outputs = [Output("IMAGE", IMAGE)]
 
-    def run(self, ctx, image, steps, delay, seed):
+    def run(self, ctx, image, steps, delay, seed, fail):
         for i in range(steps):
+            if fail and i == steps // 2:
+                raise RuntimeError(f"UITestSteps was asked to fail (at step {i + 1} of {steps})")
             time.sleep(delay)
             level = int(255 * (i + 1) / steps)
             ctx.progress(i + 1, steps, preview=Image.new("RGB", (64, 64), (level, 96, 255 - level)))
