@@ -45,7 +45,7 @@ def run_sampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive,
             preview = tensor_to_pil(fmt.to_rgb(x0[:1]).cpu())
             ctx.progress(step + 1, total, preview=preview)
 
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: later nodes may update the latent in place
             return common_ksampler(diffusion, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                    latent_image, denoise=denoise, disable_noise=disable_noise,
                                    start_step=start_step, last_step=last_step,
