@@ -88,6 +88,25 @@ def test_cond_and_uncond_run_in_one_forward_of_batch_2b():
     assert [c["batch"] for c in model.calls] == [3] and torch.allclose(out, torch.ones_like(out), atol=1e-4)
 
 
+def test_a_batch_too_big_for_memory_runs_in_parts():
+    model = ToyModel()
+    x = torch.randn(2, 4, 8, 8)
+    ms = ModelSampling()
+    pos = prepare_conds(cond(1.0) + cond(3.0), model, ms, x)
+    neg = prepare_conds(cond(0.0), model, ms, x)
+    inner = ModelDenoiser(model, ms)
+
+    def small_memory(xb, sigma, conds):
+        if xb.shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return inner(xb, sigma, conds)
+
+    sigma = ms.sigma(torch.full((2,), 300.0))  # a training sigma: the toy reads it back exactly
+    out = CFGDenoiser(small_memory, pos, neg, 2.0)(x, sigma)
+    assert [c["batch"] for c in model.calls] == [2, 2, 2]  # 6 rows tried at once, then one chunk at a time
+    assert torch.allclose(out, torch.full_like(out, 0.0 + 2.0 * (2.0 - 0.0)), atol=1e-4)
+
+
 def test_combined_conds_are_averaged():
     out = guided(ToyModel(), cond(1.0) + cond(3.0), cond(0.0), 1.0, torch.randn(1, 4, 8, 8))
     assert torch.allclose(out, torch.full_like(out, 2.0), atol=1e-4)

@@ -250,6 +250,30 @@ def _cat_conds(conds: list[dict]) -> dict:
     return out
 
 
+_OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+def _predict(apply_fn: ApplyFn, batch: list[_Chunk], sigma: torch.Tensor) -> list[tuple[_Chunk, torch.Tensor]]:
+    """x0 of every chunk, in one forward; if that does not fit in memory, in halves (ComfyUI sizes
+    its batches from a memory estimate up front, we just try)."""
+    n = len(batch)
+    input_x = torch.cat([c.input_x for c in batch])
+    conds = _cat_conds([c.conds for c in batch])
+    sigma_ = torch.cat([sigma] * n)
+    try:
+        if batch[0].control is not None:  # ControlNet: residuals for this batch
+            conds.update(batch[0].control.get_control(input_x, sigma_, conds, n))
+        return list(zip(batch, apply_fn(input_x, sigma_, conds).chunk(n)))
+    except _OOM:
+        if n == 1:
+            raise
+    # out of the except block, so the failed attempt's activations (held by the traceback) are freed
+    del input_x, conds
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return _predict(apply_fn, batch[: n // 2], sigma) + _predict(apply_fn, batch[n // 2:], sigma)
+
+
 def calc_cond_batch(apply_fn: ApplyFn, sides: Sequence[Sequence[CondEntry] | None], x: torch.Tensor,
                     sigma: torch.Tensor) -> list[torch.Tensor]:
     """The weighted average x0 prediction of each side, running compatible chunks in one forward."""
@@ -267,14 +291,7 @@ def calc_cond_batch(apply_fn: ApplyFn, sides: Sequence[Sequence[CondEntry] | Non
         batch = [to_run[i] for i in reversed(picked)]  # ComfyUI's order: last first
         taken = set(picked)
         to_run = [c for i, c in enumerate(to_run) if i not in taken]
-        n = len(batch)
-        input_x = torch.cat([c.input_x for c in batch])
-        conds = _cat_conds([c.conds for c in batch])
-        sigma_ = torch.cat([sigma] * n)
-        if first.control is not None:  # ControlNet: residuals for this batch
-            conds.update(first.control.get_control(input_x, sigma_, conds, n))
-        output = apply_fn(input_x, sigma_, conds).chunk(n)
-        for c, pred in zip(batch, output):
+        for c, pred in _predict(apply_fn, batch, sigma):
             out, cnt = outs[c.side], counts[c.side]
             if c.area is not None:
                 h, w, y, xo = c.area
