@@ -310,3 +310,21 @@ def test_callback_reports_every_step_with_x0():
                     callback=lambda i, x0, x, total: seen.append((i, total, float(x0.mean()))))
     assert [(i, t) for i, t, _ in seen] == [(i, 7) for i in range(7)]
     assert all(m == pytest.approx(2.0, abs=1e-3) for _, _, m in seen)  # the toy's x0 (model space)
+
+
+@pytest.mark.parametrize("base", ["euler", "euler_ancestral", "dpmpp_2m", "dpmpp_2s_ancestral"])
+def test_cfg_pp_samplers_step_along_the_uncond_prediction(base):
+    """CFG++ moves x along the uncond x0's direction: with cond == uncond it is the base sampler; it
+    runs the uncond pass even at cfg 1."""
+    latent = {"samples": torch.zeros(1, 4, 8, 8)}
+    run = lambda name, neg, model=None: common_ksampler(model or ToyModel(s=0.5), 3, 5, 1.0, name, "simple",  # noqa: E731
+                                                        cond(1.0), neg, latent)["samples"]
+    same = torch.allclose(run(base + "_cfg_pp", cond(1.0)), run(base, cond(1.0)), atol=1e-4)
+    # ComfyUI's 2S CFG++ reads the uncond x0 of the midpoint call in its final update: not the base sampler
+    assert same == (base != "dpmpp_2s_ancestral")
+    model = ToyModel(s=0.5)
+    pp = run(base + "_cfg_pp", cond(-1.0), model)
+    assert model.calls[0]["batch"] == 2 and not torch.allclose(pp, run(base, cond(-1.0)), atol=1e-2)
+    from nodes.diffusion.sampling import get_sampler
+    with pytest.raises(RuntimeError, match="CFG\\+\\+ samplers need"):
+        get_sampler(base + "_cfg_pp")(lambda x, s, **kw: x * 0, torch.ones(1, 4), torch.tensor([2.0, 1.0, 0.0]))

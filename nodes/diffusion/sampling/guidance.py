@@ -332,8 +332,12 @@ class CFGDenoiser:
         self.cfg = float(cfg)
         self.model_options = dict(model_options or {})
 
-    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **_: Any) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, model_options: dict | None = None,
+                 **_: Any) -> torch.Tensor:
         mo = self.model_options
+        if model_options:  # a sampler's own hooks (the CFG++ samplers read the uncond prediction)
+            post = list(mo.get("sampler_post_cfg_function", [])) + list(model_options.get("sampler_post_cfg_function", []))
+            mo = {**mo, **model_options, "sampler_post_cfg_function": post}
         skip_uncond = math.isclose(self.cfg, 1.0) and not mo.get("disable_cfg1_optimization", False)
         uncond = None if skip_uncond else self.negative
         cond_pred, uncond_pred = calc_cond_batch(self.apply_fn, [self.positive, uncond], x, sigma)

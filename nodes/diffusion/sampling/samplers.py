@@ -16,7 +16,8 @@ Euler / Heun: Karras et al. 2022, Algorithm 2 · DPM-2: the same with a DPM-Solv
 ancestral steps: DDPM/DDIM eta=1 split of the step into sigma_down and sigma_up · LMS: linear
 multistep (Adams-Bashforth) in sigma · DPM-Solver++ 2S / 2M / SDE / 2M SDE / 3M SDE: Lu et al. 2022
 (arXiv 2211.01095) in lambda = -log sigma · DDPM: Ho et al. 2020 ancestral step · LCM: Luo et al. 2023
-· iPNDM: Zhang & Chen 2023 · DPM-Solver fast/adaptive: Lu et al. 2022 (arXiv 2206.00927) · UniPC: see unipc.py.
+· iPNDM: Zhang & Chen 2023 · DPM-Solver fast/adaptive: Lu et al. 2022 (arXiv 2206.00927) · CFG++: Chung et al. 2024
+(the *_cfg_pp samplers need the guided denoiser's uncond x0) · UniPC: see unipc.py.
 """
 from __future__ import annotations
 
@@ -561,6 +562,101 @@ def sample_dpmpp_3m_sde(model: Model, x, sigmas, *, extra_args=None, callback: C
 
 
 # =============================================================================================
+# CFG++ (Chung et al. 2024, arXiv 2406.08070): step along the unconditional prediction
+# =============================================================================================
+
+class _UncondTap:
+    """Asks the guided denoiser to run the uncond pass even at cfg 1 and keeps its x0."""
+
+    def __init__(self, extra_args: dict | None) -> None:
+        self.uncond: torch.Tensor | None = None
+        extra_args = dict(extra_args or {})
+        options = dict(extra_args.get("model_options") or {})
+        options["sampler_post_cfg_function"] = list(options.get("sampler_post_cfg_function", [])) + [self._keep]
+        options["disable_cfg1_optimization"] = True
+        extra_args["model_options"] = options
+        self.extra_args = extra_args
+
+    def _keep(self, args: dict) -> torch.Tensor:
+        self.uncond = args["uncond_denoised"]
+        return args["denoised"]
+
+    def get(self) -> torch.Tensor:
+        if self.uncond is None:
+            raise RuntimeError("CFG++ samplers need a classifier-free guided denoiser (it reports the uncond x0)")
+        return self.uncond
+
+
+@torch.no_grad()
+def sample_euler_ancestral_cfg_pp(model: Model, x, sigmas, *, extra_args=None, callback: Callback = None,
+                                  noise_sampler: NoiseSampler | None = None, seed=None, eta=1.0, s_noise=1.0):
+    _, noise_sampler, s_in = _setup(x, extra_args, noise_sampler, seed)
+    tap = _UncondTap(extra_args)
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **tap.extra_args)
+        _report(callback, x, i, sigmas[i], denoised)
+        if sigmas[i + 1] == 0:
+            x = denoised
+        else:
+            d = to_d(x, sigmas[i], tap.get())
+            sigma_down, sigma_up = get_ancestral_step(sigmas[i], sigmas[i + 1], eta=eta)
+            x = denoised + sigma_down * d
+            if eta > 0 and s_noise > 0:
+                x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
+    return x
+
+
+def sample_euler_cfg_pp(model: Model, x, sigmas, *, extra_args=None, callback: Callback = None, noise_sampler=None,
+                        seed=None):
+    return sample_euler_ancestral_cfg_pp(model, x, sigmas, extra_args=extra_args, callback=callback,
+                                         noise_sampler=noise_sampler, seed=seed, eta=0.0, s_noise=0.0)
+
+
+@torch.no_grad()
+def sample_dpmpp_2s_ancestral_cfg_pp(model: Model, x, sigmas, *, extra_args=None, callback: Callback = None,
+                                     noise_sampler: NoiseSampler | None = None, seed=None, eta=1.0, s_noise=1.0):
+    _, noise_sampler, s_in = _setup(x, extra_args, noise_sampler, seed)
+    tap = _UncondTap(extra_args)
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **tap.extra_args)
+        sigma_down, sigma_up = get_ancestral_step(sigmas[i], sigmas[i + 1], eta=eta)
+        _report(callback, x, i, sigmas[i], denoised)
+        if sigma_down == 0:
+            x = denoised + to_d(x, sigmas[i], tap.get()) * sigma_down
+        else:
+            t, t_next = _t(sigmas[i]), _t(sigma_down)
+            h = t_next - t
+            s = t + h / 2
+            x_2 = (_sigma(s) / _sigma(t)) * (x + (denoised - tap.get())) - (-h / 2).expm1() * denoised
+            denoised_2 = model(x_2, _sigma(s) * s_in, **tap.extra_args)
+            x = (_sigma(t_next) / _sigma(t)) * (x + (denoised - tap.get())) - (-h).expm1() * denoised_2
+        if sigmas[i + 1] > 0:
+            x = x + noise_sampler(sigmas[i], sigmas[i + 1]) * s_noise * sigma_up
+    return x
+
+
+@torch.no_grad()
+def sample_dpmpp_2m_cfg_pp(model: Model, x, sigmas, *, extra_args=None, callback: Callback = None,
+                           noise_sampler=None, seed=None):
+    s_in = x.new_ones([x.shape[0]])
+    tap = _UncondTap(extra_args)
+    old_uncond = None
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **tap.extra_args)
+        _report(callback, x, i, sigmas[i], denoised)
+        uncond = tap.get()
+        h = _t(sigmas[i + 1]) - _t(sigmas[i])
+        if old_uncond is None or sigmas[i + 1] == 0:
+            mix = -torch.exp(-h) * uncond
+        else:
+            r = (_t(sigmas[i]) - _t(sigmas[i - 1])) / h
+            mix = -torch.exp(-h) * uncond - torch.expm1(-h) * (1 / (2 * r)) * (denoised - old_uncond)
+        x = denoised + mix + torch.exp(-h) * x
+        old_uncond = uncond
+    return x
+
+
+# =============================================================================================
 # DDPM, LCM, iPNDM
 # =============================================================================================
 
@@ -657,7 +753,9 @@ def _uni_pc(variant: str):
 # ComfyUI's sampler names, in its order. "ddim" is euler with fresh inpaint noise (see pipeline).
 SAMPLERS: dict[str, Callable[..., Any]] = {
     "euler": sample_euler,
+    "euler_cfg_pp": sample_euler_cfg_pp,
     "euler_ancestral": sample_euler_ancestral,
+    "euler_ancestral_cfg_pp": sample_euler_ancestral_cfg_pp,
     "heun": sample_heun,
     "heunpp2": sample_heunpp2,
     "dpm_2": sample_dpm_2,
@@ -666,9 +764,11 @@ SAMPLERS: dict[str, Callable[..., Any]] = {
     "dpm_fast": sample_dpm_fast,
     "dpm_adaptive": sample_dpm_adaptive,
     "dpmpp_2s_ancestral": sample_dpmpp_2s_ancestral,
+    "dpmpp_2s_ancestral_cfg_pp": sample_dpmpp_2s_ancestral_cfg_pp,
     "dpmpp_sde": sample_dpmpp_sde,
     "dpmpp_sde_gpu": _sde_gpu(sample_dpmpp_sde),
     "dpmpp_2m": sample_dpmpp_2m,
+    "dpmpp_2m_cfg_pp": sample_dpmpp_2m_cfg_pp,
     "dpmpp_2m_sde": sample_dpmpp_2m_sde,
     "dpmpp_2m_sde_gpu": _sde_gpu(sample_dpmpp_2m_sde),
     "dpmpp_2m_sde_heun": sample_dpmpp_2m_sde_heun,
