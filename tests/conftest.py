@@ -8,7 +8,7 @@ from nodegraph.environment import Environment
 from nodegraph.folders import Folders
 from nodegraph.registry import default_registry
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # tiny models: more threads only add overhead on a shared 2-core machine
 
 
 @pytest.fixture(scope="session")
