@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check torch==2.13.0 -e '.[test]'
+# the reference CLIP tokenizer the tokenizer tests compare against (without its torchvision dependency)
+.venv/bin/pip install -q --disable-pip-version-check --no-deps open-clip-torch
 
 if [ -f ui/package.json ]; then
   (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
