@@ -1,12 +1,15 @@
 """Train the default world's tiny GANs (the weights shipped in nodes/gan/weights/).
 
 1. An unconditional GAN on default-world pictures at 64x64: a DCGAN generator (nz=64, ngf=32) against
-   a PatchGAN discriminator (NLayerDiscriminator, ndf=32, n_layers=3, BatchNorm), non-saturating
-   (vanilla) loss, Adam 2e-4 / beta1 0.5, an EMA of the generator (BatchNorm statistics recomputed
-   at the end). The discriminator also sees a few obviously wrong images (noise, blur, blocky noise,
-   noisy photos) as fakes, so that its score is a usable realism measure outside the GAN game
-   (ranking other models' outputs, refusing noise).
-2. A pix2pix generator: a U-Net (num_downs=5, ngf=16, BatchNorm, 1 -> 3 channels) that turns a shape
+   a PatchGAN discriminator (NLayerDiscriminator, ndf=32, n_layers=3, no norm layers, so its score
+   of an image does not depend on the batch), non-saturating (vanilla) loss with a lazy R1 penalty
+   (gamma 1, every 4 steps), Adam 2e-4 / beta1 0.5, an EMA of the generator (BatchNorm statistics
+   recomputed at the end; the EMA or raw weights are kept, whichever draws more world-like pictures).
+   The discriminator also sees obviously wrong images (uniform and blocky noise, blurred and noisy
+   real pictures) as fakes, so that its score is a usable realism measure outside the GAN game.
+2. The discriminator is refined as a scorer: with the final generator frozen, 300 more steps of
+   real vs generated vs wrong images under a lighter R1 (gamma 0.05).
+3. A pix2pix generator: a U-Net (num_downs=5, ngf=16, BatchNorm, 1 -> 3 channels) that turns a shape
    mask into the shape painted in its kind's colour on white (circle red, square blue, triangle
    green, diamond purple, star orange, heart pink), trained with L1 (x100) + a conditional PatchGAN.
 
@@ -14,7 +17,7 @@ Both are saved in the public layouts (DCGAN `main.*`, pix2pix `model.model.*`, P
 as fp16 safetensors with metadata (resolution, gan_mode, task). Data is generated on the fly from
 nodes/diffusion/default_world, so training is a pure function of the seeds (up to GPU nondeterminism).
 
-    python training/train_gan.py --device cuda                  # ~4 minutes on one H100
+    python training/train_gan.py --device cuda                  # ~5.5 minutes on one H100
     python training/train_gan.py --smoke --out /tmp/gan_smoke   # a few CPU steps, checks the plumbing
 """
 from __future__ import annotations
@@ -43,6 +46,7 @@ NZ = 64
 R1_GAMMA = 1.0  # the discriminator has no norm layers: R1 keeps it smooth on the data (as in StyleGAN)
 R1_EVERY = 4
 WRONG_WEIGHT = 0.25
+REFINE_R1_GAMMA = 0.05
 SHAPE_COLORS = {"circle": "red", "square": "blue", "triangle": "green", "diamond": "purple", "star": "orange",
                 "heart": "pink"}
 PIX2PIX_BACKGROUND = "white"
@@ -186,8 +190,8 @@ def train_gan(args, device) -> tuple[nn.Module, nn.Module, dict]:
         opt_g.step()
         ema_update(G_ema, G, 0.999 if step > 500 else 0.9)
         if step % 500 == 0:
-            log.append((step, round(time.time() - start, 1), round(float(loss_d), 4), round(float(loss_g), 4)))
-            print(f"gan step {step} t={time.time() - start:.0f}s loss_d={float(loss_d):.3f} loss_g={float(loss_g):.3f}",
+            log.append((step, round(time.time() - start, 1), round(loss_d.item(), 4), round(loss_g.item(), 4)))
+            print(f"gan step {step} t={time.time() - start:.0f}s loss_d={loss_d.item():.3f} loss_g={loss_g.item():.3f}",
                   flush=True)
         step += 1
     recalibrate_batchnorm(G_ema, device, batches=5 if args.smoke else 50)
@@ -195,6 +199,35 @@ def train_gan(args, device) -> tuple[nn.Module, nn.Module, dict]:
     D.eval()
     return G, G_ema, D, {"steps": step, "seconds": round(time.time() - start, 1), "log": log,
                          "generator": g_arch.describe(), "discriminator": d_arch.describe()}
+
+
+def refine_discriminator(G: nn.Module, D: nn.Module, args, device) -> tuple[nn.Module, dict]:
+    """Make the discriminator a usable realism scorer: with the final generator frozen, train it
+    further (real vs the generator's samples and the wrong images) under a light R1 penalty, so that
+    it ranks sharp default-world pictures above blobs, blur and noise."""
+    torch.manual_seed(args.seed + 3)
+    D.train().requires_grad_(True)
+    G.eval()
+    opt = torch.optim.Adam(D.parameters(), lr=1e-4, betas=(0.5, 0.999))
+    gen = torch.Generator(device).manual_seed(args.seed + 4)
+    batch = args.refine_batch
+    start, step = time.time(), 0
+    while step < args.refine_steps:
+        real = real_batch(args.seed * 10**6 + 900_000 + step, batch, device).requires_grad_(True)
+        with torch.no_grad():
+            fake = G(torch.randn(batch, NZ, 1, 1, device=device, generator=gen))
+        real_logits = D(real)
+        loss = bce(real_logits, True) + bce(D(fake), False) + bce(D(wrong_images(real.detach(), gen)), False)
+        (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+        loss = loss + REFINE_R1_GAMMA / 2 * grad.pow(2).sum(dim=(1, 2, 3)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0:
+            print(f"refine step {step} t={time.time() - start:.0f}s loss={loss.item():.3f}", flush=True)
+        step += 1
+    D.eval().requires_grad_(False)
+    return D, {"refine_steps": step, "refine_seconds": round(time.time() - start, 1), "refine_r1_gamma": REFINE_R1_GAMMA}
 
 
 def train_pix2pix(args, device) -> tuple[nn.Module, dict]:
@@ -220,7 +253,7 @@ def train_pix2pix(args, device) -> tuple[nn.Module, dict]:
         loss_g.backward()
         opt_g.step()
         if step % 500 == 0:
-            print(f"pix2pix step {step} t={time.time() - start:.0f}s loss_d={float(loss_d):.3f} l1={float(l1):.4f}",
+            print(f"pix2pix step {step} t={time.time() - start:.0f}s loss_d={loss_d.item():.3f} l1={l1.item():.4f}",
                   flush=True)
         step += 1
     G.eval()
@@ -307,16 +340,20 @@ def main() -> None:
     parser.add_argument("--samples", default=None, help="folder for sample grids and the metrics JSON")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--gan-seconds", type=float, default=150)
+    parser.add_argument("--gan-seconds", type=float, default=230)
     parser.add_argument("--gan-steps", type=int, default=10**9)
     parser.add_argument("--pix2pix-seconds", type=float, default=75)
     parser.add_argument("--pix2pix-steps", type=int, default=10**9)
     parser.add_argument("--eval-count", type=int, default=1024)
     parser.add_argument("--skip-pix2pix", action="store_true", help="train only the unconditional GAN")
+    parser.add_argument("--refine-steps", type=int, default=300, help="discriminator-as-scorer refinement steps")
+    parser.add_argument("--refine-batch", type=int, default=64)
+    parser.add_argument("--resume", default=None, help="folder with the G and D files: skip GAN training")
     parser.add_argument("--smoke", action="store_true", help="a few steps on small batches (plumbing check)")
     args = parser.parse_args()
     if args.smoke:
         args.batch, args.gan_steps, args.pix2pix_steps, args.eval_count = 16, 20, 20, 64
+        args.refine_steps, args.refine_batch = 5, 16
     torch.set_num_threads(2)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
@@ -325,15 +362,29 @@ def main() -> None:
     out = Path(args.out)
     samples_dir = Path(args.samples) if args.samples else out
 
-    G_raw, G_ema, D, gan_info = train_gan(args, device)
-    raw_metrics, raw_samples = evaluate_gan(G_raw, D, device, args.eval_count)
-    gan_metrics, samples = evaluate_gan(G_ema, D, device, args.eval_count)
-    print("gan (raw weights):", json.dumps(raw_metrics), flush=True)
-    print("gan (EMA weights):", json.dumps(gan_metrics), flush=True)
-    G, gan_info["weights"] = G_ema, "ema"
-    if raw_metrics["world_like_generated"] > gan_metrics["world_like_generated"]:
-        G, gan_metrics, samples, gan_info["weights"] = G_raw, raw_metrics, raw_samples, "raw"
-    gan_info["other_weights_metrics"] = raw_metrics if gan_info["weights"] == "ema" else gan_metrics
+    if args.resume:  # continue from saved generator + discriminator files (e.g. to refine the scorer)
+        from nodes.gan.loaders import load_gan_file
+
+        G, D = (load_gan_file(Path(args.resume) / name)[1].float().to(device) for name in
+                ("default-world-dcgan-G.safetensors", "default-world-patchgan-D.safetensors"))
+        gan_info = json.loads((Path(args.resume) / "metrics.json").read_text())["gan"] \
+            if (Path(args.resume) / "metrics.json").exists() else {}
+        gan_info = {k: gan_info[k] for k in ("steps", "seconds", "log", "generator", "discriminator", "weights")
+                    if k in gan_info} | {"resumed_from": str(args.resume)}
+    else:
+        G_raw, G_ema, D, gan_info = train_gan(args, device)
+        raw_metrics, _ = evaluate_gan(G_raw, D, device, args.eval_count)
+        ema_metrics, _ = evaluate_gan(G_ema, D, device, args.eval_count)
+        print("gan (raw weights):", json.dumps(raw_metrics), flush=True)
+        print("gan (EMA weights):", json.dumps(ema_metrics), flush=True)
+        better_raw = raw_metrics["world_like_generated"] > ema_metrics["world_like_generated"]
+        G, gan_info["weights"] = (G_raw, "raw") if better_raw else (G_ema, "ema")
+        gan_info["before_refine"] = raw_metrics if better_raw else ema_metrics
+    if args.refine_steps:
+        D, refine_info = refine_discriminator(G, D, args, device)
+        gan_info |= refine_info
+    gan_metrics, samples = evaluate_gan(G, D, device, args.eval_count)
+    print("gan:", json.dumps(gan_metrics), flush=True)
     if not args.skip_pix2pix:
         P, p2p_info = train_pix2pix(args, device)
         p2p_metrics, translated, masks = evaluate_pix2pix(P, device, min(256, args.eval_count))
@@ -344,9 +395,10 @@ def main() -> None:
     sizes = {
         "default-world-dcgan-G.safetensors": save(G, out / "default-world-dcgan-G.safetensors", {
             **common, "architecture": gan_info["generator"], "steps": gan_info["steps"],
-            "weights": "EMA 0.999, BatchNorm recalibrated" if gan_info["weights"] == "ema" else "raw"}),
+            "weights": "EMA 0.999, BatchNorm recalibrated" if gan_info.get("weights") == "ema" else "raw"}),
         "default-world-patchgan-D.safetensors": save(D, out / "default-world-patchgan-D.safetensors", {
             **common, "architecture": gan_info["discriminator"], "steps": gan_info["steps"], "r1_gamma": R1_GAMMA,
+            "refined_as_scorer": f"{gan_info.get('refine_steps', 0)} steps, R1 gamma {REFINE_R1_GAMMA}",
             "extra_fakes": "uniform noise, blocky noise, blurred and noisy real images"}),
     }
     samples_dir.mkdir(parents=True, exist_ok=True)

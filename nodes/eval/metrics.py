@@ -12,6 +12,8 @@
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from scipy import linalg
@@ -28,7 +30,9 @@ def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sqrtm(a: np.ndarray) -> tuple[np.ndarray, float]:
-    root = linalg.sqrtm(a)
+    with warnings.catch_warnings():  # a singular product is detected below, by the residual
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        root = linalg.sqrtm(a)
     if not np.isfinite(root).all():
         return root, float("inf")
     norm = np.linalg.norm(a, "fro")
