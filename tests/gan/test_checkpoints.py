@@ -59,6 +59,15 @@ def test_resnet_6_blocks_and_old_instance_norm_files(tmp_path):
     assert compare(module, random_state_dict(shapes)) == ([], [], [])
 
 
+def test_batchnorm_files_without_num_batches_tracked_load():
+    """Files saved before PyTorch 0.4.1 have no num_batches_tracked buffers."""
+    sd = {k: v for k, v in random_state_dict(unet_keys(3, 3, 7, ngf=8, norm="batch")).items()
+          if not k.endswith("num_batches_tracked")}
+    arch, module = detect_and_build(sd)
+    assert arch.args["num_downs"] == 7 and arch.args["norm"] == "batch"
+    assert torch.equal(module.state_dict()["model.model.1.model.2.running_var"], sd["model.model.1.model.2.running_var"])
+
+
 @pytest.mark.parametrize("n_layers,norm", [(3, "batch"), (3, "instance"), (2, "batch"), (5, "none")])
 def test_patchgan_checkpoint_loads_strictly(n_layers, norm):
     sd = random_state_dict(nlayer_keys(6, 16, n_layers, norm))

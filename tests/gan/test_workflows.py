@@ -120,7 +120,13 @@ def test_discriminator_scores_real_pictures_above_noise(gan_env):
                                                         "images": {"node": "6", "output": 0}, "keep": 12}},
         "8": {"type": "PreviewImage", "inputs": {"images": {"node": "7", "output": 0}}},
         "9": {"type": "PreviewImage", "inputs": {"images": {"node": "4", "output": "heatmap"}}},
-        "10": {"type": "PreviewImage", "inputs": {"images": {"node": "5", "output": "heatmap"}}}}}
+        "10": {"type": "PreviewImage", "inputs": {"images": {"node": "5", "output": "heatmap"}}},
+        "11": {"type": "Discriminator", "inputs": {"discriminator": {"node": "1", "output": 0},
+                                                   "images": {"node": "6", "output": 0}}},
+        "12": {"type": "FilterByScore", "inputs": {"images": {"node": "6", "output": 0},
+                                                   "scores": {"node": "11", "output": "SCORES"},
+                                                   "keep": 0, "min_score": 0.2}},
+        "13": {"type": "PreviewImage", "inputs": {"images": {"node": "12", "output": 0}}}}}
     result = Executor(gan_env).run(doc)
     assert result.status == "success", result.errors
     real, noise = result.value("4"), result.value("5")
@@ -132,6 +138,9 @@ def test_discriminator_scores_real_pictures_above_noise(gan_env):
     kept = result.value("7")
     real_images = result.value("2")
     assert all(any(torch.allclose(k, r) for r in real_images) for k in kept)
+    # a score threshold between noise and pictures keeps the 12 pictures
+    filtered = result.value("12")
+    assert filtered.shape[0] == 12 and all(any(torch.allclose(f, r) for r in real_images) for f in filtered)
 
 
 def test_gan_best_of_n_keeps_the_best_scored(gan_env):
