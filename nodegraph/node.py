@@ -237,10 +237,13 @@ def _check_entries(name: str, what: str, entries: Iterable, kind: type) -> None:
 
 
 def _spaced(name: str) -> str:
+    """CLIPTextEncode -> "CLIP Text Encode": a space before each word, acronyms kept whole."""
     out = []
     for k, ch in enumerate(name):
-        if k and ch.isupper() and not name[k - 1].isupper():
-            out.append(" ")
+        if k and ch.isupper():
+            prev, nxt = name[k - 1], name[k + 1] if k + 1 < len(name) else ""
+            if prev.islower() or prev.isdigit() or (prev.isupper() and nxt.islower() and k > 1):
+                out.append(" ")
         out.append(ch)
     return "".join(out)
 
