@@ -67,3 +67,15 @@ def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") ->
         tensor_to_pil(images[k]).save(folder / name, pnginfo=info, compress_level=4)
         records.append({"filename": name, "subfolder": sub.as_posix() if str(sub) != "." else "", "type": kind})
     return records
+
+
+MAX_BATCH_PIXELS = 2**30  # 12 GiB as a float RGB IMAGE: beyond it a typo, not a picture
+
+
+def pixel_budget_problem(width: int, height: int, batch_size: int) -> str | None:
+    """For validate_inputs: reject sizes whose product would allocate absurd memory."""
+    total = width * height * batch_size
+    if total > MAX_BATCH_PIXELS:
+        return (f"width × height × batch_size = {total:,} pixels, above the limit of {MAX_BATCH_PIXELS:,} "
+                f"({total * 12 / 2**30:,.0f} GiB as an RGB image)")
+    return None

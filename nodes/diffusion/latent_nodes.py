@@ -7,9 +7,11 @@ from __future__ import annotations
 import math
 
 import torch
+
 import torch.nn.functional as F
 
 from nodegraph import LATENT, MASK, Choice, Float, Input, Int, Output, node
+from nodegraph.images import pixel_budget_problem
 
 MAX_RESOLUTION = 16384
 # EmptyLatentImage has no model input: SD's latent space (4 channels, 1/8 of the pixels)
@@ -84,6 +86,10 @@ class EmptyLatentImage:
     inputs = [Int("width", 512, min=16, max=MAX_RESOLUTION, step=8), Int("height", 512, min=16, max=MAX_RESOLUTION, step=8),
               Int("batch_size", 1, min=1, max=4096)]
     outputs = [Output("LATENT", LATENT)]
+
+    @classmethod
+    def validate_inputs(cls, width, height, batch_size):
+        return pixel_budget_problem(width, height, batch_size)
 
     def run(self, ctx, width, height, batch_size):
         return ({"samples": torch.zeros(batch_size, LATENT_CHANNELS, height // LATENT_DOWNSCALE, width // LATENT_DOWNSCALE)},)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from nodegraph import IMAGE, INT, MASK, Boolean, Choice, Float, Input, Int, Output, String, node
-from nodegraph.images import pil_to_tensor, save_images
+from nodegraph.images import pil_to_tensor, pixel_budget_problem, save_images
 
 MAX_SIDE = 16384
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -76,6 +76,10 @@ class EmptyImage:
     inputs = [Int("width", 512, min=1, max=MAX_SIDE), Int("height", 512, min=1, max=MAX_SIDE),
               Int("batch_size", 1, min=1, max=4096), Int("color", 0, min=0, max=0xFFFFFF, display="color")]
     outputs = [Output("IMAGE", IMAGE)]
+
+    @classmethod
+    def validate_inputs(cls, width, height, batch_size, color):
+        return pixel_budget_problem(width, height, batch_size)
 
     def run(self, ctx, width, height, batch_size, color):
         rgb = torch.tensor([(color >> 16) & 255, (color >> 8) & 255, color & 255], dtype=torch.float32) / 255.0

@@ -136,3 +136,10 @@ def test_deep_graph_has_no_recursion_limit(env):
 def test_defaults_fill_missing_widgets(env):
     doc = wf(n1={"type": "Source", "inputs": {}}, n2={"type": "Collect", "inputs": {"value": L("1")}})
     assert Executor(env).run(doc).outputs["2"] == {"values": [1]}
+
+
+def test_absurd_sizes_are_rejected_at_validation(env):
+    doc = wf(n1={"type": "EmptyImage", "inputs": {"width": 16384, "height": 16384, "batch_size": 64}},
+             n2={"type": "PreviewImage", "inputs": {"images": L("1")}})
+    [issue] = issues_of(env, doc)
+    assert issue.node == "1" and "pixels, above the limit" in issue.message
