@@ -5,12 +5,10 @@ import pytest
 import torch
 
 from nodegraph.devices import ModelHandle
-from nodegraph.environment import Environment
-from nodegraph.folders import Folders
-from nodegraph.node import Context
-from nodegraph.registry import Registry
 from nodes.diffusion import checkpoint as C
 from nodes.diffusion.models import ClipModel
+
+from nodecall import run  # tests/diffusion/nodecall.py
 
 
 @pytest.fixture(scope="module")
@@ -19,20 +17,6 @@ def tiny_clip():
     return ModelHandle(ClipModel([parts["text_encoder"]], "sd1"), "tiny", info={"family": "sd1", "layer_idx": None})
 
 
-@pytest.fixture
-def env(tmp_path, builtin_registry):
-    registry = Registry(specs=dict(builtin_registry.specs))
-    if "CLIPTextEncode" not in registry:
-        registry.import_module("nodes.diffusion", "tests")
-    for name in ("models", "output", "input", "temp"):
-        (tmp_path / name).mkdir(exist_ok=True)
-    return Environment(registry=registry, folders=Folders(tmp_path))
-
-
-def run(env, name, **inputs):
-    ctx = Context(env, "n", name, "job", None, {}, lambda *a: None, None)
-    out = env.registry.get(name).cls().run(ctx, **inputs)
-    return out[0] if isinstance(out, tuple) else out
 
 
 def cond(value: float, tokens: int = 77, width: int = 4, pooled: float | None = 1.0):

@@ -5,15 +5,13 @@ import pytest
 import torch
 
 from nodegraph.devices import ModelHandle
-from nodegraph.environment import Environment
 from nodegraph.executor import Executor
-from nodegraph.folders import Folders
-from nodegraph.node import Context
-from nodegraph.registry import Registry
 from nodegraph.validate import ValidationFailed
 from nodes.diffusion import checkpoint as C
 from nodes.diffusion.latent_nodes import bislerp, common_upscale
 from nodes.diffusion.models import VAEModel
+
+from nodecall import run  # tests/diffusion/nodecall.py
 
 
 @pytest.fixture(scope="module")
@@ -22,20 +20,6 @@ def tiny_vae():
     return ModelHandle(VAEModel(vae), "tiny-vae")
 
 
-@pytest.fixture
-def env(tmp_path, builtin_registry):
-    registry = Registry(specs=dict(builtin_registry.specs))
-    if "VAEDecode" not in registry:
-        registry.import_module("nodes.diffusion", "tests")
-    for name in ("models", "output", "input", "temp"):
-        (tmp_path / name).mkdir(exist_ok=True)
-    return Environment(registry=registry, folders=Folders(tmp_path))
-
-
-def run(env, name, **inputs):
-    ctx = Context(env, "n", name, "job", None, {}, lambda *a: None, None)
-    out = env.registry.get(name).cls().run(ctx, **inputs)
-    return out[0] if isinstance(out, tuple) and len(out) == 1 else out
 
 
 def latent(*shape, value=None):
