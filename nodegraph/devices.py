@@ -225,3 +225,17 @@ def _value_bytes(value: Any) -> int:
     if hasattr(value, "__dict__"):
         return sum(_value_bytes(v) for v in vars(value).values() if isinstance(v, (ModelHandle, torch.nn.Module)))
     return 0
+
+
+def run_in_chunks(ctx, handle: ModelHandle, x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Forward a batch through a handle's module `chunk` items at a time, on its device and in its
+    dtype, reporting progress per chunk; the result is float32 on the CPU."""
+    outs = []
+    with ctx.devices.use(handle) as module:
+        param = next(module.parameters())
+        for start in range(0, x.shape[0], chunk):
+            with torch.inference_mode():
+                y = module(x[start:start + chunk].to(param.device, param.dtype))
+            outs.append(y.float().cpu())
+            ctx.progress(min(start + chunk, x.shape[0]), x.shape[0])
+    return torch.cat(outs)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image, ImageOps
 
 from nodegraph import FLOAT, IMAGE, INT, Choice, Input, Int, Output, Seed, SocketType, String, node
-from nodegraph.devices import ModelHandle
+from nodegraph.devices import ModelHandle, run_in_chunks
 
 from .extractors import BUILTIN_RANDOM, BUILTINS, load_extractor_file, random_extractor
 from .metrics import fid_from_features, kernel_inception_distance, precision_recall
@@ -69,15 +69,7 @@ class ImageFeatures:
         x = images[..., :3].movedim(-1, 1).float()
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        out = []
-        with ctx.devices.use(extractor) as module:
-            param = next(module.parameters())
-            for start in range(0, x.shape[0], batch_size):
-                with torch.inference_mode():
-                    f = module(x[start:start + batch_size].to(param.device, param.dtype))
-                out.append(f.double().cpu())
-                ctx.progress(min(start + batch_size, x.shape[0]), x.shape[0])
-        return torch.cat(out)
+        return run_in_chunks(ctx, extractor, x, batch_size).double()
 
 
 @node(category="eval", output_node=True)

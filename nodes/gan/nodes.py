@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from nodegraph import (DISCRIMINATOR, GAN, IMAGE, LATENT, MASK, Boolean, Choice, Float, Input, Int, ModelFile,
                        Output, Seed, SocketType, node)
-from nodegraph.devices import ModelHandle
+from nodegraph.devices import ModelHandle, run_in_chunks
 
 from .latents import METHODS, arithmetic, interpolate, seeded_normal
 from .loaders import load_gan_file
@@ -108,15 +108,7 @@ class DiscriminatorLoader(_GanFileLoader):
 # --- tensors in and out of networks ---------------------------------------------------------------
 def run_network(ctx, handle: ModelHandle, x: torch.Tensor) -> torch.Tensor:
     """Forward a batch in chunks on the handle's device; float32 CPU result."""
-    outs = []
-    with ctx.devices.use(handle) as module:
-        param = next(module.parameters())
-        for start in range(0, x.shape[0], CHUNK):
-            with torch.inference_mode():
-                y = module(x[start:start + CHUNK].to(param.device, param.dtype))
-            outs.append(y.float().cpu())
-            ctx.progress(min(start + CHUNK, x.shape[0]), x.shape[0])
-    return torch.cat(outs)
+    return run_in_chunks(ctx, handle, x, CHUNK)
 
 
 def image_to_net(images: torch.Tensor, channels: int) -> torch.Tensor:
