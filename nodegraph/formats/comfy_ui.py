@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..types import socket_type
 from ..workflow import WorkflowFormatError, link
 
 FRONTEND_ONLY = {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"}
@@ -100,6 +101,5 @@ def _widget_inputs(spec, values) -> dict[str, Any]:
 
 
 def _types_match(a: str | None, b: str | None) -> bool:
-    if not a or not b or a == "*" or b == "*":
-        return True
-    return bool(set(a.split(",")) & set(b.split(",")))
+    """Socket compatibility as validation judges it; an untyped slot matches anything."""
+    return not a or not b or socket_type(a).accepts(socket_type(b))
