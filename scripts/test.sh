@@ -4,8 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check torch==2.13.0 -e '.[test]'
+bash scripts/install.sh test
 # the reference CLIP tokenizer the tokenizer tests compare against (without its torchvision dependency)
 .venv/bin/pip install -q --disable-pip-version-check --no-deps open-clip-torch
 

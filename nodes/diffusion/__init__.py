@@ -4,6 +4,7 @@ Node names and inputs are ComfyUI's, so ComfyUI API-format workflows run unchang
 """
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 
@@ -12,14 +13,19 @@ from .latent_nodes import *  # noqa: F401,F403
 from .loader_nodes import *  # noqa: F401,F403
 from .vae_nodes import *  # noqa: F401,F403
 
-try:  # written by another engineer; the pack loads without it
-    from .sampler_nodes import *  # noqa: F401,F403
-except ModuleNotFoundError as exc:
-    if exc.name != f"{__name__}.sampler_nodes":
-        raise
-    logging.getLogger(__name__).info("diffusion pack: sampler_nodes not available yet")
+from .sampler_nodes import *  # noqa: F401,F403
+
+for _optional in ("lora_nodes", "controlnet_nodes"):  # being written; the pack loads without them
+    try:
+        globals().update({k: v for k, v in vars(importlib.import_module(f"{__name__}.{_optional}")).items()
+                          if not k.startswith("_")})
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{_optional}":
+            raise
+        logging.getLogger(__name__).info("diffusion pack: %s not available yet", _optional)
 
 PACK_DIR = Path(__file__).parent
 
-# the shipped default weights (filled by the default-model trainer) are found like user models
-MODEL_FOLDERS = {"checkpoints": [PACK_DIR / "weights"]}
+# the shipped default weights are found like user models (ComfyUI's folder names)
+MODEL_FOLDERS = {"checkpoints": [PACK_DIR / "weights"], "loras": [PACK_DIR / "loras"],
+                 "controlnet": [PACK_DIR / "controlnet"]}

@@ -360,3 +360,10 @@ class MaskComposite:
         region = out[:, y:y + h, x:x + w]
         out[:, y:y + h, x:x + w] = MASK_OPS[operation](region, src[:, :h, :w]).clamp(0, 1)
         return out
+
+
+try:  # ControlNet preprocessors (Canny, scribble ...): being written; the pack loads without them
+    from .preprocessors import *  # noqa: F401,F403,E402
+except ModuleNotFoundError as exc:
+    if exc.name != f"{__name__}.preprocessors":
+        raise

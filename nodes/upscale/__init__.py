@@ -1,0 +1,1 @@
+"""Upscale pack: upscaler models through spandrel (ESRGAN, Real-ESRGAN, SwinIR ...), tiled."""
