@@ -80,6 +80,8 @@ def cmd_run(args) -> int:
             bar.refresh()
         elif event == "execution_cached" and data.get("nodes"):
             print(f"cached: {', '.join(data['nodes'])}", file=sys.stderr)
+        elif event == "warning":
+            print(f"⚠ node {data['node']} ({data['node_type']}): {data['message']}", file=sys.stderr)
         elif event == "execution_error":
             print(f"✗ node {data['node_id']} ({data['node_type']}): {data['exception_message']}", file=sys.stderr)
             if args.verbose:

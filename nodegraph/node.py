@@ -24,6 +24,7 @@ decorated class of a plugin module. Optional hooks on the class:
 """
 from __future__ import annotations
 
+import logging
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -296,6 +297,13 @@ class Context:
         self._emit("progress", {"node": self.node_id, "value": int(value), "max": int(total)})
         if preview is not None:
             self.preview(preview)
+
+    def warn(self, message: str) -> None:
+        """Report something the user should know that does not stop the node (e.g. LoRA keys that
+        match no weight): a "warning" event (the CLI prints it, the server streams it and keeps it
+        in the job's history) and a log record."""
+        logging.getLogger(f"nodegraph.nodes.{self.node_type}").warning("node %s: %s", self.node_id, message)
+        self._emit("warning", {"node": self.node_id, "node_type": self.node_type, "message": str(message)})
 
     def preview(self, image) -> None:
         """Emit a preview image (PIL image) for this node."""

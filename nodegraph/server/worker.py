@@ -26,7 +26,7 @@ log = logging.getLogger("nodegraph.server")
 
 PREVIEW_MAX_SIDE = 1024
 HISTORY_EVENTS = ("execution_start", "execution_cached", "execution_success", "execution_error",
-                  "execution_interrupted")
+                  "execution_interrupted", "warning")
 
 
 def now_ms() -> int:

@@ -38,6 +38,16 @@ def test_runs_in_order_and_reports_outputs(env):
     assert all(d["prompt_id"] == result.job_id for _, d in rec.events)
 
 
+def test_node_warning_is_an_event_and_the_run_goes_on(env):
+    rec = Recorder()
+    doc = wf(n1={"type": "Source", "inputs": {"value": 3, "tag": "w"}}, n2={"type": "Warns", "inputs": {"x": L("1")}},
+             n3={"type": "Collect", "inputs": {"value": L("2"), "tag": "w"}})
+    result = Executor(env).run(doc, on_event=rec)
+    assert result.status == "success" and result.outputs["3"] == {"values": [3]}
+    assert rec.of("warning") == [{"node": "2", "node_type": "Warns", "message": "careful with 3",
+                                  "prompt_id": result.job_id}]
+
+
 def test_identical_rerun_executes_nothing(env):
     ex = Executor(env)
     ex.run(chain())

@@ -44,6 +44,17 @@ class Boom:
         raise RuntimeError(f"boom at {x}")
 
 
+@node(category="test")
+class Warns:
+    """Passes its input through and reports a warning."""
+    inputs = [Input("x", INT)]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, x):
+        ctx.warn(f"careful with {x}")
+        return x
+
+
 @node(category="test", output_node=True)
 class Collect:
     inputs = [Input("value", ANY), String("tag", "")]
