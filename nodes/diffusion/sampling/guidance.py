@@ -160,6 +160,16 @@ def share_control_with_uncond(positive: list[CondEntry], negative: list[CondEntr
         negative[i] = replace(negative[i], control=control)
 
 
+def unique_controls(*sides: Sequence[CondEntry]) -> list:
+    """The distinct control objects of the entries (each once, in order)."""
+    seen: dict[int, Any] = {}
+    for entries in sides:
+        for entry in entries or []:
+            if entry.control is not None:
+                seen.setdefault(id(entry.control), entry.control)
+    return list(seen.values())
+
+
 # =============================================================================================
 # Per model call
 # =============================================================================================
@@ -261,8 +271,8 @@ def _predict(apply_fn: ApplyFn, batch: list[_Chunk], sigma: torch.Tensor) -> lis
     conds = _cat_conds([c.conds for c in batch])
     sigma_ = torch.cat([sigma] * n)
     try:
-        if batch[0].control is not None:  # ControlNet: residuals for this batch
-            conds.update(batch[0].control.get_control(input_x, sigma_, conds, n))
+        if batch[0].control is not None:  # ControlNet: residuals for this batch (None outside its steps)
+            conds.update(batch[0].control.get_control(input_x, sigma_, conds, n) or {})
         return list(zip(batch, apply_fn(input_x, sigma_, conds).chunk(n)))
     except _OOM:
         if n == 1:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .guidance import (CFGDenoiser, InpaintDenoiser, ModelDenoiser, add_matching_areas, prepare_conds,
-                       repeat_to_batch, share_control_with_uncond)
+                       repeat_to_batch, share_control_with_uncond, unique_controls)
 from .noise import prepare_noise
 from .samplers import get_sampler
 from .schedules import ModelSampling, ksampler_sigmas, trim_sigmas
@@ -68,7 +68,21 @@ def sample_with_sigmas(model, noise: torch.Tensor, positive, negative, cfg: floa
     add_matching_areas(negative, positive)
     add_matching_areas(positive, negative)
     share_control_with_uncond(positive, negative)
+    controls = unique_controls(positive, negative)
+    for control in controls:  # ControlNets: step window as sigmas of this model, hint caches
+        if hasattr(control, "pre_run"):
+            control.pre_run(model, ms)
+    try:
+        return _run_sampler(model, noise, positive, negative, cfg, sampler_name, sigmas, latent_image, denoise_mask,
+                            seed, callback, check_interrupt, model_options, ms, stats)
+    finally:
+        for control in controls:
+            if hasattr(control, "cleanup"):
+                control.cleanup()
 
+
+def _run_sampler(model, noise, positive, negative, cfg, sampler_name, sigmas, latent_image, denoise_mask, seed,
+                 callback, check_interrupt, model_options, ms, stats) -> torch.Tensor:
     apply_fn = ModelDenoiser(model, ms, check_interrupt)
     guided = CFGDenoiser(apply_fn, positive, negative, cfg, model_options)
     inpaint_noise = noise

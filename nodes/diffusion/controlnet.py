@@ -1,0 +1,583 @@
+"""ControlNet: model files (original and diffusers layouts), config inference, and the control object.
+
+Files. A ControlNet is a copy of a U-Net's encoder (input blocks + middle block) plus a small conv
+net that turns the hint image into a feature map ("hint block") and one 1x1 "zero conv" per encoder
+output. Two layouts exist:
+
+  original (lllyasviel's cldm, what ComfyUI and A1111 load)      diffusers (ControlNetModel)
+    [control_model.]time_embed.* / input_blocks.* / middle_block.*   time_embedding / conv_in / down_blocks / mid_block
+    [control_model.]input_hint_block.{0,2,...,2n}                    controlnet_cond_embedding.{conv_in, blocks.k, conv_out}
+    [control_model.]zero_convs.{i}.0                                 controlnet_down_blocks.{i}
+    [control_model.]middle_block_out.0                               controlnet_mid_block
+
+The encoder part uses the U-Net key map of checkpoint.py (unet_to_ldm); the hint block, zero convs
+and middle output are mapped here. Every file is first brought to the original layout, the config
+is inferred from tensor shapes (as checkpoint.infer_unet_config does for U-Nets, with the same
+rules for what shapes cannot tell: heads, GroupNorm groups, unless the file carries hints), and a
+diffusers ControlNetModel is built on the meta device and filled strictly: a key that is missing
+or left over is an error, never silently dropped.
+
+Runtime. `ControlNet` is the CONTROL_NET value (ComfyUI's ControlBase/ControlNet, same method
+names): the loader's object has no hint; ControlNetApply* copy it with a hint image, a strength and
+a step window, chained to the control that the conditioning already had (`previous_controlnet`).
+The sampler calls `pre_run(model, model_sampling)` once per run (sigma window, hint cache) and,
+for every batch of model inputs, `get_control(x, sigma, conds, n)`: it runs every control of the
+chain whose window contains sigma and returns the residuals summed, each scaled by its own
+strength, as DiffusionModel.apply's extras `down_block_additional_residuals` /
+`mid_block_additional_residual`.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from nodegraph.devices import ModelHandle
+
+from .checkpoint import (CheckpointError, _groups_rule, _heads_rule, _indices, _materialise, read_hints,
+                         read_state_dict, unet_to_ldm)
+
+ORIGINAL_PREFIX = "control_model."
+HINTS_KEY = "nodegraph.hints"
+_SHARED_ENCODER = ("time_embed.", "input_blocks.", "middle_block.", "label_emb.")
+
+
+class ControlNetError(CheckpointError):
+    """A ControlNet file that cannot be read or has an unsupported layout."""
+
+
+# =============================================================================================
+# Key maps
+# =============================================================================================
+
+def _hint_block_size(keys) -> int:
+    """Number of convs between conv_in and conv_out of a diffusers hint embedding."""
+    return len(_indices(keys, "controlnet_cond_embedding.blocks."))
+
+
+def diffusers_to_original(sd: Mapping[str, Any]) -> dict[str, Any]:
+    """Rename a diffusers ControlNetModel state dict to the original layout (keys without
+    'control_model.'). Values pass through untouched, so it maps key names as well."""
+    keys = list(sd)
+    per_level = len(_indices(keys, "down_blocks.0.resnets."))
+    if per_level == 0:
+        raise ControlNetError("diffusers ControlNet without down_blocks.0.resnets.*")
+    blocks = _hint_block_size(keys)
+    out: dict[str, Any] = {}
+    shared: dict[str, Any] = {}
+    for key, value in sd.items():
+        m = re.match(r"controlnet_cond_embedding\.(conv_in|conv_out|blocks\.(\d+))\.(weight|bias)$", key)
+        if m:
+            index = 0 if m.group(1) == "conv_in" else 2 * (blocks + 1) if m.group(1) == "conv_out" else 2 * (int(m.group(2)) + 1)
+            out[f"input_hint_block.{index}.{m.group(3)}"] = value
+            continue
+        m = re.match(r"controlnet_down_blocks\.(\d+)\.(weight|bias)$", key)
+        if m:
+            out[f"zero_convs.{m.group(1)}.0.{m.group(2)}"] = value
+            continue
+        m = re.match(r"controlnet_mid_block\.(weight|bias)$", key)
+        if m:
+            out[f"middle_block_out.0.{m.group(1)}"] = value
+            continue
+        shared[key] = value
+    try:  # the encoder: the U-Net's map (no decoder here, so no up blocks)
+        out.update(unet_to_ldm(shared, {"layers_per_block": per_level, "up_block_types": []}))
+    except CheckpointError as exc:
+        raise ControlNetError(f"diffusers ControlNet: {exc}") from exc
+    return out
+
+
+def original_to_diffusers_names(module: torch.nn.Module) -> dict[str, str]:
+    """{original key: diffusers key} for every weight of a ControlNetModel (built on meta is fine)."""
+    names = {k: k for k in module.state_dict()}
+    return diffusers_to_original(names)
+
+
+# =============================================================================================
+# Config inference (original layout, keys without the prefix)
+# =============================================================================================
+
+def infer_controlnet_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, Any] | None = None,
+                            name: str = "controlnet") -> dict:
+    """diffusers ControlNetModel config from an original-layout ControlNet state dict."""
+    hints = hints or {}
+    keys = list(sd)
+    for needed in ("input_blocks.0.0.weight", "input_hint_block.0.weight", "zero_convs.0.0.weight",
+                   "middle_block_out.0.weight", "time_embed.0.weight"):
+        if needed not in sd:
+            raise ControlNetError(f"{name}: not a ControlNet ({needed} missing)")
+    conv_in = sd["input_blocks.0.0.weight"]
+    model_channels, in_channels = int(conv_in.shape[0]), int(conv_in.shape[1])
+
+    def depth(prefix: str) -> int:
+        return len(_indices(keys, prefix + "transformer_blocks."))
+
+    widths: list[int] = []
+    res_counts: list[int] = []
+    level_depths: list[list[int]] = []
+    cur_res, cur_depths, cur_width = 0, [], model_channels
+    for i in _indices(keys, "input_blocks.")[1:]:
+        if f"input_blocks.{i}.0.op.weight" in sd:
+            widths.append(cur_width); res_counts.append(cur_res); level_depths.append(cur_depths)
+            cur_res, cur_depths = 0, []
+            continue
+        if f"input_blocks.{i}.0.out_layers.3.weight" not in sd:
+            raise ControlNetError(f"{name}: unsupported encoder block input_blocks.{i}")
+        cur_width = int(sd[f"input_blocks.{i}.0.out_layers.3.weight"].shape[0])
+        cur_res += 1
+        cur_depths.append(depth(f"input_blocks.{i}.1."))
+    widths.append(cur_width); res_counts.append(cur_res); level_depths.append(cur_depths)
+    if len(set(res_counts)) != 1:
+        raise ControlNetError(f"{name}: levels have different resblock counts {res_counts}; not supported")
+    per_level: list[int] = []
+    for level, ds in enumerate(level_depths):
+        if len(set(ds)) != 1:
+            raise ControlNetError(f"{name}: level {level} mixes attention depths {ds}; not supported")
+        per_level.append(ds[0])
+    mid_depth = depth("middle_block.1.")
+    if mid_depth == 0:
+        raise ControlNetError(f"{name}: ControlNet without a middle transformer; not supported")
+    zero_convs = _indices(keys, "zero_convs.")
+    if len(zero_convs) != len(_indices(keys, "input_blocks.")):
+        raise ControlNetError(f"{name}: {len(zero_convs)} zero convs for {len(_indices(keys, 'input_blocks.'))} "
+                              "input blocks")
+    context_dim = next((int(sd[k].shape[1]) for k in keys if k.endswith("attn2.to_k.weight")), None)
+    proj_key = next((k for k in keys if k.endswith(".proj_in.weight")), None)
+    if context_dim is None or proj_key is None:
+        raise ControlNetError(f"{name}: ControlNet without cross-attention; not supported")
+    linear = sd[proj_key].ndim == 2
+    has_attn = [d > 0 for d in per_level]
+    layer_depths = [d if d > 0 else 1 for d in per_level]
+    if has_attn[-1] and per_level[-1] != mid_depth:
+        raise ControlNetError(f"{name}: middle depth {mid_depth} differs from the last level's {per_level[-1]}")
+    layer_depths[-1] = mid_depth
+
+    hint = _indices(keys, "input_hint_block.")
+    if len(hint) < 2 or hint != list(range(0, 2 * len(hint), 2)) or (len(hint) - 2) % 2:
+        raise ControlNetError(f"{name}: unexpected hint block layout (conv indices {hint})")
+    hint_w = [sd[f"input_hint_block.{i}.weight"] for i in hint]
+    embedding = [int(hint_w[0].shape[0])] + [int(w.shape[0]) for w in hint_w[1:-1][1::2]]
+    if int(hint_w[-1].shape[0]) != model_channels:
+        raise ControlNetError(f"{name}: hint block ends with {hint_w[-1].shape[0]} channels, the encoder "
+                              f"starts with {model_channels}")
+
+    heads = hints.get("attention_head_dim")
+    if heads is None:
+        rule = [_heads_rule(w, linear) for w in widths]
+        heads = rule[0] if len(set(rule)) == 1 else rule
+    config: dict[str, Any] = {
+        "in_channels": in_channels, "conditioning_channels": int(hint_w[0].shape[1]),
+        "down_block_types": ["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in has_attn],
+        "block_out_channels": widths, "layers_per_block": res_counts[0],
+        "cross_attention_dim": context_dim, "attention_head_dim": heads,
+        "transformer_layers_per_block": layer_depths[0] if len(set(layer_depths)) == 1 else layer_depths,
+        "use_linear_projection": linear,
+        "norm_num_groups": int(hints.get("norm_num_groups") or _groups_rule(widths)),
+        "upcast_attention": bool(hints.get("upcast_attention", False)),
+        "conditioning_embedding_out_channels": embedding,
+    }
+    if "label_emb.0.0.weight" in sd:  # SDXL: pooled text embedding + 6 size/crop ids
+        adm_in = int(sd["label_emb.0.0.weight"].shape[1])
+        time_dim = int(hints.get("addition_time_embed_dim", 256))
+        if adm_in <= 6 * time_dim:
+            raise ControlNetError(f"{name}: class/ADM embedding of {adm_in} inputs fits no supported model")
+        config.update(addition_embed_type="text_time", addition_time_embed_dim=time_dim,
+                      projection_class_embeddings_input_dim=adm_in)
+    return config
+
+
+# =============================================================================================
+# Building, reading, writing
+# =============================================================================================
+
+def _accepted_config(config: Mapping[str, Any]) -> dict:
+    from diffusers import ControlNetModel
+    known = set(inspect.signature(ControlNetModel.__init__).parameters)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items() if k in known}
+
+
+def build_controlnet(config: Mapping[str, Any]):
+    """A ControlNetModel on the meta device (weights assigned by the loader)."""
+    from diffusers import ControlNetModel
+    try:
+        with torch.device("meta"):
+            return ControlNetModel(**_accepted_config(config))
+    except (ValueError, TypeError) as exc:
+        raise ControlNetError(f"the ControlNet config {dict(config)} cannot be built: {exc}") from exc
+
+
+@dataclass
+class LoadedControlNet:
+    module: Any  # diffusers ControlNetModel
+    config: dict
+    layout: str  # "original" | "diffusers"
+    metadata: dict = field(default_factory=dict)
+    ignored_keys: list[str] = field(default_factory=list)  # non-ControlNet keys of a full original .pth
+
+
+def _is_diffusers(keys) -> bool:
+    return "controlnet_cond_embedding.conv_in.weight" in keys
+
+
+def _original_part(sd: dict[str, torch.Tensor], name: str) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The ControlNet keys of an original-layout file, without 'control_model.' (a training
+    checkpoint also holds the base model, which is left out and listed)."""
+    if "difference" in sd:
+        raise ControlNetError(f"{name}: a 'difference' ControlNet (stored as a delta to its base model) is "
+                              "not supported; convert it to a full ControlNet")
+    if any(k.startswith(ORIGINAL_PREFIX) for k in sd):
+        ignored = sorted(k for k in sd if not k.startswith(ORIGINAL_PREFIX))
+        return {k[len(ORIGINAL_PREFIX):]: v for k, v in sd.items() if k.startswith(ORIGINAL_PREFIX)}, ignored
+    return dict(sd), []
+
+
+def _diagnose(sd: Mapping[str, torch.Tensor], name: str) -> ControlNetError:
+    keys = list(sd)
+    if "lora_controlnet" in sd:
+        what = "a Control-LoRA"
+    elif any(k.startswith(("adapter.", "body.", "conv_in.weight")) for k in keys) and "time_embed.0.weight" not in sd:
+        what = "a T2I-Adapter"
+    else:
+        heads = sorted({k.split(".")[0] for k in keys})
+        what = f"no ControlNet (top-level keys: {', '.join(heads[:8])}{'...' if len(heads) > 8 else ''})"
+    return ControlNetError(f"{name}: {what}; ControlNetLoader reads ControlNets in the original layout "
+                           "(control_model.* / input_hint_block / zero_convs) or the diffusers layout "
+                           "(controlnet_cond_embedding / controlnet_down_blocks)")
+
+
+def _folder_config(path: Path) -> dict | None:
+    """config.json of a diffusers ControlNet folder (the folder itself, or the folder of a weights file)."""
+    folder = path if path.is_dir() else path.parent
+    f = folder / "config.json"
+    if not f.is_file():
+        return None
+    try:
+        config = json.loads(f.read_text())
+    except ValueError:
+        return None
+    if config.get("_class_name") not in (None, "ControlNetModel"):
+        return None
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
+def load_controlnet_state_dict(sd: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None, *,
+                               name: str = "controlnet", config: Mapping[str, Any] | None = None,
+                               dtype: torch.dtype | None = None) -> LoadedControlNet:
+    """Any supported layout -> a ControlNetModel, all weights assigned (strict)."""
+    metadata = dict(metadata or {})
+    sd = dict(sd)
+    ignored: list[str] = []
+    if _is_diffusers(sd):
+        layout = "diffusers"
+        sd = diffusers_to_original(sd)
+    elif "input_hint_block.0.weight" in sd or f"{ORIGINAL_PREFIX}input_hint_block.0.weight" in sd:
+        layout = "original"
+        sd, ignored = _original_part(sd, name)
+    else:
+        raise _diagnose(sd, name)
+    if config is None:
+        config = infer_controlnet_config(sd, read_hints(metadata).get("controlnet"), name)
+    module = build_controlnet(config)
+    names = original_to_diffusers_names(module)
+    unknown = sorted(set(sd) - set(names))
+    if unknown:
+        raise ControlNetError(f"{name}: {len(unknown)} ControlNet weights have no place in the inferred "
+                              f"architecture: {unknown[:8]}{'...' if len(unknown) > 8 else ''}")
+    _materialise(module, {names[k]: v for k, v in sd.items()}, "ControlNet", name, dtype)
+    return LoadedControlNet(module.eval(), dict(_accepted_config(config)), layout, metadata, ignored)
+
+
+def load_controlnet_file(path: str | Path, *, dtype: torch.dtype | None = None) -> LoadedControlNet:
+    """A .safetensors / .ckpt / .pth / .bin ControlNet file, or a diffusers ControlNet folder."""
+    path = Path(path)
+    config = _folder_config(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
+        if config is None or not files:
+            raise ControlNetError(f"{path.name}: not a diffusers ControlNet folder (config.json and "
+                                  "diffusion_pytorch_model.safetensors expected)")
+        sd: dict[str, torch.Tensor] = {}
+        metadata: dict[str, str] = {}
+        for f in files:
+            part, meta = read_state_dict(f)
+            sd.update(part)
+            metadata.update(meta)
+    else:
+        sd, metadata = read_state_dict(path)
+        if not _is_diffusers(sd):
+            config = None  # a config.json beside an original-layout file is not its config
+    return load_controlnet_state_dict(sd, metadata, name=path.name, config=config, dtype=dtype)
+
+
+def controlnet_hints(config: Mapping[str, Any]) -> dict:
+    """What shapes cannot tell, stored in the file so a tiny ControlNet round-trips exactly."""
+    hints = {"attention_head_dim": config.get("num_attention_heads") or config["attention_head_dim"],
+             "norm_num_groups": config["norm_num_groups"],
+             "upcast_attention": bool(config.get("upcast_attention", False))}
+    if config.get("addition_time_embed_dim"):
+        hints["addition_time_embed_dim"] = config["addition_time_embed_dim"]
+    return hints
+
+
+def save_controlnet(path: str | Path, module: torch.nn.Module, metadata: Mapping[str, str] | None = None, *,
+                    dtype: torch.dtype | None = torch.float16, prefix: str = ORIGINAL_PREFIX) -> Path:
+    """Write a diffusers ControlNetModel in the original single-file layout (safetensors), with the
+    loader's hints in the metadata under "nodegraph.hints"."""
+    from safetensors.torch import save_file
+    tensors = diffusers_to_original(module.state_dict())
+    out = {}
+    for key, value in tensors.items():
+        value = value.detach()
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        out[prefix + key] = value.to("cpu").contiguous().clone()
+    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+    meta[HINTS_KEY] = json.dumps({"controlnet": controlnet_hints(dict(module.config))})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(out, str(path), metadata=meta)
+    return path
+
+
+# =============================================================================================
+# The control object
+# =============================================================================================
+
+def upscale_hint(hint: torch.Tensor, width: int, height: int, method: str = "nearest-exact") -> torch.Tensor:
+    """ComfyUI's common_upscale(..., crop="center") for [B,C,H,W]: centre-crop to the target's
+    aspect ratio, then resize."""
+    old_h, old_w = hint.shape[-2:]
+    old_aspect, new_aspect = old_w / old_h, width / height
+    x = y = 0
+    if old_aspect > new_aspect:
+        x = round((old_w - old_w * (new_aspect / old_aspect)) / 2)
+    elif old_aspect < new_aspect:
+        y = round((old_h - old_h * (old_aspect / new_aspect)) / 2)
+    hint = hint.narrow(-2, y, old_h - 2 * y).narrow(-1, x, old_w - 2 * x)
+    if hint.shape[-2:] == (height, width):
+        return hint
+    kw = {"align_corners": False} if method in ("bilinear", "bicubic") else {}
+    return F.interpolate(hint, size=(height, width), mode=method, **kw)
+
+
+def broadcast_hint(hint: torch.Tensor, batch: int, chunks: int) -> torch.Tensor:
+    """ComfyUI's broadcast_image_to: a hint batch of one broadcasts by itself; a longer one is cut or
+    tiled to one chunk's batch and repeated for each of the `chunks` conditionings run together."""
+    if hint.shape[0] == 1:
+        return hint
+    per_chunk = batch // chunks
+    hint = hint[:per_chunk]
+    if per_chunk > hint.shape[0]:
+        hint = torch.cat([hint] * (per_chunk // hint.shape[0]) + [hint[:per_chunk % hint.shape[0]]], dim=0)
+    return hint if hint.shape[0] == batch else torch.cat([hint] * chunks, dim=0)
+
+
+def _add_residuals(mine: dict, previous: dict | None) -> dict:
+    """Sum two sets of residuals (a ControlNet stacked on another one)."""
+    if not previous:
+        return mine
+    down = [a + b for a, b in zip(mine["down_block_additional_residuals"], previous["down_block_additional_residuals"])]
+    if len(mine["down_block_additional_residuals"]) != len(previous["down_block_additional_residuals"]):
+        raise ControlNetError("stacked ControlNets give different numbers of residuals: they do not fit the "
+                              "same U-Net")
+    return {"down_block_additional_residuals": down,
+            "mid_block_additional_residual": mine["mid_block_additional_residual"]
+            + previous["mid_block_additional_residual"]}
+
+
+class ControlNetModule(torch.nn.Module):
+    """What a CONTROL_NET's ModelHandle holds: the diffusers ControlNetModel (patch keys are
+    "controlnet.<diffusers key>"). A plain nn.Module around it, so the device manager's dtype moves
+    go through torch's own .to()."""
+
+    def __init__(self, controlnet: torch.nn.Module) -> None:
+        super().__init__()
+        self.controlnet = controlnet
+
+    @property
+    def config(self):
+        return self.controlnet.config
+
+    def forward(self, *args, **kwargs):
+        return self.controlnet(*args, **kwargs)
+
+
+class ControlNet:
+    """CONTROL_NET: a device-managed ControlNetModel; once applied, also a hint, a strength and a
+    step window, chained to the previous control of the conditioning (ComfyUI's method names)."""
+
+    compression_ratio = 8  # hint pixels per latent cell
+    upscale_algorithm = "nearest-exact"
+
+    def __init__(self, handle: ModelHandle, devices, global_average_pooling: bool = False) -> None:
+        self.handle = handle
+        self.devices = devices
+        self.global_average_pooling = global_average_pooling
+        self.cond_hint_original: torch.Tensor | None = None  # [B, C, H, W] in 0..1
+        self.strength = 1.0
+        self.timestep_percent_range = (0.0, 1.0)
+        self.previous_controlnet: Any = None
+        self._sigma_range: tuple[float, float] | None = None
+        self._ms = None
+        self._hint: torch.Tensor | None = None
+
+    def copy(self) -> "ControlNet":
+        twin = ControlNet(self.handle, self.devices, self.global_average_pooling)
+        twin.cond_hint_original, twin.strength = self.cond_hint_original, self.strength
+        twin.timestep_percent_range = self.timestep_percent_range
+        return twin
+
+    def set_cond_hint(self, cond_hint: torch.Tensor, strength: float = 1.0,
+                      timestep_percent_range: tuple[float, float] = (0.0, 1.0)) -> "ControlNet":
+        self.cond_hint_original = cond_hint
+        self.strength = float(strength)
+        self.timestep_percent_range = (float(timestep_percent_range[0]), float(timestep_percent_range[1]))
+        return self
+
+    def set_previous_controlnet(self, control: Any) -> "ControlNet":
+        self.previous_controlnet = control
+        return self
+
+    @property
+    def hint_channels(self) -> int:
+        return int(self.handle.info.get("conditioning_channels", 3))
+
+    # --- per sampling run ---------------------------------------------------------------------
+    def pre_run(self, model, model_sampling) -> None:
+        """Before sampling: the step window as sigmas of this model's schedule."""
+        self._ms = model_sampling
+        start, end = self.timestep_percent_range
+        self._sigma_range = (model_sampling.percent_to_sigma(start), model_sampling.percent_to_sigma(end))
+        if self.previous_controlnet is not None and hasattr(self.previous_controlnet, "pre_run"):
+            self.previous_controlnet.pre_run(model, model_sampling)
+
+    def cleanup(self) -> None:
+        self._hint, self._ms, self._sigma_range = None, None, None
+        if self.previous_controlnet is not None and hasattr(self.previous_controlnet, "cleanup"):
+            self.previous_controlnet.cleanup()
+
+    def _hint_for(self, x: torch.Tensor, chunks: int, dtype: torch.dtype) -> torch.Tensor:
+        height, width = x.shape[2] * self.compression_ratio, x.shape[3] * self.compression_ratio
+        if self._hint is None or self._hint.shape[-2:] != (height, width):
+            hint = self.cond_hint_original.to(x.device, torch.float32)
+            self._hint = upscale_hint(hint, width, height, self.upscale_algorithm).to(dtype)
+        if self._hint.shape[0] != x.shape[0]:
+            self._hint = broadcast_hint(self._hint, x.shape[0], chunks)
+        return self._hint
+
+    def get_control(self, x: torch.Tensor, sigma: torch.Tensor, conds: dict, n: int) -> dict | None:
+        """Residuals for a batch of model inputs x [B,C,h,w] at sigma [B] made of n conditionings:
+        this control's (if sigma is in its window) plus the previous controls', or None."""
+        previous = None
+        if self.previous_controlnet is not None:
+            previous = self.previous_controlnet.get_control(x, sigma, conds, n)
+        if self._ms is None:
+            raise ControlNetError("ControlNet used by a sampler that did not call pre_run(model, model_sampling)")
+        s = float(sigma[0])
+        if self.strength == 0 or s > self._sigma_range[0] or s < self._sigma_range[1]:
+            return previous
+        if self.cond_hint_original is None:
+            raise ControlNetError("ControlNet has no hint image: apply it with ControlNetApply(Advanced)")
+        with self.devices.use(self.handle) as net:
+            param = next(net.parameters())
+            dtype, device = param.dtype, param.device
+            hint = self._hint_for(x.to(device), n, dtype)
+            if hint.shape[1] != self.hint_channels:
+                raise ControlNetError(f"the hint image has {hint.shape[1]} channels, this ControlNet takes "
+                                      f"{self.hint_channels}")
+            kwargs = {}
+            if getattr(net.config, "addition_embed_type", None) == "text_time":
+                pooled, time_ids = conds.get("pooled_output"), conds.get("time_ids")
+                if pooled is None or time_ids is None:
+                    raise ControlNetError("an SDXL ControlNet needs the pooled text embedding and size ids "
+                                          "(use an SDXL model and its CLIP)")
+                kwargs["added_cond_kwargs"] = {"text_embeds": pooled.to(device, dtype),
+                                               "time_ids": time_ids.to(device, dtype)}
+            xc = self._ms.calculate_input(sigma, x).to(device, dtype)
+            timestep = self._ms.timestep(sigma).to(device).float()
+            down, mid = net(xc, timestep, encoder_hidden_states=conds["context"].to(device, dtype),
+                            controlnet_cond=hint, return_dict=False, **kwargs)
+        out_dtype = x.dtype
+
+        def scaled(r: torch.Tensor) -> torch.Tensor:
+            if self.global_average_pooling:
+                r = r.mean(dim=(2, 3), keepdim=True)
+            return (r * self.strength).to(out_dtype)
+
+        mine = {"down_block_additional_residuals": [scaled(r) for r in down],
+                "mid_block_additional_residual": scaled(mid)}
+        return _add_residuals(mine, previous)
+
+    def chain(self) -> list["ControlNet"]:
+        """This control and the ones below it, newest first."""
+        out, c = [], self
+        while c is not None:
+            out.append(c)
+            c = getattr(c, "previous_controlnet", None)
+        return out
+
+    def __repr__(self) -> str:
+        return (f"<ControlNet {self.handle.name} strength={self.strength} range={self.timestep_percent_range} "
+                f"stacked={len(self.chain()) - 1}>")
+
+
+def controlnet_info(loaded: LoadedControlNet) -> dict:
+    config = loaded.config
+    return {"layout": loaded.layout, "conditioning_channels": int(config.get("conditioning_channels", 3)),
+            "cross_attention_dim": config.get("cross_attention_dim"),
+            "block_out_channels": list(config.get("block_out_channels", []))}
+
+
+def controlnet_from_loaded(loaded: LoadedControlNet, devices, name: str = "controlnet") -> ControlNet:
+    """The CONTROL_NET value for a loaded file. ComfyUI's rule: files named *_shuffle pool their
+    residuals globally."""
+    stem = Path(name).stem
+    pooling = stem.endswith("_shuffle") or stem.endswith("_shuffle_fp16")
+    return ControlNet(ModelHandle(ControlNetModule(loaded.module), stem, info=controlnet_info(loaded)), devices, pooling)
+
+
+# =============================================================================================
+# Full-size random ControlNets (benchmarks) and ControlNets made from a U-Net (training)
+# =============================================================================================
+
+def random_controlnet(devices, config_name: str = "sd15_unet", seed: int = 0,
+                      device: str | torch.device | None = None, **overrides) -> ControlNet:
+    """A CONTROL_NET with random weights of a reference U-Net's size (default SD1.5: 361 M
+    parameters), built directly on `device` (default: the device manager's), for benchmarks.
+    The zero convs get small random weights too, so the residuals are not zero."""
+    from .checkpoint import reference_config
+    config = {**reference_config(config_name), **overrides}
+    module = build_controlnet(config)
+    device = torch.device(device) if device is not None else devices.device
+    module.to_empty(device=device)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for sub in module.modules():
+            if hasattr(sub, "reset_parameters"):
+                sub.reset_parameters()
+    torch.random.set_rng_state(generator_state)
+    loaded = LoadedControlNet(module.eval(), _accepted_config(config), "diffusers")
+    return controlnet_from_loaded(loaded, devices, f"random-{config_name}")
+
+
+def controlnet_from_unet(unet: torch.nn.Module, conditioning_channels: int = 3,
+                         conditioning_embedding_out_channels: tuple[int, ...] = (16, 32, 96, 256)):
+    """diffusers' ControlNetModel.from_unet: the U-Net's encoder weights, zero convs at zero."""
+    from diffusers import ControlNetModel
+    return ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=conditioning_embedding_out_channels,
+                                     conditioning_channels=conditioning_channels)
+
+
+__all__ = [
+    "ControlNet", "ControlNetError", "ControlNetModule", "LoadedControlNet", "broadcast_hint", "build_controlnet",
+    "controlnet_from_loaded", "controlnet_from_unet", "diffusers_to_original", "infer_controlnet_config",
+    "load_controlnet_file", "load_controlnet_state_dict", "original_to_diffusers_names", "random_controlnet",
+    "save_controlnet", "upscale_hint",
+]
