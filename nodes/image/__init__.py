@@ -216,29 +216,81 @@ class ImageBatch:
         return torch.cat([image1, image2[..., :image1.shape[-1]]], dim=0)
 
 
+def repeat_to_batch(x: torch.Tensor, batch: int) -> torch.Tensor:
+    """Cut or cycle a batch [B,...] to `batch` items (ComfyUI's repeat_to_batch_size)."""
+    if x.shape[0] >= batch:
+        return x[:batch]
+    return x.repeat(-(-batch // x.shape[0]), *([1] * (x.ndim - 1)))[:batch]
+
+
 @node(category="image")
 class ImageCompositeMasked:
-    """Paste source onto destination at (x, y), through an optional mask."""
+    """Paste source onto destination at (x, y), through an optional mask (ComfyUI's composite):
+    the source batch is cycled to the destination's, the mask resized (bilinear) to the source."""
     inputs = [Input("destination", IMAGE), Input("source", IMAGE), Int("x", 0, min=0, max=MAX_SIDE, step=1),
               Int("y", 0, min=0, max=MAX_SIDE, step=1), Boolean("resize_source", False),
               Input("mask", MASK, optional=True)]
     outputs = [Output("IMAGE", IMAGE)]
 
     def run(self, ctx, destination, source, x, y, resize_source, mask=None):
+        if source.shape[-1] > destination.shape[-1]:  # extra alpha dropped; a missing one is opaque
+            source = source[..., :destination.shape[-1]]
+        elif source.shape[-1] < destination.shape[-1]:
+            source = F.pad(source, (0, 1), value=1.0)
         out = destination.clone()
         if resize_source:
             source = resize(source, destination.shape[2], destination.shape[1], "bilinear")
+        source = repeat_to_batch(source.to(out), out.shape[0])
         h = max(0, min(source.shape[1], out.shape[1] - y))
         w = max(0, min(source.shape[2], out.shape[2] - x))
-        src = source[:, :h, :w, :out.shape[-1]]
+        if h == 0 or w == 0:
+            return out
         if mask is None:
-            m = torch.ones(1, h, w, 1)
+            m = torch.ones(1, h, w, 1, dtype=out.dtype)
         else:
-            m = F.interpolate(mask.reshape(-1, 1, *mask.shape[-2:]), size=source.shape[1:3], mode="bilinear")
-            m = m.movedim(1, -1)[:, :h, :w]
+            m = F.interpolate(mask.reshape(-1, 1, *mask.shape[-2:]).to(out), size=source.shape[1:3], mode="bilinear")
+            m = repeat_to_batch(m.movedim(1, -1)[:, :h, :w], out.shape[0])
         region = out[:, y:y + h, x:x + w]
-        out[:, y:y + h, x:x + w] = region * (1 - m) + src * m
+        out[:, y:y + h, x:x + w] = region * (1 - m) + source[:, :h, :w] * m
         return out
+
+
+@node(category="image/transform")
+class ImagePadForOutpaint:
+    """Put the image on a bigger mid-grey canvas; the mask is 1 on the new border and fades
+    into the image over `feathering` pixels (quadratic, as ComfyUI) on the padded sides."""
+    inputs = [Input("image", IMAGE),
+              Int("left", 0, min=0, max=MAX_SIDE, step=8), Int("top", 0, min=0, max=MAX_SIDE, step=8),
+              Int("right", 0, min=0, max=MAX_SIDE, step=8), Int("bottom", 0, min=0, max=MAX_SIDE, step=8),
+              Int("feathering", 40, min=0, max=MAX_SIDE, step=1)]
+    outputs = [Output("IMAGE", IMAGE), Output("MASK", MASK)]
+
+    def run(self, ctx, image, left, top, right, bottom, feathering):
+        b, h, w, c = image.shape
+        problem = pixel_budget_problem(w + left + right, h + top + bottom, b)
+        if problem:
+            raise ValueError(f"ImagePadForOutpaint: the padded image is too big: {problem}")
+        out = torch.full((b, h + top + bottom, w + left + right, c), 0.5, dtype=torch.float32)
+        out[:, top:top + h, left:left + w] = image
+        mask = torch.ones(h + top + bottom, w + left + right, dtype=torch.float32)
+        mask[top:top + h, left:left + w] = outpaint_feather(h, w, left, top, right, bottom, feathering)
+        return out, mask[None]
+
+
+def outpaint_feather(h: int, w: int, left: int, top: int, right: int, bottom: int, feathering: int) -> torch.Tensor:
+    """Mask values inside the original image: ((f - d) / f)² where the distance d to the nearest
+    padded side is below f, else 0. Distances as ComfyUI counts them: row i is i from the top edge
+    and h - i from the bottom one (so the first row is at 0, the last at 1). No feathering when the
+    image is not wider and taller than twice the feathering."""
+    if not (0 < feathering and feathering * 2 < h and feathering * 2 < w):
+        return torch.zeros(h, w)
+    rows = torch.arange(h, dtype=torch.float64)[:, None].expand(h, w)
+    cols = torch.arange(w, dtype=torch.float64)[None, :].expand(h, w)
+    far_h, far_w = torch.full((h, w), float(h), dtype=torch.float64), torch.full((h, w), float(w), dtype=torch.float64)
+    distance = torch.stack([rows if top else far_h, h - rows if bottom else far_h,
+                            cols if left else far_w, w - cols if right else far_w]).amin(dim=0)
+    rise = (feathering - distance) / feathering
+    return torch.where(distance < feathering, rise * rise, torch.zeros_like(rise)).float()
 
 
 # --- masks --------------------------------------------------------------------------------------
@@ -329,20 +381,23 @@ class FeatherMask:
     def run(self, ctx, mask, left, top, right, bottom):
         out = mask.reshape(-1, *mask.shape[-2:]).clone()
         h, w = out.shape[1:]
-        for k in range(min(left, w)):
-            out[:, :, k] *= (k + 1) / (left + 1)
-        for k in range(min(right, w)):
-            out[:, :, w - 1 - k] *= (k + 1) / (right + 1)
-        for k in range(min(top, h)):
-            out[:, k, :] *= (k + 1) / (top + 1)
-        for k in range(min(bottom, h)):
-            out[:, h - 1 - k, :] *= (k + 1) / (bottom + 1)
+        left, right, top, bottom = min(left, w), min(right, w), min(top, h), min(bottom, h)
+        for k in range(left):  # ComfyUI's ramp: (k + 1) / n from the edge inwards, the last row untouched
+            out[:, :, k] *= (k + 1) / left
+        for k in range(right):
+            out[:, :, w - 1 - k] *= (k + 1) / right
+        for k in range(top):
+            out[:, k, :] *= (k + 1) / top
+        for k in range(bottom):
+            out[:, h - 1 - k, :] *= (k + 1) / bottom
         return out
 
 
 MASK_OPS = {"multiply": lambda a, b: a * b, "add": lambda a, b: a + b, "subtract": lambda a, b: a - b,
-            "and": lambda a, b: torch.minimum(a, b), "or": lambda a, b: torch.maximum(a, b),
-            "xor": lambda a, b: (a - b).abs()}
+            # the logical operations work on the rounded (binary) masks, as ComfyUI's
+            "and": lambda a, b: (a.round().bool() & b.round().bool()).float(),
+            "or": lambda a, b: (a.round().bool() | b.round().bool()).float(),
+            "xor": lambda a, b: (a.round().bool() ^ b.round().bool()).float()}
 
 
 @node(category="mask")
@@ -354,12 +409,12 @@ class MaskComposite:
 
     def run(self, ctx, destination, source, x, y, operation):
         out = destination.reshape(-1, *destination.shape[-2:]).clone()
-        src = source.reshape(-1, *source.shape[-2:])
+        src = repeat_to_batch(source.reshape(-1, *source.shape[-2:]).to(out), out.shape[0])
         h = max(0, min(src.shape[1], out.shape[1] - y))
         w = max(0, min(src.shape[2], out.shape[2] - x))
         region = out[:, y:y + h, x:x + w]
-        out[:, y:y + h, x:x + w] = MASK_OPS[operation](region, src[:, :h, :w]).clamp(0, 1)
-        return out
+        out[:, y:y + h, x:x + w] = MASK_OPS[operation](region, src[:, :h, :w])
+        return out.clamp(0, 1)  # ComfyUI clamps the whole mask, not only the pasted region
 
 
 try:  # ControlNet preprocessors (Canny, scribble ...): being written; the pack loads without them
