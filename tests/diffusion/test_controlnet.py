@@ -318,3 +318,31 @@ def test_diffusers_to_original_key_map_is_one_to_one(tiny):
     assert mapped["input_hint_block.14.bias"] == "controlnet_cond_embedding.conv_out.bias"
     assert mapped["zero_convs.3.0.weight"] == "controlnet_down_blocks.3.weight"
     assert json.dumps(sorted(mapped))  # plain strings
+
+
+def test_sd15_diffusers_layout_without_hints_infers_the_sd15_config():
+    """What the GPU benchmark writes (diffusers keys, no metadata) is read as SD1.5 again: shapes + SD1 rules."""
+    from nodes.diffusion.controlnet import infer_controlnet_config
+    reference = build_controlnet(C.reference_config("sd15_unet"))  # meta
+    inferred = infer_controlnet_config(diffusers_to_original(reference.state_dict()))
+    config = reference.config
+    assert inferred["block_out_channels"] == list(config.block_out_channels)
+    assert inferred["down_block_types"] == list(config.down_block_types)
+    assert (inferred["attention_head_dim"], inferred["norm_num_groups"], inferred["cross_attention_dim"],
+            inferred["layers_per_block"], inferred["use_linear_projection"]) == (8, 32, 768, 2, False)
+    assert inferred["conditioning_embedding_out_channels"] == [16, 32, 96, 256]
+
+
+def test_random_controlnet_for_benchmarks(env, tiny):
+    from nodes.diffusion.controlnet import random_controlnet
+    small = dict(block_out_channels=[32, 64, 64, 64], attention_head_dim=2, norm_num_groups=8, cross_attention_dim=32)
+    control = random_controlnet(env.devices, "sd15_unet", seed=3, **small)
+    again = random_controlnet(env.devices, "sd15_unet", seed=3, **small)
+    a, b = control.handle.module.state_dict(), again.handle.module.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # seeded
+    applied = control.copy().set_cond_hint(torch.rand(1, 3, 64, 64))
+    applied.pre_run(None, ModelSampling())
+    out = applied.get_control(torch.randn(2, 4, 8, 8), torch.tensor([2.0, 2.0]),
+                              {"context": torch.randn(2, 77, 32)}, 2)
+    assert len(out["down_block_additional_residuals"]) == 12  # SD1.5's 12 skip connections
+    assert all(r.abs().sum() > 0 for r in out["down_block_additional_residuals"])  # zero convs are not zero
