@@ -86,57 +86,64 @@ class EmptyImage:
         return rgb.expand(batch_size, height, width, 3).clone()
 
 
-def resize(image: torch.Tensor, width: int, height: int, method: str) -> torch.Tensor:
-    """Resize an IMAGE batch [B,H,W,C] (lanczos through PIL, the rest through torch)."""
+def resize(image: torch.Tensor, width: int, height: int, method: str, crop: str = "disabled") -> torch.Tensor:
+    """Resize an IMAGE batch [B,H,W,C] as ComfyUI's common_upscale does: an optional centre crop to
+    the target aspect ratio, then lanczos through PIL (8-bit, truncated like ComfyUI) or torch's
+    interpolate (bilinear/bicubic with half-pixel centres). Not clamped: bicubic may overshoot 0..1
+    slightly, as in ComfyUI (SaveImage clips)."""
+    if crop == "center":
+        image = center_crop_to(image, width, height)
     if method == "lanczos":
-        out = []
-        for k in range(image.shape[0]):
-            array = (image[k].clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
-            pil = Image.fromarray(array).resize((width, height), Image.LANCZOS)
-            out.append(torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0))
-        return torch.stack(out).to(image.device)
+        return _lanczos(image, width, height)
     mode = {"nearest-exact": "nearest-exact", "bilinear": "bilinear", "area": "area", "bicubic": "bicubic"}[method]
-    kw = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
-    x = F.interpolate(image.movedim(-1, 1), size=(height, width), mode=mode, **kw)
-    return x.movedim(1, -1).clamp(0, 1)
+    x = F.interpolate(image.movedim(-1, 1), size=(height, width), mode=mode)
+    return x.movedim(1, -1)
+
+
+def _lanczos(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    out = []
+    for k in range(image.shape[0]):
+        array = np.clip(image[k].float().cpu().numpy() * 255.0, 0, 255).astype(np.uint8)
+        grey = array.shape[-1] == 1
+        pil = Image.fromarray(array[..., 0] if grey else array).resize((width, height), Image.LANCZOS)
+        resized = np.asarray(pil, dtype=np.float32) / 255.0
+        out.append(torch.from_numpy(resized[..., None] if grey else resized))
+    return torch.stack(out).to(image.device, image.dtype)
 
 
 def center_crop_to(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Crop the centre to the aspect ratio of width:height."""
+    """Crop the centre to the aspect ratio of width:height (ComfyUI's offsets: the same margin,
+    rounded, taken from both sides)."""
     h, w = image.shape[1:3]
-    if w * height > h * width:  # too wide
-        new_w = max(1, round(h * width / height))
-        x = (w - new_w) // 2
-        return image[:, :, x:x + new_w]
-    new_h = max(1, round(w * height / width))
-    y = (h - new_h) // 2
-    return image[:, y:y + new_h]
+    old_aspect, new_aspect = w / h, width / height
+    x = y = 0
+    if old_aspect > new_aspect:
+        x = round((w - w * (new_aspect / old_aspect)) / 2)
+    elif old_aspect < new_aspect:
+        y = round((h - h * (old_aspect / new_aspect)) / 2)
+    return image[:, y:h - y, x:w - x]
 
 
-@node(category="image/upscaling")
+@node(category="image/upscaling", display_name="Upscale Image")
 class ImageScale:
-    """Resize to a size; a side of 0 keeps the aspect ratio."""
+    """Resize to a size; a side of 0 keeps the aspect ratio; both 0 leaves the image as it is."""
     inputs = [Input("image", IMAGE), Choice("upscale_method", UPSCALE_METHODS),
               Int("width", 512, min=0, max=MAX_SIDE), Int("height", 512, min=0, max=MAX_SIDE),
               Choice("crop", ["disabled", "center"])]
     outputs = [Output("IMAGE", IMAGE)]
 
-    @classmethod
-    def validate_inputs(cls, upscale_method, width, height, crop):
-        return "width and height cannot both be 0" if width == 0 and height == 0 else None
-
     def run(self, ctx, image, upscale_method, width, height, crop):
+        if width == 0 and height == 0:
+            return image
         h, w = image.shape[1:3]
         if width == 0:
             width = max(1, round(w * height / h))
-        if height == 0:
+        elif height == 0:
             height = max(1, round(h * width / w))
-        if crop == "center":
-            image = center_crop_to(image, width, height)
-        return resize(image, width, height, upscale_method)
+        return resize(image, width, height, upscale_method, crop)
 
 
-@node(category="image/upscaling")
+@node(category="image/upscaling", display_name="Upscale Image By")
 class ImageScaleBy:
     """Resize by a factor."""
     inputs = [Input("image", IMAGE), Choice("upscale_method", UPSCALE_METHODS),
