@@ -166,22 +166,38 @@ class DeviceManager:
     # --- weight patches -----------------------------------------------------------------------
     @torch.no_grad()
     def _apply_patches(self, rec: _Resident, patches: tuple) -> None:
-        if rec.patched_by == patches:
+        if _same_patches(rec.patched_by, patches):
             return
         params = dict(rec.module.named_parameters())
         params.update(dict(rec.module.named_buffers()))
-        for key, original in rec.backup.items():  # back to the base, exactly
-            params[key].copy_(original.to(params[key].device))
-        rec.backup.clear()
+        self._restore(rec, params)
+        by_key: dict[str, list[tuple[float, Patch]]] = {}
         for key, strength, patch in patches:
             if key not in params:
                 raise KeyError(f"patch for unknown weight {key!r} of {type(rec.module).__name__}")
-            weight = params[key]
-            if key not in rec.backup:
+            by_key.setdefault(key, []).append((strength, patch))
+        try:
+            for key, items in by_key.items():
+                # all patches of a weight are summed in float32 and rounded once; a callable patch sees
+                # the weight with the patches before it applied (as LoRA stacks do in ComfyUI)
+                weight = params[key]
                 rec.backup[key] = weight.detach().to(self.offload_device, copy=True)
-            delta = patch(weight.float()) if callable(patch) else patch
-            weight.add_((strength * delta.float()).to(weight.device).reshape(weight.shape).to(weight.dtype))
+                acc = weight.detach().float()
+                for strength, patch in items:
+                    delta = patch(acc) if callable(patch) else patch
+                    acc.add_(delta.to(device=acc.device, dtype=torch.float32).reshape(acc.shape), alpha=strength)
+                weight.copy_(acc)
+        except BaseException:
+            self._restore(rec, params)  # never leave a half-patched module behind
+            raise
         rec.patched_by = patches
+
+    @staticmethod
+    def _restore(rec: _Resident, params: dict[str, torch.Tensor]) -> None:
+        for key, original in rec.backup.items():  # back to the base, exactly
+            params[key].copy_(original.to(params[key].device))
+        rec.backup.clear()
+        rec.patched_by = ()
 
     # --- model cache (shared across workflows) ------------------------------------------------
     def load_cached(self, key: Any, loader: Callable[[], Any], size: Callable[[Any], int] | None = None) -> Any:
@@ -211,6 +227,11 @@ class DeviceManager:
             free, total = torch.cuda.mem_get_info(self.device)
             info.update(name=torch.cuda.get_device_name(self.device), vram_total=total, vram_free=free)
         return info
+
+
+def _same_patches(a: tuple, b: tuple) -> bool:
+    """Same patch list? Patches compare by identity (tensors have no plain equality)."""
+    return len(a) == len(b) and all(ka == kb and sa == sb and pa is pb for (ka, sa, pa), (kb, sb, pb) in zip(a, b))
 
 
 def _value_bytes(value: Any) -> int:

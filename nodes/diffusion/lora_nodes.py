@@ -1,0 +1,85 @@
+"""LoRA nodes (ComfyUI names): LoraLoader (MODEL + CLIP) and LoraLoaderModelOnly.
+
+The LoRA becomes weight patches on new handles; the base model stays cached and unpatched, so
+stacking LoRAs is chaining loaders and dropping one gives the base weights back exactly.
+"""
+from __future__ import annotations
+
+from nodegraph import CLIP, MODEL, Float, Input, ModelFile, Output, node
+from nodegraph.devices import ModelHandle
+
+from .loader_nodes import _fingerprint, file_stamp
+from .lora import LoraError, LoraFile, LoraPatches, build_patches, read_lora
+
+__all__ = ["LoraLoader", "LoraLoaderModelOnly"]
+
+
+def _strength(name: str, tooltip: str):
+    return Float(name, default=1.0, min=-100.0, max=100.0, step=0.01, tooltip=tooltip)
+
+
+def _load(ctx, lora_name: str) -> LoraFile:
+    path = ctx.folders.find("loras", lora_name)
+    try:
+        return ctx.devices.load_cached(("lora", file_stamp(path)), lambda: read_lora(path),
+                                       size=lambda lora: lora.nbytes)
+    except LoraError as exc:
+        raise LoraError(f"lora_name {lora_name!r}: {exc}") from exc
+
+
+def _patches(ctx, lora_name: str, model: ModelHandle | None, clip: ModelHandle | None) -> LoraPatches:
+    lora = _load(ctx, lora_name)
+    patches = build_patches(lora, model=model.module if model is not None else None,
+                            clip=clip.module if clip is not None else None)
+    if not patches.model and not patches.clip:
+        found = len(lora.tensors)
+        if patches.clip_keys and clip is None:
+            raise LoraError(f"lora_name {lora_name!r}: only text-encoder weights, nothing for the MODEL "
+                            f"(use LoraLoader to apply it to a CLIP)")
+        raise LoraError(f"lora_name {lora_name!r}: none of its {found} keys is a LoRA weight of this "
+                        f"{'model' if clip is None else 'model or CLIP'}"
+                        + (f" ({'; '.join(patches.problems('model'))})" if patches.problems("model") else ""))
+    for message in patches.problems("model" if clip is None else "model and CLIP"):
+        ctx.warn(f"{lora_name}: {message}")
+    return patches
+
+
+@node(category="loaders", display_name="Load LoRA")
+class LoraLoader:
+    """Apply a LoRA to a diffusion model and its text encoder (kohya/A1111, diffusers/peft, LyCORIS files)."""
+    inputs = [Input("model", MODEL, tooltip="The diffusion model the LoRA will be applied to."),
+              Input("clip", CLIP, tooltip="The CLIP model the LoRA will be applied to."),
+              ModelFile("lora_name", folder="loras", tooltip="The name of the LoRA."),
+              _strength("strength_model", "How strongly to modify the diffusion model. This value can be negative."),
+              _strength("strength_clip", "How strongly to modify the CLIP model. This value can be negative.")]
+    outputs = [Output("MODEL", MODEL), Output("CLIP", CLIP)]
+
+    @classmethod
+    def fingerprint(cls, env, lora_name, **_):
+        return _fingerprint(env, "loras", lora_name)
+
+    def run(self, ctx, model, clip, lora_name, strength_model=1.0, strength_clip=1.0):
+        if strength_model == 0 and strength_clip == 0:
+            return model, clip
+        patches = _patches(ctx, lora_name, model, clip)
+        new_model = model if strength_model == 0 else model.add_patches(patches.model, strength_model)
+        new_clip = clip if strength_clip == 0 else clip.add_patches(patches.clip, strength_clip)
+        return new_model, new_clip
+
+
+@node(category="loaders")
+class LoraLoaderModelOnly:
+    """Apply a LoRA to a diffusion model only (its text-encoder weights, if any, are left out)."""
+    inputs = [Input("model", MODEL), ModelFile("lora_name", folder="loras"),
+              _strength("strength_model", "How strongly to modify the diffusion model. This value can be negative.")]
+    outputs = [Output("MODEL", MODEL)]
+
+    @classmethod
+    def fingerprint(cls, env, lora_name, **_):
+        return _fingerprint(env, "loras", lora_name)
+
+    def run(self, ctx, model, lora_name, strength_model=1.0):
+        if strength_model == 0:
+            return (model,)
+        patches = _patches(ctx, lora_name, model, None)
+        return (model.add_patches(patches.model, strength_model),)
