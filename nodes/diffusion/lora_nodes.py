@@ -9,7 +9,7 @@ from nodegraph import CLIP, MODEL, Float, Input, ModelFile, Output, node
 from nodegraph.devices import ModelHandle
 
 from .loader_nodes import _fingerprint, file_stamp
-from .lora import LoraError, LoraFile, LoraPatches, build_patches, read_lora
+from .lora import LoraError, LoraFile, LoraPatches, build_patches, read_lora, split_key
 
 __all__ = ["LoraLoader", "LoraLoaderModelOnly"]
 
@@ -29,18 +29,17 @@ def _load(ctx, lora_name: str) -> LoraFile:
 
 def _patches(ctx, lora_name: str, model: ModelHandle | None, clip: ModelHandle | None) -> LoraPatches:
     lora = _load(ctx, lora_name)
+    if not any(split_key(k) for k in lora.tensors):
+        raise LoraError(f"lora_name {lora_name!r}: not a LoRA file (none of its {len(lora.tensors)} keys is a "
+                        f"LoRA weight, e.g. {next(iter(lora.tensors))!r})")
     patches = build_patches(lora, model=model.module if model is not None else None,
                             clip=clip.module if clip is not None else None)
-    if not patches.model and not patches.clip:
-        found = len(lora.tensors)
-        if patches.clip_keys and clip is None:
-            raise LoraError(f"lora_name {lora_name!r}: only text-encoder weights, nothing for the MODEL "
-                            f"(use LoraLoader to apply it to a CLIP)")
-        raise LoraError(f"lora_name {lora_name!r}: none of its {found} keys is a LoRA weight of this "
-                        f"{'model' if clip is None else 'model or CLIP'}"
-                        + (f" ({'; '.join(patches.problems('model'))})" if patches.problems("model") else ""))
-    for message in patches.problems("model" if clip is None else "model and CLIP"):
+    # as ComfyUI: keys that do not fit are reported and the rest is applied
+    for message in patches.problems("model" if clip is None else "model or CLIP"):
         ctx.warn(f"{lora_name}: {message}")
+    if not patches.model and patches.clip_keys and clip is None:
+        ctx.warn(f"{lora_name}: only text-encoder weights ({len(patches.clip_keys)} keys); nothing to apply to "
+                 "the MODEL (LoraLoader applies them to a CLIP)")
     return patches
 
 
