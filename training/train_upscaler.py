@@ -18,8 +18,8 @@ Evaluation on held-out scenes: PSNR of the model against bicubic and lanczos-lik
 bicubic is not a thing when upscaling; torch bicubic, align_corners False, clamped) on the same
 inputs, at 64->128 and 128->256, inputs drawn at the low size (the primary number) and area-downscaled.
 
-    python training/train_upscaler.py --device cuda --out $OUT/upscale      # ~170 s on one H100
-    python training/train_upscaler.py --smoke --out /tmp/upscale_smoke       # CPU plumbing check, < 1 min
+    python training/train_upscaler.py --device cuda --out $OUT/upscale      # 155 s (2577 steps) on one H100
+    python training/train_upscaler.py --smoke --out /tmp/upscale_smoke       # CPU plumbing check, ~30 s
 """
 from __future__ import annotations
 
