@@ -14,9 +14,10 @@ cropped, preferring crops that contain the shape's outline (flat background teac
 Loss: Charbonnier (smooth L1) on pixels; Adam, cosine learning rate over max(step/steps,
 seconds/budget), so a slower GPU ends on schedule rather than being cut off mid-way.
 
-Evaluation on held-out scenes: PSNR of the model against bicubic and lanczos-like (antialiased
-bicubic is not a thing when upscaling; torch bicubic, align_corners False, clamped) on the same
-inputs, at 64->128 and 128->256, inputs drawn at the low size (the primary number) and area-downscaled.
+Evaluation on held-out scenes, with the weights rounded to fp16 as shipped: PSNR of the model,
+of bicubic (torch, half-pixel centres, clamped) and of bilinear against the truth, at 64->128 and
+128->256, for inputs drawn at the low size and for area-downscaled inputs; on CUDA also with the
+model computed in bf16 (what ImageUpscaleWithModel does there).
 
     python training/train_upscaler.py --device cuda --out $OUT/upscale      # 155 s (2577 steps) on one H100
     python training/train_upscaler.py --smoke --out /tmp/upscale_smoke       # CPU plumbing check, ~30 s

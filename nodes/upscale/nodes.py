@@ -70,9 +70,10 @@ class ImageUpscaleWithModel:
                 out = upscale_batch(ctx, upscale_model, x, tile)
                 break
             except OOM_ERRORS:
-                if tiling == "internal" or tile <= MIN_TILE:
+                smaller = TILE if tile > TILE else tile // 2  # a whole image first falls back to normal tiles
+                if tiling == "internal" or smaller < MIN_TILE:
                     raise
-                tile = max(MIN_TILE, min(tile, TILE * 2) // 2) if tile > TILE else tile // 2
+                tile = smaller
                 if ctx.devices.device.type == "cuda":
                     torch.cuda.empty_cache()
                 ctx.warn(f"out of memory: retrying with {tile} px tiles")

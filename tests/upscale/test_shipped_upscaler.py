@@ -96,3 +96,26 @@ def test_upscale_workflow_runs_end_to_end(workflow_result):
         x = img.movedim(-1, 1)
         return ((x[..., 1:, :] - x[..., :-1, :]) ** 2).mean() + ((x[..., :, 1:] - x[..., :, :-1]) ** 2).mean()
     assert edge_energy(ours) > 1.1 * edge_energy(bicubic.clamp(0, 1))
+
+
+def test_a_comfyui_api_prompt_runs_unchanged(env):
+    """ComfyUI's usual 'upscale with a model, then scale down' graph, as its API format writes it."""
+    from PIL import Image
+
+    from nodegraph.formats.comfy_api import to_native
+
+    small = draw(SCENES[:1], size=64).images_bhwc()[0]
+    Image.fromarray((small.numpy() * 255).round().astype("uint8")).save(env.folders.input / "star.png")
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "star.png"}},
+        "2": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": NAME}},
+        "3": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]}},
+        "4": {"class_type": "ImageScaleBy", "inputs": {"image": ["3", 0], "upscale_method": "lanczos", "scale_by": 0.75}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "ComfyUI"}},
+    }
+    result = Executor(env).run(to_native(prompt))
+    assert result.status == "success", result.errors
+    assert result.value("3").shape == (1, 128, 128, 3) and result.value("4").shape == (1, 96, 96, 3)
+    truth = draw(SCENES[:1], size=128).images_bhwc()
+    bicubic = run(env, "ImageScaleBy", image=result.value("1"), upscale_method="bicubic", scale_by=2.0)
+    assert psnr(result.value("3"), truth).item() > psnr(bicubic, truth).item() + 5  # through an 8-bit PNG too
