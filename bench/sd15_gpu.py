@@ -57,6 +57,8 @@ def build_lora(path: Path, rank: int) -> int:
              ("lora_te_", ckpt.build_clip(ckpt.reference_config("sd15_text_encoder"))))
     for prefix, model in parts:
         for name, module in model.named_modules():
+            if prefix == "lora_te_" and "encoder.layers" not in name:
+                continue  # kohya trains the text encoder's transformer layers only
             if isinstance(module, torch.nn.Linear) and ("attn" in name or "ff." in name or "mlp" in name
                                                         or "proj" in name or prefix == "lora_te_"):
                 down, up = (rank, module.in_features), (module.out_features, rank)
