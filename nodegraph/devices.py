@@ -86,6 +86,8 @@ class _Resident:
     in_use: int = 0
     patched_by: tuple = ()
     backup: dict[str, torch.Tensor] = field(default_factory=dict)
+    swapped: bool = False  # backup holds the original tensors themselves (patched copies swapped in)
+    backup_bytes: int = 0  # device memory the patched copies take while swapped
 
 
 class DeviceManager:
@@ -118,7 +120,7 @@ class DeviceManager:
                 rec.in_use -= 1
 
     def resident_bytes(self) -> int:
-        return sum(r.size for r in self._resident.values())
+        return sum(r.size + r.backup_bytes for r in self._resident.values())
 
     def is_resident(self, module: torch.nn.Module) -> bool:
         return id(module) in self._resident
@@ -129,6 +131,7 @@ class DeviceManager:
         if rec is not None:
             self._resident.move_to_end(key)
             if next(iter(module.parameters()), torch.empty(0, dtype=dtype)).dtype != dtype:
+                self._apply_patches(rec, ())  # backups are in the old dtype: unpatch first
                 module.to(dtype=dtype)
             return rec
         size = module_bytes(module)
@@ -166,6 +169,9 @@ class DeviceManager:
     # --- weight patches -----------------------------------------------------------------------
     @torch.no_grad()
     def _apply_patches(self, rec: _Resident, patches: tuple) -> None:
+        """Put `patches` on the module, from the base weights. Where the budget allows, the original
+        tensors stay on the device as the backup and patched copies are swapped in, so restoring is
+        free; otherwise the originals are copied to the offload device and the weights patched in place."""
         if _same_patches(rec.patched_by, patches):
             return
         params = dict(rec.module.named_parameters())
@@ -176,17 +182,24 @@ class DeviceManager:
             if key not in params:
                 raise KeyError(f"patch for unknown weight {key!r} of {type(rec.module).__name__}")
             by_key.setdefault(key, []).append((strength, patch))
+        extra = sum(params[k].numel() * params[k].element_size() for k in by_key)
+        rec.swapped = self.vram_budget is None or self.resident_bytes() + extra <= self.vram_budget
         try:
             for key, items in by_key.items():
                 # all patches of a weight are summed in float32 and rounded once; a callable patch sees
                 # the weight with the patches before it applied (as LoRA stacks do in ComfyUI)
                 weight = params[key]
-                rec.backup[key] = weight.detach().to(self.offload_device, copy=True)
-                acc = weight.detach().float()
+                acc = weight.detach().to(torch.float32, copy=True)
                 for strength, patch in items:
                     delta = patch(acc) if callable(patch) else patch
                     acc.add_(delta.to(device=acc.device, dtype=torch.float32).reshape(acc.shape), alpha=strength)
-                weight.copy_(acc)
+                if rec.swapped:
+                    rec.backup[key] = weight.data
+                    weight.data = acc.to(weight.dtype)
+                    rec.backup_bytes += weight.numel() * weight.element_size()
+                else:
+                    rec.backup[key] = weight.detach().to(self.offload_device, copy=True)
+                    weight.copy_(acc)
         except BaseException:
             self._restore(rec, params)  # never leave a half-patched module behind
             raise
@@ -195,8 +208,12 @@ class DeviceManager:
     @staticmethod
     def _restore(rec: _Resident, params: dict[str, torch.Tensor]) -> None:
         for key, original in rec.backup.items():  # back to the base, exactly
-            params[key].copy_(original.to(params[key].device))
+            if rec.swapped:
+                params[key].data = original
+            else:
+                params[key].copy_(original.to(params[key].device))
         rec.backup.clear()
+        rec.backup_bytes = 0
         rec.patched_by = ()
 
     # --- model cache (shared across workflows) ------------------------------------------------
