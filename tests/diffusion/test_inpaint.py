@@ -1,0 +1,161 @@
+"""Inpainting: 9-channel inpainting checkpoints (tiny, random) get the mask and the masked image as their
+extra input channels; on the embedded default model, workflows/inpaint.json repaints only the mask."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from nodegraph.environment import Environment
+from nodegraph.executor import Executor
+from nodegraph.folders import Folders
+from nodes.diffusion import checkpoint as C
+from nodes.diffusion.default_world.analyze import read_image
+from tests.diffusion.workflow_files import WorkflowRunner
+
+
+class UNetInputs:
+    """Records the sample tensor of every call of a 9-channel U-Net (a global forward pre-hook)."""
+
+    def __init__(self) -> None:
+        self.samples: list[torch.Tensor] = []
+
+    def __enter__(self):
+        def hook(module, args):
+            config = getattr(module, "config", None)
+            if type(module).__name__ == "UNet2DConditionModel" and getattr(config, "in_channels", 0) == 9:
+                self.samples.append(args[0].detach().clone())
+        self.handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.remove()
+
+
+def comfy_inpaint_workflow(ckpt: str, image: str, denoise: float = 1.0, for_inpaint: bool = True) -> dict:
+    """ComfyUI's inpainting graph in its API format: LoadImage's alpha is the mask."""
+    latent = {"class_type": "VAEEncodeForInpaint",
+              "inputs": {"pixels": ["1", 0], "vae": ["4", 2], "mask": ["1", 1], "grow_mask_by": 6}}
+    if not for_inpaint:
+        latent = {"class_type": "VAEEncode", "inputs": {"pixels": ["1", 0], "vae": ["4", 2]}}
+    return {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+        "1": {"class_type": "LoadImage", "inputs": {"image": image}},
+        "2": latent,
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red circle", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+        "3": {"class_type": "KSampler", "inputs": {"seed": 3, "steps": 3, "cfg": 5.0, "sampler_name": "euler",
+                                                    "scheduler": "normal", "denoise": denoise, "model": ["4", 0],
+                                                    "positive": ["6", 0], "negative": ["7", 0],
+                                                    "latent_image": ["2", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "inpaint", "images": ["8", 0]}},
+    }
+
+
+@pytest.fixture
+def tiny_inpaint_env(tmp_path, builtin_registry):
+    for name in ("models", "output", "input", "temp"):
+        (tmp_path / name).mkdir()
+    C.save_tiny_checkpoint(tmp_path / "models" / "checkpoints" / "tiny-inpainting.safetensors", "sd1", seed=5,
+                           inpaint=True)
+    rng = np.random.default_rng(0)
+    rgba = np.concatenate([rng.integers(0, 256, (64, 64, 3)), np.full((64, 64, 1), 255)], axis=-1).astype(np.uint8)
+    rgba[16:40, 24:56, 3] = 0  # transparent = the region to repaint (LoadImage's mask is 1 - alpha)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "input" / "photo.png")
+    return Environment(registry=builtin_registry, folders=Folders(tmp_path))
+
+
+def test_inpainting_checkpoint_gets_mask_and_masked_image_channels(tiny_inpaint_env):
+    env = tiny_inpaint_env
+    executor = Executor(env)
+    with UNetInputs() as seen:
+        result = executor.run(comfy_inpaint_workflow("tiny-inpainting.safetensors", "photo.png"))
+    assert result.status == "success", result.errors
+    model = result.value("4")
+    assert model.info["inpaint"] is True  # detected from the 9 input channels of the checkpoint
+
+    encoded = result.value("2")
+    pixel_mask = encoded["noise_mask"]  # the grown mask, at pixel resolution
+    assert pixel_mask.shape == (1, 1, 64, 64) and pixel_mask[0, 0, 16:40, 24:56].eq(1).all()
+    latent_mask = F.interpolate(pixel_mask, size=(8, 8), mode="bilinear").round()
+    assert 0 < latent_mask.sum() < 64
+    masked_image = encoded["samples"] * model.info["scale_factor"]  # the greyed image, in model space
+
+    assert len(seen.samples) == 3  # one batched (cond + uncond) call per step
+    for sample in seen.samples:
+        assert sample.shape == (2, 9, 8, 8)
+        assert torch.equal(sample[:, 4:5], latent_mask.expand(2, 1, 8, 8))  # channel 4: the mask
+        assert torch.allclose(sample[:, 5:], masked_image.expand(2, 4, 8, 8), atol=1e-6)  # 5..8: masked image
+
+    # the result differs from the input latent only where the mask is (checked on latents: the VAE
+    # decoder's attention block sees the whole latent, so decoded pixels move a little everywhere)
+    out = result.value("3")["samples"]
+    keep = latent_mask.expand_as(out) == 0
+    assert torch.allclose(out[keep], encoded["samples"][keep], atol=1e-5)
+    assert (out - encoded["samples"])[~keep].abs().mean() > 0.05
+    assert result.value("8").shape == (1, 64, 64, 3)
+
+
+def test_inpainting_checkpoint_without_a_mask_sees_the_blank_image(tiny_inpaint_env):
+    """A plain VAEEncode latent (no noise mask): ComfyUI gives the U-Net an all-ones mask and the
+    latent of a black image, so an inpainting model still does text-to-image."""
+    with UNetInputs() as seen:
+        result = Executor(tiny_inpaint_env).run(
+            comfy_inpaint_workflow("tiny-inpainting.safetensors", "photo.png", for_inpaint=False))
+    assert result.status == "success", result.errors
+    assert len(seen.samples) == 3
+    blank = torch.tensor([0.8223, -0.6876, 0.6364, 0.1380]).view(1, 4, 1, 1).expand(2, 4, 8, 8)
+    for sample in seen.samples:
+        assert sample[:, 4].eq(1).all() and torch.allclose(sample[:, 5:], blank)
+
+
+# --- the embedded default model: workflows/inpaint.json ------------------------------------------------
+
+MASK = (slice(48, 112), slice(32, 96))  # the 64x64 mask of workflows/inpaint.json, at (32, 48)
+
+
+@pytest.fixture(scope="module")
+def run_workflow(tmp_path_factory, builtin_registry):
+    return WorkflowRunner(tmp_path_factory.mktemp("inpaint"), builtin_registry)
+
+
+def test_inpaint_workflow_repaints_only_the_mask(run_workflow):
+    result = run_workflow("inpaint.json")
+    source, decoded, final = result.value("21")[0], result.value("8")[0], result.value("24")[0]
+    assert final.shape == (128, 128, 3)
+    inside = torch.zeros(128, 128, dtype=torch.bool)
+    inside[MASK] = True
+    # the sampler changed the latent only under the (grown) noise mask ...
+    encoded, sampled = result.value("2"), result.value("3")["samples"]
+    latent_mask = F.interpolate(encoded["noise_mask"], size=sampled.shape[-2:], mode="bilinear")
+    keep = (latent_mask == 0).expand_as(sampled)
+    assert 0 < keep.float().mean() < 1
+    assert torch.allclose(sampled[keep], encoded["samples"][keep], atol=1e-5)
+    # ... but the VAE round trip alone moves every pixel a little (measured: 0.06-0.08 mean away from the mask),
+    away = torch.ones(128, 128, dtype=torch.bool)
+    away[40:120, 24:104] = False
+    assert (decoded - source).abs()[away].mean() < 0.12
+    # so the workflow pastes the repainted square back: outside the mask the picture is the source, exactly
+    assert torch.equal(final[~inside], source[~inside])
+    assert final[8:32, 96:120].sub(torch.tensor([0xF0, 0xD0, 0x20]) / 255).abs().max() < 1e-6  # the yellow block
+    # inside, the prompt's big red square on the blue canvas
+    reading = read_image(final[MASK])
+    assert (reading.shape_color, reading.background) == ("red", "blue") and reading.shape_fraction > 0.3
+    assert red_fraction(final[~inside]) == 0
+
+
+def red_fraction(pixels: torch.Tensor) -> float:
+    p = pixels.reshape(-1, 3)
+    return float(((p[:, 0] > 0.6) & (p[:, 1] < 0.4) & (p[:, 2] < 0.4)).float().mean())
+
+
+def test_inpaint_workflow_follows_the_prompt(run_workflow):
+    result = run_workflow("inpaint.json", **{"6__text": "an orange square on a blue background"})
+    source, final = result.value("21")[0], result.value("24")[0]
+    assert read_image(final[MASK]).shape_color == "orange"
+    outside = torch.ones(128, 128, dtype=torch.bool)
+    outside[MASK] = False
+    assert torch.equal(final[outside], source[outside])
