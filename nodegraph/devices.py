@@ -11,6 +11,9 @@ One DeviceManager per process decides placement. Nodes never move modules themse
 - Weight patches (LoRA and friends) belong to a ModelHandle, not to the module: several handles
   share one base module, each with its own patches. Using a handle applies its patches (keeping
   a backup of the original weights) and using another handle first restores the base exactly.
+  Patches are summed per weight in float32 and rounded once; callable patches compute their delta
+  on the weight's device when applied. Within the budget the original tensors themselves are the
+  backup (patched copies are swapped in, restoring is free); otherwise they are copied out to RAM.
 - Loaded models are shared across workflows through `load_cached(key, loader)`.
 """
 from __future__ import annotations
