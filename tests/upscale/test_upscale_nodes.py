@@ -12,7 +12,7 @@ from nodegraph.devices import DeviceManager
 from nodegraph.folders import FolderError
 from nodegraph.node import Context, Interrupted
 from nodes.upscale import nodes as upscale_nodes
-from nodes.upscale.loading import UpscaleModelError, compute_dtype
+from nodes.upscale.loading import UpscaleModelError
 from nodes.upscale.tiling import tile_count, tile_starts, tiled_apply
 from tests.upscale import models
 
@@ -176,21 +176,7 @@ def test_batches_alpha_and_grey_images(env):
     assert grey.shape == (1, 32, 24, 3)
 
 
-def test_compute_dtype_follows_the_manager_where_the_architecture_allows():
-    class Desc:
-        def __init__(self, half, bf16):
-            self.supports_half, self.supports_bfloat16 = half, bf16
-
-    cpu = DeviceManager(device="cpu")
-    assert compute_dtype(Desc(True, True), cpu) == torch.float32
-    bf16 = DeviceManager(device="cpu", dtype=torch.bfloat16)
-    assert compute_dtype(Desc(True, True), bf16) == torch.bfloat16
-    assert compute_dtype(Desc(True, False), bf16) == torch.float32  # no fp16 fallback off CUDA
-    fp16 = DeviceManager(device="cpu", dtype=torch.float16)
-    assert compute_dtype(Desc(False, True), fp16) == torch.float32
-
-
-def test_bf16_manager_runs_the_model_in_bf16(tmp_path, builtin_registry):
+def test_upscalers_compute_in_float32_even_under_a_bf16_manager(tmp_path, builtin_registry):
     from nodegraph.environment import Environment
     from nodegraph.folders import Folders
 
@@ -200,10 +186,10 @@ def test_bf16_manager_runs_the_model_in_bf16(tmp_path, builtin_registry):
                       devices=DeviceManager(device="cpu", dtype=torch.bfloat16))
     save(env, "m.safetensors", models.esrgan_old(scale=2))
     handle = call(env, "UpscaleModelLoader", model_name="m.safetensors")
-    assert handle.dtype == torch.bfloat16
+    assert handle.dtype == torch.float32
     out = call(env, "ImageUpscaleWithModel", upscale_model=handle, image=image(16, 16))
     assert out.dtype == torch.float32 and out.shape == (1, 32, 32, 3)
-    assert next(handle.module.parameters()).dtype == torch.bfloat16
+    assert next(handle.module.parameters()).dtype == torch.float32
 
 
 # --- bad files -------------------------------------------------------------------------------------
