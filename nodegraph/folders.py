@@ -15,6 +15,14 @@ class FolderError(ValueError):
     pass
 
 
+def _is_diffusers_folder(path: Path) -> bool:
+    """A diffusers pipeline (model_index.json) or a single diffusers model (config.json + weights,
+    e.g. a ControlNet); the parts inside a pipeline folder are not listed on their own."""
+    if (path / "model_index.json").exists():
+        return True
+    return (path / "config.json").exists() and any(path.glob("diffusion_pytorch_model*"))
+
+
 class Folders:
     def __init__(self, base: str | Path = ".", models: str | Path | None = None,
                  output: str | Path | None = None, input: str | Path | None = None,
@@ -45,7 +53,7 @@ class Folders:
                     name = path.relative_to(root).as_posix()
                     if name not in names:
                         names.append(name)
-                elif path.is_dir() and (path / "model_index.json").exists():  # a diffusers folder
+                elif path.is_dir() and _is_diffusers_folder(path) and not _is_diffusers_folder(path.parent):
                     names.append(path.relative_to(root).as_posix())
         return names
 
