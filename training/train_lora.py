@@ -154,6 +154,10 @@ def train(unet, text_encoder, params, pool, scale: float, args, device, logfile)
     t0 = time.time()
     stats: dict = {}
     for step in range(args.steps):
+        if args.stop_at is not None and step >= args.stop_at:
+            log(f"stopping at step {step} (--stop-at)", logfile)
+            stats["stopped_at"] = step
+            break
         if args.deadline and time.time() - args.t_start > args.deadline:
             log(f"stopping at step {step}: the {args.deadline}s deadline of the run was reached", logfile)
             stats["stopped_at"] = step
@@ -278,6 +282,9 @@ def main(argv=None) -> int:
     ap.add_argument("--caption-dropout", type=float, default=0.1)
     ap.add_argument("--pool", type=int, default=32768, help="styled images encoded once by the VAE")
     ap.add_argument("--deadline", type=float, default=165, help="stop training once the run is this old (s)")
+    ap.add_argument("--stop-at", type=int, default=None,
+                    help="stop after this many steps (the lr schedule still spans --steps): reproduces a run the "
+                         "deadline stopped, e.g. the shipped one: --stop-at 679")
     ap.add_argument("--cfg", type=float, default=5.0)
     ap.add_argument("--eval-prompts", type=int, default=64)
     ap.add_argument("--eval-steps", type=int, default=20)
