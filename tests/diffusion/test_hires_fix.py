@@ -1,4 +1,7 @@
-"""workflows/hires-fix.json on the embedded default model: txt2img at 128 px, x2 upscale, img2img at 256 px."""
+"""The hires fix on the embedded default model: txt2img at 128 px, x2 upscale, img2img at 256 px.
+
+workflows/hires-fix.json upscales with the shipped ESRGAN model (nodes/upscale), hires-fix-lanczos.json
+with a plain lanczos resize; both must keep the picture and give crisp edges at the new size."""
 from __future__ import annotations
 
 import pytest
@@ -20,10 +23,13 @@ def edge_sharpness(image: torch.Tensor) -> float:
     return float(steps.topk(max(1, steps.numel() // 100)).values.mean())
 
 
-@pytest.mark.parametrize("prompt, colours", [(None, ("red", "blue")),
-                                             ("a green square on a white background", ("green", "white"))])
-def test_hires_fix_doubles_the_size_and_keeps_the_picture(run_workflow, prompt, colours):
-    result = run_workflow("hires-fix.json", **({"6__text": prompt} if prompt else {}))
+@pytest.mark.parametrize("workflow, prompt, colours", [
+    ("hires-fix.json", None, ("red", "blue")),
+    ("hires-fix.json", "a green square on a white background", ("green", "white")),
+    ("hires-fix-lanczos.json", None, ("red", "blue")),
+])
+def test_hires_fix_doubles_the_size_and_keeps_the_picture(run_workflow, workflow, prompt, colours):
+    result = run_workflow(workflow, **({"6__text": prompt} if prompt else {}))
     low, upscaled, final = result.value("8")[0], result.value("10")[0], result.value("13")[0]
     assert low.shape == (128, 128, 3) and upscaled.shape == final.shape == (256, 256, 3)
     first, second = read_image(low), read_image(final)
@@ -31,6 +37,11 @@ def test_hires_fix_doubles_the_size_and_keeps_the_picture(run_workflow, prompt, 
     assert (second.shape_color, second.background) == colours  # the prompted shape and colours are still there
     assert abs(second.centroid[0] - first.centroid[0]) < 0.05 and abs(second.centroid[1] - first.centroid[1]) < 0.05
     assert abs(second.shape_fraction - first.shape_fraction) < 0.05
-    # the second pass redraws at 256 px: the edges the x2 upscale blurred get sharp again (measured ~2x)
+    # the second pass redraws at 256 px (it changes the upscaled picture, a little) and its edges are as
+    # crisp per pixel as the 128 px original's (measured 0.98-1.06x), where a lanczos x2 alone halves them
     assert 0.01 < (final - upscaled).abs().mean() < 0.15
-    assert edge_sharpness(final) > 1.4 * edge_sharpness(upscaled)
+    assert edge_sharpness(final) > 0.85 * edge_sharpness(low)
+    if "lanczos" in workflow:
+        assert edge_sharpness(upscaled) < 0.6 * edge_sharpness(low)
+    else:  # the upscale model alone is already sharper than a resize (measured 0.73-0.89x of the original)
+        assert edge_sharpness(upscaled) > 0.65 * edge_sharpness(low)
