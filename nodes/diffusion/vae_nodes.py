@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from nodegraph import IMAGE, LATENT, MASK, VAE, Input, Int, Output, node
+from nodegraph import CONDITIONING, IMAGE, LATENT, MASK, VAE, Boolean, Input, Int, Output, node
 
 VAE_BATCH = 4  # images per VAE call: bounds activation memory on big batches
 
@@ -154,6 +154,24 @@ class VAEEncodeTiled:
         return ({"samples": latent},)
 
 
+def crop_with_mask(pixels: torch.Tensor, mask: torch.Tensor, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mask resized (bilinear) to the image, then both centre-cropped to multiples of the VAE's cell:
+    pixels [B,H,W,3] (a copy) and mask [B,1,H,W], as ComfyUI's inpainting encoders do."""
+    mask = F.interpolate(mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).float(),
+                         size=(pixels.shape[1], pixels.shape[2]), mode="bilinear")
+    h, w = (pixels.shape[1] // multiple) * multiple, (pixels.shape[2] // multiple) * multiple
+    if h == 0 or w == 0:
+        raise ValueError(f"image {pixels.shape[2]}x{pixels.shape[1]} is smaller than the VAE's {multiple}-pixel cell")
+    y0, x0 = (pixels.shape[1] % multiple) // 2, (pixels.shape[2] % multiple) // 2
+    return pixels[:, y0:y0 + h, x0:x0 + w, :3].clone(), mask[:, :, y0:y0 + h, x0:x0 + w]
+
+
+def grey_out(pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Pixels where the rounded mask is 1 become mid grey (0.5): the model sees nothing of them."""
+    keep = (1.0 - mask.round()).squeeze(1)[..., None]
+    return (pixels - 0.5) * keep + 0.5
+
+
 @node(category="latent/inpaint")
 class VAEEncodeForInpaint:
     """Encode with the masked area greyed out; the latent carries the (grown) mask as its noise mask."""
@@ -162,21 +180,38 @@ class VAEEncodeForInpaint:
     outputs = [Output("LATENT", LATENT)]
 
     def run(self, ctx, pixels, vae, mask, grow_mask_by):
-        with ctx.devices.use(vae) as model:
-            f = model.downscale
-        mask = F.interpolate(mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).float(),
-                             size=(pixels.shape[1], pixels.shape[2]), mode="bilinear")
-        h, w = (pixels.shape[1] // f) * f, (pixels.shape[2] // f) * f
-        y0, x0 = (pixels.shape[1] % f) // 2, (pixels.shape[2] % f) // 2
-        pixels = pixels[:, y0:y0 + h, x0:x0 + w, :3].clone()
-        mask = mask[:, :, y0:y0 + h, x0:x0 + w]
+        pixels, mask = crop_with_mask(pixels, mask, vae_downscale(ctx, vae))
         if grow_mask_by == 0:
             grown = mask
         else:  # grow a few pixels so the seam falls inside the repainted area in latent space
             kernel = torch.ones(1, 1, grow_mask_by, grow_mask_by)
             padding = math.ceil((grow_mask_by - 1) / 2)
             grown = torch.clamp(F.conv2d(mask.round(), kernel, padding=padding), 0, 1)
-        keep = (1.0 - mask.round()).squeeze(1)[..., None]
-        pixels = (pixels - 0.5) * keep + 0.5  # masked pixels become mid grey
-        latent = vae_encode(ctx, vae, pixels)
+        latent = vae_encode(ctx, vae, grey_out(pixels, mask))
+        h, w = pixels.shape[1:3]
         return ({"samples": latent, "noise_mask": grown[:, :, :h, :w].round()},)
+
+
+@node(category="conditioning/inpaint")
+class InpaintModelConditioning:
+    """For inpainting models: the greyed-out image's latent and the mask go into the conditioning (the
+    U-Net's extra input channels); the latent is the whole image's, with the mask as its noise mask
+    unless noise_mask is off (then the sampler may change everything, guided by the model)."""
+    inputs = [Input("positive", CONDITIONING), Input("negative", CONDITIONING), Input("vae", VAE),
+              Input("pixels", IMAGE), Input("mask", MASK), Boolean("noise_mask", True)]
+    outputs = [Output("positive", CONDITIONING), Output("negative", CONDITIONING), Output("latent", LATENT)]
+
+    def run(self, ctx, positive, negative, vae, pixels, mask, noise_mask):
+        cropped, mask = crop_with_mask(pixels, mask, vae_downscale(ctx, vae))
+        concat_latent = vae_encode(ctx, vae, grey_out(cropped, mask))
+        latent = {"samples": vae_encode(ctx, vae, pixels)}
+        if noise_mask:
+            latent["noise_mask"] = mask
+        extras = {"concat_latent_image": concat_latent, "concat_mask": mask}
+        conditioned = [[[item[0], {**(item[1] or {}), **extras}, *item[2:]] for item in c] for c in (positive, negative)]
+        return conditioned[0], conditioned[1], latent
+
+
+def vae_downscale(ctx, vae) -> int:
+    with ctx.devices.use(vae) as model:
+        return model.downscale

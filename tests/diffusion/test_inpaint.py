@@ -112,6 +112,56 @@ def test_inpainting_checkpoint_without_a_mask_sees_the_blank_image(tiny_inpaint_
         assert sample[:, 4].eq(1).all() and torch.allclose(sample[:, 5:], blank)
 
 
+def inpaint_model_conditioning_workflow(ckpt: str, image: str, noise_mask: bool) -> dict:
+    """ComfyUI's newer inpainting graph: InpaintModelConditioning feeds the model's extra channels."""
+    return {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+        "1": {"class_type": "LoadImage", "inputs": {"image": image}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red circle", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+        "2": {"class_type": "InpaintModelConditioning", "inputs": {"positive": ["6", 0], "negative": ["7", 0], "vae": ["4", 2],
+                                                                   "pixels": ["1", 0], "mask": ["1", 1],
+                                                                   "noise_mask": noise_mask}},
+        "3": {"class_type": "KSampler", "inputs": {"seed": 3, "steps": 3, "cfg": 5.0, "sampler_name": "euler",
+                                                    "scheduler": "normal", "denoise": 1.0, "model": ["4", 0],
+                                                    "positive": ["2", 0], "negative": ["2", 1], "latent_image": ["2", 2]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "inpaint", "images": ["8", 0]}},
+    }
+
+
+@pytest.mark.parametrize("noise_mask", [True, False])
+def test_inpaint_model_conditioning(tiny_inpaint_env, noise_mask):
+    env = tiny_inpaint_env
+    with UNetInputs() as seen:
+        result = Executor(env).run(inpaint_model_conditioning_workflow("tiny-inpainting.safetensors", "photo.png",
+                                                                       noise_mask))
+    assert result.status == "success", result.errors
+    positive, negative, latent = (result.value("2", k) for k in range(3))
+    pixels, mask = result.value("1", 0), result.value("1", 1)
+    scale = result.value("4").info["scale_factor"]
+    vae = result.value("4", 2)
+    greyed = pixels.clone()
+    greyed[mask.bool()] = 0.5
+    with env.devices.use(vae) as model, torch.no_grad():
+        assert torch.allclose(latent["samples"], model.encode(pixels), atol=1e-6)  # the whole image, not greyed
+        concat_image = model.encode(greyed)
+    for cond in (positive, negative):
+        assert torch.allclose(cond[0][1]["concat_latent_image"], concat_image, atol=1e-6)
+        assert torch.equal(cond[0][1]["concat_mask"], mask[:, None])
+        assert "pooled_output" in cond[0][1]  # the text conditioning's own extras are kept
+    assert ("noise_mask" in latent) == noise_mask
+    latent_mask = F.interpolate(mask[:, None], size=(8, 8), mode="bilinear").round()
+    assert len(seen.samples) == 3
+    for sample in seen.samples:
+        assert torch.equal(sample[:, 4:5], latent_mask.expand(2, 1, 8, 8))
+        assert torch.allclose(sample[:, 5:], (concat_image * scale).expand(2, 4, 8, 8), atol=1e-6)
+    out = result.value("3")["samples"]
+    keep = (latent_mask == 0).expand_as(out)
+    kept = torch.allclose(out[keep], latent["samples"][keep], atol=1e-5)
+    assert kept == noise_mask  # without the noise mask the sampler repaints everything
+
+
 # --- the embedded default model: workflows/inpaint.json ------------------------------------------------
 
 MASK = (slice(48, 112), slice(32, 96))  # the 64x64 mask of workflows/inpaint.json, at (32, 48)
