@@ -112,6 +112,27 @@ def test_inpainting_checkpoint_without_a_mask_sees_the_blank_image(tiny_inpaint_
         assert sample[:, 4].eq(1).all() and torch.allclose(sample[:, 5:], blank)
 
 
+def test_encode_for_inpaint_crops_odd_sizes_as_comfyui(tiny_inpaint_env):
+    """75x70 pixels: image and mask centre-cropped to 72x64 (offsets 1 and 3), masked pixels grey,
+    the noise mask grown by a 6x6 box (2 px up/left, 3 px down/right) and rounded."""
+    from nodegraph.devices import ModelHandle
+    from nodes.diffusion.models import VAEModel
+    from tests.diffusion.nodecall import run
+    vae = ModelHandle(VAEModel(C.tiny_components("sd1", seed=11)["vae"]), "tiny-vae")
+    pixels = torch.rand(2, 70, 75, 3)
+    mask = torch.zeros(1, 35, 25)  # half resolution: resized (bilinear) to the image first
+    mask[:, 10:20, 5:15] = 1.0
+    out = run(tiny_inpaint_env, "VAEEncodeForInpaint", pixels=pixels, vae=vae, mask=mask, grow_mask_by=6)
+    full = F.interpolate(mask[:, None], size=(70, 75), mode="bilinear")[:, :, 3:67, 1:73]
+    grown = (F.conv2d(full.round(), torch.ones(1, 1, 6, 6), padding=3).clamp(0, 1)[:, :, :64, :72]).round()
+    assert out["samples"].shape == (2, 4, 8, 9)
+    assert torch.equal(out["noise_mask"], grown)
+    greyed = pixels[:, 3:67, 1:73].clone()
+    greyed[full[:, 0].round().bool().expand(2, 64, 72)] = 0.5
+    with torch.no_grad():
+        assert torch.allclose(out["samples"], vae.module.encode(greyed), atol=1e-5)
+
+
 def inpaint_model_conditioning_workflow(ckpt: str, image: str, noise_mask: bool) -> dict:
     """ComfyUI's newer inpainting graph: InpaintModelConditioning feeds the model's extra channels."""
     return {
