@@ -163,7 +163,7 @@ class DeviceManager:
         with self._lock:
             freed = 0
             for key in [k for k, r in self._resident.items() if r.in_use == 0]:
-                freed += self._resident[key].size
+                freed += self._resident[key].size + self._resident[key].backup_bytes
                 self._offload(key)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
