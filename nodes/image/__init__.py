@@ -304,7 +304,7 @@ def outpaint_feather(h: int, w: int, left: int, top: int, right: int, bottom: in
 CHANNELS = ["red", "green", "blue", "alpha"]
 
 
-@node(category="mask")
+@node(category="mask", display_name="Convert Image to Mask")
 class ImageToMask:
     """One channel of an image as a mask."""
     inputs = [Input("image", IMAGE), Choice("channel", CHANNELS)]
@@ -317,7 +317,7 @@ class ImageToMask:
         return image[..., index].clone()
 
 
-@node(category="mask")
+@node(category="mask", display_name="Convert Mask to Image")
 class MaskToImage:
     """A mask as a grey image."""
     inputs = [Input("mask", MASK)]
