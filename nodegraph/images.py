@@ -72,6 +72,18 @@ def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") ->
 MAX_BATCH_PIXELS = 2**30  # 12 GiB as a float RGB IMAGE: beyond it a typo, not a picture
 
 
+def center_crop_margins(old_w: int, old_h: int, width: int, height: int) -> tuple[int, int]:
+    """(x, y) margins to cut from each side so that old_w x old_h takes the aspect ratio of
+    width x height, as ComfyUI's common_upscale(..., crop="center") rounds them."""
+    old_aspect, new_aspect = old_w / old_h, width / height
+    x = y = 0
+    if old_aspect > new_aspect:
+        x = round((old_w - old_w * (new_aspect / old_aspect)) / 2)
+    elif old_aspect < new_aspect:
+        y = round((old_h - old_h * (old_aspect / new_aspect)) / 2)
+    return x, y
+
+
 def pixel_budget_problem(width: int, height: int, batch_size: int) -> str | None:
     """For validate_inputs: reject sizes whose product would allocate absurd memory."""
     total = width * height * batch_size

@@ -379,6 +379,44 @@ def _groups_rule(widths: Iterable[int]) -> int:
     return next(g for g in (32, 16, 8, 4, 2, 1) if all(w % g == 0 for w in widths))
 
 
+def walk_encoder(sd: Mapping[str, torch.Tensor], model_channels: int, name: str, what: str = "U-Net",
+                 error: type[Exception] = CheckpointError) -> tuple[list[int], int, list[int], int]:
+    """The encoder of an LDM U-Net or ControlNet state dict (keys without prefix), walked level by level:
+    resblocks until a downsampler closes the level. Returns (widths per level, resblocks per level,
+    transformer depth per level, middle transformer depth); shapes it cannot express raise `error`."""
+    keys = list(sd)
+
+    def transformer_depth(prefix: str) -> int:
+        return len(_indices(keys, prefix + "transformer_blocks."))
+
+    widths: list[int] = []
+    res_counts: list[int] = []
+    depths: list[list[int]] = []
+    cur_res, cur_depths, cur_width = 0, [], model_channels
+    for i in _indices(keys, "input_blocks.")[1:]:
+        if f"input_blocks.{i}.0.op.weight" in sd:
+            widths.append(cur_width); res_counts.append(cur_res); depths.append(cur_depths)
+            cur_res, cur_depths = 0, []
+            continue
+        if f"input_blocks.{i}.0.out_layers.3.weight" not in sd:
+            raise error(f"{name}: unsupported {what} block input_blocks.{i} (neither resblock nor downsampler)")
+        cur_width = int(sd[f"input_blocks.{i}.0.out_layers.3.weight"].shape[0])
+        cur_res += 1
+        cur_depths.append(transformer_depth(f"input_blocks.{i}.1."))
+    widths.append(cur_width); res_counts.append(cur_res); depths.append(cur_depths)
+    if len(set(res_counts)) != 1:
+        raise error(f"{name}: {what} levels have different resblock counts {res_counts}; not supported")
+    level_depth: list[int] = []
+    for level, ds in enumerate(depths):
+        if len(set(ds)) != 1:
+            raise error(f"{name}: {what} level {level} mixes attention depths {ds}; not supported")
+        level_depth.append(ds[0])
+    mid_depth = transformer_depth("middle_block.1.")
+    if mid_depth == 0:
+        raise error(f"{name}: {what} without a middle transformer; not supported")
+    return widths, res_counts[0], level_depth, mid_depth
+
+
 def infer_unet_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, Any] | None = None,
                       pooled_dim: int | None = None, name: str = "checkpoint", family: str = "") -> dict:
     """diffusers UNet2DConditionModel config from an LDM U-Net state dict (keys without the prefix)."""
@@ -393,35 +431,9 @@ def infer_unet_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, Any] |
     def transformer_depth(prefix: str) -> int:
         return len(_indices(keys, prefix + "transformer_blocks."))
 
-    # walk the encoder: resblocks per level until a downsampler closes the level
-    widths: list[int] = []
-    res_counts: list[int] = []
-    depths: list[list[int]] = []
-    cur_res, cur_depths, cur_width = 0, [], model_channels
+    widths, layers_per_block, level_depth, mid_depth = walk_encoder(sd, model_channels, name, "U-Net")
     linear = None
     context_dim = None
-    for i in _indices(keys, "input_blocks.")[1:]:
-        if f"input_blocks.{i}.0.op.weight" in sd:
-            widths.append(cur_width); res_counts.append(cur_res); depths.append(cur_depths)
-            cur_res, cur_depths = 0, []
-            continue
-        if f"input_blocks.{i}.0.out_layers.3.weight" not in sd:
-            raise CheckpointError(f"{name}: unsupported U-Net block input_blocks.{i} (neither resblock nor downsampler)")
-        cur_width = int(sd[f"input_blocks.{i}.0.out_layers.3.weight"].shape[0])
-        cur_res += 1
-        cur_depths.append(transformer_depth(f"input_blocks.{i}.1."))
-    widths.append(cur_width); res_counts.append(cur_res); depths.append(cur_depths)
-    if len(set(res_counts)) != 1:
-        raise CheckpointError(f"{name}: U-Net levels have different resblock counts {res_counts}; not supported")
-    layers_per_block = res_counts[0]
-    level_depth: list[int] = []
-    for level, ds in enumerate(depths):
-        if len(set(ds)) != 1:
-            raise CheckpointError(f"{name}: U-Net level {level} mixes attention depths {ds}; not supported")
-        level_depth.append(ds[0])
-    mid_depth = transformer_depth("middle_block.1.")
-    if mid_depth == 0:
-        raise CheckpointError(f"{name}: U-Net without a middle transformer; not supported")
     # output blocks must mirror the input blocks
     up_depth: list[int] = []
     outs = _indices(keys, "output_blocks.")

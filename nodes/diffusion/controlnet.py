@@ -39,8 +39,9 @@ import torch
 import torch.nn.functional as F
 
 from nodegraph.devices import ModelHandle
+from nodegraph.images import center_crop_margins
 
-from .checkpoint import (CheckpointError, _groups_rule, _heads_rule, _indices, _materialise, read_hints,
+from .checkpoint import (CheckpointError, walk_encoder, _groups_rule, _heads_rule, _indices, _materialise, read_hints,
                          read_state_dict, unet_to_ldm)
 
 ORIGINAL_PREFIX = "control_model."
@@ -115,34 +116,8 @@ def infer_controlnet_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, 
     conv_in = sd["input_blocks.0.0.weight"]
     model_channels, in_channels = int(conv_in.shape[0]), int(conv_in.shape[1])
 
-    def depth(prefix: str) -> int:
-        return len(_indices(keys, prefix + "transformer_blocks."))
-
-    widths: list[int] = []
-    res_counts: list[int] = []
-    level_depths: list[list[int]] = []
-    cur_res, cur_depths, cur_width = 0, [], model_channels
-    for i in _indices(keys, "input_blocks.")[1:]:
-        if f"input_blocks.{i}.0.op.weight" in sd:
-            widths.append(cur_width); res_counts.append(cur_res); level_depths.append(cur_depths)
-            cur_res, cur_depths = 0, []
-            continue
-        if f"input_blocks.{i}.0.out_layers.3.weight" not in sd:
-            raise ControlNetError(f"{name}: unsupported encoder block input_blocks.{i}")
-        cur_width = int(sd[f"input_blocks.{i}.0.out_layers.3.weight"].shape[0])
-        cur_res += 1
-        cur_depths.append(depth(f"input_blocks.{i}.1."))
-    widths.append(cur_width); res_counts.append(cur_res); level_depths.append(cur_depths)
-    if len(set(res_counts)) != 1:
-        raise ControlNetError(f"{name}: levels have different resblock counts {res_counts}; not supported")
-    per_level: list[int] = []
-    for level, ds in enumerate(level_depths):
-        if len(set(ds)) != 1:
-            raise ControlNetError(f"{name}: level {level} mixes attention depths {ds}; not supported")
-        per_level.append(ds[0])
-    mid_depth = depth("middle_block.1.")
-    if mid_depth == 0:
-        raise ControlNetError(f"{name}: ControlNet without a middle transformer; not supported")
+    widths, layers_per_block, per_level, mid_depth = walk_encoder(sd, model_channels, name, "ControlNet",
+                                                                  ControlNetError)
     zero_convs = _indices(keys, "zero_convs.")
     if len(zero_convs) != len(_indices(keys, "input_blocks.")):
         raise ControlNetError(f"{name}: {len(zero_convs)} zero convs for {len(_indices(keys, 'input_blocks.'))} "
@@ -174,7 +149,7 @@ def infer_controlnet_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, 
     config: dict[str, Any] = {
         "in_channels": in_channels, "conditioning_channels": int(hint_w[0].shape[1]),
         "down_block_types": ["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in has_attn],
-        "block_out_channels": widths, "layers_per_block": res_counts[0],
+        "block_out_channels": widths, "layers_per_block": layers_per_block,
         "cross_attention_dim": context_dim, "attention_head_dim": heads,
         "transformer_layers_per_block": layer_depths[0] if len(set(layer_depths)) == 1 else layer_depths,
         "use_linear_projection": linear,
@@ -353,12 +328,7 @@ def upscale_hint(hint: torch.Tensor, width: int, height: int, method: str = "nea
     """ComfyUI's common_upscale(..., crop="center") for [B,C,H,W]: centre-crop to the target's
     aspect ratio, then resize."""
     old_h, old_w = hint.shape[-2:]
-    old_aspect, new_aspect = old_w / old_h, width / height
-    x = y = 0
-    if old_aspect > new_aspect:
-        x = round((old_w - old_w * (new_aspect / old_aspect)) / 2)
-    elif old_aspect < new_aspect:
-        y = round((old_h - old_h * (old_aspect / new_aspect)) / 2)
+    x, y = center_crop_margins(old_w, old_h, width, height)
     hint = hint.narrow(-2, y, old_h - 2 * y).narrow(-1, x, old_w - 2 * x)
     if hint.shape[-2:] == (height, width):
         return hint

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from nodegraph import LATENT, MASK, Choice, Float, Input, Int, Output, node
-from nodegraph.images import pixel_budget_problem
+from nodegraph.images import center_crop_margins, pixel_budget_problem
 
 MAX_RESOLUTION = 16384
 # EmptyLatentImage has no model input: SD's latent space (4 channels, 1/8 of the pixels)
@@ -58,12 +58,7 @@ def common_upscale(samples: torch.Tensor, width: int, height: int, method: str, 
     """Resize [B,C,h,w] to (height, width), optionally centre-cropping to the new aspect first."""
     if crop == "center":
         old_w, old_h = samples.shape[-1], samples.shape[-2]
-        old_aspect, new_aspect = old_w / old_h, width / height
-        x = y = 0
-        if old_aspect > new_aspect:
-            x = round((old_w - old_w * (new_aspect / old_aspect)) / 2)
-        elif old_aspect < new_aspect:
-            y = round((old_h - old_h * (old_aspect / new_aspect)) / 2)
+        x, y = center_crop_margins(old_w, old_h, width, height)
         samples = samples[..., y:old_h - y, x:old_w - x]
     if method == "bislerp":
         return bislerp(samples, width, height)

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from nodegraph import IMAGE, INT, MASK, Boolean, Choice, Float, Input, Int, Output, String, node
-from nodegraph.images import pil_to_tensor, pixel_budget_problem, save_images
+from nodegraph import IMAGE, MASK, Boolean, Choice, Float, Input, Int, Output, String, node
+from nodegraph.images import center_crop_margins, pil_to_tensor, pixel_budget_problem, save_images
 
 MAX_SIDE = 16384
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -115,12 +115,7 @@ def center_crop_to(image: torch.Tensor, width: int, height: int) -> torch.Tensor
     """Crop the centre to the aspect ratio of width:height (ComfyUI's offsets: the same margin,
     rounded, taken from both sides)."""
     h, w = image.shape[1:3]
-    old_aspect, new_aspect = w / h, width / height
-    x = y = 0
-    if old_aspect > new_aspect:
-        x = round((w - w * (new_aspect / old_aspect)) / 2)
-    elif old_aspect < new_aspect:
-        y = round((h - h * (old_aspect / new_aspect)) / 2)
+    x, y = center_crop_margins(w, h, width, height)
     return image[:, y:h - y, x:w - x]
 
 
