@@ -2,7 +2,6 @@
 and the ComfyUI-compatible ImageToMask / MaskToImage they are used with."""
 from __future__ import annotations
 
-import pytest
 import torch
 
 from nodes.image.preprocessors import canny_edges
