@@ -5,7 +5,6 @@ its warning reaches the client and the job's history."""
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
