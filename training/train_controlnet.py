@@ -36,11 +36,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "training"))
 from nodes.diffusion.checkpoint import load_checkpoint  # noqa: E402
 from nodes.diffusion.controlnet import controlnet_from_unet, load_controlnet_file, save_controlnet  # noqa: E402
 from nodes.diffusion.default_world import (POSITION_NAMES, make_caption, read_image, render,  # noqa: E402
                                            sample_scenes, token_ids)
 from nodes.image.preprocessors import canny_edges  # noqa: E402
+from train_default import eps_step  # noqa: E402
 
 DEFAULT_CHECKPOINT = ROOT / "nodes" / "diffusion" / "weights" / "nodegraph-default.safetensors"
 EXPORT_NAME = "nodegraph-default-shape-controlnet.safetensors"
@@ -138,21 +140,15 @@ def train(controlnet, unet, text_encoder, pool, scale: float, args, device, logf
         noise = noise + args.offset_noise * torch.randn(latents.shape[0], latents.shape[1], 1, 1,
                                                         generator=generator, device=device)
         t = torch.randint(0, TRAIN_TIMESTEPS, (args.batch,), generator=generator, device=device)
-        a = acp[t].view(-1, 1, 1, 1)
-        noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+
+        def predict(noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
                 context = text_encoder(ids).last_hidden_state
             down, mid = controlnet(noisy, t, encoder_hidden_states=context, controlnet_cond=hint, return_dict=False)
-            pred = unet(noisy, t, context, down_block_additional_residuals=down,
-                        mid_block_additional_residual=mid).sample.float()
-        weight = torch.clamp(snr[t], max=5.0) / snr[t]
-        per_sample = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
-        loss = (weight * per_sample).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+            return unet(noisy, t, context, down_block_additional_residuals=down,
+                        mid_block_additional_residual=mid).sample
+
+        loss, per_sample, grad_norm = eps_step(opt, params, predict, latents, noise, t, acp, snr)
         decay = min(args.ema, (1 + step) / (10 + step))
         torch._foreach_lerp_(ema, [p.detach().float() for p in params], 1 - decay)
         steps_run = step + 1

@@ -16,17 +16,14 @@ CPU smoke test (seconds): python training/train_default.py --smoke --out /tmp/sm
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nodes.diffusion.default_world import (  # noqa: E402
@@ -108,6 +105,26 @@ def world_images(seed: int, count: int, device) -> tuple[torch.Tensor, list[str]
     scenes = sample_scenes(seed, count)
     images, _ = render(scenes, size=IMAGE_SIZE, device=device)
     return images * 2 - 1, scenes.captions  # the VAE works in -1..1 as SD's does
+
+
+def eps_step(opt, params, predict, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
+             acp: torch.Tensor, snr: torch.Tensor, clip: float = 1.0):
+    """One optimisation step of SD's eps objective with min-SNR-5 weights (same objective, faster
+    convergence): noise `latents` at timesteps t, predict the noise with `predict(noisy, t)` (bf16
+    autocast on CUDA), clip the gradient norm, step. Used by every diffusion trainer here.
+    Returns (loss, per-sample mse, gradient norm) as tensors."""
+    a = acp[t].view(-1, 1, 1, 1)
+    noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
+    with torch.autocast(latents.device.type, dtype=torch.bfloat16, enabled=latents.device.type == "cuda"):
+        pred = predict(noisy, t).float()
+    weight = torch.clamp(snr[t], max=5.0) / snr[t]
+    per_sample = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
+    loss = (weight * per_sample).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+    return loss, per_sample, grad_norm
 
 
 def cosine_lr(step: int, total: int, warmup: int, floor: float = 0.1) -> float:
@@ -247,19 +264,9 @@ def train_unet(unet, text_encoder, pool, scale: float, args, device, logfile):
             noise = noise + args.offset_noise * torch.randn(
                 latents.shape[0], latents.shape[1], 1, 1, generator=generator, device=device)
         t = torch.randint(0, TRAIN_TIMESTEPS, (args.batch,), generator=generator, device=device)
-        a = acp[t].view(-1, 1, 1, 1)
-        noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            context = text_encoder(ids).last_hidden_state
-            pred = unet(noisy, t, context).sample.float()
-        # min-SNR-5 weighting of the eps loss: same objective, faster convergence
-        weight = torch.clamp(snr[t], max=5.0) / snr[t]
-        per_sample = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
-        loss = (weight * per_sample).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        loss, per_sample, grad_norm = eps_step(
+            opt, params, lambda noisy, t: unet(noisy, t, text_encoder(ids).last_hidden_state).sample,
+            latents, noise, t, acp, snr)
         decay = min(args.ema, (1 + step) / (10 + step))
         torch._foreach_lerp_(ema_params, [p.detach().float() for p in params], 1 - decay)
         if step % max(1, args.unet_steps // 40) == 0 or step == args.unet_steps - 1:

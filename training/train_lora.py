@@ -29,13 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
 from nodes.diffusion.default_world import COLORS, SHAPES, make_caption, read_image, render, sample_scenes, token_ids  # noqa: E402
-from train_default import alphas_cumprod, cosine_lr, ddim_sample, prepare_tokens, save_grid  # noqa: E402
+from train_default import alphas_cumprod, cosine_lr, ddim_sample, eps_step, prepare_tokens, save_grid  # noqa: E402
 
 CHECKPOINT = ROOT / "nodes/diffusion/weights/nodegraph-default.safetensors"
 FILE_NAME = "nodegraph-silhouette.safetensors"
@@ -169,18 +168,9 @@ def train(unet, text_encoder, params, pool, scale: float, args, device, logfile)
         ids = prepare_tokens(tokens[idx], generator, args.caption_dropout)
         noise = torch.randn(latents.shape, generator=generator, device=device)
         t = torch.randint(0, TRAIN_TIMESTEPS, (args.batch,), generator=generator, device=device)
-        a = acp[t].view(-1, 1, 1, 1)
-        noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            context = text_encoder(ids).last_hidden_state
-            pred = unet(noisy, t, context).sample.float()
-        weight = torch.clamp(snr[t], max=5.0) / snr[t]  # min-SNR-5, as the base model was trained
-        per_sample = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
-        loss = (weight * per_sample).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        loss, per_sample, grad_norm = eps_step(  # min-SNR-5, as the base model was trained
+            opt, params, lambda noisy, t: unet(noisy, t, text_encoder(ids).last_hidden_state).sample,
+            latents, noise, t, acp, snr)
         if step % max(1, args.steps // 20) == 0 or step == args.steps - 1:
             stats.update(step=step, loss=loss.item(), mse=per_sample.mean().item(), grad_norm=grad_norm.item())
             log(f"lora {step:5d} loss {loss.item():.4f} mse {per_sample.mean().item():.4f} "
