@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 import torch
 
@@ -226,7 +226,9 @@ def clip_to_open_clip(text_encoder: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def _unet_hints(config: Mapping[str, Any]) -> dict:
+def unet_hints(config: Mapping[str, Any]) -> dict:
+    """What shapes cannot tell about a U-Net or ControlNet config, stored in the file's hints so a
+    small model round-trips exactly."""
     hints = {"attention_head_dim": config.get("num_attention_heads") or config["attention_head_dim"],
              "norm_num_groups": config["norm_num_groups"],
              "upcast_attention": bool(config.get("upcast_attention", False))}
@@ -270,7 +272,7 @@ def save_single_file(path: str | Path, unet: torch.nn.Module | None = None, vae:
             hints["latent_rgb_bias"] = [float(v) for v in latent_rgb_bias]
     if unet is not None:
         tensors.update({UNET_PREFIX + k: v for k, v in unet_to_ldm(unet.state_dict(), unet.config).items()})
-        hints["unet"] = _unet_hints(unet.config)
+        hints["unet"] = unet_hints(unet.config)
     if vae is not None:
         tensors.update({VAE_PREFIX + k: v for k, v in vae_to_ldm(vae.state_dict(), vae.config).items()})
         hints["vae"] = {"norm_num_groups": vae.config.norm_num_groups, "scaling_factor": vae.config.scaling_factor}
@@ -379,11 +381,37 @@ def _groups_rule(widths: Iterable[int]) -> int:
     return next(g for g in (32, 16, 8, 4, 2, 1) if all(w % g == 0 for w in widths))
 
 
+class EncoderLayout(NamedTuple):
+    widths: list[int]  # channels per level
+    layers_per_block: int  # resblocks per level
+    level_depth: list[int]  # transformer depth per level (0: no attention)
+    mid_depth: int  # middle transformer depth
+    layer_depths: list[int]  # diffusers' transformer_layers_per_block (the last level carries the middle's)
+    context_dim: int  # cross-attention width
+    linear: bool  # use_linear_projection
+
+    @property
+    def has_attn(self) -> list[bool]:
+        return [d > 0 for d in self.level_depth]
+
+    @property
+    def transformer_layers(self) -> int | list[int]:
+        return self.layer_depths[0] if len(set(self.layer_depths)) == 1 else self.layer_depths
+
+    def attention_heads(self, hints: Mapping[str, Any]) -> int | list[int]:
+        """The file's hint, else the SD rule from each level's width."""
+        heads = hints.get("attention_head_dim")
+        if heads is None:
+            rule = [_heads_rule(w, self.linear) for w in self.widths]
+            heads = rule[0] if len(set(rule)) == 1 else rule
+        return heads
+
+
 def walk_encoder(sd: Mapping[str, torch.Tensor], model_channels: int, name: str, what: str = "U-Net",
-                 error: type[Exception] = CheckpointError) -> tuple[list[int], int, list[int], int]:
+                 error: type[Exception] = CheckpointError) -> EncoderLayout:
     """The encoder of an LDM U-Net or ControlNet state dict (keys without prefix), walked level by level:
-    resblocks until a downsampler closes the level. Returns (widths per level, resblocks per level,
-    transformer depth per level, middle transformer depth); shapes it cannot express raise `error`."""
+    resblocks until a downsampler closes the level, then its attention layout. Shapes a diffusers
+    config cannot express raise `error`."""
     keys = list(sd)
 
     def transformer_depth(prefix: str) -> int:
@@ -414,7 +442,17 @@ def walk_encoder(sd: Mapping[str, torch.Tensor], model_channels: int, name: str,
     mid_depth = transformer_depth("middle_block.1.")
     if mid_depth == 0:
         raise error(f"{name}: {what} without a middle transformer; not supported")
-    return widths, res_counts[0], level_depth, mid_depth
+    context_dim = next((int(sd[k].shape[1]) for k in keys if k.endswith("attn2.to_k.weight")), None)
+    proj_key = next((k for k in keys if k.endswith(".proj_in.weight")), None)
+    if context_dim is None or proj_key is None:
+        raise error(f"{name}: {what} has no cross-attention layers; not supported")
+    # diffusers' mid block uses the last level's depth: put the middle depth there when that level has none
+    if level_depth[-1] > 0 and level_depth[-1] != mid_depth:
+        raise error(f"{name}: {what} middle transformer depth {mid_depth} differs from the last level's "
+                    f"{level_depth[-1]}")
+    layer_depths = [d if d > 0 else 1 for d in level_depth[:-1]] + [mid_depth]
+    return EncoderLayout(widths, res_counts[0], level_depth, mid_depth, layer_depths, context_dim,
+                         sd[proj_key].ndim == 2)
 
 
 def infer_unet_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, Any] | None = None,
@@ -431,9 +469,8 @@ def infer_unet_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, Any] |
     def transformer_depth(prefix: str) -> int:
         return len(_indices(keys, prefix + "transformer_blocks."))
 
-    widths, layers_per_block, level_depth, mid_depth = walk_encoder(sd, model_channels, name, "U-Net")
-    linear = None
-    context_dim = None
+    layout = walk_encoder(sd, model_channels, name, "U-Net")
+    widths, layers_per_block, level_depth = layout.widths, layout.layers_per_block, layout.level_depth
     # output blocks must mirror the input blocks
     up_depth: list[int] = []
     outs = _indices(keys, "output_blocks.")
@@ -445,31 +482,14 @@ def infer_unet_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, Any] |
         up_depth.append(ds.pop() if len(ds) == 1 else -1)
     if up_depth != level_depth[::-1]:
         raise CheckpointError(f"{name}: U-Net decoder attention depths {up_depth} do not mirror encoder {level_depth[::-1]}")
-    context_dim = next((int(sd[k].shape[1]) for k in keys if k.endswith("attn2.to_k.weight")), None)
-    proj_key = next((k for k in keys if k.endswith(".proj_in.weight")), None)
-    if context_dim is None or proj_key is None:
-        raise CheckpointError(f"{name}: U-Net has no cross-attention layers")
-    linear = sd[proj_key].ndim == 2
-
-    has_attn = [d > 0 for d in level_depth]
-    # diffusers' mid block uses the last level's depth: put the middle depth there when that level has none
-    layer_depths = [d if d > 0 else 1 for d in level_depth]
-    if has_attn[-1] and level_depth[-1] != mid_depth:
-        raise CheckpointError(f"{name}: middle transformer depth {mid_depth} differs from the last level's {level_depth[-1]}")
-    layer_depths[-1] = mid_depth
-    transformer_layers: int | list[int] = layer_depths[0] if len(set(layer_depths)) == 1 else layer_depths
-
-    heads = hints.get("attention_head_dim")
-    if heads is None:
-        per_level = [_heads_rule(w, linear) for w in widths]
-        heads = per_level[0] if len(set(per_level)) == 1 else per_level
+    has_attn = layout.has_attn
     config: dict[str, Any] = {
         "in_channels": in_channels, "out_channels": out_channels,
         "down_block_types": ["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in has_attn],
         "up_block_types": ["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in has_attn[::-1]],
         "block_out_channels": widths, "layers_per_block": layers_per_block,
-        "cross_attention_dim": context_dim, "attention_head_dim": heads,
-        "transformer_layers_per_block": transformer_layers, "use_linear_projection": linear,
+        "cross_attention_dim": layout.context_dim, "attention_head_dim": layout.attention_heads(hints),
+        "transformer_layers_per_block": layout.transformer_layers, "use_linear_projection": layout.linear,
         "norm_num_groups": int(hints.get("norm_num_groups") or _groups_rule(widths)),
         "upcast_attention": bool(hints.get("upcast_attention", family == "sd2")),  # SD2.1 ships with it on
     }

@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from nodegraph.devices import ModelHandle
 from nodegraph.images import center_crop_margins
 
-from .checkpoint import (CheckpointError, walk_encoder, _groups_rule, _heads_rule, _indices, _materialise, read_hints,
-                         read_state_dict, unet_to_ldm)
+from .checkpoint import (CheckpointError, _groups_rule, _indices, _materialise, read_hints,
+                         read_state_dict, unet_hints, unet_to_ldm, walk_encoder)
 
 ORIGINAL_PREFIX = "control_model."
 HINTS_KEY = "nodegraph.hints"
@@ -116,22 +116,11 @@ def infer_controlnet_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, 
     conv_in = sd["input_blocks.0.0.weight"]
     model_channels, in_channels = int(conv_in.shape[0]), int(conv_in.shape[1])
 
-    widths, layers_per_block, per_level, mid_depth = walk_encoder(sd, model_channels, name, "ControlNet",
-                                                                  ControlNetError)
+    layout = walk_encoder(sd, model_channels, name, "ControlNet", ControlNetError)
     zero_convs = _indices(keys, "zero_convs.")
     if len(zero_convs) != len(_indices(keys, "input_blocks.")):
         raise ControlNetError(f"{name}: {len(zero_convs)} zero convs for {len(_indices(keys, 'input_blocks.'))} "
                               "input blocks")
-    context_dim = next((int(sd[k].shape[1]) for k in keys if k.endswith("attn2.to_k.weight")), None)
-    proj_key = next((k for k in keys if k.endswith(".proj_in.weight")), None)
-    if context_dim is None or proj_key is None:
-        raise ControlNetError(f"{name}: ControlNet without cross-attention; not supported")
-    linear = sd[proj_key].ndim == 2
-    has_attn = [d > 0 for d in per_level]
-    layer_depths = [d if d > 0 else 1 for d in per_level]
-    if has_attn[-1] and per_level[-1] != mid_depth:
-        raise ControlNetError(f"{name}: middle depth {mid_depth} differs from the last level's {per_level[-1]}")
-    layer_depths[-1] = mid_depth
 
     hint = _indices(keys, "input_hint_block.")
     if len(hint) < 2 or hint != list(range(0, 2 * len(hint), 2)) or (len(hint) - 2) % 2:
@@ -142,18 +131,13 @@ def infer_controlnet_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, 
         raise ControlNetError(f"{name}: hint block ends with {hint_w[-1].shape[0]} channels, the encoder "
                               f"starts with {model_channels}")
 
-    heads = hints.get("attention_head_dim")
-    if heads is None:
-        rule = [_heads_rule(w, linear) for w in widths]
-        heads = rule[0] if len(set(rule)) == 1 else rule
     config: dict[str, Any] = {
         "in_channels": in_channels, "conditioning_channels": int(hint_w[0].shape[1]),
-        "down_block_types": ["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in has_attn],
-        "block_out_channels": widths, "layers_per_block": layers_per_block,
-        "cross_attention_dim": context_dim, "attention_head_dim": heads,
-        "transformer_layers_per_block": layer_depths[0] if len(set(layer_depths)) == 1 else layer_depths,
-        "use_linear_projection": linear,
-        "norm_num_groups": int(hints.get("norm_num_groups") or _groups_rule(widths)),
+        "down_block_types": ["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in layout.has_attn],
+        "block_out_channels": layout.widths, "layers_per_block": layout.layers_per_block,
+        "cross_attention_dim": layout.context_dim, "attention_head_dim": layout.attention_heads(hints),
+        "transformer_layers_per_block": layout.transformer_layers, "use_linear_projection": layout.linear,
+        "norm_num_groups": int(hints.get("norm_num_groups") or _groups_rule(layout.widths)),
         "upcast_attention": bool(hints.get("upcast_attention", False)),
         "conditioning_embedding_out_channels": embedding,
     }
@@ -290,16 +274,6 @@ def load_controlnet_file(path: str | Path, *, dtype: torch.dtype | None = None) 
     return load_controlnet_state_dict(sd, metadata, name=path.name, config=config, dtype=dtype)
 
 
-def controlnet_hints(config: Mapping[str, Any]) -> dict:
-    """What shapes cannot tell, stored in the file so a tiny ControlNet round-trips exactly."""
-    hints = {"attention_head_dim": config.get("num_attention_heads") or config["attention_head_dim"],
-             "norm_num_groups": config["norm_num_groups"],
-             "upcast_attention": bool(config.get("upcast_attention", False))}
-    if config.get("addition_time_embed_dim"):
-        hints["addition_time_embed_dim"] = config["addition_time_embed_dim"]
-    return hints
-
-
 def save_controlnet(path: str | Path, module: torch.nn.Module, metadata: Mapping[str, str] | None = None, *,
                     dtype: torch.dtype | None = torch.float16, prefix: str = ORIGINAL_PREFIX) -> Path:
     """Write a diffusers ControlNetModel in the original single-file layout (safetensors), with the
@@ -313,7 +287,7 @@ def save_controlnet(path: str | Path, module: torch.nn.Module, metadata: Mapping
             value = value.to(dtype)
         out[prefix + key] = value.to("cpu").contiguous().clone()
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
-    meta[HINTS_KEY] = json.dumps({"controlnet": controlnet_hints(dict(module.config))})
+    meta[HINTS_KEY] = json.dumps({"controlnet": unet_hints(dict(module.config))})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(out, str(path), metadata=meta)
