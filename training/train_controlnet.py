@@ -42,24 +42,18 @@ from nodes.diffusion.controlnet import controlnet_from_unet, load_controlnet_fil
 from nodes.diffusion.default_world import (POSITION_NAMES, make_caption, read_image, render,  # noqa: E402
                                            sample_scenes, token_ids)
 from nodes.image.preprocessors import canny_edges  # noqa: E402
-from train_default import eps_step  # noqa: E402
+from train_default import TRAIN_TIMESTEPS, alphas_cumprod, ddim_sample, eps_step  # noqa: E402
 
 DEFAULT_CHECKPOINT = ROOT / "nodes" / "diffusion" / "weights" / "nodegraph-default.safetensors"
 EXPORT_NAME = "nodegraph-default-shape-controlnet.safetensors"
 IMAGE_SIZE = 128
 EMBEDDING_CHANNELS = (16, 32, 64, 128)  # hint 128x128 -> 16x16 in three stride-2 convs
-BETA_START, BETA_END, TRAIN_TIMESTEPS = 0.00085, 0.012, 1000
 
 
 def log(msg: str, logfile) -> None:
     print(msg, flush=True)
     logfile.write(msg + "\n")
     logfile.flush()
-
-
-def alphas_cumprod(device) -> torch.Tensor:
-    betas = torch.linspace(BETA_START ** 0.5, BETA_END ** 0.5, TRAIN_TIMESTEPS, dtype=torch.float64) ** 2
-    return torch.cumprod(1.0 - betas, 0).float().to(device)
 
 
 def control_images(masks: torch.Tensor, use_edges: torch.Tensor) -> torch.Tensor:
@@ -116,7 +110,7 @@ def train(controlnet, unet, text_encoder, pool, scale: float, args, device, logf
     params = list(controlnet.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     ema = [p.detach().clone().float() for p in params]
-    acp = alphas_cumprod(device)
+    acp = alphas_cumprod().to(device)
     snr = acp / (1 - acp)
     generator = torch.Generator(device=device).manual_seed(args.seed + 11)
     n = pool["mean"].shape[0]
@@ -167,36 +161,16 @@ def train(controlnet, unet, text_encoder, pool, scale: float, args, device, logf
 
 # ------------------------------------------------------------------------------------ evaluation
 
-@torch.no_grad()
-def ddim(unet, text_encoder, vae, prompts, scale, hint=None, controlnet=None, steps=20, cfg=5.0, seed=0,
-         device="cpu", conditioning_scale=1.0):
-    """Deterministic DDIM with CFG; the ControlNet (if given) runs on both sides, as
-    ControlNetApplyAdvanced does."""
-    acp = alphas_cumprod(device)
-    ids = torch.tensor([token_ids(p) for p in prompts], device=device)
-    empty = torch.tensor([token_ids("")] * len(prompts), device=device)
-    context = torch.cat([text_encoder(empty).last_hidden_state, text_encoder(ids).last_hidden_state])
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    side = IMAGE_SIZE // 8
-    x = torch.randn(len(prompts), 4, side, side, generator=g).to(device)
-    ts = torch.linspace(TRAIN_TIMESTEPS - 1, 0, steps + 1).round().long()[:-1].tolist()
-    hints = torch.cat([hint, hint]) if hint is not None else None
-    for i, t in enumerate(ts):
-        xx = torch.cat([x, x])
-        tt = torch.full((xx.shape[0],), t, device=device)
-        kwargs = {}
-        if controlnet is not None:
-            down, mid = controlnet(xx, tt, encoder_hidden_states=context, controlnet_cond=hints,
-                                   conditioning_scale=conditioning_scale, return_dict=False)
-            kwargs = dict(down_block_additional_residuals=down, mid_block_additional_residual=mid)
-        eps_u, eps_c = unet(xx, tt, context, **kwargs).sample.float().chunk(2)
-        eps = eps_u + cfg * (eps_c - eps_u)
-        a = acp[t]
-        a_prev = acp[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0, device=device)
-        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
-        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
-    images = vae.decode(x / scale).sample.float()
-    return ((images + 1) / 2).clamp(0, 1)
+def controlnet_residuals(controlnet, hint):
+    """ddim_sample's residuals hook: the ControlNet on both CFG sides, as ControlNetApplyAdvanced does."""
+    if controlnet is None:
+        return None
+    hints = torch.cat([hint, hint])
+
+    def residuals(x, t, context):
+        down, mid = controlnet(x, t, encoder_hidden_states=context, controlnet_cond=hints, return_dict=False)
+        return dict(down_block_additional_residuals=down, mid_block_additional_residual=mid)
+    return residuals
 
 
 def shape_pixels(image: torch.Tensor, threshold: float = 0.2) -> np.ndarray:
@@ -225,8 +199,9 @@ def evaluate(controlnet, unet, text_encoder, vae, scale, args, device, out: Path
         for start in range(0, count, args.eval_batch):
             sl = slice(start, start + args.eval_batch)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                imgs.append(ddim(unet, text_encoder, vae, prompts[sl], scale, hint[sl], net, steps=args.eval_steps,
-                                 seed=args.seed + start, device=device).float())
+                imgs.append(ddim_sample(unet, text_encoder, vae, prompts[sl], scale, steps=args.eval_steps,
+                                        seed=args.seed + start, device=device,
+                                        residuals=controlnet_residuals(net, hint[sl])).float())
         imgs = torch.cat(imgs)
         samples[name] = imgs
         dist, ious, color_ok = [], [], []

@@ -292,8 +292,9 @@ def encode_prompts(text_encoder, prompts: list[str], device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def ddim_sample(unet, text_encoder, vae, prompts, scale, steps=20, cfg=5.0, seed=0, device="cpu"):
-    """Deterministic DDIM (eta 0), trailing timesteps from 999, classifier-free guidance."""
+def ddim_sample(unet, text_encoder, vae, prompts, scale, steps=20, cfg=5.0, seed=0, device="cpu", residuals=None):
+    """Deterministic DDIM (eta 0), trailing timesteps from 999, classifier-free guidance.
+    residuals(x, t, context) -> extra U-Net keyword arguments for both sides (a ControlNet's residuals)."""
     device = torch.device(device)
     acp = alphas_cumprod().to(device)
     cond = encode_prompts(text_encoder, prompts, device)
@@ -304,7 +305,9 @@ def ddim_sample(unet, text_encoder, vae, prompts, scale, steps=20, cfg=5.0, seed
     x = torch.randn(len(prompts), 4, side, side, generator=g).to(device)
     ts = torch.linspace(TRAIN_TIMESTEPS - 1, 0, steps + 1).round().long()[:-1].tolist()
     for i, t in enumerate(ts):
-        eps_u, eps_c = unet(torch.cat([x, x]), torch.full((2 * len(prompts),), t, device=device), context).sample.float().chunk(2)
+        xx, tt = torch.cat([x, x]), torch.full((2 * len(prompts),), t, device=device)
+        extra = residuals(xx, tt, context) if residuals is not None else {}
+        eps_u, eps_c = unet(xx, tt, context, **extra).sample.float().chunk(2)
         eps = eps_u + cfg * (eps_c - eps_u)
         a = acp[t]
         a_prev = acp[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0, device=device)
