@@ -42,18 +42,13 @@ from nodes.diffusion.controlnet import controlnet_from_unet, load_controlnet_fil
 from nodes.diffusion.default_world import (POSITION_NAMES, make_caption, read_image, render,  # noqa: E402
                                            sample_scenes, token_ids)
 from nodes.image.preprocessors import canny_edges  # noqa: E402
-from train_default import TRAIN_TIMESTEPS, alphas_cumprod, ddim_sample, eps_step  # noqa: E402
+from train_default import (TRAIN_TIMESTEPS, alphas_cumprod, cosine_lr, ddim_sample, eps_step, log,  # noqa: E402
+                           save_grid)
 
 DEFAULT_CHECKPOINT = ROOT / "nodes" / "diffusion" / "weights" / "nodegraph-default.safetensors"
 EXPORT_NAME = "nodegraph-default-shape-controlnet.safetensors"
 IMAGE_SIZE = 128
 EMBEDDING_CHANNELS = (16, 32, 64, 128)  # hint 128x128 -> 16x16 in three stride-2 convs
-
-
-def log(msg: str, logfile) -> None:
-    print(msg, flush=True)
-    logfile.write(msg + "\n")
-    logfile.flush()
 
 
 def control_images(masks: torch.Tensor, use_edges: torch.Tensor) -> torch.Tensor:
@@ -64,13 +59,6 @@ def control_images(masks: torch.Tensor, use_edges: torch.Tensor) -> torch.Tensor
     if bool(use_edges.any()):
         out[use_edges] = canny_edges(silhouette[use_edges], 0.4, 0.8)
     return out.expand(-1, 3, -1, -1)
-
-
-def cosine_lr(step: int, total: int, warmup: int, floor: float = 0.1) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -224,21 +212,9 @@ def evaluate(controlnet, unet, text_encoder, vae, scale, args, device, out: Path
                          "within_0.1_edges": float(np.mean((np.array(dist) < 0.1)[use_edges.cpu().numpy()]))}
         log(f"eval {name}: {json.dumps(results[name])}", logfile)
     grid = torch.cat([hint[:8], samples["controlnet"][:8], samples["none"][:8]])
-    save_grid(grid, out / "eval_samples.png", 8)
+    save_grid(grid.float().clamp(0, 1), out / "eval_samples.png", 8)
     (out / "eval_prompts.txt").write_text("\n".join(prompts[:8]) + "\n")
     return results
-
-
-def save_grid(images: torch.Tensor, path: Path, columns: int) -> None:
-    from PIL import Image
-    images = images.float().clamp(0, 1).cpu()
-    n, _, h, w = images.shape
-    rows = math.ceil(n / columns)
-    canvas = torch.ones(3, rows * h, columns * w)
-    for i in range(n):
-        r, c = divmod(i, columns)
-        canvas[:, r * h:(r + 1) * h, c * w:(c + 1) * w] = images[i]
-    Image.fromarray((canvas.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
 
 
 # ------------------------------------------------------------------------------------------ main

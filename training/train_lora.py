@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
 from nodes.diffusion.default_world import COLORS, SHAPES, make_caption, read_image, render, sample_scenes, token_ids  # noqa: E402
-from train_default import alphas_cumprod, cosine_lr, ddim_sample, eps_step, prepare_tokens, save_grid  # noqa: E402
+from train_default import alphas_cumprod, cosine_lr, ddim_sample, eps_step, log, prepare_tokens, save_grid  # noqa: E402
 
 CHECKPOINT = ROOT / "nodes/diffusion/weights/nodegraph-default.safetensors"
 FILE_NAME = "nodegraph-silhouette.safetensors"
@@ -44,12 +44,6 @@ INK = torch.tensor(COLORS["black"])
 PAPER = torch.tensor(COLORS["white"])
 UNET_BLOCKS = {"Transformer2DModel", "ResnetBlock2D", "Downsample2D", "Upsample2D"}
 TEXT_BLOCKS = {"CLIPAttention", "CLIPMLP"}
-
-
-def log(msg: str, logfile) -> None:
-    print(msg, flush=True)
-    logfile.write(msg + "\n")
-    logfile.flush()
 
 
 # ------------------------------------------------------------------------------------- the style
