@@ -14,6 +14,7 @@ from PIL import Image
 from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
+from workflow_files import load_workflow
 from nodes.diffusion.default_world import Scene, draw, read_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,11 +31,8 @@ def go(tmp_path_factory, builtin_registry):
     executor = Executor(Environment(registry=builtin_registry, folders=folders))
 
     def run(extra_nodes=None, **overrides):
-        doc = json.loads((WORKFLOWS / "controlnet.json").read_text())
+        doc = load_workflow("controlnet.json", **overrides)
         doc["nodes"].update(extra_nodes or {})
-        for key, value in overrides.items():
-            node_id, input_name = key.split("__")
-            doc["nodes"][node_id]["inputs"][input_name] = value
         result = executor.run(doc)
         assert result.status == "success", result.errors
         assert len(result.outputs["9"]["images"]) == 1

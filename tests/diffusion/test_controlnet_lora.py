@@ -2,7 +2,6 @@
 the default model: the LoRA's style (black shape on white) at the place the control image says."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
+from workflow_files import load_workflow
 from nodes.diffusion.default_world import read_image
 
 from test_controlnet_default import control_centroid, distance, silhouette
@@ -26,10 +26,7 @@ def go(tmp_path_factory, builtin_registry):
     executor = Executor(Environment(registry=builtin_registry, folders=folders))
 
     def run(**overrides):
-        doc = json.loads((WORKFLOWS / "controlnet-lora.json").read_text())
-        for key, value in overrides.items():
-            node_id, input_name = key.split("__")
-            doc["nodes"][node_id]["inputs"][input_name] = value
+        doc = load_workflow("controlnet-lora.json", **overrides)
         result = executor.run(doc)
         assert result.status == "success", result.errors
         return result.value("8")[0]

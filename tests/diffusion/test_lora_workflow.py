@@ -11,11 +11,11 @@ import torch
 from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
+from workflow_files import load_workflow
 from nodes.diffusion.default_world.analyze import read_image
 from nodes.diffusion.lora import read_lora
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKFLOWS = ROOT / "workflows"
 SHIPPED = ROOT / "nodes/diffusion/loras/nodegraph-silhouette.safetensors"
 
 
@@ -29,10 +29,7 @@ def run(tmp_path_factory, builtin_registry):
         key = (name, tuple(sorted(overrides.items())))
         if key in images:
             return images[key]
-        doc = json.loads((WORKFLOWS / name).read_text())
-        for key, value in overrides.items():
-            node_id, input_name = key.split("__")
-            doc["nodes"][node_id]["inputs"][input_name] = value
+        doc = load_workflow(name, **overrides)
         result = executor.run(doc)
         assert result.status == "success", result.errors
         images[key] = result.value("8")[0]

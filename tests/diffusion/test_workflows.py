@@ -1,7 +1,4 @@
 """Every diffusion workflow in workflows/ runs on the embedded default model and does what it says."""
-import json
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -9,8 +6,7 @@ from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
 from nodes.diffusion.default_world.analyze import read_image
-
-WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+from workflow_files import load_workflow
 
 
 @pytest.fixture(scope="module")
@@ -20,10 +16,7 @@ def run(tmp_path_factory, builtin_registry):
     executor = Executor(env)
 
     def go(name, **overrides):
-        doc = json.loads((WORKFLOWS / name).read_text())
-        for key, value in overrides.items():
-            node_id, input_name = key.split("__")
-            doc["nodes"][node_id]["inputs"][input_name] = value
+        doc = load_workflow(name, **overrides)
         result = executor.run(doc)
         assert result.status == "success", result.errors
         [saver] = [n for n, e in doc["nodes"].items() if e["type"] == "SaveImage"]
