@@ -14,6 +14,8 @@ from PIL import Image, ImageOps
 from nodegraph import IMAGE, MASK, Boolean, Choice, Float, Input, Int, Output, String, node
 from nodegraph.images import center_crop_margins, pil_to_tensor, pixel_budget_problem, save_images
 
+from .preprocessors import *  # noqa: F401,F403  (ControlNet preprocessors)
+
 MAX_SIDE = 16384
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
@@ -418,9 +420,3 @@ class MaskComposite:
         out[:, y:y + h, x:x + w] = MASK_OPS[operation](region, src[:, :h, :w])
         return out.clamp(0, 1)  # ComfyUI clamps the whole mask, not only the pasted region
 
-
-try:  # ControlNet preprocessors (Canny, scribble ...): being written; the pack loads without them
-    from .preprocessors import *  # noqa: F401,F403,E402
-except ModuleNotFoundError as exc:
-    if exc.name != f"{__name__}.preprocessors":
-        raise
