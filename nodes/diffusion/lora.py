@@ -536,29 +536,3 @@ def count_layers(keys: Iterable[str]) -> int:
     """Number of distinct modules a set of LoRA keys touches."""
     return len({s[0] for s in map(split_key, keys) if s is not None})
 
-
-def time_patching(devices, base, patched, reps: int = 3) -> dict[str, float]:
-    """Median milliseconds to put a patched handle's weights in place (`devices.use(patched)` after the
-    base was in use: backups, deltas, copies) and to go back to the base weights, with CUDA
-    synchronisation. For benchmarks: call it with a loaded full-size handle and a LoraLoader output."""
-    import time
-
-    def sync():
-        if devices.device.type == "cuda":
-            torch.cuda.synchronize(devices.device)
-
-    applies, restores = [], []
-    for _ in range(reps):
-        with devices.use(base):
-            pass
-        sync()
-        t = time.perf_counter()
-        with devices.use(patched):
-            sync()
-        applies.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        with devices.use(base):
-            sync()
-        restores.append(time.perf_counter() - t)
-    return {"apply_ms": sorted(applies)[reps // 2] * 1e3, "restore_ms": sorted(restores)[reps // 2] * 1e3,
-            "weights": float(len({k for k, _, _ in patched.patches}))}
