@@ -535,4 +535,3 @@ def save_lora(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: M
 def count_layers(keys: Iterable[str]) -> int:
     """Number of distinct modules a set of LoRA keys touches."""
     return len({s[0] for s in map(split_key, keys) if s is not None})
-
