@@ -94,6 +94,7 @@ def write_fixtures(name: str, rendered: dict) -> None:
 
 def main(argv: list[str]) -> None:
     import tempfile
+    torch.set_num_threads(1)  # as tests/conftest.py: the thread count changes float summation order
     names = argv or example_names()
     registry = default_registry(plugins_dir=None)
     for name in names:
