@@ -1,6 +1,6 @@
 """ControlNet preprocessors that need no downloaded weights: Canny edges (ComfyUI's Canny node, the
-kornia algorithm written in torch), ThresholdMask (ComfyUI core) and ScribbleThreshold (an image
-turned into a white-on-black scribble-style control image).
+kornia algorithm written in torch) and ScribbleThreshold (an image turned into a white-on-black
+scribble-style control image).
 
 Canny, as kornia.filters.canny (what ComfyUI's node calls) computes it:
   grey = 0.299 R + 0.587 G + 0.114 B  ->  5x5 Gaussian blur, sigma 1 (reflect border)
@@ -17,9 +17,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from nodegraph import IMAGE, MASK, Choice, Float, Input, Output, node
+from nodegraph import IMAGE, Choice, Float, Input, Output, node
 
-__all__ = ["Canny", "ScribbleThreshold", "ThresholdMask", "canny_edges"]
+__all__ = ["Canny", "ScribbleThreshold", "canny_edges"]
 
 _GREY = (0.299, 0.587, 0.114)
 # neighbour offsets (dy, dx) of the 8 directions k*45°, k = 0..7 (angle of atan2(gy, gx), y down)
@@ -106,16 +106,6 @@ class Canny:
             raise ValueError(f"low_threshold ({low_threshold}) must not be above high_threshold ({high_threshold})")
         edges = canny_edges(image[..., :3].movedim(-1, 1), low_threshold, high_threshold)
         return (edges.repeat(1, 3, 1, 1).movedim(1, -1).contiguous(),)
-
-
-@node(category="mask")
-class ThresholdMask:
-    """1 where the mask is above value, else 0 (ComfyUI's ThresholdMask)."""
-    inputs = [Input("mask", MASK), Float("value", 0.5, min=0.0, max=1.0, step=0.01)]
-    outputs = [Output("MASK", MASK)]
-
-    def run(self, ctx, mask, value):
-        return ((mask > value).float(),)
 
 
 @node(category="image/preprocessors")

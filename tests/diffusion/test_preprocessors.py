@@ -1,4 +1,4 @@
-"""ControlNet preprocessors (nodes/image/preprocessors.py): Canny, ThresholdMask, ScribbleThreshold,
+"""ControlNet preprocessors (nodes/image/preprocessors.py: Canny, ScribbleThreshold), ThresholdMask,
 and the ComfyUI-compatible ImageToMask / MaskToImage they are used with."""
 from __future__ import annotations
 

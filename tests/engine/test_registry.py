@@ -55,7 +55,7 @@ def test_plugin_failures_are_isolated(tmp_path):
     registry = default_registry(plugins)
     assert "PluginDouble" in registry and "PackageNode" in registry
     assert "BrokenDecl" not in registry
-    assert registry.get("SaveImage").module == "nodes.image"  # never overwritten
+    assert registry.get("SaveImage").module.startswith("nodes.image")  # never overwritten
     problems = {p.source.split("/")[-1]: p for p in registry.problems}
     assert "no_such_module_anywhere" in problems["broken_import.py"].message
     assert "Traceback" in problems["broken_import.py"].traceback

@@ -1,0 +1,80 @@
+"""Resizing: ComfyUI's common_upscale as one function, and the ImageScale nodes built on it."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from nodegraph import IMAGE, Choice, Float, Input, Int, Output, node
+from nodegraph.images import center_crop_margins
+
+from .common import MAX_SIDE
+
+__all__ = ["ImageScale", "ImageScaleBy"]
+
+UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
+
+
+def resize(image: torch.Tensor, width: int, height: int, method: str, crop: str = "disabled") -> torch.Tensor:
+    """Resize an IMAGE batch [B,H,W,C] as ComfyUI's common_upscale does: an optional centre crop to
+    the target aspect ratio, then lanczos through PIL (8-bit, truncated like ComfyUI) or torch's
+    interpolate (bilinear/bicubic with half-pixel centres). Not clamped: bicubic may overshoot 0..1
+    slightly, as in ComfyUI (SaveImage clips)."""
+    if crop == "center":
+        image = center_crop_to(image, width, height)
+    if method == "lanczos":
+        return _lanczos(image, width, height)
+    mode = {"nearest-exact": "nearest-exact", "bilinear": "bilinear", "area": "area", "bicubic": "bicubic"}[method]
+    x = F.interpolate(image.movedim(-1, 1), size=(height, width), mode=mode)
+    return x.movedim(1, -1)
+
+
+def _lanczos(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    out = []
+    for k in range(image.shape[0]):
+        array = np.clip(image[k].float().cpu().numpy() * 255.0, 0, 255).astype(np.uint8)
+        grey = array.shape[-1] == 1
+        pil = Image.fromarray(array[..., 0] if grey else array).resize((width, height), Image.LANCZOS)
+        resized = np.asarray(pil, dtype=np.float32) / 255.0
+        out.append(torch.from_numpy(resized[..., None] if grey else resized))
+    return torch.stack(out).to(image.device, image.dtype)
+
+
+def center_crop_to(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Crop the centre to the aspect ratio of width:height (ComfyUI's offsets: the same margin,
+    rounded, taken from both sides)."""
+    h, w = image.shape[1:3]
+    x, y = center_crop_margins(w, h, width, height)
+    return image[:, y:h - y, x:w - x]
+
+
+@node(category="image/upscaling", display_name="Upscale Image")
+class ImageScale:
+    """Resize to a size; a side of 0 keeps the aspect ratio; both 0 leaves the image as it is."""
+    inputs = [Input("image", IMAGE), Choice("upscale_method", UPSCALE_METHODS),
+              Int("width", 512, min=0, max=MAX_SIDE), Int("height", 512, min=0, max=MAX_SIDE),
+              Choice("crop", ["disabled", "center"])]
+    outputs = [Output("IMAGE", IMAGE)]
+
+    def run(self, ctx, image, upscale_method, width, height, crop):
+        if width == 0 and height == 0:
+            return image
+        h, w = image.shape[1:3]
+        if width == 0:
+            width = max(1, round(w * height / h))
+        elif height == 0:
+            height = max(1, round(h * width / w))
+        return resize(image, width, height, upscale_method, crop)
+
+
+@node(category="image/upscaling", display_name="Upscale Image By")
+class ImageScaleBy:
+    """Resize by a factor."""
+    inputs = [Input("image", IMAGE), Choice("upscale_method", UPSCALE_METHODS),
+              Float("scale_by", 1.0, min=0.01, max=8.0, step=0.01)]
+    outputs = [Output("IMAGE", IMAGE)]
+
+    def run(self, ctx, image, upscale_method, scale_by):
+        h, w = image.shape[1:3]
+        return resize(image, max(1, round(w * scale_by)), max(1, round(h * scale_by)), upscale_method)
