@@ -1,17 +1,20 @@
-"""Geometry without resampling: crop, flip, and padding a canvas for outpainting."""
+"""Geometry: crop, flip, rotate, stitching two images side by side, and padding a canvas for
+outpainting (ComfyUI's comfy_extras/nodes_images.py and nodes.py's ImagePadForOutpaint)."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from nodegraph import IMAGE, MASK, Choice, Input, Int, Output, node
+from nodegraph import IMAGE, MASK, Boolean, Choice, Input, Int, Output, node
 from nodegraph.images import pixel_budget_problem
 
 from .common import MAX_SIDE
+from .scale import resize
 
-__all__ = ["ImageCrop", "ImageFlip", "ImagePadForOutpaint"]
+__all__ = ["ImageCrop", "ImageFlip", "ImageRotate", "ImageStitch", "ImagePadForOutpaint"]
 
 
-@node(category="image/transform")
+@node(category="image/transform", display_name="Image Crop")
 class ImageCrop:
     """Crop a rectangle (clamped to the image)."""
     inputs = [Input("image", IMAGE), Int("width", 512, min=1, max=MAX_SIDE), Int("height", 512, min=1, max=MAX_SIDE),
@@ -35,6 +38,82 @@ class ImageFlip:
 
 
 @node(category="image/transform")
+class ImageRotate:
+    """Rotate clockwise by a quarter turn, a half or three quarters."""
+    inputs = [Input("image", IMAGE), Choice("rotation", ["none", "90 degrees", "180 degrees", "270 degrees"])]
+    outputs = [Output("IMAGE", IMAGE)]
+
+    def run(self, ctx, image, rotation):
+        quarters = {"none": 0, "90 degrees": 1, "180 degrees": 2, "270 degrees": 3}[rotation]
+        return torch.rot90(image, k=quarters, dims=[2, 1])
+
+
+STITCH_COLORS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "red": (1.0, 0.0, 0.0),
+                 "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
+
+
+def _pad_centred(image: torch.Tensor, dim: int, size: int, value: float) -> torch.Tensor:
+    """Pad dimension 1 (height) or 2 (width) of [B,H,W,C] to `size`, half before and half after
+    (the odd pixel after), every channel with `value`."""
+    extra = size - image.shape[dim]
+    if extra <= 0:
+        return image
+    before, after = extra // 2, extra - extra // 2
+    pad = (0, 0, 0, 0, before, after) if dim == 1 else (0, 0, before, after)
+    return F.pad(image, pad, value=value)
+
+
+@node(category="image/transform", display_name="Image Stitch")
+class ImageStitch:
+    """Stitch image2 to image1 in the given direction (without image2: image1 unchanged), with an
+    optional band of colour between them. match_image_size resizes image2 (lanczos, aspect kept) to
+    image1's height (left/right) or width (up/down); otherwise the smaller one is padded, centred.
+    The shorter batch repeats its last image; a missing alpha channel is opaque."""
+    inputs = [Input("image1", IMAGE), Choice("direction", ["right", "down", "left", "up"]),
+              Boolean("match_image_size", True), Int("spacing_width", 0, min=0, max=1024, step=2),
+              Choice("spacing_color", list(STITCH_COLORS)), Input("image2", IMAGE, optional=True)]
+    outputs = [Output("IMAGE", IMAGE)]
+
+    def run(self, ctx, image1, direction, match_image_size, spacing_width, spacing_color, image2=None):
+        if image2 is None:
+            return image1
+        image2 = image2.to(image1)
+        batch = max(image1.shape[0], image2.shape[0])
+        image1, image2 = (torch.cat([x, x[-1:].repeat(batch - x.shape[0], 1, 1, 1)]) for x in (image1, image2))
+        sideways = direction in ("left", "right")
+        if match_image_size:
+            h1, w1 = image1.shape[1:3]
+            h2, w2 = image2.shape[1:3]
+            aspect = w2 / h2
+            width, height = (int(h1 * aspect), h1) if sideways else (w1, int(w1 / aspect))
+            if width < 1 or height < 1:
+                raise ValueError(f"ImageStitch: image2 ({w2}x{h2}) matched to image1 ({w1}x{h1}) "
+                                 f"would be {width}x{height} pixels")
+            image2 = resize(image2, width, height, "lanczos")
+        else:  # pad the other dimension, with white or black (0 for the colours, as ComfyUI)
+            value = {"white": 1.0}.get(spacing_color, 0.0)
+            dim = 1 if sideways else 2
+            size = max(image1.shape[dim], image2.shape[dim])
+            image1, image2 = _pad_centred(image1, dim, size, value), _pad_centred(image2, dim, size, value)
+        channels = max(image1.shape[-1], image2.shape[-1])
+        image1, image2 = (F.pad(x, (0, channels - x.shape[-1]), value=1.0) for x in (image1, image2))
+        parts = [image2, image1] if direction in ("left", "up") else [image1, image2]
+        if spacing_width > 0:
+            spacing_width += spacing_width % 2
+            if sideways:
+                shape = (batch, max(image1.shape[1], image2.shape[1]), spacing_width, channels)
+            else:
+                shape = (batch, spacing_width, max(image1.shape[2], image2.shape[2]), channels)
+            band = torch.zeros(shape, dtype=image1.dtype, device=image1.device)
+            rgb = STITCH_COLORS[spacing_color][:channels]
+            band[..., :len(rgb)] = torch.tensor(rgb, dtype=band.dtype)
+            if channels == 4:
+                band[..., 3] = 1.0
+            parts.insert(1, band)
+        return torch.cat(parts, dim=2 if sideways else 1)
+
+
+@node(category="image", display_name="Pad Image for Outpainting")
 class ImagePadForOutpaint:
     """Put the image on a bigger mid-grey canvas; the mask is 1 on the new border and fades
     into the image over `feathering` pixels (quadratic, as ComfyUI) on the padded sides."""
