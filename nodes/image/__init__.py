@@ -10,6 +10,7 @@ from .batch import *  # noqa: F401,F403
 from .compositing import *  # noqa: F401,F403
 from .io import *  # noqa: F401,F403
 from .masks import *  # noqa: F401,F403
+from .morphology import *  # noqa: F401,F403
 from .postprocessing import *  # noqa: F401,F403
 from .preprocessors import *  # noqa: F401,F403
 from .scale import *  # noqa: F401,F403
