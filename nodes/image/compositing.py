@@ -1,4 +1,5 @@
-"""Pasting one image onto another through a mask."""
+"""Compositing: pasting one image onto another through a mask (comfy_extras/nodes_mask.py), and
+splitting an image's alpha into a mask or joining a mask as alpha (nodes_compositing.py)."""
 from __future__ import annotations
 
 import torch
@@ -9,7 +10,7 @@ from nodegraph import IMAGE, MASK, Boolean, Input, Int, Output, node
 from .common import MAX_SIDE, repeat_to_batch
 from .scale import resize
 
-__all__ = ["ImageCompositeMasked"]
+__all__ = ["ImageCompositeMasked", "SplitImageWithAlpha", "JoinImageWithAlpha"]
 
 
 @node(category="image")
@@ -42,3 +43,27 @@ class ImageCompositeMasked:
         region = out[:, y:y + h, x:x + w]
         out[:, y:y + h, x:x + w] = region * (1 - m) + source[:, :h, :w] * m
         return out
+
+
+@node(category="mask/compositing", display_name="Split Image with Alpha")
+class SplitImageWithAlpha:
+    """The colour channels, and the alpha as a mask (inverted, 1 = transparent; opaque without alpha)."""
+    inputs = [Input("image", IMAGE)]
+    outputs = [Output("IMAGE", IMAGE), Output("MASK", MASK)]
+
+    def run(self, ctx, image):
+        alpha = image[..., 3] if image.shape[-1] > 3 else torch.ones_like(image[..., 0])
+        return image[..., :3].clone(), 1.0 - alpha
+
+
+@node(category="mask/compositing", display_name="Join Image with Alpha")
+class JoinImageWithAlpha:
+    """An RGBA image: the colour channels, and 1 - the mask (resized bilinearly to the image) as alpha.
+    The output has as many images as the shorter of the two batches."""
+    inputs = [Input("image", IMAGE), Input("alpha", MASK)]
+    outputs = [Output("IMAGE", IMAGE)]
+
+    def run(self, ctx, image, alpha):
+        batch = min(image.shape[0], alpha.reshape(-1, *alpha.shape[-2:]).shape[0])
+        alpha = F.interpolate(alpha.reshape(-1, 1, *alpha.shape[-2:]).to(image), size=image.shape[1:3], mode="bilinear")
+        return torch.cat([image[:batch, ..., :3], 1.0 - alpha[:batch, 0, ..., None]], dim=-1)

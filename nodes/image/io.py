@@ -1,17 +1,19 @@
-"""Images in and out: load from the input folder, save or preview, and a solid-colour source."""
+"""Images in and out (ComfyUI's nodes.py): load an image or one channel of it as a mask from the input
+folder, save or preview, and a solid-colour source."""
 from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, ImageSequence
 
 from nodegraph import IMAGE, MASK, Choice, Input, Int, Output, String, node
 from nodegraph.images import pil_to_tensor, pixel_budget_problem, save_images
 
 from .common import MAX_SIDE
 
-__all__ = ["LoadImage", "SaveImage", "PreviewImage", "EmptyImage"]
+__all__ = ["LoadImage", "LoadImageMask", "SaveImage", "PreviewImage", "EmptyImage"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -24,27 +26,65 @@ def input_images(env) -> list[str]:
                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
+def file_fingerprint(env, image: str) -> str:
+    return hashlib.sha256(env.folders.safe_path("input", image).read_bytes()).hexdigest()
+
+
+def _eight_bit(frame: Image.Image) -> Image.Image:
+    """32-bit integer images (16-bit PNGs open so) scaled to 8 bits as ComfyUI does (÷ 255), not clipped."""
+    return frame.point(lambda v: v * (1 / 255)) if frame.mode == "I" else frame
+
+
+def load_frames(path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every frame of an image file of the first frame's size (an animation becomes a batch; MPO
+    files give their first picture only, as ComfyUI): IMAGE [B,H,W,3], MASK [B,H,W] = 1 - alpha."""
+    images, masks = [], []
+    with Image.open(path) as im:
+        for frame in ImageSequence.Iterator(im):
+            tensor = pil_to_tensor(_eight_bit(ImageOps.exif_transpose(frame)))
+            if images and tensor.shape[1:3] != images[0].shape[1:3]:
+                continue
+            images.append(tensor[..., :3])
+            masks.append(1.0 - tensor[..., 3] if tensor.shape[-1] == 4 else torch.zeros(tensor.shape[:3]))
+            if im.format == "MPO":
+                break
+    return torch.cat(images).contiguous(), torch.cat(masks)
+
+
 @node(category="image")
 class LoadImage:
-    """Load an image from the input folder; the mask is its inverted alpha (1 = transparent)."""
+    """Load an image from the input folder; the mask is its inverted alpha (1 = transparent).
+    Animated files load as a batch of their frames."""
     inputs = [Choice("image", input_images, display="image_upload")]
     outputs = [Output("IMAGE", IMAGE), Output("MASK", MASK)]
 
     @classmethod
     def fingerprint(cls, env, image):
-        path = env.folders.safe_path("input", image)
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return file_fingerprint(env, image)
 
     def run(self, ctx, image):
-        path = ctx.folders.safe_path("input", image)
-        with Image.open(path) as im:
+        return load_frames(ctx.folders.safe_path("input", image))
+
+
+@node(category="mask", display_name="Load Image (as Mask)")
+class LoadImageMask:
+    """One channel of an image in the input folder as a mask [1,H,W]; the alpha channel inverted
+    (1 = transparent), so an image without alpha gives an empty mask."""
+    inputs = [Choice("image", input_images, display="image_upload"), Choice("channel", ["alpha", "red", "green", "blue"])]
+    outputs = [Output("MASK", MASK)]
+
+    @classmethod
+    def fingerprint(cls, env, image, channel=None):
+        return file_fingerprint(env, image)
+
+    def run(self, ctx, image, channel):
+        with Image.open(ctx.folders.safe_path("input", image)) as im:
             im = ImageOps.exif_transpose(im)
-            tensor = pil_to_tensor(im)
-        if tensor.shape[-1] == 4:
-            mask = 1.0 - tensor[..., 3]
-        else:
-            mask = torch.zeros(tensor.shape[:3])
-        return tensor[..., :3].contiguous(), mask
+            if im.getbands() != ("R", "G", "B", "A"):
+                im = _eight_bit(im).convert("RGBA")
+            band = np.asarray(im.getchannel(channel[0].upper()), dtype=np.float32) / 255.0
+        mask = torch.from_numpy(band.copy())
+        return (1.0 - mask if channel == "alpha" else mask)[None]
 
 
 @node(category="image", output_node=True)

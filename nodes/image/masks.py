@@ -1,5 +1,5 @@
-"""Mask nodes: conversion from and to images, solid and inverted masks, growing, feathering and
-combining masks."""
+"""Mask nodes as ComfyUI's comfy_extras/nodes_mask.py: conversion from and to images, a colour as a
+mask, solid and inverted masks, crop, growing, feathering, thresholds and combining masks."""
 from __future__ import annotations
 
 import torch
@@ -9,8 +9,8 @@ from nodegraph import IMAGE, MASK, Boolean, Choice, Float, Input, Int, Output, n
 
 from .common import MAX_SIDE, repeat_to_batch
 
-__all__ = ["ImageToMask", "MaskToImage", "SolidMask", "InvertMask", "GrowMask", "FeatherMask", "MaskComposite",
-           "ThresholdMask"]
+__all__ = ["ImageToMask", "MaskToImage", "ImageColorToMask", "SolidMask", "InvertMask", "CropMask", "GrowMask",
+           "FeatherMask", "MaskComposite", "ThresholdMask"]
 
 CHANNELS = ["red", "green", "blue", "alpha"]
 
@@ -39,6 +39,18 @@ class MaskToImage:
 
 
 @node(category="mask")
+class ImageColorToMask:
+    """1 where a pixel's 8-bit colour (rounded) is exactly `color` (0xRRGGBB), else 0."""
+    inputs = [Input("image", IMAGE), Int("color", 0, min=0, max=0xFFFFFF, display="number")]
+    outputs = [Output("MASK", MASK)]
+
+    def run(self, ctx, image, color):
+        levels = (image[..., :3].clamp(0, 1) * 255.0).round().to(torch.int64)
+        packed = (levels[..., 0] << 16) + (levels[..., 1] << 8) + levels[..., 2]
+        return (packed == color).float()
+
+
+@node(category="mask")
 class SolidMask:
     """A mask of one value."""
     inputs = [Float("value", 1.0, min=0.0, max=1.0, step=0.01), Int("width", 512, min=1, max=MAX_SIDE),
@@ -60,6 +72,21 @@ class InvertMask:
 
 
 @node(category="mask")
+class CropMask:
+    """A width × height rectangle from (x, y) (cut at the mask's edges)."""
+    inputs = [Input("mask", MASK), Int("x", 0, min=0, max=MAX_SIDE), Int("y", 0, min=0, max=MAX_SIDE),
+              Int("width", 512, min=1, max=MAX_SIDE), Int("height", 512, min=1, max=MAX_SIDE)]
+    outputs = [Output("MASK", MASK)]
+
+    def run(self, ctx, mask, x, y, width, height):
+        mask = mask.reshape(-1, *mask.shape[-2:])
+        h, w = mask.shape[1:]
+        if x >= w or y >= h:
+            raise ValueError(f"CropMask: ({x}, {y}) lies outside the {w}x{h} mask, nothing would be left")
+        return mask[:, y:y + height, x:x + width].clone()
+
+
+@node(category="mask", display_name="Grow Mask")
 class GrowMask:
     """Grow (positive) or shrink (negative) a mask by whole pixels."""
     inputs = [Input("mask", MASK), Int("expand", 0, min=-MAX_SIDE, max=MAX_SIDE), Boolean("tapered_corners", True)]
