@@ -127,14 +127,17 @@ class FeatherMask:
         out = mask.reshape(-1, *mask.shape[-2:]).clone()
         h, w = out.shape[1:]
         left, right, top, bottom = min(left, w), min(right, w), min(top, h), min(bottom, h)
-        for k in range(left):  # ComfyUI's ramp: (k + 1) / n from the edge inwards, the last row untouched
+        # ComfyUI's ramps, multiplied in its order: (k + 1) / n at index k from the left / top edge, and
+        # at index -k from the right / bottom one, where -0 is the *first* column / row: so the right
+        # ramp gives column 0 a factor 1/n and runs from 2/n at the last column to 1 at column w - n + 1.
+        for k in range(left):
             out[:, :, k] *= (k + 1) / left
         for k in range(right):
-            out[:, :, w - 1 - k] *= (k + 1) / right
+            out[:, :, -k] *= (k + 1) / right
         for k in range(top):
             out[:, k, :] *= (k + 1) / top
         for k in range(bottom):
-            out[:, h - 1 - k, :] *= (k + 1) / bottom
+            out[:, -k, :] *= (k + 1) / bottom
         return out
 
 

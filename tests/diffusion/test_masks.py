@@ -71,17 +71,42 @@ def test_pad_for_outpaint_keeps_an_alpha_channel_and_refuses_absurd_sizes(env):
 
 # --- FeatherMask, GrowMask --------------------------------------------------------------------------
 
-def test_feather_mask_ramps_as_comfyui(env):
-    mask = torch.ones(1, 10, 12)
-    out = run(env, "FeatherMask", mask=mask, left=4, top=0, right=2, bottom=20)
+def comfy_feather(mask, left, top, right, bottom):
+    """ComfyUI's FeatherMask loop as written in comfy_extras/nodes_mask.py: the right and bottom ramps
+    index -x, and -0 is the first column / row."""
+    out = mask.reshape(-1, *mask.shape[-2:]).clone()
+    left, right = min(left, out.shape[-1]), min(right, out.shape[-1])
+    top, bottom = min(top, out.shape[-2]), min(bottom, out.shape[-2])
+    for x in range(left):
+        out[:, :, x] *= (x + 1.0) / left
+    for x in range(right):
+        out[:, :, -x] *= (x + 1) / right
+    for y in range(top):
+        out[:, y, :] *= (y + 1) / top
+    for y in range(bottom):
+        out[:, -y, :] *= (y + 1) / bottom
+    return out
+
+
+@pytest.mark.parametrize("sides", [(4, 0, 2, 20), (8, 8, 8, 8), (0, 3, 0, 0), (1, 1, 1, 1), (30, 0, 30, 0)])
+def test_feather_mask_ramps_as_comfyui(env, sides):
+    left, top, right, bottom = sides
+    mask = torch.rand(2, 10, 12)
+    out = run(env, "FeatherMask", mask=mask, left=left, top=top, right=right, bottom=bottom)
+    assert out.shape == (2, 10, 12) and torch.equal(out, comfy_feather(mask, left, top, right, bottom))
+
+
+def test_feather_mask_ramp_values(env):
+    out = run(env, "FeatherMask", mask=torch.ones(1, 10, 12), left=4, top=0, right=2, bottom=0)
     row = out[0, 0]
-    assert torch.allclose(row[:4], torch.tensor([0.25, 0.5, 0.75, 1.0]) * out[0, 0, 5])  # (k + 1) / left
-    assert torch.allclose(row[-2:], torch.tensor([1.0, 0.5]) * out[0, 0, 5])
-    # bottom is clamped to the height (10): the last row gets 1/10, the first row 10/10
-    assert torch.allclose(out[0, :, 6], torch.arange(10, 0, -1) / 10.0)
-    assert out.shape == (1, 10, 12) and torch.equal(mask, torch.ones(1, 10, 12))  # the input is not changed
+    # left: (k + 1) / 4 from column 0; right: column -0 = 0 gets 1/2 too, column -1 (the last) 2/2
+    assert torch.allclose(row[:4], torch.tensor([0.25 * 0.5, 0.5, 0.75, 1.0]))
+    assert torch.equal(row[4:], torch.ones(8))
     two_d = run(env, "FeatherMask", mask=torch.ones(5, 5), left=1, top=1, right=1, bottom=1)
     assert torch.equal(two_d, torch.ones(1, 5, 5))  # a ramp of 1 pixel multiplies by 1/1
+    mask = torch.ones(1, 4, 4)
+    run(env, "FeatherMask", mask=mask, left=2, top=2, right=2, bottom=2)
+    assert torch.equal(mask, torch.ones(1, 4, 4))  # the input is not changed
 
 
 @pytest.mark.parametrize("tapered", [True, False])
