@@ -6,11 +6,12 @@ import torch
 import torch.nn.functional as F
 
 from nodegraph import IMAGE, MASK, Boolean, Choice, Float, Input, Int, Output, node
+from nodegraph.images import save_images
 
 from .common import MAX_SIDE, repeat_to_batch
 
 __all__ = ["ImageToMask", "MaskToImage", "ImageColorToMask", "SolidMask", "InvertMask", "CropMask", "GrowMask",
-           "FeatherMask", "MaskComposite", "ThresholdMask"]
+           "FeatherMask", "MaskComposite", "ThresholdMask", "MaskPreview"]
 
 CHANNELS = ["red", "green", "blue", "alpha"]
 
@@ -173,3 +174,14 @@ class ThresholdMask:
 
     def run(self, ctx, mask, value):
         return ((mask > value).float(),)
+
+
+@node(category="mask", display_name="Preview Mask", output_node=True)
+class MaskPreview:
+    """Show a mask as a grey image without keeping it (written to the temp folder)."""
+    inputs = [Input("mask", MASK)]
+    outputs = []
+
+    def run(self, ctx, mask):
+        grey = mask.reshape(-1, *mask.shape[-2:])[..., None].expand(-1, -1, -1, 3)
+        ctx.show(images=save_images(ctx, grey, f"preview_mask_{ctx.node_id}", "temp"))

@@ -1,5 +1,5 @@
 """Post-processing as ComfyUI's comfy_extras/nodes_post_processing.py: blending two images, blur,
-sharpen, colour quantisation; and inverting colours (nodes.py's ImageInvert)."""
+sharpen, colour quantisation; and adding noise (nodes_images.py), inverting colours (nodes.py)."""
 from __future__ import annotations
 
 import math
@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from nodegraph import IMAGE, Choice, Float, Input, Int, Output, node
+from nodegraph import IMAGE, Choice, Float, Input, Int, Output, Seed, node
 
 from .common import repeat_to_batch
 from .scale import resize
 
-__all__ = ["ImageBlend", "ImageBlur", "ImageSharpen", "ImageQuantize", "ImageInvert"]
+__all__ = ["ImageBlend", "ImageBlur", "ImageSharpen", "ImageQuantize", "ImageAddNoise", "ImageInvert"]
 
 
 def _soft_light(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -150,6 +150,20 @@ class ImageQuantize:
             rgb = torch.from_numpy(np.array(quantized.convert("RGB"))).float() / 255
             result[b, ..., :3] = rgb.to(result)
         return result
+
+
+@node(category="image")
+class ImageAddNoise:
+    """Add Gaussian noise × strength, clamped to 0..1. The noise is drawn on the CPU from the seed, as
+    ComfyUI draws it (torch.manual_seed, then randn of the image's shape), so the same seed gives the
+    same noise."""
+    inputs = [Input("image", IMAGE), Seed("seed", 0), Float("strength", 0.5, min=0.0, max=1.0, step=0.01)]
+    outputs = [Output("IMAGE", IMAGE)]
+
+    def run(self, ctx, image, seed, strength):
+        generator = torch.Generator("cpu").manual_seed(seed)  # a private generator: the global one is left alone
+        noise = torch.randn(image.shape, generator=generator, device="cpu").to(image)
+        return (image + strength * noise).clamp(0, 1)
 
 
 @node(category="image", display_name="Invert Image")

@@ -14,7 +14,7 @@ from nodegraph.images import center_crop_margins
 
 from .common import MAX_SIDE
 
-__all__ = ["ImageScale", "ImageScaleBy", "ImageScaleToTotalPixels", "ResizeAndPadImage"]
+__all__ = ["ImageScale", "ImageScaleBy", "ImageScaleToTotalPixels", "ImageScaleToMaxDimension", "ResizeAndPadImage"]
 
 UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
 
@@ -100,6 +100,29 @@ class ImageScaleToTotalPixels:
             raise ValueError(f"ImageScaleToTotalPixels: {megapixels} megapixels in steps of {resolution_steps} "
                              f"gives {width}x{height} for a {w}x{h} image; lower resolution_steps")
         return resize(image, int(width), int(height), upscale_method)
+
+
+@node(category="image/upscaling")
+class ImageScaleToMaxDimension:
+    """Resize so that the longer side is largest_size (aspect ratio kept, the other side rounded)."""
+    # ComfyUI lists "bilinear" twice; the list is kept as it is so its workflows' values match
+    inputs = [Input("image", IMAGE),
+              Choice("upscale_method", ["area", "lanczos", "bilinear", "nearest-exact", "bilinear", "bicubic"]),
+              Int("largest_size", 512, min=0, max=MAX_SIDE)]
+    outputs = [Output("IMAGE", IMAGE)]
+
+    def run(self, ctx, image, upscale_method, largest_size):
+        h, w = image.shape[1:3]
+        if h > w:
+            width, height = round(w / h * largest_size), largest_size
+        elif w > h:
+            width, height = largest_size, round(h / w * largest_size)
+        else:
+            width = height = largest_size
+        if width < 1 or height < 1:
+            raise ValueError(f"ImageScaleToMaxDimension: largest_size {largest_size} makes the {w}x{h} image "
+                             f"{width}x{height} pixels")
+        return resize(image, width, height, upscale_method)
 
 
 @node(category="image/transform")

@@ -181,3 +181,19 @@ def test_image_stitch_without_image2_passes_image1(env):
     image = picture()
     assert run(env, "ImageStitch", image1=image, direction="right", match_image_size=True, spacing_width=0,
                spacing_color="white") is image
+
+
+# --- ImageScaleToMaxDimension (nodes_images.py) ------------------------------------------------------
+
+@pytest.mark.parametrize("h, w", [(30, 40), (40, 30), (25, 25)])
+@pytest.mark.parametrize("method", ["area", "lanczos", "bicubic"])
+def test_scale_to_max_dimension(env, h, w, method):
+    image = picture(1, h, w)
+    if h > w:  # ComfyUI: the longer side becomes largest_size, the other round(ratio × largest_size)
+        width, height = round(w / h * 64), 64
+    elif w > h:
+        width, height = 64, round(h / w * 64)
+    else:
+        width = height = 64
+    out = run(env, "ImageScaleToMaxDimension", image=image, upscale_method=method, largest_size=64)
+    assert torch.allclose(out, comfy_reference(image, width, height, method, "disabled"), atol=1e-6)

@@ -104,6 +104,13 @@ COMFY = {
     "ImageScaleBy": ("image/upscaling", [("image", "IMAGE", None, None, None, None),
                                          ("upscale_method", "COMBO", "nearest-exact", None, None, UPSCALE),
                                          ("scale_by", "FLOAT", 1.0, 0.01, 8.0, 0.01)], ["IMAGE"]),
+    "ImageScaleToMaxDimension": ("image/upscaling", [
+        ("image", "IMAGE", None, None, None, None),
+        ("upscale_method", "COMBO", "area", None, None, ["area", "lanczos", "bilinear", "nearest-exact", "bilinear", "bicubic"]),
+        ("largest_size", "INT", 512, 0, M, 1)], ["IMAGE"]),
+    "ImageAddNoise": ("image", [("image", "IMAGE", None, None, None, None), ("seed", "INT", 0, 0, 2**64 - 1, 1),
+                                ("strength", "FLOAT", 0.5, 0.0, 1.0, 0.01)], ["IMAGE"]),
+    "MaskPreview": ("mask", [("mask", "MASK", None, None, None, None)], []),
     "EmptyImage": ("image", [("width", "INT", 512, 1, M, 1), ("height", "INT", 512, 1, M, 1),
                              ("batch_size", "INT", 1, 1, 4096, 1), ("color", "INT", 0, 0, 0xFFFFFF, 1)], ["IMAGE"]),
 }
@@ -116,7 +123,7 @@ DISPLAY = {"LoadImageMask": "Load Image (as Mask)", "ImageInvert": "Invert Image
            "GetImageSize": "Get Image Size", "Morphology": "ImageMorphology", "GrowMask": "Grow Mask",
            "SplitImageWithAlpha": "Split Image with Alpha", "JoinImageWithAlpha": "Join Image with Alpha",
            "ImageToMask": "Convert Image to Mask", "MaskToImage": "Convert Mask to Image",
-           "ImageScale": "Upscale Image", "ImageScaleBy": "Upscale Image By"}
+           "ImageScale": "Upscale Image", "ImageScaleBy": "Upscale Image By", "MaskPreview": "Preview Mask"}
 
 
 def declared(inp):

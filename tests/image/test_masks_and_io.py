@@ -129,3 +129,24 @@ def test_split_then_join_round_trips(env):
     rgba = picture(2, c=4)
     image, mask = run(env, "SplitImageWithAlpha", image=rgba)
     assert torch.allclose(run(env, "JoinImageWithAlpha", image=image, alpha=mask), rgba, atol=1e-6)
+
+
+# --- MaskPreview -------------------------------------------------------------------------------------
+
+def test_mask_preview_writes_the_mask_as_a_grey_picture(env):
+    from nodegraph.executor import Executor
+    workflow = {"version": 1, "nodes": {
+        "1": {"type": "SolidMask", "inputs": {"value": 0.0, "width": 7, "height": 6}},
+        "2": {"type": "SolidMask", "inputs": {"value": 1.0, "width": 3, "height": 2}},
+        "3": {"type": "MaskComposite", "inputs": {"destination": {"node": "1", "output": "MASK"},
+                                                  "source": {"node": "2", "output": "MASK"},
+                                                  "x": 3, "y": 2, "operation": "add"}},
+        "4": {"type": "MaskPreview", "inputs": {"mask": {"node": "3", "output": "MASK"}}}}}
+    result = Executor(env).run(workflow)
+    assert result.status == "success", result.errors
+    [record] = result.outputs["4"]["images"]
+    assert record["type"] == "temp"
+    pixels = np.asarray(Image.open(env.folders.temp / record["subfolder"] / record["filename"]))
+    expected = np.zeros((6, 7), np.uint8)
+    expected[2:4, 3:6] = 255
+    assert pixels.shape == (6, 7, 3) and all(np.array_equal(pixels[..., c], expected) for c in range(3))

@@ -191,3 +191,14 @@ def test_morphology_kernel_bigger_than_the_image(env):
 def test_image_invert(env):
     image = picture()
     assert torch.equal(run(env, "ImageInvert", image=image), 1.0 - image)
+
+
+# --- ImageAddNoise (nodes_images.py) -----------------------------------------------------------------
+
+def test_image_add_noise_draws_comfyuis_noise(env):
+    image = picture(2, 8, 9)
+    out = run(env, "ImageAddNoise", image=image, seed=123, strength=0.3)
+    torch.manual_seed(123)  # ComfyUI: torch.manual_seed(seed), randn(image.size()) on the CPU
+    expected = torch.clip(image + 0.3 * torch.randn(image.size()), 0.0, 1.0)
+    assert torch.equal(out, expected)
+    assert not torch.equal(out, run(env, "ImageAddNoise", image=image, seed=124, strength=0.3))
