@@ -82,31 +82,31 @@ async function request<T>(method: string, path: string, body?: unknown, raw?: Bo
 const q = (s: string) => encodeURIComponent(s);
 
 export const api = {
-  nodes: () => request<SchemaMap>("GET", "/api/nodes"),
+  nodes: () => request<SchemaMap>("GET", "/v1/nodes"),
   queueJob: (workflow: NativeWorkflow, clientId: string, number?: number) =>
-    request<{ job_id: string; number?: number }>("POST", "/api/jobs", { workflow, client_id: clientId, ...(number ? { number } : {}) }),
-  queue: () => request<{ running: Job[]; pending: Job[]; paused?: boolean }>("GET", "/api/queue"),
-  cancel: (id: string) => request<unknown>("DELETE", `/api/queue/${q(id)}`),
-  clearQueue: () => request<unknown>("POST", "/api/queue/clear"),
-  interrupt: () => request<unknown>("POST", "/api/interrupt"),
-  history: (offset = 0, limit = 20) => request<{ items: Job[]; total: number }>("GET", `/api/history?offset=${offset}&limit=${limit}`),
-  job: (id: string) => request<Job>("GET", `/api/jobs/${q(id)}`),
-  models: (folder: string) => request<string[] | { files?: string[]; models?: string[] }>("GET", `/api/models/${q(folder)}`),
+    request<{ job_id: string; number?: number }>("POST", "/v1/jobs", { workflow, client_id: clientId, ...(number ? { number } : {}) }),
+  queue: () => request<{ running: Job[]; pending: Job[]; paused?: boolean }>("GET", "/v1/queue"),
+  cancel: (id: string) => request<unknown>("DELETE", `/v1/queue/${q(id)}`),
+  clearQueue: () => request<unknown>("POST", "/v1/queue/clear"),
+  interrupt: () => request<unknown>("POST", "/v1/interrupt"),
+  history: (offset = 0, limit = 20) => request<{ items: Job[]; total: number }>("GET", `/v1/history?offset=${offset}&limit=${limit}`),
+  job: (id: string) => request<Job>("GET", `/v1/jobs/${q(id)}`),
+  models: (folder: string) => request<string[] | { files?: string[]; models?: string[] }>("GET", `/v1/models/${q(folder)}`),
   upload: (file: File | Blob, name?: string) => {
     const form = new FormData();
     form.append("image", file, name ?? (file as File).name ?? "upload.png");
-    return request<ImageRef & { name: string }>("POST", "/api/upload/image", undefined, form);
+    return request<ImageRef & { name: string }>("POST", "/v1/upload/image", undefined, form);
   },
-  convert: (workflow: unknown) => request<{ workflow: NativeWorkflow }>("POST", "/api/convert", { workflow }),
-  exportApi: (workflow: NativeWorkflow) => request<Record<string, unknown>>("POST", "/api/export/comfy_api", { workflow }),
-  validate: (workflow: NativeWorkflow) => request<{ ok: boolean; errors: ValidationError[] }>("POST", "/api/validate", { workflow }),
-  workflows: () => request<(string | { name: string })[]>("GET", "/api/workflows"),
-  workflow: (name: string) => request<NativeWorkflow>("GET", `/api/workflows/${q(name)}`),
+  convert: (workflow: unknown) => request<{ workflow: NativeWorkflow }>("POST", "/v1/convert", { workflow }),
+  exportApi: (workflow: NativeWorkflow) => request<Record<string, unknown>>("POST", "/v1/export/comfy_api", { workflow }),
+  validate: (workflow: NativeWorkflow) => request<{ ok: boolean; errors: ValidationError[] }>("POST", "/v1/validate", { workflow }),
+  workflows: () => request<(string | { name: string })[]>("GET", "/v1/workflows"),
+  workflow: (name: string) => request<NativeWorkflow>("GET", `/v1/workflows/${q(name)}`),
 };
 
 export function viewUrl(img: ImageRef): string {
   const p = new URLSearchParams({ filename: img.filename, subfolder: img.subfolder ?? "", type: img.type ?? "output" });
-  return `${apiBase}/api/view?${p}`;
+  return `${apiBase}/v1/view?${p}`;
 }
 
 /** Model lists may come as a list or wrapped in an object. */

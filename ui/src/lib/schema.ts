@@ -1,4 +1,4 @@
-// Node schemas as served by GET /api/nodes, socket types, colours and compatibility.
+// Node schemas as served by GET /v1/nodes, socket types, colours and compatibility.
 // Mirrors nodegraph/types.py and NodeSpec.schema(): keep the two in step.
 
 export interface InputSchema {

@@ -236,7 +236,7 @@ let socket: EventSocket | null = null;
 export function connectEvents() {
   if (socket) return;
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  socket = new EventSocket(`${proto}//${location.host}/api/ws?client_id=${encodeURIComponent(clientId)}`, handle);
+  socket = new EventSocket(`${proto}//${location.host}/v1/ws?client_id=${encodeURIComponent(clientId)}`, handle);
   socket.onStatus = (connected) => {
     runtime.set({ connected });
     if (connected) void refreshQueue();
