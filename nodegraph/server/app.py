@@ -52,6 +52,7 @@ from .events import NATIVE, EventHub, serve_socket
 from .models import (ConvertOut, CountOut, DeletedOut, ErrorOut, FreeIn, FreeOut, HistoryOut, InterruptIn,
                      InterruptOut, JobIn, JobOut, JobSubmitted, OkOut, QueueOut, StatusOut, UploadOut, ValidateOut,
                      WorkflowIn)
+from .schemas import NodeSchema, event_component_schemas
 from .security import Guard
 from .service import MAX_ID_LENGTH, Limits, ServerState, SubmitError
 from .worker import jsonable
@@ -126,7 +127,23 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
     app.include_router(native_router(state))
     app.include_router(comfy_compat.router(state))
     _static(app, state)
+    _document_events(app)
     return app
+
+
+def _document_events(app: FastAPI) -> None:
+    """Websocket events are not HTTP routes: add their schemas to the OpenAPI document's components."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        doc = build()  # cached by FastAPI after the first call, so this runs once
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in event_component_schemas().items():
+            if schemas.setdefault(name, schema) != schema:
+                raise RuntimeError(f"two different OpenAPI schemas are named {name!r}")
+        return doc
+
+    app.openapi = openapi
 
 
 def native_router(state: ServerState) -> APIRouter:
@@ -144,8 +161,9 @@ def native_router(state: ServerState) -> APIRouter:
         return JSONResponse({"detail": exc.message, "errors": exc.errors()}, status_code=400)
 
     # --- nodes and workflows --------------------------------------------------------------------
-    @api.get("/nodes", tags=["nodes"], summary="Every node type's schema")
-    def nodes() -> dict[str, dict]:
+    @api.get("/nodes", tags=["nodes"], response_model=dict[str, NodeSchema], response_model_exclude_unset=True,
+             summary="Every node type's schema")
+    def nodes():
         out = {}
         for name, spec in sorted(env.registry.specs.items()):
             try:
