@@ -52,7 +52,7 @@ from .events import NATIVE, EventHub, serve_socket
 from .models import (ConvertOut, CountOut, DeletedOut, ErrorOut, FreeIn, FreeOut, HistoryOut, InterruptIn,
                      InterruptOut, JobIn, JobOut, JobSubmitted, OkOut, QueueOut, StatusOut, UploadOut, ValidateOut,
                      WorkflowIn)
-from .schemas import NodeSchema, event_component_schemas
+from .schemas import NodeSchema, extra_component_schemas
 from .security import Guard
 from .service import MAX_ID_LENGTH, Limits, ServerState, SubmitError
 from .worker import jsonable
@@ -127,18 +127,18 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
     app.include_router(native_router(state))
     app.include_router(comfy_compat.router(state))
     _static(app, state)
-    _document_events(app)
+    _document_extra_schemas(app)
     return app
 
 
-def _document_events(app: FastAPI) -> None:
-    """Websocket events are not HTTP routes: add their schemas to the OpenAPI document's components."""
+def _document_extra_schemas(app: FastAPI) -> None:
+    """Add the schemas no route names (websocket events, the native workflow) to the OpenAPI components."""
     build = app.openapi
 
     def openapi() -> dict:
         doc = build()  # cached by FastAPI after the first call, so this runs once
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-        for name, schema in event_component_schemas().items():
+        for name, schema in extra_component_schemas().items():
             if schemas.setdefault(name, schema) != schema:
                 raise RuntimeError(f"two different OpenAPI schemas are named {name!r}")
         return doc

@@ -12,7 +12,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from .app import PREFIX, create_app
-from .schemas import event_component_schemas
+from .schemas import extra_component_schemas
 
 REF = "#/components/schemas/"
 
@@ -32,14 +32,15 @@ def native_openapi() -> dict:
             app.state.nodegraph.store.close()
     paths = {path: item for path, item in doc["paths"].items() if path.startswith(PREFIX + "/")}
     schemas = doc.get("components", {}).get("schemas", {})
-    wanted = _reachable(schemas, [paths, *(schemas[name] for name in event_component_schemas())])
+    extra = list(extra_component_schemas())
+    wanted = _reachable(schemas, extra, [paths, *(schemas[name] for name in extra)])
     return {**doc, "paths": paths,
             "components": {**doc.get("components", {}), "schemas": {k: schemas[k] for k in sorted(wanted)}}}
 
 
-def _reachable(schemas: dict, roots: list) -> set[str]:
-    """Names of the component schemas referenced from `roots`, directly or through each other."""
-    seen: set[str] = set(name for name in event_component_schemas())
+def _reachable(schemas: dict, names: list[str], roots: list) -> set[str]:
+    """`names` and the component schemas referenced from `roots`, directly or through each other."""
+    seen = set(names)
     stack = list(roots)
     while stack:
         item = stack.pop()

@@ -1,5 +1,5 @@
 """The shapes the editor reads besides plain request/response bodies: node schemas (GET /v1/nodes)
-and websocket events (/v1/ws). They join the OpenAPI document's components, from which the
+and websocket events (/v1/ws), plus the native workflow document. They join the OpenAPI document's components, from which the
 editor's TypeScript types are generated (ui/scripts/gen-types.mjs), so these classes are the one
 source of truth. extra="forbid": a key sent but not declared here fails the tests that check real
 responses and events against these models, instead of reaching the editor untyped.
@@ -9,6 +9,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+from pydantic.json_schema import SkipJsonSchema
+
+from ..workflow import Workflow
+
+
+# optional keys are left out rather than sent as null: the schema shows no null for them
+Absent = SkipJsonSchema[None]
 
 
 class _Strict(BaseModel):
@@ -23,25 +30,25 @@ class NodeInputSchema(_Strict):
     required: bool
     widget: bool = Field(description="can hold a literal value (every widget input also accepts a link)")
     default: Any = None
-    min: int | float | None = None
-    max: int | float | None = None
-    step: int | float | None = None
-    choices: list[str] | None = Field(None, description="COMBO inputs: the allowed values")
-    multiline: bool | None = None
-    control_after_generate: bool | None = None
-    lazy: bool | None = None
-    is_list: bool | None = None
-    force_input: bool | None = None
-    display: str | None = Field(None, description='editor hint: "slider", "number", "color", "image_upload" ...')
-    folder: str | None = Field(None, description="the model folder kind whose files are the choices")
-    tooltip: str | None = None
+    min: int | float | Absent = None
+    max: int | float | Absent = None
+    step: int | float | Absent = None
+    choices: list[str] | Absent = Field(None, description="COMBO inputs: the allowed values")
+    multiline: bool | Absent = None
+    control_after_generate: bool | Absent = None
+    lazy: bool | Absent = None
+    is_list: bool | Absent = None
+    force_input: bool | Absent = None
+    display: str | Absent = Field(None, description='editor hint: "slider", "number", "color", "image_upload" ...')
+    folder: str | Absent = Field(None, description="the model folder kind whose files are the choices")
+    tooltip: str | Absent = None
 
 
 class NodeOutputSchema(_Strict):
     name: str
     type: str
     is_list: bool = False
-    tooltip: str | None = None
+    tooltip: str | Absent = None
 
 
 class NodeSchema(_Strict):
@@ -153,11 +160,12 @@ class PreviewFrame(_Strict):
     image: bytes
 
 
-def event_component_schemas(ref_template: str = "#/components/schemas/{model}") -> dict[str, dict]:
-    """JSON schemas of every event model, ServerEvent (the union of text frames) and PreviewFrame,
-    keyed by name, with references in the OpenAPI components layout."""
+def extra_component_schemas(ref_template: str = "#/components/schemas/{model}") -> dict[str, dict]:
+    """JSON schemas that no HTTP route names but the editor needs, keyed by name, with references in
+    the OpenAPI components layout: every event model, ServerEvent (the union of text frames),
+    PreviewFrame, and the native Workflow document (routes take any format, so they declare a dict)."""
     out = {}
-    for name, kind in (("ServerEvent", ServerEvent), ("PreviewFrame", PreviewFrame)):
+    for name, kind in (("ServerEvent", ServerEvent), ("PreviewFrame", PreviewFrame), ("Workflow", Workflow)):
         schema = TypeAdapter(kind).json_schema(ref_template=ref_template)
         out.update(schema.pop("$defs", {}))
         out[name] = schema
