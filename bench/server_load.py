@@ -3,7 +3,7 @@
     python bench/server_load.py [--clients 50] [--jobs 200] [--url http://127.0.0.1:PORT]
 
 Without --url it starts `python -m nodegraph.server` on a free loopback port with temporary
-folders and stops it afterwards. Half the clients listen on the native socket (/api/ws), half on
+folders and stops it afterwards. Half the clients listen on the native socket (/v1/ws), half on
 ComfyUI's (/ws); every job is submitted with POST /prompt under one client's id. It checks that
 nothing is lost (every job succeeds and its submitter sees its whole event sequence) and that
 every client gets exactly its own jobs' events, then prints latencies:
@@ -93,7 +93,7 @@ class Report:
 
 
 async def _listen(ws_base: str, client: Client, token: str | None, on_open) -> None:
-    path = f"/api/ws?client_id={client.client_id}" if client.flavour == "native" else f"/ws?clientId={client.client_id}"
+    path = f"/v1/ws?client_id={client.client_id}" if client.flavour == "native" else f"/ws?clientId={client.client_id}"
     if token:
         path += f"&token={token}"
     async with websockets.connect(ws_base + path, max_size=None) as ws:
@@ -161,7 +161,7 @@ async def run_load(url: str, clients: int = 50, jobs: int = 200, token: str | No
         await asyncio.sleep(0.2)  # let stray (wrong) events arrive before judging
         statuses = {}
         for job_id in owner:
-            statuses[job_id] = (await http.get(f"/api/jobs/{job_id}")).json()["status"]
+            statuses[job_id] = (await http.get(f"/v1/jobs/{job_id}")).json()["status"]
     for task in listeners:
         task.cancel()
     await asyncio.gather(*listeners, return_exceptions=True)
@@ -203,7 +203,7 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url + "/api/status", timeout=2).status_code == 200:
+            if httpx.get(url + "/v1/status", timeout=2).status_code == 200:
                 return proc, url
         except httpx.HTTPError:
             time.sleep(0.2)

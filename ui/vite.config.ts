@@ -20,7 +20,7 @@ export default defineConfig({
   },
   server: {
     // `npm run dev` against a running `nodegraph serve` on the default port
-    proxy: { "/api": { target: "http://127.0.0.1:8188", ws: true } },
+    proxy: { "/v1": { target: "http://127.0.0.1:8188", ws: true } },
   },
   test: {
     include: ["tests/**/*.test.ts"],

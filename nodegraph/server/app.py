@@ -1,31 +1,31 @@
-"""The HTTP app: native API under /api, ComfyUI's routes at the root, the editor as static files.
+"""The HTTP app: native API under /v1, ComfyUI's routes at the root, the editor as static files.
 
 Native routes (documented in the OpenAPI schema at /openapi.json, browsable at /docs):
 
-    GET    /api/nodes                      {type name: NodeSpec.schema(env)}
-    POST   /api/jobs                       {workflow, client_id?, extra?, number?, front?, outputs?}
+    GET    /v1/nodes                       {type name: NodeSpec.schema(env)}
+    POST   /v1/jobs                        {workflow, client_id?, extra?, number?, front?, outputs?}
                                            -> {job_id, job_ids, number} | 400 {detail, errors: [issue...]}
-    GET    /api/jobs/{job_id}              job {job_id, status, workflow, outputs, errors, created, started, finished}
-    GET    /api/queue                      {running: [job], pending: [job], paused}
-    DELETE /api/queue/{job_id}             remove a pending job (interrupt it if it is running)
-    POST   /api/queue/clear                remove every pending job
-    POST   /api/queue/{job_id}/front       move a pending job to the front
-    POST   /api/queue/pause | resume       stop / restart taking jobs (the running one finishes)
-    GET    /api/status                     {queue_remaining, paused, running, worker_alive, clients}
-    GET    /api/history?offset=&limit=     {items: [job] newest first, total}
-    DELETE /api/history/{job_id}, POST /api/history/clear
-    POST   /api/interrupt                  {job_id?} -> {interrupted}
-    GET    /api/models, /api/models/{folder}
-    POST   /api/upload/image               multipart image, subfolder?, type?, overwrite? -> {name, subfolder, type}
-    POST   /api/upload/mask                same plus original_ref (JSON {filename, subfolder, type})
-    GET    /api/view?filename=&subfolder=&type=
-    POST   /api/free                       {unload_models?, free_memory?}
-    GET    /api/system_stats               ComfyUI's {system, devices} plus queue, cache and device manager
-    POST   /api/convert                    {workflow: any format} -> {workflow: native} | 400
-    POST   /api/export/comfy_api           {workflow} -> ComfyUI API prompt | 400
-    POST   /api/validate                   {workflow} -> {ok, errors}
-    GET    /api/workflows, /api/workflows/{name}   example workflows (workflows/*.json), as native JSON
-    WS     /api/ws?client_id=              text {"type", "data"} events; binary msgpack previews
+    GET    /v1/jobs/{job_id}               job {job_id, status, workflow, outputs, errors, created, started, finished}
+    GET    /v1/queue                       {running: [job], pending: [job], paused}
+    DELETE /v1/queue/{job_id}              remove a pending job (interrupt it if it is running)
+    POST   /v1/queue/clear                 remove every pending job
+    POST   /v1/queue/{job_id}/front        move a pending job to the front
+    POST   /v1/queue/pause | resume        stop / restart taking jobs (the running one finishes)
+    GET    /v1/status                      {queue_remaining, paused, running, worker_alive, clients}
+    GET    /v1/history?offset=&limit=      {items: [job] newest first, total}
+    DELETE /v1/history/{job_id}, POST /v1/history/clear
+    POST   /v1/interrupt                   {job_id?} -> {interrupted}
+    GET    /v1/models, /v1/models/{folder}
+    POST   /v1/upload/image                multipart image, subfolder?, type?, overwrite? -> {name, subfolder, type}
+    POST   /v1/upload/mask                 same plus original_ref (JSON {filename, subfolder, type})
+    GET    /v1/view?filename=&subfolder=&type=
+    POST   /v1/free                        {unload_models?, free_memory?}
+    GET    /v1/system_stats                ComfyUI's {system, devices} plus queue, cache and device manager
+    POST   /v1/convert                     {workflow: any format} -> {workflow: native} | 400
+    POST   /v1/export/comfy_api            {workflow} -> ComfyUI API prompt | 400
+    POST   /v1/validate                    {workflow} -> {ok, errors}
+    GET    /v1/workflows, /v1/workflows/{name}   example workflows (workflows/*.json), as native JSON
+    WS     /v1/ws?client_id=               text {"type", "data"} events; binary msgpack previews
 
 ComfyUI-compatible routes: see comfy_compat.py. Everything but the websockets runs through the
 Guard middleware (security.py): token, cross-site and body-size checks; websockets get the
@@ -37,7 +37,7 @@ import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile, WebSocket
+from fastapi import APIRouter, FastAPI, File, Form, HTTPException, Query, UploadFile, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -52,21 +52,23 @@ from .events import NATIVE, EventHub, serve_socket
 from .models import (ConvertOut, CountOut, DeletedOut, ErrorOut, FreeIn, FreeOut, HistoryOut, InterruptIn,
                      InterruptOut, JobIn, JobOut, JobSubmitted, OkOut, QueueOut, StatusOut, UploadOut, ValidateOut,
                      WorkflowIn)
+from .schemas import NodeSchema, extra_component_schemas
 from .security import Guard
 from .service import MAX_ID_LENGTH, Limits, ServerState, SubmitError
 from .worker import jsonable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DB_NAME = "nodegraph-jobs.sqlite3"
+PREFIX = "/v1"  # the native API's own prefix: ComfyUI's frontend uses /api/* for ComfyUI's routes
 _BAD_REQUEST = {400: {"model": ErrorOut}}
 
-API_DESCRIPTION = """Node-graph workflow engine: the native API under `/api`, ComfyUI-compatible routes at the root.
+API_DESCRIPTION = """Node-graph workflow engine: the native API under `/v1`, ComfyUI-compatible routes at the root.
 
 **Auth**: a server started with a token wants it on every request and websocket:
 `Authorization: Bearer <token>` or `?token=<token>`.
 
 **Events** (websockets, not listed below):
-- native `/api/ws?client_id=X` — text frames `{"type": event, "data": {...}}`; binary frames are msgpack
+- native `/v1/ws?client_id=X` — text frames `{"type": event, "data": {...}}`; binary frames are msgpack
   `{"type": "preview", "prompt_id", "node", "image": PNG bytes}`;
 - ComfyUI `/ws?clientId=X` — the same events in ComfyUI's shapes; binary previews are
   `>I 1` + `>I 2` (PNG) + PNG bytes.
@@ -122,13 +124,31 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
         return JSONResponse({"detail": jsonable(exc.errors())}, status_code=422)
 
     app.add_middleware(Guard, token=token, loopback_only=loopback_only, max_body_bytes=state.limits.max_body_bytes)
-    _native_routes(app, state)
+    app.include_router(native_router(state))
     app.include_router(comfy_compat.router(state))
     _static(app, state)
+    _document_extra_schemas(app)
     return app
 
 
-def _native_routes(app: FastAPI, state: ServerState) -> None:
+def _document_extra_schemas(app: FastAPI) -> None:
+    """Add the schemas no route names (websocket events, the native workflow) to the OpenAPI components."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        doc = build()  # cached by FastAPI after the first call, so this runs once
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in extra_component_schemas().items():
+            if schemas.setdefault(name, schema) != schema:
+                raise RuntimeError(f"two different OpenAPI schemas are named {name!r}")
+        return doc
+
+    app.openapi = openapi
+
+
+def native_router(state: ServerState) -> APIRouter:
+    """nodegraph's own API, every route under PREFIX (ComfyUI's routes own `/` and `/api/`)."""
+    api = APIRouter(prefix=PREFIX)
     env, store = state.env, state.store
 
     def job_or_404(job_id: str):
@@ -141,8 +161,9 @@ def _native_routes(app: FastAPI, state: ServerState) -> None:
         return JSONResponse({"detail": exc.message, "errors": exc.errors()}, status_code=400)
 
     # --- nodes and workflows --------------------------------------------------------------------
-    @app.get("/api/nodes", tags=["nodes"], summary="Every node type's schema")
-    def nodes() -> dict[str, dict]:
+    @api.get("/nodes", tags=["nodes"], response_model=dict[str, NodeSchema], response_model_exclude_unset=True,
+             summary="Every node type's schema")
+    def nodes():
         out = {}
         for name, spec in sorted(env.registry.specs.items()):
             try:
@@ -151,7 +172,7 @@ def _native_routes(app: FastAPI, state: ServerState) -> None:
                 continue
         return out
 
-    @app.post("/api/validate", tags=["workflows"], response_model=ValidateOut, summary="Check a workflow")
+    @api.post("/validate", tags=["workflows"], response_model=ValidateOut, summary="Check a workflow")
     def validate_workflow(body: WorkflowIn):
         try:
             workflow = state.parse(body.workflow)
@@ -160,7 +181,7 @@ def _native_routes(app: FastAPI, state: ServerState) -> None:
         issues = state.check(workflow)
         return {"ok": not issues, "errors": [i.to_json() for i in issues]}
 
-    @app.post("/api/convert", tags=["workflows"], response_model=ConvertOut, responses=_BAD_REQUEST,
+    @api.post("/convert", tags=["workflows"], response_model=ConvertOut, responses=_BAD_REQUEST,
               summary="Any supported format (native, ComfyUI API, ComfyUI UI) as native JSON")
     def convert(body: WorkflowIn):
         try:
@@ -168,7 +189,7 @@ def _native_routes(app: FastAPI, state: ServerState) -> None:
         except SubmitError as exc:
             return submit_error(exc)
 
-    @app.post("/api/export/comfy_api", tags=["workflows"], responses=_BAD_REQUEST,
+    @api.post("/export/comfy_api", tags=["workflows"], responses=_BAD_REQUEST,
               summary="A workflow as a ComfyUI API prompt")
     def export_comfy_api(body: WorkflowIn) -> dict:
         try:
@@ -178,12 +199,12 @@ def _native_routes(app: FastAPI, state: ServerState) -> None:
         except WorkflowFormatError as exc:
             return submit_error(SubmitError(str(exc), kind="format"))
 
-    @app.get("/api/workflows", tags=["workflows"], summary="Names of the example workflows")
+    @api.get("/workflows", tags=["workflows"], summary="Names of the example workflows")
     def workflows() -> list[str]:
         folder = state.workflows_dir
         return sorted(p.stem for p in folder.glob("*.json")) if folder and folder.is_dir() else []
 
-    @app.get("/api/workflows/{name}", tags=["workflows"], responses={404: {"model": ErrorOut}, **_BAD_REQUEST},
+    @api.get("/workflows/{name}", tags=["workflows"], responses={404: {"model": ErrorOut}, **_BAD_REQUEST},
              summary="One example workflow as native JSON")
     def workflow(name: str) -> dict:
         stem = name[:-5] if name.endswith(".json") else name
@@ -195,7 +216,7 @@ def _native_routes(app: FastAPI, state: ServerState) -> None:
             raise HTTPException(400, str(exc)) from exc
 
     # --- jobs and queue -------------------------------------------------------------------------
-    @app.post("/api/jobs", tags=["jobs"], response_model=JobSubmitted, responses=_BAD_REQUEST,
+    @api.post("/jobs", tags=["jobs"], response_model=JobSubmitted, responses=_BAD_REQUEST,
               summary="Queue a workflow; invalid ones come back at once with every error")
     def submit(body: JobIn):
         try:
@@ -205,16 +226,16 @@ def _native_routes(app: FastAPI, state: ServerState) -> None:
             return submit_error(exc)
         return {"job_id": jobs[0].job_id, "job_ids": [j.job_id for j in jobs], "number": jobs[0].number}
 
-    @app.get("/api/jobs/{job_id}", tags=["jobs"], response_model=JobOut, summary="One job, in any state")
+    @api.get("/jobs/{job_id}", tags=["jobs"], response_model=JobOut, summary="One job, in any state")
     def get_job(job_id: str):
         return job_or_404(job_id).to_json()
 
-    @app.get("/api/queue", tags=["queue"], response_model=QueueOut, summary="Running and pending jobs")
+    @api.get("/queue", tags=["queue"], response_model=QueueOut, summary="Running and pending jobs")
     def queue():
         return {"running": [j.to_json() for j in store.running()], "pending": [j.to_json() for j in store.pending()],
                 "paused": store.paused}
 
-    @app.delete("/api/queue/{job_id}", tags=["queue"], response_model=DeletedOut,
+    @api.delete("/queue/{job_id}", tags=["queue"], response_model=DeletedOut,
                 summary="Remove a pending job, or interrupt it if it is running")
     def delete_job(job_id: str):
         job = job_or_404(job_id)
@@ -226,13 +247,13 @@ def _native_routes(app: FastAPI, state: ServerState) -> None:
         state.broadcast_status()
         return {"deleted": True, "interrupted": False}
 
-    @app.post("/api/queue/clear", tags=["queue"], response_model=CountOut, summary="Remove every pending job")
+    @api.post("/queue/clear", tags=["queue"], response_model=CountOut, summary="Remove every pending job")
     def clear_queue():
         count = store.clear_pending()
         state.broadcast_status()
         return {"count": count}
 
-    @app.post("/api/queue/{job_id}/front", tags=["queue"], response_model=OkOut,
+    @api.post("/queue/{job_id}/front", tags=["queue"], response_model=OkOut,
               summary="Move a pending job to the front")
     def to_front(job_id: str):
         job = job_or_404(job_id)
@@ -245,76 +266,76 @@ def _native_routes(app: FastAPI, state: ServerState) -> None:
         return {**state.status(), "running": current.job_id if current else None,
                 "worker_alive": state.worker.alive, "clients": state.hub.count()}
 
-    @app.post("/api/queue/pause", tags=["queue"], response_model=StatusOut,
+    @api.post("/queue/pause", tags=["queue"], response_model=StatusOut,
               summary="Stop taking jobs (the running one finishes)")
     def pause():
         store.set_paused(True)
         state.broadcast_status()
         return status()
 
-    @app.post("/api/queue/resume", tags=["queue"], response_model=StatusOut, summary="Take jobs again")
+    @api.post("/queue/resume", tags=["queue"], response_model=StatusOut, summary="Take jobs again")
     def resume():
         store.set_paused(False)
         state.worker.wake()
         state.broadcast_status()
         return status()
 
-    @app.get("/api/status", tags=["queue"], response_model=StatusOut, summary="Queue size and worker state")
+    @api.get("/status", tags=["queue"], response_model=StatusOut, summary="Queue size and worker state")
     def get_status():
         return status()
 
-    @app.post("/api/interrupt", tags=["jobs"], response_model=InterruptOut, summary="Interrupt the running job")
+    @api.post("/interrupt", tags=["jobs"], response_model=InterruptOut, summary="Interrupt the running job")
     def interrupt(body: InterruptIn | None = None):
         return {"interrupted": state.worker.interrupt(body.job_id if body else None)}
 
     # --- history --------------------------------------------------------------------------------
-    @app.get("/api/history", tags=["history"], response_model=HistoryOut, summary="Finished jobs, newest first")
+    @api.get("/history", tags=["history"], response_model=HistoryOut, summary="Finished jobs, newest first")
     def history(offset: int = Query(0, ge=0, le=2**31), limit: int = Query(50, ge=0, le=state.limits.max_history_page)):
         jobs, total = store.history(offset, limit)
         return {"items": [j.to_json() for j in jobs], "total": total}
 
-    @app.delete("/api/history/{job_id}", tags=["history"], response_model=OkOut, summary="Forget a finished job")
+    @api.delete("/history/{job_id}", tags=["history"], response_model=OkOut, summary="Forget a finished job")
     def delete_history(job_id: str):
         if not store.delete_history(job_id):
             raise HTTPException(404, f"no finished job {job_id[:MAX_ID_LENGTH]!r}")
         return {"ok": True}
 
-    @app.post("/api/history/clear", tags=["history"], response_model=CountOut, summary="Forget every finished job")
+    @api.post("/history/clear", tags=["history"], response_model=CountOut, summary="Forget every finished job")
     def clear_history():
         return {"count": store.clear_history()}
 
     # --- files, models, memory ------------------------------------------------------------------
-    @app.get("/api/models", tags=["models"], summary="Model folder kinds")
+    @api.get("/models", tags=["models"], summary="Model folder kinds")
     def model_kinds() -> list[str]:
         return files.model_kinds(env)
 
-    @app.get("/api/models/{folder}", tags=["models"], summary="Model files of one folder kind")
+    @api.get("/models/{folder}", tags=["models"], summary="Model files of one folder kind")
     def models(folder: str) -> list[str]:
         return files.model_list(env, folder)
 
-    @app.post("/api/upload/image", tags=["files"], response_model=UploadOut, summary="Upload an image")
+    @api.post("/upload/image", tags=["files"], response_model=UploadOut, summary="Upload an image")
     async def upload_image(image: UploadFile = File(...), subfolder: str = Form(""), type: str = Form("input"),
                            overwrite: str | None = Form(None)):
         return await files.upload_image(env, state.limits, image, subfolder, type, overwrite)
 
-    @app.post("/api/upload/mask", tags=["files"], response_model=UploadOut,
+    @api.post("/upload/mask", tags=["files"], response_model=UploadOut,
               summary="Upload a mask: its alpha goes into the image named by original_ref")
     async def upload_mask(image: UploadFile = File(...), original_ref: str = Form(...), subfolder: str = Form(""),
                           type: str = Form("input"), overwrite: str | None = Form(None)):
         return await files.upload_image(env, state.limits, image, subfolder, type, overwrite, original_ref)
 
-    @app.get("/api/view", tags=["files"], summary="An image from the output, input or temp folder",
+    @api.get("/view", tags=["files"], summary="An image from the output, input or temp folder",
              responses={200: {"content": {"image/png": {}}}})
     def view(filename: str, subfolder: str = "", type: str = "output", channel: str | None = None) -> Response:
         return files.view(env, filename, subfolder, type, channel)
 
-    @app.post("/api/free", tags=["system"], response_model=FreeOut,
+    @api.post("/free", tags=["system"], response_model=FreeOut,
               summary="Unload models and clear the output cache (after the running job, if any)")
     def free(body: FreeIn | None = None):
         body = body or FreeIn()
         return state.worker.request_free(body.unload_models, body.free_memory)
 
-    @app.get("/api/system_stats", tags=["system"], summary="Devices, memory, versions, queue and cache")
+    @api.get("/system_stats", tags=["system"], summary="Devices, memory, versions, queue and cache")
     def system_stats() -> dict:
         stats = files.system_stats(env)
         stats["queue"] = status()
@@ -323,10 +344,12 @@ def _native_routes(app: FastAPI, state: ServerState) -> None:
         stats["device_manager"] = env.devices.stats()
         return stats
 
-    @app.websocket("/api/ws")
+    @api.websocket("/ws")
     async def native_socket(ws: WebSocket, client_id: str | None = None) -> None:
         client = (client_id or "")[:MAX_ID_LENGTH] or uuid.uuid4().hex
         await serve_socket(state.hub, ws, client, NATIVE, {**state.status(), "sid": client})
+
+    return api
 
 
 def _static(app: FastAPI, state: ServerState) -> None:

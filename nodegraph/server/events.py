@@ -8,7 +8,7 @@ loop.call_soon_threadsafe and queues the message on every connection that should
 - status (queue size, paused) goes to everyone.
 
 Two socket flavours share the hub:
-- native (/api/ws): text {"type", "data"}; previews are binary msgpack
+- native (/v1/ws): text {"type", "data"}; previews are binary msgpack
   {"type": "preview", "prompt_id", "node", "image": PNG bytes};
 - comfy (/ws): ComfyUI's messages; status data is {"status": {"exec_info": {"queue_remaining"}}};
   previews are binary: 4-byte big-endian event type 1, 4-byte image type 2 (PNG), PNG bytes.

@@ -31,7 +31,7 @@ class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     workflow: dict[str, Any] = Field(description="native, ComfyUI API or ComfyUI UI format")
     client_id: str | None = Field(None, max_length=MAX_ID_LENGTH,
-                                  description="the websocket client (/api/ws?client_id=) that gets this job's events")
+                                  description="the websocket client (/v1/ws?client_id=) that gets this job's events")
     extra: dict[str, Any] | None = Field(None, description="extra data handed to nodes (ctx.extra)")
     number: int = Field(1, ge=1, le=MAX_BATCH, description="batch count: how many runs to queue")
     front: bool = Field(False, description="queue at the front instead of the back")

@@ -28,11 +28,11 @@ def tiny_workflow(seed: int) -> dict:
 
 
 class Events:
-    """A native websocket (/api/ws) reader: JSON text frames and msgpack binary previews."""
+    """A native websocket (/v1/ws) reader: JSON text frames and msgpack binary previews."""
 
     def __init__(self, ws_url: str, client_id: str, token: str | None = None) -> None:
         query = f"client_id={client_id}" + (f"&token={token}" if token else "")
-        self.ws = connect(f"{ws_url}/api/ws?{query}", max_size=None).__enter__()
+        self.ws = connect(f"{ws_url}/v1/ws?{query}", max_size=None).__enter__()
         self.client_id = client_id
         self.events: list[tuple[str, dict]] = []
         self.previews: list[dict] = []

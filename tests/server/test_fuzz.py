@@ -25,9 +25,9 @@ def fuzz_server(tmp_path, builtin_registry):
     env = make_env(tmp_path / "base", builtin_registry)
     with ServerThread(env, tmp_path / "data", ui_dir=tmp_path / "no-ui") as server:
         with server.client() as http:  # something to find: a finished job with a saved image
-            job = http.post("/api/jobs", json={"workflow": picture_workflow(steps=1, size=4)}).json()["job_id"]
+            job = http.post("/v1/jobs", json={"workflow": picture_workflow(steps=1, size=4)}).json()["job_id"]
             deadline = time.monotonic() + 20
-            while http.get(f"/api/jobs/{job}").json()["status"] != "success" and time.monotonic() < deadline:
+            while http.get(f"/v1/jobs/{job}").json()["status"] != "success" and time.monotonic() < deadline:
                 time.sleep(0.05)
         yield server
 
@@ -63,5 +63,5 @@ def test_fuzz_every_route_no_server_errors(fuzz_server):
     print(f"fuzzed {operations} operations with {requests} requests")
     assert operations >= 40
     assert failures == []
-    assert httpx.get(f"{fuzz_server.url}/api/status").json()["worker_alive"] is True
+    assert httpx.get(f"{fuzz_server.url}/v1/status").json()["worker_alive"] is True
     assert fuzz_server.thread.is_alive()

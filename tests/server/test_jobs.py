@@ -11,7 +11,7 @@ from .helpers import Events, L, picture_workflow, tiny_workflow
 
 
 def submit(http, workflow, client_id=None, **kw) -> str:
-    r = http.post("/api/jobs", json={"workflow": workflow, "client_id": client_id, **kw})
+    r = http.post("/v1/jobs", json={"workflow": workflow, "client_id": client_id, **kw})
     assert r.status_code == 200, r.text
     return r.json()["job_id"]
 
@@ -19,7 +19,7 @@ def submit(http, workflow, client_id=None, **kw) -> str:
 def wait_status(http, job_id, statuses=("success", "error", "interrupted"), timeout=30.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = http.get(f"/api/jobs/{job_id}").json()
+        job = http.get(f"/v1/jobs/{job_id}").json()
         if job["status"] in statuses:
             return job
         time.sleep(0.05)
@@ -50,17 +50,17 @@ def test_submit_streams_progress_previews_and_outputs_then_image_is_served(serve
         preview = Image.open(io.BytesIO(frame["image"]))
         assert preview.format == "PNG" and preview.getpixel((0, 0)) == (200, int(255 * k / 3), 0)
 
-    r = http.get("/api/view", params=image)
+    r = http.get("/v1/view", params=image)
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     png = Image.open(io.BytesIO(r.content))
     assert png.size == (16, 16) and png.convert("RGB").getpixel((5, 5)) == (200, 255, 0)
     assert '"GradientSteps"' in png.text["nodegraph"]  # the workflow is embedded
 
-    job = http.get(f"/api/jobs/{job_id}").json()
+    job = http.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "success" and job["outputs"]["2"]["images"] == [image]
     assert job["workflow"]["nodes"]["1"]["type"] == "GradientSteps"
     assert job["created"] <= job["started"] <= job["finished"]
-    history = http.get("/api/history").json()
+    history = http.get("/v1/history").json()
     assert history["total"] == 1 and history["items"][0]["job_id"] == job_id
 
 
@@ -77,18 +77,18 @@ def test_invalid_workflow_is_refused_at_once_with_every_error(server, http):
         "9": {"type": "SaveImage", "inputs": {"images": L("3")}},
         "10": {"type": "SaveImage", "inputs": {"images": L("2")}},
     }}
-    r = http.post("/api/jobs", json={"workflow": workflow})
+    r = http.post("/v1/jobs", json={"workflow": workflow})
     assert r.status_code == 400
     found = {(e["node"], e["input"], e["kind"]) for e in r.json()["errors"]}
     assert {("1", None, "unknown_type"), ("2", "steps", "bad_value"), ("2", "size", "bad_value"),
             ("3", "width", "bad_value"), ("3", "height", "bad_value"), ("4", "image", "bad_link"),
             ("5", "images", "missing_input"), ("6", "images", "type_mismatch")} <= found
     assert "did you mean GradientSteps" in next(e["message"] for e in r.json()["errors"] if e["node"] == "1")
-    assert http.get("/api/queue").json()["pending"] == []  # nothing was queued
+    assert http.get("/v1/queue").json()["pending"] == []  # nothing was queued
 
-    r = http.post("/api/validate", json={"workflow": workflow})
+    r = http.post("/v1/validate", json={"workflow": workflow})
     assert r.status_code == 200 and r.json()["ok"] is False and len(r.json()["errors"]) == len(found)
-    r = http.post("/api/jobs", json={"workflow": {"not": "a workflow"}})
+    r = http.post("/v1/jobs", json={"workflow": {"not": "a workflow"}})
     assert r.status_code == 400 and r.json()["errors"][0]["kind"] == "format"
 
 
@@ -101,21 +101,21 @@ def test_interrupt_stops_the_running_job_while_the_api_stays_responsive(server, 
         worst = 0.0
         for _ in range(10):  # the HTTP side answers while the worker runs the job
             t = time.perf_counter()
-            queue = http.get("/api/queue").json()
+            queue = http.get("/v1/queue").json()
             worst = max(worst, time.perf_counter() - t)
         assert worst < 1.0
         assert [j["job_id"] for j in queue["running"]] == [slow]
         assert [j["job_id"] for j in queue["pending"]] == [after]
-        assert http.post("/api/interrupt", json={"job_id": "someone-else"}).json() == {"interrupted": False}
+        assert http.post("/v1/interrupt", json={"job_id": "someone-else"}).json() == {"interrupted": False}
         t = time.perf_counter()
-        assert http.post("/api/interrupt").json() == {"interrupted": True}
+        assert http.post("/v1/interrupt").json() == {"interrupted": True}
         _, data = events.read_until(lambda e, d: e == "execution_interrupted")
         assert time.perf_counter() - t < 2.0 and data["prompt_id"] == slow and data["node_id"] == "1"
         events.until_done(after)
     finally:
         events.close()
-    assert http.get(f"/api/jobs/{slow}").json()["status"] == "interrupted"
-    assert http.get(f"/api/jobs/{after}").json()["status"] == "success"  # the queue went on
+    assert http.get(f"/v1/jobs/{slow}").json()["status"] == "interrupted"
+    assert http.get(f"/v1/jobs/{after}").json()["status"] == "success"  # the queue went on
 
 
 def test_failing_node_reports_an_error_and_the_server_goes_on(server, http):
@@ -134,50 +134,50 @@ def test_failing_node_reports_an_error_and_the_server_goes_on(server, http):
     [error] = [d for e, d in mine if e == "execution_error"]
     assert error["node_id"] == "2" and error["node_type"] == "Explode" and error["exception_message"] == "it blew up"
     assert any("RuntimeError" in line for line in error["traceback"])
-    job = http.get(f"/api/jobs/{bad}").json()
+    job = http.get(f"/v1/jobs/{bad}").json()
     assert job["status"] == "error" and job["errors"][0]["node_id"] == "2"
     assert "4" in job["outputs"]  # the independent branch still finished
-    assert http.get(f"/api/jobs/{good}").json()["status"] == "success"
-    assert http.get("/api/status").json()["worker_alive"] is True
+    assert http.get(f"/v1/jobs/{good}").json()["status"] == "success"
+    assert http.get("/v1/status").json()["worker_alive"] is True
 
 
 def test_queue_pause_reorder_delete_clear_resume(server, http):
-    assert http.post("/api/queue/pause").json()["paused"] is True
+    assert http.post("/v1/queue/pause").json()["paused"] is True
     a, b, c, d = (submit(http, tiny_workflow(k)) for k in range(4))
-    queue = http.get("/api/queue").json()
+    queue = http.get("/v1/queue").json()
     assert queue["paused"] and [j["job_id"] for j in queue["pending"]] == [a, b, c, d]
-    assert http.post(f"/api/queue/{c}/front").json() == {"ok": True}
-    assert http.delete(f"/api/queue/{b}").json() == {"deleted": True, "interrupted": False}
-    assert http.delete(f"/api/queue/{b}").status_code == 404
-    assert http.post("/api/queue/nope/front").status_code == 404
-    assert [j["job_id"] for j in http.get("/api/queue").json()["pending"]] == [c, a, d]
+    assert http.post(f"/v1/queue/{c}/front").json() == {"ok": True}
+    assert http.delete(f"/v1/queue/{b}").json() == {"deleted": True, "interrupted": False}
+    assert http.delete(f"/v1/queue/{b}").status_code == 404
+    assert http.post("/v1/queue/nope/front").status_code == 404
+    assert [j["job_id"] for j in http.get("/v1/queue").json()["pending"]] == [c, a, d]
     time.sleep(0.3)
-    assert http.get(f"/api/jobs/{c}").json()["status"] == "pending"  # paused: nothing ran
-    assert http.post("/api/queue/resume").json()["paused"] is False
+    assert http.get(f"/v1/jobs/{c}").json()["status"] == "pending"  # paused: nothing ran
+    assert http.post("/v1/queue/resume").json()["paused"] is False
     for job_id in (c, a, d):
         wait_status(http, job_id)
-    order = [j["job_id"] for j in http.get("/api/history").json()["items"]]
+    order = [j["job_id"] for j in http.get("/v1/history").json()["items"]]
     assert order == [d, a, c]  # newest first: they ran as c, a, d
 
-    http.post("/api/queue/pause")
+    http.post("/v1/queue/pause")
     submit(http, tiny_workflow(10))
     submit(http, tiny_workflow(11))
-    assert http.post("/api/queue/clear").json() == {"count": 2}
-    assert http.get("/api/queue").json()["pending"] == []
-    http.post("/api/queue/resume")
+    assert http.post("/v1/queue/clear").json() == {"count": 2}
+    assert http.get("/v1/queue").json()["pending"] == []
+    http.post("/v1/queue/resume")
 
 
 def test_batch_count_queues_that_many_runs_and_history_pages(server, http):
-    r = http.post("/api/jobs", json={"workflow": picture_workflow(steps=1, size=4), "number": 3})
+    r = http.post("/v1/jobs", json={"workflow": picture_workflow(steps=1, size=4), "number": 3})
     job_ids = r.json()["job_ids"]
     assert len(job_ids) == 3 and r.json()["job_id"] == job_ids[0]
     for job_id in job_ids:
         assert wait_status(http, job_id)["status"] == "success"
-    page = http.get("/api/history", params={"offset": 1, "limit": 1}).json()
+    page = http.get("/v1/history", params={"offset": 1, "limit": 1}).json()
     assert page["total"] == 3 and [j["job_id"] for j in page["items"]] == [job_ids[1]]
-    assert http.delete(f"/api/history/{job_ids[0]}").json() == {"ok": True}
-    assert http.post("/api/history/clear").json() == {"count": 2}
-    assert http.get("/api/jobs/unknown").status_code == 404
+    assert http.delete(f"/v1/history/{job_ids[0]}").json() == {"ok": True}
+    assert http.post("/v1/history/clear").json() == {"count": 2}
+    assert http.get("/v1/jobs/unknown").status_code == 404
 
 
 def test_events_are_scoped_to_the_submitting_client(server, http):
@@ -203,16 +203,16 @@ def test_events_are_scoped_to_the_submitting_client(server, http):
 def test_upload_load_and_mask(server, http):
     buffer = io.BytesIO()
     Image.new("RGB", (8, 6), (10, 20, 30)).save(buffer, format="PNG")
-    r = http.post("/api/upload/image", files={"image": ("pic.png", buffer.getvalue(), "image/png")})
+    r = http.post("/v1/upload/image", files={"image": ("pic.png", buffer.getvalue(), "image/png")})
     assert r.json() == {"name": "pic.png", "subfolder": "", "type": "input"}
-    again = http.post("/api/upload/image", files={"image": ("pic.png", b"x" + buffer.getvalue()[1:], "image/png")})
+    again = http.post("/v1/upload/image", files={"image": ("pic.png", b"x" + buffer.getvalue()[1:], "image/png")})
     assert again.status_code == 400  # not a readable image
     other = io.BytesIO()
     Image.new("RGB", (8, 6), (99, 20, 30)).save(other, format="PNG")
-    r = http.post("/api/upload/image", files={"image": ("pic.png", other.getvalue(), "image/png")},
+    r = http.post("/v1/upload/image", files={"image": ("pic.png", other.getvalue(), "image/png")},
                   data={"subfolder": "sub"})
     assert r.json() == {"name": "pic.png", "subfolder": "sub", "type": "input"}
-    r = http.post("/api/upload/image", files={"image": ("pic.png", other.getvalue(), "image/png")})
+    r = http.post("/v1/upload/image", files={"image": ("pic.png", other.getvalue(), "image/png")})
     assert r.json()["name"] == "pic (1).png"  # a different file under a taken name is renamed
 
     job_id = submit(http, {"version": 1, "nodes": {
@@ -222,67 +222,67 @@ def test_upload_load_and_mask(server, http):
     job = wait_status(http, job_id)
     assert job["status"] == "success", job["errors"]
     image = job["outputs"]["3"]["images"][0]
-    pixels = np.asarray(Image.open(io.BytesIO(http.get("/api/view", params=image).content)).convert("RGB"))
+    pixels = np.asarray(Image.open(io.BytesIO(http.get("/v1/view", params=image).content)).convert("RGB"))
     assert tuple(pixels[0, 0]) == (245, 235, 225)
 
     mask = Image.new("RGBA", (8, 6), (0, 0, 0, 0))
     mask.putpixel((1, 1), (0, 0, 0, 255))
     buffer = io.BytesIO()
     mask.save(buffer, format="PNG")
-    r = http.post("/api/upload/mask", files={"image": ("masked.png", buffer.getvalue(), "image/png")},
+    r = http.post("/v1/upload/mask", files={"image": ("masked.png", buffer.getvalue(), "image/png")},
                   data={"original_ref": '{"filename": "pic.png", "subfolder": "", "type": "input"}'})
     assert r.status_code == 200, r.text
-    view = Image.open(io.BytesIO(http.get("/api/view", params={"filename": "masked.png", "type": "input"}).content))
+    view = Image.open(io.BytesIO(http.get("/v1/view", params={"filename": "masked.png", "type": "input"}).content))
     assert view.mode == "RGBA" and view.getpixel((1, 1)) == (10, 20, 30, 255) and view.getpixel((0, 0))[3] == 0
 
 
 def test_nodes_models_workflows_convert_export(server, http):
-    nodes = http.get("/api/nodes").json()
+    nodes = http.get("/v1/nodes").json()
     assert nodes["GradientSteps"]["inputs"][0] == {"name": "steps", "type": "INT", "required": True, "widget": True,
                                                    "default": 3, "min": 1, "max": 1000, "step": 1}
     assert "SaveImage" in nodes and "LoadImage" in nodes
     (server.state.env.folders.models / "checkpoints").mkdir()
     (server.state.env.folders.models / "checkpoints" / "tiny.safetensors").write_bytes(b"0")
-    assert "tiny.safetensors" in http.get("/api/models/checkpoints").json()
-    assert "checkpoints" in http.get("/api/models").json()
-    assert http.get("/api/models/..").status_code == 404
+    assert "tiny.safetensors" in http.get("/v1/models/checkpoints").json()
+    assert "checkpoints" in http.get("/v1/models").json()
+    assert http.get("/v1/models/..").status_code == 404
 
-    names = http.get("/api/workflows").json()
+    names = http.get("/v1/workflows").json()
     assert "image-basics" in names
-    example = http.get("/api/workflows/image-basics").json()
+    example = http.get("/v1/workflows/image-basics").json()
     assert example["version"] == 1 and example["nodes"]
-    assert http.get("/api/workflows/..%2Fpyproject").status_code == 404
+    assert http.get("/v1/workflows/..%2Fpyproject").status_code == 404
 
     api_prompt = {"1": {"class_type": "GradientSteps", "inputs": {"steps": 2}},
                   "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}
-    native = http.post("/api/convert", json={"workflow": api_prompt}).json()["workflow"]
+    native = http.post("/v1/convert", json={"workflow": api_prompt}).json()["workflow"]
     assert native["nodes"]["2"]["inputs"]["images"] == {"node": "1", "output": 0}
     ui_doc = {"last_node_id": 2, "last_link_id": 1, "links": [[1, 1, 0, 2, 0, "IMAGE"]], "nodes": [
         {"id": 1, "type": "GradientSteps", "widgets_values": [4, 8, 100, 7, "fixed", 0.0], "inputs": [],
          "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]}], "pos": [0, 0]},
         {"id": 2, "type": "SaveImage", "widgets_values": ["ui"], "inputs": [{"name": "images", "type": "IMAGE",
                                                                               "link": 1}], "pos": [300, 0]}]}
-    native = http.post("/api/convert", json={"workflow": ui_doc}).json()["workflow"]
+    native = http.post("/v1/convert", json={"workflow": ui_doc}).json()["workflow"]
     assert native["nodes"]["1"]["inputs"]["steps"] == 4 and native["nodes"]["2"]["inputs"]["images"]["node"] == "1"
-    r = http.post("/api/convert", json={"workflow": {"nodes": 5}})
+    r = http.post("/v1/convert", json={"workflow": {"nodes": 5}})
     assert r.status_code == 400 and r.json()["detail"]
-    exported = http.post("/api/export/comfy_api", json={"workflow": picture_workflow()}).json()
+    exported = http.post("/v1/export/comfy_api", json={"workflow": picture_workflow()}).json()
     assert exported["2"] == {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "e2e"},
                              "_meta": {"title": "SaveImage"}}
-    assert http.post("/api/validate", json={"workflow": picture_workflow()}).json() == {"ok": True, "errors": []}
+    assert http.post("/v1/validate", json={"workflow": picture_workflow()}).json() == {"ok": True, "errors": []}
 
 
 def test_free_and_system_stats(server, http):
     submit(http, tiny_workflow(1))
-    stats = http.get("/api/system_stats").json()
+    stats = http.get("/v1/system_stats").json()
     assert stats["system"]["pytorch_version"] and stats["system"]["ram_total"] > 0
     assert stats["devices"][0]["type"] in ("cpu", "cuda", "mps")
     assert {"entries", "bytes"} <= set(stats["cache"]) and "queue" in stats and "device_manager" in stats
     deadline = time.monotonic() + 10
-    while http.get("/api/status").json()["queue_remaining"] and time.monotonic() < deadline:
+    while http.get("/v1/status").json()["queue_remaining"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(server.state.env.cache) > 0
-    r = http.post("/api/free", json={"unload_models": True, "free_memory": True}).json()
+    r = http.post("/v1/free", json={"unload_models": True, "free_memory": True}).json()
     assert r["deferred"] is False and r["cache_entries_cleared"] > 0
     assert len(server.state.env.cache) == 0
 
@@ -299,7 +299,7 @@ def test_missing_editor_build_gives_a_clear_page_and_a_build_is_served(server, h
     with ServerThread(server_env, tmp_path / "data2", ui_dir=ui) as other, other.client() as client:
         assert client.get("/").text == "<html>editor</html>"
         assert client.get("/assets/app.js").text == "console.log(1)"
-        assert client.get("/api/status").status_code == 200
+        assert client.get("/v1/status").status_code == 200
 
 
 def test_malformed_documents_and_non_json_numbers_are_400_never_500(server, http):
@@ -313,22 +313,22 @@ def test_malformed_documents_and_non_json_numbers_are_400_never_500(server, http
     ui_like.append({"nodes": chain + [{"id": 5000, "type": "SaveImage", "inputs": [{"name": "images", "link": 2999}]}],
                     "links": [[k, k + 1, 0, k, 0, "*"] for k in range(1, 2999)] + [[2999, 1, 0, 5000, 0, "IMAGE"]]})
     for doc in ui_like:
-        for route in ("/api/convert", "/api/jobs", "/api/validate", "/api/export/comfy_api"):
+        for route in ("/v1/convert", "/v1/jobs", "/v1/validate", "/v1/export/comfy_api"):
             r = http.post(route, json={"workflow": doc})
             assert r.status_code in (200, 400), (route, r.status_code, r.text[:200])
         assert http.post("/prompt", json={"prompt": doc}).status_code == 400
     body = '{"workflow": {"version": 1, "nodes": {"1": {"type": "PrimitiveInt", "inputs": {"value": 1}}, ' \
            '"2": {"type": "PreviewAny", "inputs": {"source": {"node": "1", "output": 0}}}}, "ui": {"x": NaN}}}'
-    http.post("/api/queue/pause")
-    r = http.post("/api/jobs", content=body, headers={"content-type": "application/json"})
+    http.post("/v1/queue/pause")
+    r = http.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 200  # the workflow's NaN becomes null when it is normalised
-    assert http.get(f"/api/jobs/{r.json()['job_id']}").json()["workflow"]["ui"] == {"x": None}
-    r = http.post("/api/jobs", content=body.replace('"ui"', '"ui": {}}, "extra": {"x": NaN}, "_": {"y"'),
+    assert http.get(f"/v1/jobs/{r.json()['job_id']}").json()["workflow"]["ui"] == {"x": None}
+    r = http.post("/v1/jobs", content=body.replace('"ui"', '"ui": {}}, "extra": {"x": NaN}, "_": {"y"'),
                   headers={"content-type": "application/json"})
     assert r.status_code in (400, 422)
     body = body[:-1] + ', "extra": {"x": Infinity}}'
-    r = http.post("/api/jobs", content=body, headers={"content-type": "application/json"})
+    r = http.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400 and "JSON" in r.json()["detail"]
-    assert len(_json.loads(http.get("/api/queue").text)["pending"]) == 1
-    http.post("/api/queue/clear")
-    http.post("/api/queue/resume")
+    assert len(_json.loads(http.get("/v1/queue").text)["pending"]) == 1
+    http.post("/v1/queue/clear")
+    http.post("/v1/queue/resume")

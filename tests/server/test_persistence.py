@@ -31,40 +31,40 @@ def test_restart_keeps_queue_history_and_pause(server_env, tmp_path):
     data = tmp_path / "data"
     with ServerThread(server_env, data, ui_dir=tmp_path / "no-ui") as first, first.client() as http:
         events = Events(first.ws_url, "me")
-        done = http.post("/api/jobs", json={"workflow": picture_workflow(), "client_id": "me"}).json()["job_id"]
+        done = http.post("/v1/jobs", json={"workflow": picture_workflow(), "client_id": "me"}).json()["job_id"]
         events.until_done(done)
         events.close()
-        http.post("/api/queue/pause")
-        waiting = [http.post("/api/jobs", json={"workflow": tiny_workflow(k)}).json()["job_id"] for k in range(3)]
-        http.post(f"/api/queue/{waiting[2]}/front")
-        before = http.get(f"/api/jobs/{done}").json()
+        http.post("/v1/queue/pause")
+        waiting = [http.post("/v1/jobs", json={"workflow": tiny_workflow(k)}).json()["job_id"] for k in range(3)]
+        http.post(f"/v1/queue/{waiting[2]}/front")
+        before = http.get(f"/v1/jobs/{done}").json()
 
     with ServerThread(server_env, data, ui_dir=tmp_path / "no-ui") as second, second.client() as http:
-        queue = http.get("/api/queue").json()
+        queue = http.get("/v1/queue").json()
         assert queue["paused"] is True
         assert [j["job_id"] for j in queue["pending"]] == [waiting[2], waiting[0], waiting[1]]
-        assert http.get(f"/api/jobs/{done}").json() == before
-        history = http.get("/api/history").json()
+        assert http.get(f"/v1/jobs/{done}").json() == before
+        history = http.get("/v1/history").json()
         assert history["total"] == 1 and history["items"][0]["outputs"] == before["outputs"]
         comfy = http.get(f"/history/{done}").json()[done]
         image = comfy["outputs"]["2"]["images"][0]
         assert http.get("/view", params=image).status_code == 200
-        http.post("/api/queue/resume")
+        http.post("/v1/queue/resume")
         for job_id in waiting:
-            wait_for(lambda: http.get(f"/api/jobs/{job_id}").json()["status"] == "success")
-        assert http.get("/api/history").json()["total"] == 4
+            wait_for(lambda: http.get(f"/v1/jobs/{job_id}").json()["status"] == "success")
+        assert http.get("/v1/history").json()["total"] == 4
 
 
 def test_clean_stop_requeues_the_running_job(server_env, tmp_path):
     data = tmp_path / "data"
     with ServerThread(server_env, data, ui_dir=tmp_path / "no-ui") as first, first.client() as http:
-        job_id = http.post("/api/jobs", json={"workflow": picture_workflow(steps=500, delay=0.02)}).json()["job_id"]
-        wait_for(lambda: http.get(f"/api/jobs/{job_id}").json()["status"] == "running")
+        job_id = http.post("/v1/jobs", json={"workflow": picture_workflow(steps=500, delay=0.02)}).json()["job_id"]
+        wait_for(lambda: http.get(f"/v1/jobs/{job_id}").json()["status"] == "running")
     with ServerThread(server_env, data, ui_dir=tmp_path / "no-ui") as second, second.client() as http:
-        http.post("/api/queue/pause")  # look before it starts again
-        job = http.get(f"/api/jobs/{job_id}").json()
+        http.post("/v1/queue/pause")  # look before it starts again
+        job = http.get(f"/v1/jobs/{job_id}").json()
         assert job["status"] in ("pending", "running")
-        assert http.get("/api/history").json()["total"] == 0  # not recorded as interrupted
+        assert http.get("/v1/history").json()["total"] == 0  # not recorded as interrupted
 
 
 def free_port() -> int:
@@ -88,17 +88,17 @@ def test_job_running_when_the_server_is_killed_runs_again_after_restart(server_e
     proc = start_process(base, data, port)
     try:
         wait_for(lambda: _up(url), timeout=60, every=0.2)
-        slow = httpx.post(url + "/api/jobs", json={"workflow": picture_workflow(steps=100, delay=0.05)}).json()
-        queued = httpx.post(url + "/api/jobs", json={"workflow": tiny_workflow(7)}).json()
-        wait_for(lambda: httpx.get(url + f"/api/jobs/{slow['job_id']}").json()["status"] == "running")
+        slow = httpx.post(url + "/v1/jobs", json={"workflow": picture_workflow(steps=100, delay=0.05)}).json()
+        queued = httpx.post(url + "/v1/jobs", json={"workflow": tiny_workflow(7)}).json()
+        wait_for(lambda: httpx.get(url + f"/v1/jobs/{slow['job_id']}").json()["status"] == "running")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
 
         proc = start_process(base, data, port)
         wait_for(lambda: _up(url), timeout=60, every=0.2)
         for job in (slow, queued):
-            wait_for(lambda: httpx.get(url + f"/api/jobs/{job['job_id']}").json()["status"] == "success", timeout=60)
-        history = httpx.get(url + "/api/history").json()["items"]
+            wait_for(lambda: httpx.get(url + f"/v1/jobs/{job['job_id']}").json()["status"] == "success", timeout=60)
+        history = httpx.get(url + "/v1/history").json()["items"]
         assert [j["job_id"] for j in history] == [queued["job_id"], slow["job_id"]]  # the killed one ran first
     finally:
         proc.kill()
@@ -107,6 +107,6 @@ def test_job_running_when_the_server_is_killed_runs_again_after_restart(server_e
 
 def _up(url: str) -> bool:
     try:
-        return httpx.get(url + "/api/status", timeout=2).status_code == 200
+        return httpx.get(url + "/v1/status", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False

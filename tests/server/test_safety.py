@@ -41,7 +41,7 @@ def test_file_routes_refuse_traversal_and_symlinks_out_of_their_folders(server, 
         {"filename": "..", "subfolder": ""},
         {"filename": "ok.png\x00.txt"},
     ]
-    for route in ("/api/view", "/view"):
+    for route in ("/v1/view", "/view"):
         for params in attempts:
             r = http.get(route, params=params)
             assert r.status_code in (400, 403, 404), (route, params, r.status_code)
@@ -50,7 +50,7 @@ def test_file_routes_refuse_traversal_and_symlinks_out_of_their_folders(server, 
     raw = httpx.get(f"{server.url}/view?filename=..%2F..%2Fsecret.txt")
     assert raw.status_code in (400, 403, 404) and "top secret" not in raw.text
 
-    for route in ("/api/upload/image", "/upload/image"):
+    for route in ("/v1/upload/image", "/upload/image"):
         r = http.post(route, files={"image": ("../../evil.png", png_bytes(), "image/png")})
         assert r.status_code == 200 and r.json()["name"] == "evil.png"  # only the base name is used
         assert (folders.input / "evil.png").is_file() and not (tmp_path / "evil.png").exists()
@@ -61,7 +61,7 @@ def test_file_routes_refuse_traversal_and_symlinks_out_of_their_folders(server, 
         r = http.post(route, files={"image": ("x.png", png_bytes(), "image/png")}, data={"type": "elsewhere"})
         assert r.status_code == 400
     assert not list(tmp_path.glob("x.png")) and secret.read_text() == "top secret"
-    r = http.post("/api/upload/mask", files={"image": ("m.png", png_bytes(), "image/png")},
+    r = http.post("/v1/upload/mask", files={"image": ("m.png", png_bytes(), "image/png")},
                   data={"original_ref": '{"filename": "../../secret.txt", "type": "output"}'})
     assert r.status_code in (400, 403, 404)
 
@@ -71,13 +71,13 @@ def test_workflow_outputs_cannot_escape_the_output_folder(server, http, tmp_path
         "1": {"type": "EmptyImage", "inputs": {"width": 4, "height": 4}},
         "2": {"type": "SaveImage", "inputs": {"images": {"node": "1", "output": 0},
                                               "filename_prefix": "../../escaped"}}}}
-    job_id = http.post("/api/jobs", json={"workflow": workflow}).json()["job_id"]
+    job_id = http.post("/v1/jobs", json={"workflow": workflow}).json()["job_id"]
     import time
 
     deadline = time.monotonic() + 20
-    while http.get(f"/api/jobs/{job_id}").json()["status"] in ("pending", "running") and time.monotonic() < deadline:
+    while http.get(f"/v1/jobs/{job_id}").json()["status"] in ("pending", "running") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert http.get(f"/api/jobs/{job_id}").json()["status"] == "error"
+    assert http.get(f"/v1/jobs/{job_id}").json()["status"] == "error"
     assert not list(tmp_path.rglob("escaped*"))
 
 
@@ -85,21 +85,21 @@ def test_token_protected_server_refuses_requests_without_it(server_env, tmp_path
     token = "s3cret-token"
     with ServerThread(server_env, tmp_path / "data", token=token, ui_dir=tmp_path / "no-ui") as s:
         base = s.url
-        for method, path in [("GET", "/api/queue"), ("GET", "/"), ("GET", "/object_info"), ("POST", "/prompt"),
-                             ("GET", "/view?filename=x.png"), ("POST", "/api/interrupt"), ("GET", "/docs"),
-                             ("GET", "/openapi.json"), ("POST", "/api/jobs")]:
+        for method, path in [("GET", "/v1/queue"), ("GET", "/"), ("GET", "/object_info"), ("POST", "/prompt"),
+                             ("GET", "/view?filename=x.png"), ("POST", "/v1/interrupt"), ("GET", "/docs"),
+                             ("GET", "/openapi.json"), ("POST", "/v1/jobs")]:
             r = httpx.request(method, base + path, json={} if method == "POST" else None)
             assert r.status_code == 401, (method, path, r.status_code)
             r = httpx.request(method, base + path, headers={"Authorization": "Bearer wrong"})
             assert r.status_code == 401
-        assert httpx.get(base + "/api/queue", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-        r = httpx.get(base + f"/api/queue?token={token}")
+        assert httpx.get(base + "/v1/queue", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        r = httpx.get(base + f"/v1/queue?token={token}")
         assert r.status_code == 200 and "nodegraph_token" in r.headers["set-cookie"]
         with httpx.Client(base_url=base) as browser:  # the cookie lets the editor load its assets
             browser.get(f"/?token={token}")
-            assert browser.get("/api/status").status_code == 200
+            assert browser.get("/v1/status").status_code == 200
 
-        for path in ("/api/ws?client_id=a", "/ws?clientId=a"):
+        for path in ("/v1/ws?client_id=a", "/ws?clientId=a"):
             with pytest.raises(Exception):
                 connect(s.ws_url + path).__enter__()
             ws = websocket.create_connection(f"{s.ws_url}{path}&token={token}", timeout=10)
@@ -110,7 +110,7 @@ def test_token_protected_server_refuses_requests_without_it(server_env, tmp_path
             assert '"status"' in ws.recv()
             ws.close()
         with s.client() as http:
-            r = http.post("/api/jobs", json={"workflow": tiny_workflow(1)})
+            r = http.post("/v1/jobs", json={"workflow": tiny_workflow(1)})
             assert r.status_code == 200
 
 
@@ -129,8 +129,8 @@ def test_cross_site_and_rebinding_requests_are_refused(server):
     assert r.status_code == 403
     r = httpx.post(url, content=body, headers={"Host": "evil.example", "Origin": "http://evil.example"})
     assert r.status_code == 403  # DNS rebinding: right address, foreign name
-    assert httpx.get(server.url + "/api/status", headers={"Host": "evil.example"}).status_code == 403
-    assert httpx.get(server.url + "/api/status", headers={"Origin": "http://localhost:5173"}).status_code == 200
+    assert httpx.get(server.url + "/v1/status", headers={"Host": "evil.example"}).status_code == 403
+    assert httpx.get(server.url + "/v1/status", headers={"Origin": "http://localhost:5173"}).status_code == 200
     with pytest.raises(Exception):
         websocket.create_connection(f"{server.ws_url}/ws?clientId=a", origin="http://evil.example", timeout=10)
 
@@ -139,27 +139,27 @@ def test_request_bodies_and_images_are_bounded(server_env, tmp_path):
     limits = Limits(max_body_bytes=200_000, max_upload_bytes=150_000, max_image_pixels=64 * 64)
     with ServerThread(server_env, tmp_path / "data", ui_dir=tmp_path / "no-ui", limits=limits) as s, s.client() as http:
         big = {"workflow": tiny_workflow(1), "extra": {"blob": "x" * 300_000}}
-        assert http.post("/api/jobs", json=big).status_code == 413
+        assert http.post("/v1/jobs", json=big).status_code == 413
 
         def chunks():  # no Content-Length: counted as it streams
             for _ in range(50):
                 yield b"x" * 10_000
 
         assert http.post("/prompt", content=chunks()).status_code == 413
-        r = http.post("/api/upload/image", files={"image": ("big.png", png_bytes((100, 100)), "image/png")})
+        r = http.post("/v1/upload/image", files={"image": ("big.png", png_bytes((100, 100)), "image/png")})
         assert r.status_code == 413 and "pixels" in r.text
         r = http.post("/upload/image", files={"image": ("small.png", png_bytes((8, 8)), "image/png")})
         assert r.status_code == 200
         r = http.post("/upload/image", files={"image": ("fake.png", b"not an image", "image/png")})
         assert r.status_code == 400
-        assert http.get("/api/status").status_code == 200
+        assert http.get("/v1/status").status_code == 200
 
 
 def test_absurd_allocations_are_rejected_at_validation(server, http):
     workflow = {"version": 1, "nodes": {
         "1": {"type": "EmptyImage", "inputs": {"width": 16384, "height": 16384, "batch_size": 10**6}},
         "2": {"type": "SaveImage", "inputs": {"images": {"node": "1", "output": 0}}}}}
-    r = http.post("/api/jobs", json={"workflow": workflow})
+    r = http.post("/v1/jobs", json={"workflow": workflow})
     assert r.status_code == 400
     assert [(e["node"], e["input"]) for e in r.json()["errors"]] == [("1", "batch_size")]
     r = http.post("/prompt", json={"prompt": {"1": {"class_type": "GradientSteps", "inputs": {"size": 10**12}},

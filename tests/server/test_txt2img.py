@@ -23,10 +23,10 @@ def test_default_txt2img_workflow_over_the_server(tmp_path, builtin_registry):
         (tmp_path / name).mkdir()
     env = Environment(registry=builtin_registry, folders=Folders(tmp_path))
     with ServerThread(env, tmp_path / "data", ui_dir=tmp_path / "no-ui") as server, server.client() as http:
-        workflow = http.get("/api/workflows/txt2img").json()
+        workflow = http.get("/v1/workflows/txt2img").json()
         events = Events(server.ws_url, "t2i")
         try:
-            r = http.post("/api/jobs", json={"workflow": workflow, "client_id": "t2i"})
+            r = http.post("/v1/jobs", json={"workflow": workflow, "client_id": "t2i"})
             assert r.status_code == 200, r.text
             mine = events.until_done(r.json()["job_id"], timeout=600)
         finally:
@@ -35,5 +35,5 @@ def test_default_txt2img_workflow_over_the_server(tmp_path, builtin_registry):
         assert "execution_success" in names and "progress" in names, mine
         images = [img for e, d in mine if e == "executed" for img in d["output"].get("images", [])]
         assert images
-        png = Image.open(io.BytesIO(http.get("/api/view", params=images[0]).content))
+        png = Image.open(io.BytesIO(http.get("/v1/view", params=images[0]).content))
         assert min(png.size) >= 32 and "nodegraph" in png.text

@@ -95,7 +95,7 @@ class Server:
         deadline = time.monotonic() + 60
         while True:
             try:
-                self.get("/api/status")
+                self.get("/v1/status")
                 break
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -160,7 +160,7 @@ def editor(server, browser_context):
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
     page.on("console", lambda m: m.type == "error" and errors.append(f"console: {m.text}"))
     # clear storage from a same-origin page that is not the editor (whose unload handler would autosave)
-    page.goto(server.url + "/api/status")
+    page.goto(server.url + "/v1/status")
     page.evaluate("() => { localStorage.clear(); sessionStorage.clear(); }")
     page.goto(server.url + "/")
     ed = Editor(page, server)

@@ -30,7 +30,7 @@ def test_lora_example_runs_from_the_menu(editor, artifacts):
 
 
 def test_upscale_example_runs_from_the_menu(editor, artifacts):
-    doc = editor.server.get("/api/workflows/upscale-with-model")
+    doc = editor.server.get("/v1/workflows/upscale-with-model")
     save = next(k for k, n in doc["nodes"].items() if n["type"] == "SaveImage"
                 and n["inputs"]["images"]["node"] in {k2 for k2, n2 in doc["nodes"].items()
                                                       if n2["type"] == "ImageUpscaleWithModel"})

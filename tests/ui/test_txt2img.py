@@ -14,11 +14,11 @@ NEEDED = ["CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSamp
 
 
 def test_txt2img_by_dragging(editor, artifacts):
-    schemas = editor.server.get("/api/nodes")
+    schemas = editor.server.get("/v1/nodes")
     missing = [n for n in NEEDED if n not in schemas]
     if missing:
         pytest.skip(f"the Stable Diffusion pack is not available yet (missing {', '.join(missing)})")
-    checkpoints = editor.server.get("/api/models/checkpoints")
+    checkpoints = editor.server.get("/v1/models/checkpoints")
     if not checkpoints:
         pytest.skip("no checkpoint in the models folders (the default model ships with the diffusion pack)")
     ckpt_name = "nodegraph-default.safetensors" if "nodegraph-default.safetensors" in checkpoints else checkpoints[0]

@@ -21,7 +21,7 @@ afterEach(() => vi.unstubAllGlobals());
 
 describe("HTTP client", () => {
   it("queues a job and returns its id", async () => {
-    const calls = mockServer({ "POST /api/jobs": () => [200, { job_id: "j1", number: 0 }] });
+    const calls = mockServer({ "POST /v1/jobs": () => [200, { job_id: "j1", number: 0 }] });
     const r = await api.queueJob({ version: 1, nodes: {} }, "client-1");
     expect(r.job_id).toBe("j1");
     expect(calls[0].body).toEqual({ workflow: { version: 1, nodes: {} }, client_id: "client-1" });
@@ -29,18 +29,18 @@ describe("HTTP client", () => {
 
   it("hands back validation errors in structured form", async () => {
     const errors = [{ kind: "bad_value", message: "width must be at least 1", node: "1", node_type: "EmptyImage", input: "width" }];
-    mockServer({ "POST /api/jobs": () => [400, { errors }] });
+    mockServer({ "POST /v1/jobs": () => [400, { errors }] });
     const err = await api.queueJob({ version: 1, nodes: {} }, "c").catch((e) => e);
     expect(err).toBeInstanceOf(ApiError);
     expect(err.status).toBe(400);
     expect(err.errors).toEqual(errors);
     // FastAPI's HTTPException wraps bodies in "detail"
-    mockServer({ "POST /api/jobs": () => [400, { detail: { errors } }] });
+    mockServer({ "POST /v1/jobs": () => [400, { detail: { errors } }] });
     expect((await api.queueJob({ version: 1, nodes: {} }, "c").catch((e) => e)).errors).toEqual(errors);
   });
 
   it("builds view URLs and reads model lists of either shape", () => {
-    expect(viewUrl({ filename: "a b.png", subfolder: "", type: "output" })).toBe("/api/view?filename=a+b.png&subfolder=&type=output");
+    expect(viewUrl({ filename: "a b.png", subfolder: "", type: "output" })).toBe("/v1/view?filename=a+b.png&subfolder=&type=output");
     expect(modelNames(["a", "b"])).toEqual(["a", "b"]);
     expect(modelNames({ files: ["c"] })).toEqual(["c"]);
   });

@@ -11,7 +11,7 @@ export const readFixture = (name: string) => new Uint8Array(readFileSync(fixture
 const real = JSON.parse(readFileSync(fixture("schemas.json"), "utf-8")) as SchemaMap;
 
 // The Stable Diffusion nodes as ComfyUI declares them (for txt2img-shaped tests).
-const sd: NodeSchema[] = [
+const sdDeclared: Omit<NodeSchema, "version" | "deterministic" | "module">[] = [
   {
     name: "CheckpointLoaderSimple", display_name: "Load Checkpoint", category: "loaders", description: "",
     inputs: [{ name: "ckpt_name", type: "COMBO", required: true, widget: true, folder: "checkpoints", choices: ["tiny.safetensors"] }],
@@ -53,6 +53,7 @@ const sd: NodeSchema[] = [
     outputs: [{ name: "IMAGE", type: "IMAGE" }], output_node: false,
   },
 ];
+const sd: NodeSchema[] = sdDeclared.map((s) => ({ ...s, version: 1, deterministic: true, module: "nodes.diffusion" }));
 
 export const schemas: SchemaMap = { ...real, ...Object.fromEntries(sd.map((s) => [s.name, s])) };
 

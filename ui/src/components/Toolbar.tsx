@@ -30,7 +30,7 @@ function Examples({ close }: { close: () => void }) {
   const [names, setNames] = useState<string[] | null>(null);
   useEffect(() => {
     api.workflows().then(
-      (list) => setNames(list.map((x) => (typeof x === "string" ? x : x.name))),
+      (list) => setNames(list),
       () => setNames([]),
     );
   }, []);

@@ -1,15 +1,12 @@
-// The server's HTTP API (see the route list in nodegraph/server). Every call goes through `request`,
-// so errors come back as ApiError with the server's structured body.
-import { SchemaMap } from "./schema";
+// The server's native HTTP API under /v1 (route table in nodegraph/server/app.py). Routes, bodies and
+// replies are typed from the generated OpenAPI types (scripts/gen-types.mjs), so a route or body the
+// server does not have fails the type check. Errors come back as ApiError with the server's body.
+import type { components, paths } from "../generated/api";
 import { NativeWorkflow } from "./workflow";
 
-export interface ValidationError {
-  kind: string;
-  message: string;
-  node?: string | null;
-  node_type?: string | null;
-  input?: string | null;
-}
+type Schemas = components["schemas"];
+export type ValidationError = Schemas["Issue"];
+export type Job = Native<Schemas["JobOut"]>;
 
 export interface ImageRef {
   filename: string;
@@ -17,22 +14,7 @@ export interface ImageRef {
   type?: string;
 }
 
-export interface Job {
-  id?: string;
-  job_id?: string;
-  status?: string;
-  created?: number | string;
-  created_at?: number | string;
-  started_at?: number | string;
-  finished_at?: number | string;
-  number?: number;
-  error?: unknown;
-  outputs?: Record<string, { images?: ImageRef[] } | unknown>;
-  workflow?: NativeWorkflow;
-  [key: string]: unknown;
-}
-
-export const jobId = (j: Job): string => String(j.id ?? j.job_id ?? j.prompt_id ?? "");
+export const jobId = (j: Job): string => j.job_id;
 
 export class ApiError extends Error {
   constructor(public status: number, message: string, public body: unknown) {
@@ -79,34 +61,65 @@ async function request<T>(method: string, path: string, body?: unknown, raw?: Bo
   return data as T;
 }
 
-const q = (s: string) => encodeURIComponent(s);
+type Method = "get" | "post" | "delete";
+type JsonOf<T> = T extends { content: { "application/json": infer B } } ? B : never;
+type Operation<P extends keyof paths, M extends Method> = paths[P][M];
+/** The JSON body a route takes, and the JSON it answers with (status 200). */
+export type Body<P extends keyof paths, M extends Method> = Operation<P, M> extends { requestBody?: infer B } ? JsonOf<NonNullable<B>> : never;
+export type Reply<P extends keyof paths, M extends Method> = Operation<P, M> extends { responses: { 200: infer R } } ? Native<JsonOf<R>> : never;
+/** Replies carry workflows as native JSON (the server converts every format when it takes one in), which
+ * the schema can only declare as an object: give them the editor's workflow type. */
+type Native<T> = T extends { workflow: unknown }
+  ? Omit<T, "workflow"> & { workflow: NativeWorkflow }
+  : T extends (infer U)[]
+    ? Native<U>[]
+    : T extends Record<string, unknown>
+      ? { [K in keyof T]: Native<T[K]> }
+      : T;
+
+interface CallOptions<P extends keyof paths, M extends Method> {
+  params?: Record<string, string>; // fills the route's {placeholders}
+  query?: Record<string, string | number>;
+  body?: Body<P, M>;
+  form?: FormData;
+}
+
+/** One call of a documented route: `route` must be a path of the OpenAPI document, `method` one of its operations. */
+function call<P extends keyof paths, M extends Method>(method: M, route: P, opts: CallOptions<P, M> = {}): Promise<Reply<P, M>> {
+  let url = String(route).replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(opts.params?.[name] ?? ""));
+  if (opts.query) url += `?${new URLSearchParams(Object.entries(opts.query).map(([k, v]) => [k, String(v)]))}`;
+  return request<Reply<P, M>>(method.toUpperCase(), url, opts.body, opts.form);
+}
 
 export const api = {
-  nodes: () => request<SchemaMap>("GET", "/api/nodes"),
+  nodes: () => call("get", "/v1/nodes"),
   queueJob: (workflow: NativeWorkflow, clientId: string, number?: number) =>
-    request<{ job_id: string; number?: number }>("POST", "/api/jobs", { workflow, client_id: clientId, ...(number ? { number } : {}) }),
-  queue: () => request<{ running: Job[]; pending: Job[]; paused?: boolean }>("GET", "/api/queue"),
-  cancel: (id: string) => request<unknown>("DELETE", `/api/queue/${q(id)}`),
-  clearQueue: () => request<unknown>("POST", "/api/queue/clear"),
-  interrupt: () => request<unknown>("POST", "/api/interrupt"),
-  history: (offset = 0, limit = 20) => request<{ items: Job[]; total: number }>("GET", `/api/history?offset=${offset}&limit=${limit}`),
-  job: (id: string) => request<Job>("GET", `/api/jobs/${q(id)}`),
-  models: (folder: string) => request<string[] | { files?: string[]; models?: string[] }>("GET", `/api/models/${q(folder)}`),
+    call("post", "/v1/jobs", { body: { workflow: asBody(workflow), client_id: clientId, ...(number ? { number } : {}) } }),
+  queue: () => call("get", "/v1/queue"),
+  cancel: (id: string) => call("delete", "/v1/queue/{job_id}", { params: { job_id: id } }),
+  clearQueue: () => call("post", "/v1/queue/clear"),
+  interrupt: () => call("post", "/v1/interrupt"),
+  history: (offset = 0, limit = 20) => call("get", "/v1/history", { query: { offset, limit } }),
+  job: (id: string) => call("get", "/v1/jobs/{job_id}", { params: { job_id: id } }),
+  models: (folder: string) => call("get", "/v1/models/{folder}", { params: { folder } }),
   upload: (file: File | Blob, name?: string) => {
     const form = new FormData();
     form.append("image", file, name ?? (file as File).name ?? "upload.png");
-    return request<ImageRef & { name: string }>("POST", "/api/upload/image", undefined, form);
+    return call("post", "/v1/upload/image", { form });
   },
-  convert: (workflow: unknown) => request<{ workflow: NativeWorkflow }>("POST", "/api/convert", { workflow }),
-  exportApi: (workflow: NativeWorkflow) => request<Record<string, unknown>>("POST", "/api/export/comfy_api", { workflow }),
-  validate: (workflow: NativeWorkflow) => request<{ ok: boolean; errors: ValidationError[] }>("POST", "/api/validate", { workflow }),
-  workflows: () => request<(string | { name: string })[]>("GET", "/api/workflows"),
-  workflow: (name: string) => request<NativeWorkflow>("GET", `/api/workflows/${q(name)}`),
+  convert: (workflow: unknown) => call("post", "/v1/convert", { body: { workflow: asBody(workflow) } }),
+  exportApi: (workflow: NativeWorkflow) => call("post", "/v1/export/comfy_api", { body: { workflow: asBody(workflow) } }),
+  validate: (workflow: NativeWorkflow) => call("post", "/v1/validate", { body: { workflow: asBody(workflow) } }),
+  workflows: () => call("get", "/v1/workflows"),
+  workflow: async (name: string) => (await call("get", "/v1/workflows/{name}", { params: { name } })) as unknown as NativeWorkflow,
 };
+
+/** Workflow bodies are declared as any JSON object (the server reads every format). */
+const asBody = (workflow: unknown) => workflow as Record<string, unknown>;
 
 export function viewUrl(img: ImageRef): string {
   const p = new URLSearchParams({ filename: img.filename, subfolder: img.subfolder ?? "", type: img.type ?? "output" });
-  return `${apiBase}/api/view?${p}`;
+  return `${apiBase}/v1/view?${p}`; // an <img> URL: not fetched through `call`
 }
 
 /** Model lists may come as a list or wrapped in an object. */

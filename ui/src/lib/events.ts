@@ -1,22 +1,23 @@
-// The server's websocket: JSON text frames {type, data}, and binary msgpack preview frames.
+// The server's websocket (/v1/ws): JSON text frames {type, data}, and binary msgpack preview frames.
+// Their types are generated from the server's event models (nodegraph/server/schemas.py).
 import { decode } from "@msgpack/msgpack";
+import type { components } from "../generated/api";
 
-export interface ServerEvent {
-  type: string;
-  data: Record<string, unknown>;
-}
+/** Every text frame the server sends, as a union discriminated by `type`. */
+export type ServerEvent = components["schemas"]["ServerEvent"];
 
-export interface PreviewEvent {
-  type: "preview";
+/** A preview frame as decoded here: the schema's PNG bytes arrive as a Uint8Array. */
+export type PreviewEvent = Omit<components["schemas"]["PreviewFrame"], "image" | "node" | "prompt_id"> & {
   prompt_id?: string;
   node: string;
   image: Uint8Array;
-}
+};
 
+/** A text frame; events this editor does not know yet (a newer server) still pass as {type, data}. */
 export function parseText(frame: string): ServerEvent | null {
   try {
     const m = JSON.parse(frame);
-    if (m && typeof m.type === "string") return { type: m.type, data: m.data ?? {} };
+    if (m && typeof m.type === "string") return { type: m.type, data: m.data ?? {} } as ServerEvent;
   } catch {
     /* not ours */
   }

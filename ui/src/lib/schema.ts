@@ -1,46 +1,11 @@
-// Node schemas as served by GET /api/nodes, socket types, colours and compatibility.
-// Mirrors nodegraph/types.py and NodeSpec.schema(): keep the two in step.
+// Node schemas as served by GET /v1/nodes, socket types, colours and compatibility.
+// The schema types are generated from the server's models (nodegraph/server/schemas.py) by
+// scripts/gen-types.mjs; the socket colours and the compatibility rule mirror nodegraph/types.py.
+import type { components } from "../generated/api";
 
-export interface InputSchema {
-  name: string;
-  type: string;
-  required: boolean;
-  widget: boolean;
-  default?: unknown;
-  min?: number;
-  max?: number;
-  step?: number;
-  choices?: string[];
-  multiline?: boolean;
-  control_after_generate?: boolean;
-  lazy?: boolean;
-  is_list?: boolean;
-  force_input?: boolean;
-  display?: string;
-  folder?: string;
-  tooltip?: string;
-}
-
-export interface OutputSchema {
-  name: string;
-  type: string;
-  is_list?: boolean;
-  tooltip?: string;
-}
-
-export interface NodeSchema {
-  name: string;
-  display_name: string;
-  category: string;
-  description: string;
-  inputs: InputSchema[];
-  outputs: OutputSchema[];
-  output_node: boolean;
-  version?: number;
-  deterministic?: boolean;
-  module?: string;
-}
-
+export type InputSchema = components["schemas"]["NodeInputSchema"];
+export type OutputSchema = components["schemas"]["NodeOutputSchema"];
+export type NodeSchema = components["schemas"]["NodeSchema"];
 export type SchemaMap = Record<string, NodeSchema>;
 
 export const WIDGET_TYPES = new Set(["INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"]);

@@ -5,6 +5,7 @@ import {
   newGroup, newReroute, nodeOutputs, nodeSize, outHandle, resolveSource, REROUTE_IN, REROUTE_OUT,
 } from "./graph";
 import { SchemaMap, isWidgetInput, defaultValue } from "./schema";
+import type { components } from "../generated/api";
 
 export type NativeLink = { node: string; output: string | number };
 
@@ -22,6 +23,11 @@ export interface NativeWorkflow {
   ui?: Record<string, unknown>;
   meta?: Record<string, unknown>;
 }
+
+// The editor's view of the document is stricter than the server's (which fills defaults); the
+// type check fails here if what the editor writes stops being a Workflow the server accepts.
+const acceptedByServer = (w: NativeWorkflow): components["schemas"]["Workflow"] => w;
+void acceptedByServer;
 
 export interface GroupDoc {
   title: string;

@@ -136,19 +136,16 @@ function finishNode(node: string | null) {
 
 function handle(e: ServerEvent | PreviewEvent) {
   if (e.type === "preview") {
-    const p = e as PreviewEvent;
-    const url = URL.createObjectURL(new Blob([p.image as BlobPart], { type: "image/png" }));
-    patchRun(p.node, (r) => {
+    const url = URL.createObjectURL(new Blob([e.image as BlobPart], { type: "image/png" }));
+    patchRun(e.node, (r) => {
       if (r.preview) URL.revokeObjectURL(r.preview);
       return { preview: url };
     });
     return;
   }
-  const d = (e as ServerEvent).data;
-  const job = String(d.prompt_id ?? "");
   switch (e.type) {
     case "status":
-      runtime.set({ queueRemaining: Number(d.queue_remaining ?? 0), paused: Boolean(d.paused) });
+      runtime.set({ queueRemaining: e.data.queue_remaining ?? 0, paused: Boolean(e.data.paused) });
       scheduleRefresh();
       break;
     case "execution_start":
@@ -157,24 +154,25 @@ function handle(e: ServerEvent | PreviewEvent) {
       runtime.set((s) => {
         const runs: Record<string, NodeRun> = {};
         for (const [id, r] of Object.entries(s.runs)) runs[id] = { images: r.images, preview: r.preview };
-        return { runs, runningJob: job };
+        return { runs, runningJob: e.data.prompt_id };
       });
       scheduleRefresh();
       break;
     case "execution_cached":
-      for (const n of (d.nodes as string[]) ?? []) patchRun(String(n), { status: "cached", error: undefined });
+      for (const n of e.data.nodes ?? []) patchRun(String(n), { status: "cached", error: undefined });
       break;
     case "executing":
       finishNode(executingNode);
-      executingNode = d.node == null ? null : String(d.node);
+      executingNode = e.data.node == null ? null : String(e.data.node);
       if (executingNode) patchRun(executingNode, { status: "running", error: undefined });
       break;
     case "progress":
-      patchRun(String(d.node), { status: "running", progress: { value: Number(d.value), max: Number(d.max) } });
+      patchRun(String(e.data.node), { status: "running", progress: { value: Number(e.data.value), max: Number(e.data.max) } });
       break;
     case "executed": {
-      const node = String(d.node);
-      const images = ((d.output as { images?: ImageRef[] })?.images ?? []).filter((i) => i && i.filename);
+      const node = String(e.data.node);
+      const job = e.data.prompt_id;
+      const images = ((e.data.output?.images ?? []) as ImageRef[]).filter((i) => i && i.filename);
       patchRun(node, (r) => {
         if (images.length && r.preview) URL.revokeObjectURL(r.preview);
         return images.length ? { images, preview: undefined } : {};
@@ -187,9 +185,10 @@ function handle(e: ServerEvent | PreviewEvent) {
       break;
     }
     case "execution_error": {
+      const d = e.data;
       const node = d.node_id == null ? null : String(d.node_id);
-      const message = String(d.exception_message ?? "the node failed");
-      if (node) patchRun(node, { status: "error", progress: undefined, error: { message, kind: String(d.exception_type ?? "error") } });
+      const message = d.exception_message || "the node failed";
+      if (node) patchRun(node, { status: "error", progress: undefined, error: { message, kind: d.exception_type || "error" } });
       toast(`${d.node_type ?? "A node"} failed: ${message}`, "error", 6000);
       executingNode = null;
       runtime.set({ runningJob: null });
@@ -207,7 +206,7 @@ function handle(e: ServerEvent | PreviewEvent) {
       finishNode(executingNode);
       executingNode = null;
       runtime.set({ runningJob: null });
-      void fillCachedOutputs(job);
+      void fillCachedOutputs(e.data.prompt_id);
       scheduleRefresh();
       break;
   }
@@ -236,7 +235,7 @@ let socket: EventSocket | null = null;
 export function connectEvents() {
   if (socket) return;
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  socket = new EventSocket(`${proto}//${location.host}/api/ws?client_id=${encodeURIComponent(clientId)}`, handle);
+  socket = new EventSocket(`${proto}//${location.host}/v1/ws?client_id=${encodeURIComponent(clientId)}`, handle);
   socket.onStatus = (connected) => {
     runtime.set({ connected });
     if (connected) void refreshQueue();
