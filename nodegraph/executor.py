@@ -9,7 +9,9 @@
 3. run the remaining nodes in order. Lazy inputs are computed only when the node's check_lazy
    asks for them. A node whose input is a list (an upstream output declared is_list) runs once
    per item unless it declares the input is_list itself.
-4. A failing node is reported (error event with node id, type, message, traceback); nodes that
+4. Each run has its own RunControl (given by the caller or made here): interrupting it stops that
+   run at its next progress point or before its next node, and no other run.
+5. A failing node is reported (error event with node id, type, message, traceback); nodes that
    depend on it are skipped, independent branches still finish. Results go into the cache only
    after a node succeeded, so a failure never leaves it inconsistent.
 
@@ -28,7 +30,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .node import Context, Interrupted
+from .node import Context, Interrupted, RunControl
 from .validate import Plan, validate_or_raise
 from .workflow import Workflow, parse_workflow
 
@@ -74,29 +76,46 @@ def cache_keys(plan: Plan, env=None) -> dict[str, str]:
 class Executor:
     def __init__(self, env) -> None:
         self.env = env
-        self._interrupt = threading.Event()
+        self._lock = threading.Lock()
+        self._running: list[RunControl] = []  # the controls of the runs in progress
 
-    def interrupt(self) -> None:
-        """Stop the running job at its next progress point (or before its next node)."""
-        self._interrupt.set()
+    def interrupt(self) -> bool:
+        """Stop the run in progress at its next progress point (or before its next node); True if
+        there was one. A run that starts later is not affected: it has its own RunControl."""
+        with self._lock:
+            running = list(self._running)
+        for control in running:
+            control.interrupt()
+        return bool(running)
 
     def run(self, workflow: Workflow | dict, *, outputs: list[str] | None = None, job_id: str | None = None,
-            on_event: EventSink | None = None, extra: dict | None = None) -> RunResult:
-        """Validate and run; raises ValidationFailed (with every issue) before anything runs."""
-        if not isinstance(workflow, Workflow):
-            workflow = parse_workflow(workflow, self.env.registry)
-        plan = validate_or_raise(workflow, self.env.registry, self.env, outputs)
-        self._interrupt.clear()
-        return _Run(self, plan, job_id or uuid.uuid4().hex, on_event, extra or {}).execute()
+            on_event: EventSink | None = None, extra: dict | None = None,
+            control: RunControl | None = None) -> RunResult:
+        """Validate and run; raises ValidationFailed (with every issue) before anything runs.
+
+        `control` is this run's stop switch (a fresh one when not given); an interrupt made on it before
+        the call is honoured before the first node runs."""
+        control = control or RunControl()
+        with self._lock:
+            self._running.append(control)
+        try:
+            if not isinstance(workflow, Workflow):
+                workflow = parse_workflow(workflow, self.env.registry)
+            plan = validate_or_raise(workflow, self.env.registry, self.env, outputs)
+            return _Run(self.env, plan, job_id or uuid.uuid4().hex, on_event, extra or {}, control).execute()
+        finally:
+            with self._lock:
+                self._running.remove(control)
 
 
 class _Run:
     """One execution of a plan: the state that lives only as long as the run."""
 
-    def __init__(self, executor: Executor, plan: Plan, job_id: str, on_event: EventSink | None, extra: dict) -> None:
-        self.env = executor.env
-        self.cache = executor.env.cache
-        self.interrupt = executor._interrupt
+    def __init__(self, env, plan: Plan, job_id: str, on_event: EventSink | None, extra: dict,
+                 control: RunControl) -> None:
+        self.env = env
+        self.cache = env.cache
+        self.control = control
         self.plan = plan
         self.keys = cache_keys(plan, self.env)
         self.result = RunResult(job_id, "success")
@@ -105,6 +124,7 @@ class _Run:
         self.requested: set[str] = set()
         self.state: dict[str, str] = {}  # node -> cached | done | failed | skipped
         self.lazy_wanted: dict[str, set[str]] = {}
+        self.instances: dict[str, Any] = {}  # one node object per node, for check_lazy and run alike
         self._workflow_json: dict | None = None
 
     def workflow_json(self) -> dict:
@@ -139,7 +159,7 @@ class _Run:
                     continue
                 if self.plan.nodes[node_id].spec.has_lazy and self.ask_lazy(node_id):
                     continue
-                if self.interrupt.is_set() or not self.run_node(node_id):
+                if self.control.interrupted or not self.run_node(node_id):
                     interrupted_at = node_id
                     break
         if interrupted_at is not None:
@@ -189,7 +209,7 @@ class _Run:
         kwargs = {k: v[0] if v else None for k, v in self.gather_inputs(node_id).items()}
         ctx = self.context(node_id)
         try:
-            wanted = planned.spec.cls().check_lazy(ctx, **kwargs) or []
+            wanted = self.instance(node_id).check_lazy(ctx, **kwargs) or []
         except Exception as exc:
             self.fail(node_id, exc)
             return True
@@ -216,9 +236,15 @@ class _Run:
         return inputs
 
     def context(self, node_id: str) -> Context:
-        planned = self.plan.nodes[node_id]
-        return Context(self.env, node_id, planned.spec.name, self.result.job_id, self.workflow_json,
-                       self.extra, self.emit, self.interrupt)
+        return Context(self.env, node_id=node_id, node_type=self.plan.nodes[node_id].spec.name,
+                       job_id=self.result.job_id, workflow=self.workflow_json, extra=self.extra,
+                       emit=self.emit, control=self.control)
+
+    def instance(self, node_id: str) -> Any:
+        """The node's object, made on first use: check_lazy and run see the same one."""
+        if node_id not in self.instances:
+            self.instances[node_id] = self.plan.nodes[node_id].spec.cls()
+        return self.instances[node_id]
 
     def run_node(self, node_id: str) -> bool:
         """Run one node; False if the run was interrupted."""
@@ -227,7 +253,7 @@ class _Run:
         self.emit("executing", {"node": node_id})
         ctx = self.context(node_id)
         try:
-            values = call_node(spec, ctx, self.gather_inputs(node_id))
+            values = call_node(spec, self.instance(node_id), ctx, self.gather_inputs(node_id))
         except Interrupted:
             return False
         except Exception as exc:
@@ -253,14 +279,13 @@ class _Run:
         self.emit("execution_error", dict(record))
 
 
-def call_node(spec, ctx: Context, inputs: dict[str, list]) -> tuple:
+def call_node(spec, instance, ctx: Context, inputs: dict[str, list]) -> tuple:
     """Call a node once, or once per item when it receives lists it did not declare is_list."""
     per_item = {name: items for name, items in inputs.items() if not spec.input_by_name[name].is_list}
     count = max((len(items) for items in per_item.values()), default=1)
     if any(len(items) == 0 for items in per_item.values()):
         count = 0
     outputs: tuple[list, ...] = tuple([] for _ in spec.outputs)
-    instance = spec.cls()
     for i in range(count):
         kwargs = {name: items if name not in per_item else items[min(i, len(items) - 1)]
                   for name, items in inputs.items()}

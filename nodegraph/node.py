@@ -25,6 +25,7 @@ decorated class of a plugin module. Optional hooks on the class:
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -257,27 +258,62 @@ class Interrupted(Exception):
     """Raised inside a node (by ctx.progress / ctx.check_interrupt) when the run is interrupted."""
 
 
+class RunControl:
+    """The stop switch of one run. The caller makes one per run and hands it to `Executor.run`, so an
+    interrupt can arrive before the run starts (it is honoured before the first node) and can never
+    reach another run. Thread-safe: any thread may call `interrupt()`."""
+
+    __slots__ = ("_stop",)
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+
+    def interrupt(self) -> None:
+        self._stop.set()
+
+    @property
+    def interrupted(self) -> bool:
+        return self._stop.is_set()
+
+    def check(self) -> None:
+        """Raise Interrupted if the run was asked to stop."""
+        if self._stop.is_set():
+            raise Interrupted()
+
+
+def _discard(event: str, data: dict) -> None:
+    pass
+
+
 class Context:
-    """What a running node may use: progress, previews, UI outputs, interrupt, and the environment."""
+    """What a running node may use: progress, previews, UI outputs, interrupt, and the environment.
 
-    __slots__ = ("env", "node_id", "node_type", "job_id", "_workflow", "extra", "_emit", "_interrupt", "ui")
+    The executor makes one per node. Everything but the environment has a default, so a test makes a
+    real one with only what it needs, e.g. `Context(env, node_type="KSampler", emit=record)`.
+    `workflow` is the native document as JSON, or a function giving it (serialised on first use);
+    `control` is the run's RunControl (a fresh one when not given)."""
 
-    def __init__(self, env, node_id: str, node_type: str, job_id: str, workflow: Callable[[], dict],
-                 extra: dict, emit: Callable[[str, dict], None], interrupt) -> None:
+    __slots__ = ("env", "node_id", "node_type", "job_id", "_workflow", "extra", "_emit", "control", "ui")
+
+    def __init__(self, env: Any = None, *, node_id: str = "", node_type: str = "", job_id: str = "",
+                 workflow: dict | Callable[[], dict] | None = None, extra: dict | None = None,
+                 emit: Callable[[str, dict], None] | None = None, control: RunControl | None = None) -> None:
         self.env = env
         self.node_id = node_id
         self.node_type = node_type
         self.job_id = job_id
         self._workflow = workflow
-        self.extra = extra  # job extra data (client id, ComfyUI extra_pnginfo ...)
-        self._emit = emit
-        self._interrupt = interrupt
+        self.extra = extra if extra is not None else {}  # job extra data (client id, ComfyUI extra_pnginfo ...)
+        self._emit = emit or _discard
+        self.control = control or RunControl()
         self.ui: dict[str, list] = {}
 
     @property
     def workflow(self) -> dict:
         """The native workflow being run, as JSON (SaveImage embeds it in PNGs)."""
-        return self._workflow()
+        if callable(self._workflow):
+            self._workflow = self._workflow()
+        return self._workflow if self._workflow is not None else {}
 
     @property
     def devices(self):
@@ -288,8 +324,8 @@ class Context:
         return self.env.folders
 
     def check_interrupt(self) -> None:
-        if self._interrupt is not None and self._interrupt.is_set():
-            raise Interrupted()
+        """Raise Interrupted if this run was asked to stop (progress() does this too)."""
+        self.control.check()
 
     def progress(self, value: int, total: int, preview=None) -> None:
         """Report progress; also the point where an interrupt stops the node."""

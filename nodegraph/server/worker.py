@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 from ..executor import Executor
+from ..node import RunControl
 from ..queue import Job, JobStore
 from ..validate import ValidationFailed
 from ..workflow import parse_workflow
@@ -76,7 +77,8 @@ class Worker:
         self._wake = threading.Condition()
         self._stopping = False
         self._job_lock = threading.Lock()  # held while a job runs
-        self._interrupts: set[str] = set()
+        self._control_lock = threading.Lock()  # pairs `current` with its RunControl
+        self._control: RunControl | None = None  # the running job's stop switch
         self._free_flags = {"unload_models": False, "free_memory": False}
         self.jobs_run = 0
 
@@ -89,7 +91,7 @@ class Worker:
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
-        self.executor.interrupt()
+        self.interrupt()
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning("the running job ignored the interrupt; it will be re-queued at the next start")
@@ -103,12 +105,13 @@ class Worker:
         return self._thread.is_alive()
 
     def interrupt(self, job_id: str | None = None) -> bool:
-        """Interrupt the running job (only if it is `job_id`, when given); True if one was."""
-        current = self.current
+        """Interrupt the running job (only if it is `job_id`, when given); True if one was.
+        It acts on that job's own RunControl, so it can never stop the job that runs next."""
+        with self._control_lock:
+            current, control = self.current, self._control
         if current is None or (job_id is not None and job_id != current.job_id):
             return False
-        self._interrupts.add(current.job_id)
-        self.executor.interrupt()
+        control.interrupt()
         return True
 
     def request_free(self, unload_models: bool, free_memory: bool) -> dict:
@@ -156,17 +159,21 @@ class Worker:
                         self._wake.wait(timeout=1.0)
                 continue
             with self._job_lock:
-                self.current = job
+                control = RunControl()
+                with self._control_lock:
+                    self.current, self._control = job, control
+                if self._stopping:  # stop() came between the claim and now: the job goes back to the queue
+                    control.interrupt()
                 try:
-                    self._run(job)
+                    self._run(job, control)
                 except Exception:
                     log.exception("job %s: the worker failed around it", job.job_id)
                 finally:
-                    self.current = None
-                    self._interrupts.discard(job.job_id)
+                    with self._control_lock:
+                        self.current, self._control = None, None
             self.jobs_run += 1
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job, control: RunControl) -> None:
         client = job.client_id
         messages: list = []
         finals: list[dict] = []  # the held-back executing {node: None}
@@ -182,8 +189,6 @@ class Worker:
             try:
                 if event == "execution_start":
                     started.append(True)
-                    if job.job_id in self._interrupts:  # asked before the executor cleared its flag
-                        self.executor.interrupt()
                 if event == "preview":
                     png = encode_preview(data["image"])
                     self.hub.post("preview", {"prompt_id": job.job_id, "node": data.get("node")}, client, png)
@@ -205,7 +210,7 @@ class Worker:
             extra.setdefault("client_id", client)
             workflow = parse_workflow(job.workflow, self.env.registry)
             result = self.executor.run(workflow, outputs=job.targets, job_id=job.job_id, on_event=on_event,
-                                       extra=extra)
+                                       extra=extra, control=control)
             status, outputs, errors = result.status, jsonable(result.outputs), jsonable(result.errors)
         except ValidationFailed as exc:  # e.g. a model file removed after the job was queued
             errors = [issue.to_json() for issue in exc.issues]

@@ -28,7 +28,7 @@ def make_env(tmp_path, builtin_registry) -> Environment:
 
 def run_node(env, name: str, **inputs):
     spec = env.registry.get(name)
-    ctx = Context(env, "n", name, "job", None, {}, lambda *a: None, None)
+    ctx = Context(env, node_type=name)
     out = spec.cls().run(ctx, **inputs)
     return out if isinstance(out, tuple) else (out,)
 

@@ -110,7 +110,7 @@ def test_clip_lora_changes_the_conditioning(env, loaded):
 
 def warnings_of(env, name, **inputs) -> tuple[object, list[str]]:
     events = []
-    ctx = Context(env, "7", name, "job", lambda: {}, {}, lambda kind, data: events.append((kind, data)), None)
+    ctx = Context(env, node_id="7", node_type=name, emit=lambda kind, data: events.append((kind, data)))
     out = env.registry.get(name).cls().run(ctx, **inputs)
     return out, [d["message"] for kind, d in events if kind == "warning"]
 

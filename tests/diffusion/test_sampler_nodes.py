@@ -2,7 +2,6 @@
 interrupt, and ComfyUI API-format workflows through the executor."""
 from __future__ import annotations
 
-import threading
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ from nodegraph.devices import ModelHandle
 from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
-from nodegraph.node import Context, Interrupted
+from nodegraph.node import Context, Interrupted, RunControl
 from nodegraph.registry import Registry
 from nodes.diffusion import checkpoint as C
 from nodes.diffusion.models import DiffusionModel, model_info
@@ -58,8 +57,8 @@ class Events:
         return [d for n, d in self.items if n == name]
 
 
-def context(env, emit=None, interrupt=None):
-    return Context(env, "3", "KSampler", "job", lambda: {}, {}, emit or (lambda *a: None), interrupt)
+def context(env, emit=None, control=None):
+    return Context(env, node_id="3", node_type="KSampler", emit=emit, control=control)
 
 
 def conds(value=0.5, width=32):
@@ -112,17 +111,17 @@ def test_ksampler_reports_progress_with_previews(env, tiny_model):
 
 
 def test_interrupt_stops_the_sampler(env, tiny_model):
-    flag = threading.Event()
+    control = RunControl()
     seen = []
 
     def emit(name, data):
         if name == "progress":
             seen.append(data["value"])
-            flag.set()  # interrupt after the first step
+            control.interrupt()  # after the first step
 
     node = env.registry.get("KSampler").cls()
     with pytest.raises(Interrupted):
-        node.run(context(env, emit, flag), tiny_model, 0, 10, 5.0, "euler", "normal", conds(), conds(0.0),
+        node.run(context(env, emit, control), tiny_model, 0, 10, 5.0, "euler", "normal", conds(), conds(0.0),
                  {"samples": torch.zeros(1, 4, 8, 8)})
     assert seen == [1]
 

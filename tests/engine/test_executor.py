@@ -6,6 +6,7 @@ import torch
 
 from nodegraph.cache import OutputCache
 from nodegraph.executor import Executor
+from nodegraph.node import RunControl
 from nodegraph.validate import ValidationFailed
 
 from . import testnodes
@@ -216,3 +217,72 @@ def test_requested_outputs_only(env):
     doc["nodes"]["5"] = {"type": "Collect", "inputs": {"value": L("1"), "tag": "other"}}
     result = Executor(env).run(doc, outputs=["5"])
     assert result.executed == ["1", "5"]
+
+
+# --- run state belongs to the run (issue 14) --------------------------------------------------------
+
+def slow_doc(n=50):
+    return wf(n1={"type": "Source", "inputs": {"value": 1}},
+              n2={"type": "Steps", "inputs": {"x": L("1"), "n": n, "wait": 1}},
+              n3={"type": "Collect", "inputs": {"value": L("2")}})
+
+
+def test_an_interrupt_made_before_the_run_starts_is_honoured_before_the_first_node(env):
+    control = RunControl()
+    control.interrupt()
+    rec = Recorder()
+    result = Executor(env).run(chain(), on_event=rec, control=control)
+    assert result.status == "interrupted" and result.executed == []
+    assert rec.of("execution_interrupted")[0]["node_id"] == "1"
+    assert testnodes.CALLS == {}
+
+
+def test_interrupting_one_run_never_stops_another(env):
+    """Two runs on one executor at once: interrupting the first leaves the second to finish; a run that
+    starts after an interrupted one is not interrupted either (nothing shared is left set)."""
+    ex = Executor(env)
+    first, second = RunControl(), RunControl()
+    results = {}
+    testnodes.GATE.clear()
+    threads = [threading.Thread(target=lambda c=c, k=k: results.update({k: ex.run(slow_doc(3 + k), control=c)}))
+               for k, c in enumerate((first, second))]
+    for t in threads:
+        t.start()
+    first.interrupt()
+    testnodes.GATE.set()
+    for t in threads:
+        t.join(10)
+    testnodes.GATE.clear()
+    assert results[0].status == "interrupted"
+    assert results[1].status == "success" and results[1].outputs["3"] == {"values": [5]}
+    assert ex.run(chain()).status == "success"
+
+
+def test_executor_interrupt_acts_on_the_run_in_progress_only(env):
+    ex = Executor(env)
+    assert ex.interrupt() is False  # nothing runs: nothing to stop, nothing remembered
+    assert ex.run(chain()).status == "success"
+    testnodes.GATE.clear()
+    results = []
+    rec = Recorder()
+    thread = threading.Thread(target=lambda: results.append(ex.run(slow_doc(), on_event=rec)))
+    thread.start()
+    deadline = time.time() + 10
+    while not rec.of("executing") and time.time() < deadline:
+        time.sleep(0.01)
+    assert ex.interrupt() is True
+    testnodes.GATE.set()
+    thread.join(10)
+    assert results[0].status == "interrupted"
+    assert ex.run(slow_doc(2)).status == "success"  # the next run starts clean
+    testnodes.GATE.clear()
+
+
+def test_check_lazy_and_run_see_the_same_node_object(env):
+    doc = wf(n1={"type": "Source", "inputs": {"value": 10, "tag": "a"}},
+             n2={"type": "Source", "inputs": {"value": 20, "tag": "b"}},
+             n3={"type": "RemembersLazyAnswer", "inputs": {"use_a": False, "a": L("1"), "b": L("2")}},
+             n4={"type": "Collect", "inputs": {"value": L("3")}})
+    result = Executor(env).run(doc)
+    assert result.status == "success", result.errors
+    assert result.outputs["4"] == {"values": [20]} and "Source:a" not in testnodes.CALLS

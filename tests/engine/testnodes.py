@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 
-from nodegraph import ANY, INT, STRING, Input, Int, Output, String, node
+from nodegraph import ANY, INT, STRING, Boolean, Input, Int, Output, String, node
 
 CALLS: dict[str, int] = {}
 GATE = threading.Event()  # SlowCount waits on it between steps when told to
@@ -107,3 +107,18 @@ class ToText:
 
     def run(self, ctx, x):
         return str(x)
+
+
+@node(category="test")
+class RemembersLazyAnswer:
+    """Picks `a` or `b` lazily and keeps its choice on the instance: run() sees what check_lazy decided
+    only when the engine asks and runs the same object."""
+    inputs = [Boolean("use_a", True), Input("a", INT, lazy=True), Input("b", INT, lazy=True)]
+    outputs = [Output("INT", INT)]
+
+    def check_lazy(self, ctx, use_a, a=None, b=None):
+        self.choice = "a" if use_a else "b"
+        return [self.choice]
+
+    def run(self, ctx, use_a, a=None, b=None):
+        return a if self.choice == "a" else b

@@ -1,7 +1,6 @@
 """UpscaleModelLoader + ImageUpscaleWithModel with tiny random models of several spandrel architectures."""
 from __future__ import annotations
 
-import threading
 
 import pytest
 import torch
@@ -10,16 +9,16 @@ from safetensors.torch import save_file
 
 from nodegraph.devices import DeviceManager
 from nodegraph.folders import FolderError
-from nodegraph.node import Context, Interrupted
+from nodegraph.node import Context, Interrupted, RunControl
 from nodes.upscale import nodes as upscale_nodes
 from nodes.upscale.loading import UpscaleModelError
 from nodes.upscale.tiling import tile_count, tile_starts, tiled_apply
 from tests.upscale import models
 
 
-def call(env, name, events=None, interrupt=None, **inputs):
-    emit = (lambda kind, data: events.append((kind, data))) if events is not None else (lambda *a: None)
-    ctx = Context(env, "n", name, "job", lambda: {}, {}, emit, interrupt)
+def call(env, name, events=None, **inputs):
+    emit = (lambda kind, data: events.append((kind, data))) if events is not None else None
+    ctx = Context(env, node_type=name, emit=emit)
     return env.registry.get(name).cls().run(ctx, **inputs)
 
 
@@ -124,14 +123,14 @@ def test_interrupt_stops_between_tiles(env, monkeypatch):
     save(env, "m.safetensors", models.esrgan_old(scale=2))
     handle = call(env, "UpscaleModelLoader", model_name="m.safetensors")
     monkeypatch.setattr(upscale_nodes, "TILE", 64)
-    stop = threading.Event()
+    control = RunControl()
     events = []
 
     def emit(kind, data):
         events.append(kind)
-        stop.set()  # interrupt after the first tile
+        control.interrupt()  # after the first tile
 
-    ctx = Context(env, "n", "ImageUpscaleWithModel", "job", lambda: {}, {}, emit, stop)
+    ctx = Context(env, node_type="ImageUpscaleWithModel", emit=emit, control=control)
     with pytest.raises(Interrupted):
         upscale_nodes.ImageUpscaleWithModel().run(ctx, upscale_model=handle, image=image(150, 110))
     assert events == ["progress"]
