@@ -11,6 +11,11 @@ One DeviceManager per process decides placement. Nodes never move modules themse
 - Weight patches (LoRA and friends) belong to a ModelHandle, not to the module: several handles
   share one base module, each with its own patches. Using a handle applies its patches (keeping
   a backup of the original weights) and using another handle first restores the base exactly.
+- `use()` counts its holders per module. While any holder uses a module, its patches and dtype
+  stay as they are: another use with the same patches joins in (nothing is re-applied), one with
+  other patches waits until the last holder has released it, and one nested inside a holder of
+  the same thread raises ModelInUseError (waiting would never end). After the last release the
+  patches stay on until a use needs others, so using the same handle again costs nothing.
   Patches are summed per weight in float32 and rounded once; callable patches compute their delta
   on the weight's device when applied. Within the budget the original tensors themselves are the
   backup (patched copies are swapped in, restoring is free); otherwise they are copied out to RAM.
@@ -82,11 +87,16 @@ class ModelHandle:
         return f"<ModelHandle {self.name} patches={len(self.patches)}>"
 
 
+class ModelInUseError(RuntimeError):
+    """A use() of a module that an enclosing use() of the same thread holds with other patches or dtype."""
+
+
 @dataclass
 class _Resident:
     module: torch.nn.Module
     size: int
     in_use: int = 0
+    holders: dict[int, int] = field(default_factory=dict)  # thread id -> uses it holds
     patched_by: tuple = ()
     backup: dict[str, torch.Tensor] = field(default_factory=dict)
     swapped: bool = False  # backup holds the original tensors themselves (patched copies swapped in)
@@ -105,22 +115,46 @@ class DeviceManager:
         self.vram_budget = vram_budget  # None: unbounded (CPU)
         self._resident: OrderedDict[int, _Resident] = OrderedDict()  # by id(module), LRU first
         self._lock = threading.RLock()
+        self._released = threading.Condition(self._lock)  # a module's last holder let go
         self._models: OrderedDict[Any, Any] = OrderedDict()
         self.model_cache_bytes = model_cache_bytes if model_cache_bytes is not None else 16 * 2**30
 
     # --- placement ----------------------------------------------------------------------------
     @contextmanager
     def use(self, handle: ModelHandle) -> Iterator[torch.nn.Module]:
-        """The handle's module on the compute device, with the handle's patches applied."""
-        with self._lock:
-            rec = self._load(handle.module, handle.dtype or self.dtype)
+        """The handle's module on the compute device, with the handle's patches applied; they are not
+        changed by anyone until every holder has released the module."""
+        dtype = handle.dtype or self.dtype
+        me = threading.get_ident()
+        with self._released:
+            while not self._may_use(handle, dtype):
+                if self._resident[id(handle.module)].holders.get(me):
+                    raise ModelInUseError(
+                        f"{handle.name} is already in use here with other weight patches or dtype; a module "
+                        "holds one set at a time, so release it before using another handle of it")
+                self._released.wait()
+            rec = self._load(handle.module, dtype)
             self._apply_patches(rec, handle.patches)
             rec.in_use += 1
+            rec.holders[me] = rec.holders.get(me, 0) + 1
         try:
             yield rec.module
         finally:
-            with self._lock:
+            with self._released:
                 rec.in_use -= 1
+                rec.holders[me] -= 1
+                if not rec.holders[me]:
+                    del rec.holders[me]
+                if rec.in_use == 0:
+                    self._released.notify_all()
+
+    def _may_use(self, handle: ModelHandle, dtype: torch.dtype) -> bool:
+        """Free to use now: nobody holds the module, or its holders use the same patches and dtype."""
+        rec = self._resident.get(id(handle.module))
+        if rec is None or rec.in_use == 0:
+            return True
+        current = next(iter(rec.module.parameters()), None)
+        return _same_patches(rec.patched_by, handle.patches) and (current is None or current.dtype == dtype)
 
     def resident_bytes(self) -> int:
         return sum(r.size + r.backup_bytes for r in self._resident.values())

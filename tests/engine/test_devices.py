@@ -1,6 +1,10 @@
+import threading
+import time
+
+import pytest
 import torch
 
-from nodegraph.devices import DeviceManager, ModelHandle
+from nodegraph.devices import DeviceManager, ModelHandle, ModelInUseError
 
 
 def linear(n=16):
@@ -65,3 +69,77 @@ def test_device_and_dtype_choice():
     manager = DeviceManager(device="cpu")
     assert manager.device.type == "cpu" and manager.dtype == torch.float32
     assert manager.stats()["device"] == "cpu"
+
+
+# --- holders: nobody re-patches a module another use() still holds (issue 14) ------------------------
+
+def counting_patch(calls, value=1.0):
+    def patch(weight):
+        calls.append(1)
+        return torch.full_like(weight, value)
+    return patch
+
+
+def test_nested_uses_of_one_patch_set_apply_it_once():
+    module = linear()
+    base = module.weight.detach().clone()
+    manager = DeviceManager(device="cpu")
+    calls = []
+    patched = ModelHandle(module).add_patches({"weight": counting_patch(calls)})
+    with manager.use(patched) as outer:
+        with manager.use(patched.clone()) as inner:  # a twin with the same patches joins in
+            assert inner is outer and torch.allclose(inner.weight, base + 1.0)
+        assert torch.allclose(outer.weight, base + 1.0)  # the inner release restored nothing
+    with manager.use(patched):
+        pass
+    assert calls == [1]  # applied once, and still on for the next use of the same handle
+
+
+def test_a_nested_use_with_other_patches_is_refused_and_leaves_the_holder_alone():
+    module = linear()
+    base = module.weight.detach().clone()
+    manager = DeviceManager(device="cpu")
+    plain = ModelHandle(module)
+    patched = plain.add_patches({"weight": torch.ones_like(base)})
+    with manager.use(patched) as m:
+        with pytest.raises(ModelInUseError, match="already in use"):
+            with manager.use(plain):
+                pass
+        with pytest.raises(ModelInUseError):
+            with manager.use(ModelHandle(module, dtype=torch.float64)):  # nor another dtype
+                pass
+        assert torch.allclose(m.weight, base + 1.0) and m.weight.dtype == torch.float32
+    with manager.use(plain) as m:  # once released, the other handle gets the base exactly
+        assert torch.equal(m.weight, base)
+
+
+def test_a_concurrent_use_with_other_patches_waits_for_the_last_holder():
+    module = linear()
+    base = module.weight.detach().clone()
+    manager = DeviceManager(device="cpu")
+    plain = ModelHandle(module)
+    patched = plain.add_patches({"weight": torch.ones_like(base)})
+    holding, release, seen = threading.Event(), threading.Event(), []
+
+    def hold():
+        with manager.use(patched) as m:
+            with manager.use(patched):  # nested holders: the module is free only after both let go
+                holding.set()
+                release.wait(10)
+                seen.append(("holder", torch.allclose(m.weight, base + 1.0)))
+
+    def other():
+        holding.wait(10)
+        with manager.use(plain) as m:
+            seen.append(("other", torch.equal(m.weight, base)))
+
+    threads = [threading.Thread(target=hold), threading.Thread(target=other)]
+    for t in threads:
+        t.start()
+    holding.wait(10)
+    time.sleep(0.2)  # the other thread is waiting now; it must not have touched the weights
+    assert seen == [] and torch.allclose(module.weight, base + 1.0)
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert seen == [("holder", True), ("other", True)]
