@@ -2,8 +2,10 @@
 
 A type is a named `SocketType`. Names are ComfyUI's ("IMAGE", "LATENT", ...) so that
 imported workflows keep working; plugins may define their own with `SocketType("MY_TYPE")`.
-Compatibility: equal names connect; "*" on either side connects to anything; a union
-(`IMAGE | MASK`, or ComfyUI's "IMAGE,MASK") accepts any of its members.
+Compatibility (`SocketType.accepts`, the one rule that validation and the formats follow):
+equal names connect; "*" on either side connects to anything; a union (`IMAGE | MASK`, or
+ComfyUI's "IMAGE,MASK") accepts any of its members; a choice input (COMBO) also takes a STRING
+output, since a choice travels as its string.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ class SocketType:
     def accepts(self, source: "SocketType") -> bool:
         """May an output of type `source` feed an input of this type?"""
         if self.name == source.name or self.name == "*" or source.name == "*":
+            return True
+        if self.name == "COMBO" and source.name == "STRING":
             return True
         return bool(self.members & source.members)
 

@@ -204,8 +204,7 @@ def _check_link(node_id, node_type, name, inp: Input | None, value, nodes, regis
                                       f"which has outputs {have}", node_id, node_type, name))
         return None
     out_type = src_spec.outputs[index].type
-    accepted = inp.type.accepts(out_type) or (inp.type.name == "COMBO" and out_type.name == "STRING")
-    if not accepted:
+    if not inp.type.accepts(out_type):
         issues.append(ValidationIssue("type_mismatch", f"expects {inp.type.name}, but node {src_id} ({src.type}) "
                                       f"output {src_spec.outputs[index].name!r} gives {out_type.name}",
                                       node_id, node_type, name))

@@ -91,3 +91,12 @@ def test_socket_type_compatibility():
     assert union.accepts(MASK) and union.accepts(IMAGE)
     assert SocketType("IMAGE,MASK").accepts(IMAGE)
     assert not SocketType("LATENT").accepts(IMAGE)
+
+
+def test_a_choice_input_takes_a_string_output_and_only_that():
+    """The COMBO<-STRING rule lives in SocketType.accepts (issue 14: one source of truth): a STRING
+    output may feed a choice, as ComfyUI lets a string feed a combo; nothing else widens."""
+    from nodegraph.types import COMBO, INT, STRING
+
+    assert COMBO.accepts(STRING) and COMBO.accepts(COMBO)
+    assert not STRING.accepts(COMBO) and not COMBO.accepts(INT)

@@ -143,3 +143,16 @@ def test_absurd_sizes_are_rejected_at_validation(env):
              n2={"type": "PreviewImage", "inputs": {"images": L("1")}})
     [issue] = issues_of(env, doc)
     assert issue.node == "1" and "pixels, above the limit" in issue.message
+
+
+def test_a_string_link_feeds_a_choice_input_and_an_int_link_does_not(env):
+    """Validation asks SocketType.accepts alone: STRING -> COMBO links, INT -> COMBO is a type mismatch."""
+    doc = wf(n1={"type": "PrimitiveString", "inputs": {"value": "add"}},
+             n2={"type": "MathInt", "inputs": {"a": 1, "b": 2, "op": L("1")}},
+             n3={"type": "Collect", "inputs": {"value": L("2")}})
+    assert issues_of(env, doc) == []
+    assert Executor(env).run(doc).outputs["3"] == {"values": [3]}
+    doc["nodes"]["1"] = {"type": "Source", "inputs": {"value": 4}}
+    [issue] = issues_of(env, doc)
+    assert (issue.kind, issue.node, issue.input) == ("type_mismatch", "2", "op")
+    assert "expects COMBO" in issue.message and "gives INT" in issue.message
