@@ -69,12 +69,6 @@ class Job:
     finished: float | None = None
     attempts: int = 0
 
-    def to_json(self) -> dict:
-        """The job as the native API shows it."""
-        return {"job_id": self.job_id, "number": self.number, "status": self.status, "client_id": self.client_id,
-                "workflow": self.workflow, "outputs": self.outputs, "errors": self.errors,
-                "created": self.created, "started": self.started, "finished": self.finished}
-
 
 class JobStore:
     def __init__(self, path: str | Path, max_history: int = MAX_HISTORY) -> None:

@@ -12,7 +12,7 @@ cycle) networkx names the strongly connected components.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import networkx as nx
@@ -22,8 +22,10 @@ from .registry import Registry
 from .workflow import Workflow, is_link
 
 
+# The one record of a workflow problem: the CLI prints it, the server returns it (its schema is this class).
 @dataclass
-class ValidationIssue:
+class Issue:
+    """One problem with a workflow: a validation issue, or a format error (kind "format")."""
     kind: str
     message: str
     node: str | None = None
@@ -31,8 +33,7 @@ class ValidationIssue:
     input: str | None = None
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "message": self.message, "node": self.node,
-                "node_type": self.node_type, "input": self.input}
+        return asdict(self)
 
     def __str__(self) -> str:
         where = ""
@@ -45,7 +46,7 @@ class ValidationIssue:
 
 
 class ValidationFailed(Exception):
-    def __init__(self, issues: list[ValidationIssue]) -> None:
+    def __init__(self, issues: list[Issue]) -> None:
         self.issues = issues
         super().__init__("workflow is invalid:\n" + "\n".join(f"  - {i}" for i in issues))
 
@@ -67,14 +68,14 @@ class Plan:
 
 
 def validate(workflow: Workflow, registry: Registry, env: Any = None,
-             outputs: list[str] | None = None) -> tuple[Plan | None, list[ValidationIssue]]:
-    issues: list[ValidationIssue] = []
+             outputs: list[str] | None = None) -> tuple[Plan | None, list[Issue]]:
+    issues: list[Issue] = []
     nodes = workflow.nodes
     specs: dict[str, NodeSpec] = {}
     for node_id, entry in nodes.items():
         spec = registry.get(entry.type)
         if spec is None:
-            issues.append(ValidationIssue("unknown_type", f"unknown node type {entry.type!r}"
+            issues.append(Issue("unknown_type", f"unknown node type {entry.type!r}"
                                           + _did_you_mean(entry.type, registry), node_id, entry.type))
         else:
             specs[node_id] = spec
@@ -85,16 +86,16 @@ def validate(workflow: Workflow, registry: Registry, env: Any = None,
         targets = []
         for node_id in wanted:
             if node_id not in nodes:
-                issues.append(ValidationIssue("bad_output_request", f"requested output node {node_id!r} does not exist"))
+                issues.append(Issue("bad_output_request", f"requested output node {node_id!r} does not exist"))
             elif node_id in specs and not specs[node_id].output_node:
-                issues.append(ValidationIssue("bad_output_request", "requested as an output, but it is not an output node",
+                issues.append(Issue("bad_output_request", "requested as an output, but it is not an output node",
                                               node_id, nodes[node_id].type))
             else:
                 targets.append(node_id)
     else:
         targets = [n for n, s in specs.items() if s.output_node]
     if not targets and not wanted:
-        issues.append(ValidationIssue("no_outputs", "the workflow has no output node (e.g. SaveImage or "
+        issues.append(Issue("no_outputs", "the workflow has no output node (e.g. SaveImage or "
                                       "PreviewImage), so there is nothing to run"))
 
     # links: existence and types, gathered into one edge list
@@ -119,7 +120,7 @@ def validate(workflow: Workflow, registry: Registry, env: Any = None,
         for component in nx.strongly_connected_components(graph):
             if len(component) > 1 or any(graph.has_edge(n, n) for n in component):
                 ring = sorted(component, key=str)
-                issues.append(ValidationIssue("cycle", "links form a cycle through nodes " + ", ".join(ring),
+                issues.append(Issue("cycle", "links form a cycle through nodes " + ", ".join(ring),
                                               ring[0], nodes[ring[0]].type))
 
     # the nodes the targets depend on (iterative walk; no recursion on deep graphs)
@@ -147,7 +148,7 @@ def validate(workflow: Workflow, registry: Registry, env: Any = None,
             except Exception as exc:  # a buggy hook is the node's fault, reported as such
                 problem = f"validate_inputs failed: {exc}"
             if problem:
-                issues.append(ValidationIssue("bad_value", str(problem), node_id, spec.name))
+                issues.append(Issue("bad_value", str(problem), node_id, spec.name))
         if literals is not None:
             planned[node_id] = PlannedNode(node_id, spec, literals, links[node_id])
 
@@ -189,23 +190,23 @@ def _check_link(node_id, node_type, name, inp: Input | None, value, nodes, regis
     src_id, out = value["node"], value["output"]
     src = nodes.get(src_id)
     if src is None:
-        issues.append(ValidationIssue("bad_link", f"links to node {src_id!r}, which does not exist", node_id, node_type, name))
+        issues.append(Issue("bad_link", f"links to node {src_id!r}, which does not exist", node_id, node_type, name))
         return None
     src_spec = registry.get(src.type)
     if src_spec is None:
         return None  # the unknown type is reported on its own node
     if isinstance(out, bool) or not isinstance(out, (int, str)):
-        issues.append(ValidationIssue("bad_link", f"output must be a name or an index, not {out!r}", node_id, node_type, name))
+        issues.append(Issue("bad_link", f"output must be a name or an index, not {out!r}", node_id, node_type, name))
         return None
     index = src_spec.output_index.get(out) if isinstance(out, str) else out
     if index is None or not 0 <= index < len(src_spec.outputs):
         have = ", ".join(f"{k}:{o.name}" for k, o in enumerate(src_spec.outputs)) or "none"
-        issues.append(ValidationIssue("bad_link", f"links to output {out!r} of node {src_id} ({src.type}), "
+        issues.append(Issue("bad_link", f"links to output {out!r} of node {src_id} ({src.type}), "
                                       f"which has outputs {have}", node_id, node_type, name))
         return None
     out_type = src_spec.outputs[index].type
     if not inp.type.accepts(out_type):
-        issues.append(ValidationIssue("type_mismatch", f"expects {inp.type.name}, but node {src_id} ({src.type}) "
+        issues.append(Issue("type_mismatch", f"expects {inp.type.name}, but node {src_id} ({src.type}) "
                                       f"output {src_spec.outputs[index].name!r} gives {out_type.name}",
                                       node_id, node_type, name))
         return None
@@ -218,7 +219,7 @@ def _check_inputs(node_id, spec: NodeSpec, values: dict, links: dict, env, choic
     for name in values:
         if name not in spec.input_by_name:
             known = ", ".join(i.name for i in spec.inputs) or "none"
-            issues.append(ValidationIssue("unknown_input", f"{spec.name} has no input {name!r} (inputs: {known})",
+            issues.append(Issue("unknown_input", f"{spec.name} has no input {name!r} (inputs: {known})",
                                           node_id, spec.name, name))
     for inp in spec.inputs:
         name = inp.name
@@ -229,7 +230,7 @@ def _check_inputs(node_id, spec: NodeSpec, values: dict, links: dict, env, choic
                 literals[name] = inp.default
             elif not inp.optional:
                 what = "a value or a link" if inp.is_widget else f"a link from a {inp.type.name} output"
-                issues.append(ValidationIssue("missing_input", f"required input is missing: expected {what}",
+                issues.append(Issue("missing_input", f"required input is missing: expected {what}",
                                               node_id, spec.name, name))
             continue
         value = values[name]
@@ -237,7 +238,7 @@ def _check_inputs(node_id, spec: NodeSpec, values: dict, links: dict, env, choic
             continue  # a bad link was already reported
         problem, value = _check_literal(inp, value, env, choice_memo)
         if problem:
-            issues.append(ValidationIssue("bad_value", problem, node_id, spec.name, name))
+            issues.append(Issue("bad_value", problem, node_id, spec.name, name))
         else:
             literals[name] = value
     return literals if len(issues) == count else None

@@ -228,11 +228,12 @@ def native_router(state: ServerState) -> APIRouter:
 
     @api.get("/jobs/{job_id}", tags=["jobs"], response_model=JobOut, summary="One job, in any state")
     def get_job(job_id: str):
-        return job_or_404(job_id).to_json()
+        return JobOut.model_validate(job_or_404(job_id))
 
     @api.get("/queue", tags=["queue"], response_model=QueueOut, summary="Running and pending jobs")
     def queue():
-        return {"running": [j.to_json() for j in store.running()], "pending": [j.to_json() for j in store.pending()],
+        return {"running": [JobOut.model_validate(j) for j in store.running()],
+                "pending": [JobOut.model_validate(j) for j in store.pending()],
                 "paused": store.paused}
 
     @api.delete("/queue/{job_id}", tags=["queue"], response_model=DeletedOut,
@@ -292,7 +293,7 @@ def native_router(state: ServerState) -> APIRouter:
     @api.get("/history", tags=["history"], response_model=HistoryOut, summary="Finished jobs, newest first")
     def history(offset: int = Query(0, ge=0, le=2**31), limit: int = Query(50, ge=0, le=state.limits.max_history_page)):
         jobs, total = store.history(offset, limit)
-        return {"items": [j.to_json() for j in jobs], "total": total}
+        return {"items": [JobOut.model_validate(j) for j in jobs], "total": total}
 
     @api.delete("/history/{job_id}", tags=["history"], response_model=OkOut, summary="Forget a finished job")
     def delete_history(job_id: str):

@@ -5,16 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..validate import Issue
 from .service import MAX_BATCH, MAX_ID_LENGTH
-
-
-class Issue(BaseModel):
-    """One problem with a workflow: validation issue, or a format error (kind "format")."""
-    kind: str
-    message: str
-    node: str | None = None
-    node_type: str | None = None
-    input: str | None = None
 
 
 class ErrorOut(BaseModel):
@@ -45,6 +37,8 @@ class JobSubmitted(BaseModel):
 
 
 class JobOut(BaseModel):
+    """A job as the API shows it: the public fields of the queue's Job record (`JobOut.model_validate(job)`)."""
+    model_config = ConfigDict(from_attributes=True)
     job_id: str
     number: int
     status: Literal["pending", "running", "success", "error", "interrupted"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..queue import Job, JobStore
-from ..validate import ValidationIssue, validate
+from ..validate import Issue, validate
 from ..workflow import Workflow, WorkflowFormatError, detect_format, parse_workflow
 from .events import EventHub
 from .worker import Worker
@@ -20,7 +20,7 @@ MAX_ID_LENGTH = 200
 class SubmitError(Exception):
     """A workflow that cannot be queued: a format error, or validation issues (all of them)."""
 
-    def __init__(self, message: str, issues: list[ValidationIssue] | None = None, kind: str = "invalid") -> None:
+    def __init__(self, message: str, issues: list[Issue] | None = None, kind: str = "invalid") -> None:
         super().__init__(message)
         self.message = message
         self.issues = issues or []
@@ -29,7 +29,7 @@ class SubmitError(Exception):
     def errors(self) -> list[dict]:
         if self.issues:
             return [issue.to_json() for issue in self.issues]
-        return [{"kind": self.kind, "message": self.message, "node": None, "node_type": None, "input": None}]
+        return [Issue(self.kind, self.message).to_json()]
 
 
 @dataclass
@@ -74,7 +74,7 @@ class ServerState:
         except Exception as exc:  # a malformed foreign document can fail anywhere in its converter
             raise SubmitError(f"not a readable workflow: {type(exc).__name__}: {exc}", kind="format") from exc
 
-    def check(self, workflow: Workflow, targets: list[str] | None = None) -> list[ValidationIssue]:
+    def check(self, workflow: Workflow, targets: list[str] | None = None) -> list[Issue]:
         _, issues = validate(workflow, self.env.registry, self.env, targets)
         return issues
 
