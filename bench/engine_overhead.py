@@ -17,7 +17,7 @@ from nodegraph.executor import Executor
 from nodegraph.folders import Folders
 from nodegraph.registry import default_registry
 from nodegraph.validate import validate
-from nodegraph.workflow import parse_workflow
+from nodegraph.formats import parse_workflow
 
 
 def build(n_nodes: int, chains: int = 10) -> dict:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from .environment import Environment
 from .executor import Executor
+from .formats import WorkflowFormatError, load_workflow
 from .validate import ValidationFailed, validate
-from .workflow import WorkflowFormatError, is_link, load_workflow
+from .workflow import is_link
 
 
 def _environment(args) -> Environment:

@@ -30,9 +30,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .formats import parse_workflow
 from .node import Context, Interrupted, RunControl
 from .validate import Plan, validate_or_raise
-from .workflow import Workflow, parse_workflow
+from .workflow import Workflow
 
 EventSink = Callable[[str, dict], None]
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..workflow import Workflow, WorkflowFormatError, is_link, link
+from ..workflow import Workflow, is_link, link
+from .errors import WorkflowFormatError
 
 
 def _is_api_link(value: Any) -> bool:

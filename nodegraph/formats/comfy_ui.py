@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..types import socket_type
-from ..workflow import WorkflowFormatError, link
+from ..workflow import link
+from .errors import WorkflowFormatError
 
 FRONTEND_ONLY = {"Reroute", "PrimitiveNode", "Note", "MarkdownNote"}
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}

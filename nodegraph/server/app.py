@@ -44,9 +44,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
-from ..formats import comfy_api
+from ..formats import WorkflowFormatError, comfy_api, load_workflow
 from ..queue import JobStore
-from ..workflow import WorkflowFormatError, load_workflow
 from . import comfy_compat, files
 from .events import NATIVE, EventHub, serve_socket
 from .models import (ConvertOut, CountOut, DeletedOut, ErrorOut, FreeIn, FreeOut, HistoryOut, InterruptIn,

@@ -7,9 +7,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..formats import WorkflowFormatError, detect_format, parse_workflow
 from ..queue import Job, JobStore
 from ..validate import Issue, validate
-from ..workflow import Workflow, WorkflowFormatError, detect_format, parse_workflow
+from ..workflow import Workflow
 from .events import EventHub
 from .worker import Worker
 

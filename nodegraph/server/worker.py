@@ -16,11 +16,12 @@ import math
 import threading
 import time
 import traceback
+
 from ..executor import Executor
+from ..formats import parse_workflow
 from ..node import RunControl
 from ..queue import Job, JobStore
 from ..validate import ValidationFailed
-from ..workflow import parse_workflow
 from .events import EventHub
 
 log = logging.getLogger("nodegraph.server")

@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from nodegraph.executor import Executor
-from nodegraph.formats import comfy_api
+from nodegraph.formats import WorkflowFormatError, comfy_api, detect_format, load_workflow, parse_workflow
 from nodegraph.formats.png import read_png_workflow
-from nodegraph.workflow import WorkflowFormatError, detect_format, load_workflow, parse_workflow
 
 COMFY_API = {
     "1": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 16, "batch_size": 1, "color": 0xFF0000}},
@@ -123,3 +122,19 @@ def test_unrecognised_documents_get_a_clear_error():
         parse_workflow({"hello": 1})
     with pytest.raises(WorkflowFormatError, match="invalid workflow document"):
         parse_workflow({"version": 1, "nodes": {"1": {"type": "X", "oops": 2}}})
+
+
+def test_the_schema_knows_no_format_and_formats_import_on_their_own():
+    """issue 14: detection, parsing and loading live in nodegraph.formats, which depends on the schema
+    module; nodegraph.workflow imports no format (checked in a fresh interpreter, where nothing else
+    could have imported it first)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, nodegraph.workflow as w; "
+             "assert not any(m.startswith('nodegraph.formats') for m in sys.modules), sorted(sys.modules); "
+             "assert not any(hasattr(w, n) for n in ('parse_workflow', 'load_workflow', 'detect_format')); "
+             "import nodegraph.formats as f; print(f.detect_format({'version': 1, 'nodes': {}}))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "native"

@@ -2,7 +2,7 @@ import pytest
 
 from nodegraph.executor import Executor
 from nodegraph.validate import ValidationFailed, validate
-from nodegraph.workflow import parse_workflow
+from nodegraph.formats import parse_workflow
 
 from .helpers import L, make_env, wf
 

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from nodegraph.executor import Executor
-from nodegraph.workflow import load_workflow, parse_workflow
+from nodegraph.formats import load_workflow, parse_workflow
 from nodes.diffusion.default_world import COLORS, generate, nearest_color, read_image
 
 ROOT = Path(__file__).resolve().parents[2]

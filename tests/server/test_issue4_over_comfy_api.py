@@ -13,7 +13,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from nodegraph.formats import comfy_api
-from nodegraph.workflow import load_workflow
+from nodegraph.formats import load_workflow
 from nodes.diffusion.default_world import read_image
 
 from .conftest import ServerThread
