@@ -286,3 +286,22 @@ def test_check_lazy_and_run_see_the_same_node_object(env):
     result = Executor(env).run(doc)
     assert result.status == "success", result.errors
     assert result.outputs["4"] == {"values": [20]} and "Source:a" not in testnodes.CALLS
+
+
+def test_a_context_is_built_with_keywords_and_defaults(env):
+    """Tests build real contexts (issue 14): everything but the environment has a default."""
+    from nodegraph.node import Context, Interrupted
+
+    ctx = Context(env)
+    assert ctx.devices is env.devices and ctx.workflow == {} and ctx.extra == {} and ctx.ui == {}
+    ctx.progress(1, 2)  # no listener: the event goes nowhere
+    with pytest.raises(TypeError):
+        Context(env, "3", "KSampler")  # the rest is keywords only
+    seen, control = [], RunControl()
+    ctx = Context(env, node_id="3", node_type="KSampler", workflow=lambda: {"version": 1, "nodes": {}},
+                  emit=lambda name, data: seen.append((name, data)), control=control)
+    ctx.progress(1, 4)
+    assert seen == [("progress", {"node": "3", "value": 1, "max": 4})] and ctx.workflow["version"] == 1
+    control.interrupt()
+    with pytest.raises(Interrupted):
+        ctx.progress(2, 4)

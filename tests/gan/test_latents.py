@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nodegraph.node import Context
 from nodes.gan.latents import arithmetic, interpolate, lerp, seeded_normal, slerp
 
 
@@ -53,7 +54,7 @@ def test_noise_interpolate_starts_on_the_samplers_noise_for_the_seed():
     from nodes.gan.nodes import NoiseInterpolate
 
     latent = {"samples": torch.zeros(1, 4, 8, 8)}
-    (out,) = NoiseInterpolate().run(None, latent, 11, 12, 5, "slerp", 1.0)
+    (out,) = NoiseInterpolate().run(Context(), latent, 11, 12, 5, "slerp", 1.0)
     assert out["samples"].shape == (5, 4, 8, 8)
     assert torch.equal(out["samples"][0:1], torch.randn(1, 4, 8, 8, generator=torch.manual_seed(11)))
     assert torch.equal(out["samples"][4:5], torch.randn(1, 4, 8, 8, generator=torch.manual_seed(12)))
@@ -65,8 +66,8 @@ def test_latent_nodes():
 
     a = {"samples": seeded_normal(1, (1, 4, 4, 4))}
     b = {"samples": seeded_normal(2, (1, 4, 4, 4))}
-    (path,) = LatentInterpolate().run(None, a, b, 4, "lerp")
+    (path,) = LatentInterpolate().run(Context(), a, b, 4, "lerp")
     assert torch.allclose(path["samples"][1], a["samples"][0] * 2 / 3 + b["samples"][0] / 3, atol=1e-6)
-    (moved,) = LatentArithmetic().run(None, a, a, b, 1.0, False)
+    (moved,) = LatentArithmetic().run(Context(), a, a, b, 1.0, False)
     assert torch.allclose(moved["samples"], b["samples"])
 
