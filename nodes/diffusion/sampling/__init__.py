@@ -2,8 +2,7 @@
 
     schedules  ModelSampling (sigmas from alphas_cumprod, sigma <-> timestep, eps/v denoising),
                the schedulers (normal, karras, exponential, sgm_uniform, simple, ddim_uniform, beta ...)
-    samplers   euler, euler_ancestral, heun, dpm_2, lms, dpmpp_* ... as pure functions
-    unipc      UniPC (bh1, bh2)
+    samplers   all of ComfyUI's samplers (euler ... dpmpp_* ... sa_solver, uni_pc) as pure functions, by family
     noise      seeded initial noise (prepare_noise) and ancestral / Brownian-tree noise samplers
     guidance   conditioning areas, masks, strengths, batched classifier-free guidance, inpainting
     pipeline   common_ksampler: one KSampler / KSamplerAdvanced run on a DiffusionModel

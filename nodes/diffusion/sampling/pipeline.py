@@ -90,6 +90,7 @@ def _run_sampler(model, noise, positive, negative, cfg, sampler_name, sigmas, la
         generator = torch.Generator(device="cpu").manual_seed(((41 if seed is None else int(seed)) + 1) % 2 ** 64)
         inpaint_noise = torch.randn(noise.shape, generator=generator, device="cpu").to(noise)
     denoiser = InpaintDenoiser(guided, latent_image, inpaint_noise, denoise_mask)
+    denoiser.model_sampling = ms  # samplers that need the schedule itself (sa_solver's SDE window)
 
     x = ms.noise_scaling(sigmas[0], noise, latent_image, ms.is_max_denoise(sigmas))
     total = len(sigmas) - 1
