@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -20,7 +21,8 @@ from . import cfg_pp, dpm_solver, dpmpp, exponential, karras, multistep, sa_solv
 from .common import get_ancestral_step, to_d
 from .unipc import sample_unipc
 
-__all__ = ["KSAMPLER_NAMES", "SAMPLERS", "SAMPLER_NAMES", "get_ancestral_step", "get_sampler", "to_d"]
+__all__ = ["KSAMPLER_NAMES", "SAMPLERS", "SAMPLER_NAMES", "SamplerChoice", "get_ancestral_step", "get_sampler",
+           "sampler_object", "to_d"]
 
 
 def _sde_gpu(fn):
@@ -95,3 +97,27 @@ def get_sampler(name: str) -> Callable[..., torch.Tensor]:
         return SAMPLERS[name]
     except KeyError:
         raise ValueError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLER_NAMES)}") from None
+
+
+@dataclass
+class SamplerChoice:
+    """A sampler with its options: what ComfyUI's SAMPLER sockets carry (KSamplerSelect, SamplerEulerAncestral ...).
+    random_inpaint_noise: re-noise the kept region of an inpainting mask with other noise than the
+    initial noise (ComfyUI's "ddim")."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    random_inpaint_noise: bool = False
+
+    def __post_init__(self) -> None:
+        get_sampler(self.name)  # an unknown name fails here, not mid-run
+
+    def __call__(self, model, x, sigmas, **kw) -> torch.Tensor:
+        return get_sampler(self.name)(model, x, sigmas, **kw, **self.options)
+
+
+def sampler_object(name: str) -> SamplerChoice:
+    """ComfyUI's sampler_object: a sampler name as KSampler runs it ("ddim" is euler with fresh inpaint noise)."""
+    if name == "ddim":
+        return SamplerChoice("euler", random_inpaint_noise=True)
+    return SamplerChoice(name)
