@@ -8,10 +8,13 @@ from pathlib import Path
 
 from .conditioning_nodes import *  # noqa: F401,F403
 from .controlnet_nodes import *  # noqa: F401,F403
+from .custom_sampler_nodes import *  # noqa: F401,F403
 from .latent_nodes import *  # noqa: F401,F403
 from .loader_nodes import *  # noqa: F401,F403
 from .lora_nodes import *  # noqa: F401,F403
 from .sampler_nodes import *  # noqa: F401,F403
+from .sampler_select_nodes import *  # noqa: F401,F403
+from .scheduler_nodes import *  # noqa: F401,F403
 from .vae_nodes import *  # noqa: F401,F403
 
 PACK_DIR = Path(__file__).parent

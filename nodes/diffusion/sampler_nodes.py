@@ -35,16 +35,20 @@ def _inputs_head(seed_name: str) -> list[Input]:
     ]
 
 
+def step_reporter(ctx, latent_format, last_x0: dict | None = None):
+    """A sampling callback that reports progress with a preview of the step's x0 (and keeps the last x0)."""
+    def on_step(step: int, x0: torch.Tensor, x: torch.Tensor, total: int) -> None:
+        if last_x0 is not None:
+            last_x0["x0"] = x0
+        ctx.progress(step + 1, total, preview=tensor_to_pil(latent_format.to_rgb(x0[:1]).cpu()))
+    return on_step
+
+
 def run_sampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
                 denoise=1.0, disable_noise=False, start_step=None, last_step=None, force_full_denoise=False) -> dict:
     """Sample on the model's device, reporting progress and previews through ctx."""
     with ctx.devices.use(model) as diffusion:
-        fmt = diffusion.latent_format
-
-        def on_step(step: int, x0: torch.Tensor, x: torch.Tensor, total: int) -> None:
-            preview = tensor_to_pil(fmt.to_rgb(x0[:1]).cpu())
-            ctx.progress(step + 1, total, preview=preview)
-
+        on_step = step_reporter(ctx, diffusion.latent_format)
         with torch.no_grad():  # not inference_mode: later nodes may update the latent in place
             return common_ksampler(diffusion, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                    latent_image, denoise=denoise, disable_noise=disable_noise,
@@ -80,8 +84,8 @@ class KSamplerAdvanced:
     outputs = [Output("LATENT", LATENT)]
 
     def run(self, ctx, model, add_noise, noise_seed, steps, cfg, sampler_name, scheduler, positive, negative,
-            latent_image, start_at_step, end_at_step, return_with_leftover_noise, denoise=1.0):
+            latent_image, start_at_step, end_at_step, return_with_leftover_noise):
         return (run_sampler(ctx, model, noise_seed, steps, cfg, sampler_name, scheduler, positive, negative,
-                            latent_image, denoise=denoise, disable_noise=add_noise == "disable",
+                            latent_image, disable_noise=add_noise == "disable",
                             start_step=start_at_step, last_step=end_at_step,
                             force_full_denoise=return_with_leftover_noise != "enable"),)

@@ -2,6 +2,7 @@
 interrupt, and ComfyUI API-format workflows through the executor."""
 from __future__ import annotations
 
+import inspect
 
 import pytest
 import torch
@@ -90,6 +91,10 @@ def test_schema_is_comfyuis(env):
     assert by["add_noise"]["choices"] == ["enable", "disable"] and by["add_noise"]["default"] == "enable"
     assert by["return_with_leftover_noise"]["choices"] == ["disable", "enable"]
     assert (by["end_at_step"]["default"], by["end_at_step"]["max"]) == (10000, 10000)
+    # every parameter of run is a declared input (KSamplerAdvanced had an unfed denoise)
+    for name in ("KSampler", "KSamplerAdvanced"):
+        params = list(inspect.signature(env.registry.get(name).cls.run).parameters)[2:]
+        assert params == [i["name"] for i in env.registry.get(name).schema()["inputs"]], name
 
 
 # --- running the node -------------------------------------------------------------------------------

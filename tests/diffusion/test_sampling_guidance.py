@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from nodes.diffusion.models import LatentFormat
-from nodes.diffusion.sampling import (CFGDenoiser, ModelDenoiser, ModelSampling, calculate_sigmas, common_ksampler,
+from nodes.diffusion.sampling import (SAMPLER_NAMES, CFGDenoiser, ModelDenoiser, ModelSampling, calculate_sigmas, common_ksampler,
                                       prepare_conds, prepare_mask, prepare_noise, scaled_linear_alphas_cumprod)
 from nodes.diffusion.sampling.guidance import add_matching_areas
 
@@ -312,7 +312,8 @@ def test_callback_reports_every_step_with_x0():
     assert all(m == pytest.approx(2.0, abs=1e-3) for _, _, m in seen)  # the toy's x0 (model space)
 
 
-@pytest.mark.parametrize("base", ["euler", "euler_ancestral", "dpmpp_2m", "dpmpp_2s_ancestral"])
+@pytest.mark.parametrize("base", ["euler", "euler_ancestral", "dpmpp_2m", "dpmpp_2s_ancestral", "res_multistep",
+                                  "res_multistep_ancestral", "gradient_estimation"])
 def test_cfg_pp_samplers_step_along_the_uncond_prediction(base):
     """CFG++ moves x along the uncond x0's direction: with cond == uncond it is the base sampler; it
     runs the uncond pass even at cfg 1."""
@@ -328,3 +329,27 @@ def test_cfg_pp_samplers_step_along_the_uncond_prediction(base):
     from nodes.diffusion.sampling import get_sampler
     with pytest.raises(RuntimeError, match="CFG\\+\\+ samplers need"):
         get_sampler(base + "_cfg_pp")(lambda x, s, **kw: x * 0, torch.ones(1, 4), torch.tensor([2.0, 1.0, 0.0]))
+
+
+@pytest.mark.parametrize("name", SAMPLER_NAMES)
+def test_every_sampler_runs_through_the_pipeline(name):
+    """Each of ComfyUI's 44 sampler names samples a latent end to end: finite, seeded, one callback per step,
+    and (cond x0 mean 1, uncond 0, cfg 3) near the guided mean 3 in model space. The CFG++ samplers step
+    along the uncond x0, so they land elsewhere (their formulas: test_cfg_pp_samplers_step_along_...)."""
+    cfg_pp = name.endswith("_cfg_pp")
+    cfg = 1.0 if cfg_pp else 3.0  # CFG++'s scale is meant to stay within 0..1
+    latent = {"samples": torch.zeros(1, 4, 8, 8)}
+
+    def run(seed):
+        steps = []
+        out = common_ksampler(ToyModel(s=0.5), seed, 4, cfg, name, "karras", cond(1.0), cond(0.0), latent,
+                              callback=lambda i, x0, x, total: steps.append((i, total)))["samples"]
+        return out * LatentFormat.scale_factor, steps
+
+    out, steps = run(5)
+    assert bool(torch.isfinite(out).all()) and (cfg_pp or abs(float(out.mean()) - cfg) < 0.75), (name, float(out.mean()))
+    assert torch.equal(out, run(5)[0]), name
+    if name == "dpm_fast":  # reports its two solver steps (third + first order)
+        assert steps == [(0, 4), (1, 4)]
+    elif name != "dpm_adaptive":  # adaptive: as many as its controller takes
+        assert steps == [(i, 4) for i in range(4)], (name, steps)

@@ -328,6 +328,31 @@ class ModelDenoiser:
         return self.ms.calculate_denoised(sigma, out, x)
 
 
+def merge_model_options(own: dict, sampler: dict | None) -> dict:
+    """The model's options plus a sampler's own hooks (the CFG++ samplers read the uncond prediction)."""
+    if not sampler:
+        return own
+    post = list(own.get("sampler_post_cfg_function", [])) + list(sampler.get("sampler_post_cfg_function", []))
+    return {**own, **sampler, "sampler_post_cfg_function": post}
+
+
+def cfg_function(cond_pred: torch.Tensor, uncond_pred: torch.Tensor, cfg: float, x: torch.Tensor,
+                 sigma: torch.Tensor, model_options: dict) -> torch.Tensor:
+    """ComfyUI's cfg_function: uncond + cfg (cond - uncond), or the model's "sampler_cfg_function", then
+    every "sampler_post_cfg_function" on the result."""
+    mo = model_options
+    if "sampler_cfg_function" in mo:
+        args = {"cond": x - cond_pred, "uncond": x - uncond_pred, "cond_scale": cfg, "timestep": sigma,
+                "input": x, "sigma": sigma, "cond_denoised": cond_pred, "uncond_denoised": uncond_pred}
+        result = x - mo["sampler_cfg_function"](args)
+    else:
+        result = uncond_pred + (cond_pred - uncond_pred) * cfg
+    for fn in mo.get("sampler_post_cfg_function", []):
+        result = fn({"denoised": result, "cond_denoised": cond_pred, "uncond_denoised": uncond_pred,
+                     "cond_scale": cfg, "sigma": sigma, "input": x})
+    return result
+
+
 class CFGDenoiser:
     """The guided x0 predictor the samplers call: model(x, sigma) -> x0.
 
@@ -336,7 +361,7 @@ class CFGDenoiser:
     "disable_cfg1_optimization".
     """
 
-    def __init__(self, apply_fn: ApplyFn, positive: list[CondEntry], negative: list[CondEntry], cfg: float,
+    def __init__(self, apply_fn: ApplyFn, positive: list[CondEntry], negative: list[CondEntry] | None, cfg: float,
                  model_options: dict | None = None) -> None:
         self.apply_fn, self.positive, self.negative = apply_fn, positive, negative
         self.cfg = float(cfg)
@@ -344,23 +369,11 @@ class CFGDenoiser:
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, model_options: dict | None = None,
                  **_: Any) -> torch.Tensor:
-        mo = self.model_options
-        if model_options:  # a sampler's own hooks (the CFG++ samplers read the uncond prediction)
-            post = list(mo.get("sampler_post_cfg_function", [])) + list(model_options.get("sampler_post_cfg_function", []))
-            mo = {**mo, **model_options, "sampler_post_cfg_function": post}
+        mo = merge_model_options(self.model_options, model_options)
         skip_uncond = math.isclose(self.cfg, 1.0) and not mo.get("disable_cfg1_optimization", False)
         uncond = None if skip_uncond else self.negative
         cond_pred, uncond_pred = calc_cond_batch(self.apply_fn, [self.positive, uncond], x, sigma)
-        if "sampler_cfg_function" in mo:
-            args = {"cond": x - cond_pred, "uncond": x - uncond_pred, "cond_scale": self.cfg, "timestep": sigma,
-                    "input": x, "sigma": sigma, "cond_denoised": cond_pred, "uncond_denoised": uncond_pred}
-            result = x - mo["sampler_cfg_function"](args)
-        else:
-            result = uncond_pred + (cond_pred - uncond_pred) * self.cfg
-        for fn in mo.get("sampler_post_cfg_function", []):
-            result = fn({"denoised": result, "cond_denoised": cond_pred, "uncond_denoised": uncond_pred,
-                         "cond_scale": self.cfg, "sigma": sigma, "input": x})
-        return result
+        return cfg_function(cond_pred, uncond_pred, self.cfg, x, sigma, mo)
 
 
 class InpaintDenoiser:

@@ -38,6 +38,26 @@ def prepare_noise(latent: torch.Tensor, seed: int, batch_index: Sequence[int] | 
     return torch.cat([draws[i] for i in indices], dim=0).to(latent.dtype)
 
 
+class RandomNoise:
+    """The NOISE of RandomNoise / SamplerCustom: the initial noise of a seed (prepare_noise)."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def generate_noise(self, latent: dict) -> torch.Tensor:
+        return prepare_noise(latent["samples"], self.seed, latent.get("batch_index"))
+
+
+class EmptyNoise:
+    """The NOISE of DisableNoise: zeros (the latent is sampled as it is); its seed, 0, still seeds the sampler."""
+
+    seed = 0
+
+    def generate_noise(self, latent: dict) -> torch.Tensor:
+        samples = latent["samples"]
+        return torch.zeros(samples.shape, dtype=samples.dtype, device="cpu")
+
+
 def default_noise_sampler(x: torch.Tensor, seed: int | None = None) -> NoiseSampler:
     """Fresh standard normal noise of x's shape from a seeded generator on x's device."""
     generator = None

@@ -1,4 +1,4 @@
-"""One sampling run as ComfyUI's KSampler / KSamplerAdvanced does it (nodes.common_ksampler,
+"""One sampling run as ComfyUI's KSampler / KSamplerAdvanced / SamplerCustom do it (nodes.common_ksampler,
 comfy.sample.sample, comfy.samplers.KSampler / CFGGuider / KSAMPLER), on a DiffusionModel.
 
     latent dict -> noise from the seed (CPU) -> sigmas (scheduler, denoise, step window)
@@ -12,10 +12,11 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from .guidance import (CFGDenoiser, InpaintDenoiser, ModelDenoiser, add_matching_areas, prepare_conds,
-                       repeat_to_batch, share_control_with_uncond, unique_controls)
+from .guidance import (InpaintDenoiser, ModelDenoiser, add_matching_areas, prepare_conds, repeat_to_batch,
+                       share_control_with_uncond, unique_controls)
+from .guiders import CFGGuidance
 from .noise import prepare_noise
-from .samplers import get_sampler
+from .samplers import SamplerChoice, sampler_object
 from .schedules import ModelSampling, ksampler_sigmas, trim_sigmas
 
 StepCallback = Callable[[int, torch.Tensor, torch.Tensor, int], None]  # (step, x0, x, total_steps)
@@ -46,11 +47,18 @@ def model_device(model) -> torch.device:
 
 
 def sample_with_sigmas(model, noise: torch.Tensor, positive, negative, cfg: float, sampler_name: str,
-                       sigmas: torch.Tensor, latent_image: torch.Tensor, *, denoise_mask: torch.Tensor | None = None,
-                       seed: int | None = None, callback: StepCallback | None = None,
-                       check_interrupt: Callable[[], None] | None = None, model_options: dict | None = None,
-                       ms: ModelSampling | None = None, stats: dict | None = None) -> torch.Tensor:
-    """comfy.samplers.sample: raw latent in, raw latent out (the CFGGuider + KSAMPLER part)."""
+                       sigmas: torch.Tensor, latent_image: torch.Tensor, **kw) -> torch.Tensor:
+    """comfy.samplers.sample: KSampler's CFG guidance and sampler by name; raw latent in, raw latent out."""
+    return sample_guided(model, noise, CFGGuidance(positive, negative, cfg), sampler_object(sampler_name), sigmas,
+                         latent_image, **kw)
+
+
+def sample_guided(model, noise: torch.Tensor, guidance, sampler: SamplerChoice, sigmas: torch.Tensor,
+                  latent_image: torch.Tensor, *, denoise_mask: torch.Tensor | None = None, seed: int | None = None,
+                  callback: StepCallback | None = None, check_interrupt: Callable[[], None] | None = None,
+                  model_options: dict | None = None, ms: ModelSampling | None = None,
+                  stats: dict | None = None) -> torch.Tensor:
+    """comfy.samplers.CFGGuider.sample with any guidance (guiders.py) and sampler: raw latent in, raw latent out."""
     if sigmas.shape[-1] == 0:
         return latent_image
     ms = ms or ModelSampling.for_model(model)
@@ -63,33 +71,38 @@ def sample_with_sigmas(model, noise: torch.Tensor, positive, negative, cfg: floa
     if torch.count_nonzero(latent_image) > 0:  # the empty latent is not shifted
         latent_image = model.latent_format.process_in(latent_image)
 
-    positive = prepare_conds(positive, model, ms, noise, latent_image, denoise_mask)
-    negative = prepare_conds(negative, model, ms, noise, latent_image, denoise_mask)
-    add_matching_areas(negative, positive)
-    add_matching_areas(positive, negative)
-    share_control_with_uncond(positive, negative)
-    controls = unique_controls(positive, negative)
+    sides = {name: prepare_conds(cond, model, ms, noise, latent_image, denoise_mask)
+             for name, cond in guidance.conds.items()}
+    for name in sides:  # every area of one side gets a counterpart on the others
+        for other in sides:
+            if other != name:
+                add_matching_areas(sides[other], sides[name])
+    for name in sides:
+        if name != "positive":
+            share_control_with_uncond(sides["positive"], sides[name])
+    controls = unique_controls(*sides.values())
     for control in controls:  # ControlNets: step window as sigmas of this model, hint caches
         if hasattr(control, "pre_run"):
             control.pre_run(model, ms)
     try:
-        return _run_sampler(model, noise, positive, negative, cfg, sampler_name, sigmas, latent_image, denoise_mask,
-                            seed, callback, check_interrupt, model_options, ms, stats)
+        return _run_sampler(model, noise, guidance, sides, sampler, sigmas, latent_image, denoise_mask, seed,
+                            callback, check_interrupt, model_options, ms, stats)
     finally:
         for control in controls:
             if hasattr(control, "cleanup"):
                 control.cleanup()
 
 
-def _run_sampler(model, noise, positive, negative, cfg, sampler_name, sigmas, latent_image, denoise_mask, seed,
+def _run_sampler(model, noise, guidance, sides, sampler, sigmas, latent_image, denoise_mask, seed,
                  callback, check_interrupt, model_options, ms, stats) -> torch.Tensor:
     apply_fn = ModelDenoiser(model, ms, check_interrupt)
-    guided = CFGDenoiser(apply_fn, positive, negative, cfg, model_options)
+    guided = guidance.denoiser(apply_fn, sides, model_options)
     inpaint_noise = noise
-    if sampler_name == "ddim":  # ComfyUI: euler, re-noising the kept region with other noise
+    if sampler.random_inpaint_noise:  # ComfyUI's ddim: re-noise the kept region with other noise
         generator = torch.Generator(device="cpu").manual_seed(((41 if seed is None else int(seed)) + 1) % 2 ** 64)
         inpaint_noise = torch.randn(noise.shape, generator=generator, device="cpu").to(noise)
     denoiser = InpaintDenoiser(guided, latent_image, inpaint_noise, denoise_mask)
+    denoiser.model_sampling = ms  # samplers that need the schedule itself (sa_solver's SDE window)
 
     x = ms.noise_scaling(sigmas[0], noise, latent_image, ms.is_max_denoise(sigmas))
     total = len(sigmas) - 1
@@ -97,7 +110,7 @@ def _run_sampler(model, noise, positive, negative, cfg, sampler_name, sigmas, la
     if callback is not None:
         def k_callback(info: dict) -> None:
             callback(int(info["i"]), info["denoised"], info["x"], total)
-    samples = get_sampler(sampler_name)(denoiser, x, sigmas, extra_args={}, callback=k_callback, seed=seed)
+    samples = sampler(denoiser, x, sigmas, extra_args={}, callback=k_callback, seed=seed)
     samples = ms.inverse_noise_scaling(sigmas[-1], samples)
     if stats is not None:
         stats["model_calls"] = apply_fn.calls

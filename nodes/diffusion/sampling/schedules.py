@@ -153,6 +153,62 @@ def exponential_sigmas(n: int, sigma_min: float, sigma_max: float) -> torch.Tens
     return append_zero(torch.linspace(math.log(sigma_max), math.log(sigma_min), n).exp())
 
 
+def polyexponential_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 1.0) -> torch.Tensor:
+    """Log sigma falls from log sigma_max to log sigma_min as (1 - ramp)^rho (rho 1: exponential)."""
+    ramp = torch.linspace(1, 0, n) ** rho
+    return append_zero(torch.exp(ramp * (math.log(sigma_max) - math.log(sigma_min)) + math.log(sigma_min)))
+
+
+def vp_sigmas(n: int, beta_d: float = 19.9, beta_min: float = 0.1, eps_s: float = 1e-3) -> torch.Tensor:
+    """The continuous VP SDE's sigma(t) = sqrt(exp(beta_d t²/2 + beta_min t) - 1) at t from 1 to eps_s."""
+    t = torch.linspace(1, eps_s, n)
+    return append_zero(torch.sqrt(torch.special.expm1(beta_d * t ** 2 / 2 + beta_min * t)))
+
+
+def laplace_sigmas(n: int, sigma_min: float, sigma_max: float, mu: float = 0.0, beta: float = 0.5) -> torch.Tensor:
+    """log sigma at the quantiles of a Laplace(mu, beta) distribution (Tiankai et al. 2024), clamped to
+    [sigma_min, sigma_max]; no final 0 (as ComfyUI)."""
+    x = torch.linspace(0, 1, n)
+    log_sigma = mu - beta * torch.sign(0.5 - x) * torch.log(1 - 2 * torch.abs(0.5 - x) + 1e-5)
+    return torch.clamp(torch.exp(log_sigma), min=sigma_min, max=sigma_max)
+
+
+def sd_turbo_sigmas(ms: "ModelSampling", steps: int, denoise: float = 1.0) -> torch.Tensor:
+    """SD-Turbo's timesteps 999, 899, ... 99: `steps` of them from the one that denoise selects."""
+    start = 10 - int(10 * denoise)
+    timesteps = torch.flip(torch.arange(1, 11) * 100 - 1, (0,))[start:start + steps]
+    return append_zero(ms.sigma(timesteps))
+
+
+# Align Your Steps (Sabour et al. 2024): NVIDIA's optimised 10-step noise levels per model family
+AYS_NOISE_LEVELS = {
+    "SD1": [14.6146412293, 6.4745760956, 3.8636745985, 2.6946151520, 1.8841921177, 1.3943805092, 0.9642583904,
+            0.6523686016, 0.3977456272, 0.1515232662, 0.0291671582],
+    "SDXL": [14.6146412293, 6.3184485287, 3.7681790315, 2.1811480769, 1.3405244945, 0.8620721141, 0.5550693289,
+             0.3798540708, 0.2332364134, 0.1114188177, 0.0291671582],
+    "SVD": [700.00, 54.5, 15.886, 7.977, 4.248, 1.789, 0.981, 0.403, 0.173, 0.034, 0.002],
+}
+
+
+def align_your_steps_sigmas(model_type: str, steps: int, denoise: float = 1.0) -> torch.Tensor:
+    """The family's levels, interpolated log-linearly to steps + 1 when needed; denoise < 1 keeps the last
+    round(steps * denoise) steps; the last sigma is 0."""
+    import numpy as np
+
+    total = steps
+    if denoise < 1.0:
+        if denoise <= 0.0:
+            return torch.zeros(0)
+        total = round(steps * denoise)
+    levels = np.array(AYS_NOISE_LEVELS[model_type])
+    if steps + 1 != len(levels):
+        xs = np.linspace(0, 1, len(levels))
+        levels = np.exp(np.interp(np.linspace(0, 1, steps + 1), xs, np.log(levels[::-1])))[::-1].copy()
+    levels = levels[-(total + 1):]
+    levels[-1] = 0
+    return torch.FloatTensor(levels)
+
+
 def kl_optimal_sigmas(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
     """Equal steps in arctan(sigma) (AYS/"KL optimal", A1111 PR 15608)."""
     ramp = torch.arange(n, dtype=torch.float) / (n - 1) if n > 1 else torch.zeros(1)

@@ -7,8 +7,6 @@ replaced by 0.001. One ComfyUI quirk kept for identical images: a single step re
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 
