@@ -300,9 +300,10 @@ class FilterByScore:
 
 # --- latent tools -----------------------------------------------------------------------------------
 @node(category="gan/latent")
-class LatentInterpolate:
+class GANLatentInterpolate:
     """Interpolate between two latents (GAN z or diffusion latents) in `steps` points, both ends
-    included, as one batch. slerp keeps Gaussian vectors' norms; lerp is a straight line."""
+    included, as one batch. slerp keeps Gaussian vectors' norms; lerp is a straight line.
+    (Not ComfyUI's LatentInterpolate, which blends two latents at one ratio.)"""
     inputs = [Input("latent_from", LATENT), Input("latent_to", LATENT), Int("steps", 8, min=1, max=1024),
               Choice("method", list(METHODS))]
     outputs = [Output("LATENT", LATENT)]
@@ -340,8 +341,9 @@ class LatentArithmetic:
 
 # --- images -------------------------------------------------------------------------------------------
 @node(category="image/batch")
-class ImageGrid:
-    """Lay a batch out as one image: `columns` per row (0: all in one strip), with padding between."""
+class GANImageGrid:
+    """Lay a batch out as one image: `columns` per row (0: all in one strip), with padding between.
+    (Not ComfyUI's ImageGrid, a dataset node that tiles a list of images at a fixed cell size.)"""
     inputs = [Input("images", IMAGE), Int("columns", 0, min=0, max=4096), Int("padding", 2, min=0, max=256),
               Float("pad_value", 1.0, min=0.0, max=1.0, step=0.01)]
     outputs = [Output("IMAGE", IMAGE)]

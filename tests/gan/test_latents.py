@@ -62,11 +62,11 @@ def test_noise_interpolate_starts_on_the_samplers_noise_for_the_seed():
 
 def test_latent_nodes():
     """Interpolate two diffusion-style latents; a - a + b is b."""
-    from nodes.gan.nodes import LatentArithmetic, LatentInterpolate
+    from nodes.gan.nodes import GANLatentInterpolate, LatentArithmetic
 
     a = {"samples": seeded_normal(1, (1, 4, 4, 4))}
     b = {"samples": seeded_normal(2, (1, 4, 4, 4))}
-    (path,) = LatentInterpolate().run(Context(), a, b, 4, "lerp")
+    (path,) = GANLatentInterpolate().run(Context(), a, b, 4, "lerp")
     assert torch.allclose(path["samples"][1], a["samples"][0] * 2 / 3 + b["samples"][0] / 3, atol=1e-6)
     (moved,) = LatentArithmetic().run(Context(), a, a, b, 1.0, False)
     assert torch.allclose(moved["samples"], b["samples"])
