@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .conditioning_area_nodes import *  # noqa: F401,F403
 from .conditioning_nodes import *  # noqa: F401,F403
 from .controlnet_nodes import *  # noqa: F401,F403
 from .custom_sampler_nodes import *  # noqa: F401,F403
+from .latent_batch_nodes import *  # noqa: F401,F403
+from .latent_combine_nodes import *  # noqa: F401,F403
+from .latent_file_nodes import *  # noqa: F401,F403
 from .latent_nodes import *  # noqa: F401,F403
 from .loader_nodes import *  # noqa: F401,F403
 from .lora_nodes import *  # noqa: F401,F403

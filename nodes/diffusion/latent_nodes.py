@@ -1,6 +1,9 @@
-"""Latent nodes (ComfyUI names and inputs). LATENT = {"samples": [B,C,h,w], "noise_mask"?, "batch_index"?}.
+"""Latent nodes (ComfyUI names and inputs): make, resize, rotate, flip, crop latents and set their noise mask.
+LATENT = {"samples": [B,C,h,w], "noise_mask"?, "batch_index"?}. Combining latents: latent_combine_nodes.py;
+batches: latent_batch_nodes.py; .latent files: latent_file_nodes.py.
 
 A LATENT is a dict, so run() returns it inside a 1-tuple (a bare dict would read as outputs by name).
+Like ComfyUI, a node copies the dict and replaces "samples", so the other keys pass through unchanged.
 """
 from __future__ import annotations
 
@@ -66,7 +69,8 @@ def common_upscale(samples: torch.Tensor, width: int, height: int, method: str, 
     return F.interpolate(samples, size=(height, width), mode=method, **kwargs)
 
 
-def _repeat_to(x: torch.Tensor, n: int) -> torch.Tensor:
+def repeat_to_batch(x: torch.Tensor, n: int) -> torch.Tensor:
+    """The first dimension cut or tiled to n (ComfyUI's repeat_to_batch_size)."""
     if x.shape[0] >= n:
         return x[:n]
     return x.repeat(math.ceil(n / x.shape[0]), *([1] * (x.ndim - 1)))[:n]
@@ -74,7 +78,7 @@ def _repeat_to(x: torch.Tensor, n: int) -> torch.Tensor:
 
 # --- nodes -------------------------------------------------------------------------------------
 
-@node(category="latent")
+@node(category="latent", display_name="Empty Latent Image")
 class EmptyLatentImage:
     """A batch of zero latents for text-to-image (SD: 4 channels, 1/8 of the image size)."""
     inputs = [Int("width", 512, min=16, max=MAX_RESOLUTION, step=8), Int("height", 512, min=16, max=MAX_RESOLUTION, step=8),
@@ -89,7 +93,7 @@ class EmptyLatentImage:
         return ({"samples": torch.zeros(batch_size, LATENT_CHANNELS, height // LATENT_DOWNSCALE, width // LATENT_DOWNSCALE)},)
 
 
-@node(category="latent")
+@node(category="latent", display_name="Upscale Latent")
 class LatentUpscale:
     """Resize latents to a pixel size (0 keeps the aspect ratio from the other side)."""
     inputs = [Input("samples", LATENT), Choice("upscale_method", UPSCALE_METHODS),
@@ -114,7 +118,7 @@ class LatentUpscale:
         return (out,)
 
 
-@node(category="latent")
+@node(category="latent", display_name="Upscale Latent By")
 class LatentUpscaleBy:
     """Resize latents by a factor."""
     inputs = [Input("samples", LATENT), Choice("upscale_method", UPSCALE_METHODS),
@@ -129,59 +133,49 @@ class LatentUpscaleBy:
         return (out,)
 
 
-@node(category="latent")
-class LatentComposite:
-    """Paste samples_from into samples_to at (x, y) pixels, with an optional feathered edge."""
-    inputs = [Input("samples_to", LATENT), Input("samples_from", LATENT),
-              Int("x", 0, min=0, max=MAX_RESOLUTION, step=8), Int("y", 0, min=0, max=MAX_RESOLUTION, step=8),
-              Int("feather", 0, min=0, max=MAX_RESOLUTION, step=8)]
+
+
+@node(category="latent/transform", display_name="Rotate Latent")
+class LatentRotate:
+    """Rotate latents clockwise by a quarter turn, a half or three quarters."""
+    inputs = [Input("samples", LATENT), Choice("rotation", ["none", "90 degrees", "180 degrees", "270 degrees"])]
     outputs = [Output("LATENT", LATENT)]
 
-    def run(self, ctx, samples_to, samples_from, x, y, feather):
-        x, y, feather = x // 8, y // 8, feather // 8
-        target = samples_to["samples"]
-        out_samples = target.clone()
-        source = _repeat_to(samples_from["samples"], target.shape[0])
-        source = source[:, :, :max(0, target.shape[2] - y), :max(0, target.shape[3] - x)]
-        h, w = source.shape[2], source.shape[3]
-        if h == 0 or w == 0:
-            return (dict(samples_to, samples=out_samples),)
-        if feather == 0:
-            out_samples[:, :, y:y + h, x:x + w] = source
-        else:
-            mask = torch.ones_like(source)
-            for t in range(feather):
-                ramp = (t + 1) / feather
-                if y != 0:
-                    mask[:, :, t:t + 1, :] *= ramp
-                if y + h < target.shape[2]:
-                    mask[:, :, h - 1 - t:h - t, :] *= ramp
-                if x != 0:
-                    mask[:, :, :, t:t + 1] *= ramp
-                if x + w < target.shape[3]:
-                    mask[:, :, :, w - 1 - t:w - t] *= ramp
-            region = out_samples[:, :, y:y + h, x:x + w]
-            out_samples[:, :, y:y + h, x:x + w] = source * mask + region * (1.0 - mask)
-        return (dict(samples_to, samples=out_samples),)
+    def run(self, ctx, samples, rotation):
+        quarters = {"90": 1, "180": 2, "270": 3}.get(rotation.split(" ")[0], 0)
+        # dims (w, h): torch's rotation from the second axis to the first is clockwise on screen
+        return (dict(samples, samples=torch.rot90(samples["samples"], k=quarters, dims=[3, 2])),)
 
 
-@node(category="_for_testing")
-class LatentBlend:
-    """samples1 * blend_factor + samples2 * (1 - blend_factor) (samples2 resized to samples1 if needed)."""
-    inputs = [Input("samples1", LATENT), Input("samples2", LATENT),
-              Float("blend_factor", 0.5, min=0.0, max=1.0, step=0.01),
-              Choice("blend_mode", ["normal"], optional=True)]
+@node(category="latent/transform", display_name="Flip Latent")
+class LatentFlip:
+    """Mirror latents: x-axis flips top and bottom, y-axis left and right (ComfyUI's wording)."""
+    inputs = [Input("samples", LATENT), Choice("flip_method", ["x-axis: vertically", "y-axis: horizontally"])]
     outputs = [Output("LATENT", LATENT)]
 
-    def run(self, ctx, samples1, samples2, blend_factor, blend_mode="normal"):
-        a, b = samples1["samples"], samples2["samples"]
-        if a.shape != b.shape:
-            b = common_upscale(b, a.shape[3], a.shape[2], "bicubic", "center")
-            b = _repeat_to(b, a.shape[0])
-        return (dict(samples1, samples=a * blend_factor + b * (1.0 - blend_factor)),)
+    def run(self, ctx, samples, flip_method):
+        dim = 2 if flip_method.startswith("x") else 3
+        return (dict(samples, samples=torch.flip(samples["samples"], dims=[dim])),)
 
 
-@node(category="latent/inpaint")
+@node(category="latent/transform", display_name="Crop Latent")
+class LatentCrop:
+    """Cut a width x height rectangle at (x, y) (pixels, in steps of 8); the corner is kept at least
+    8 cells (64 pixels) inside the right and bottom edges. The noise mask is left as it is, as in ComfyUI."""
+    inputs = [Input("samples", LATENT),
+              Int("width", 512, min=64, max=MAX_RESOLUTION, step=8), Int("height", 512, min=64, max=MAX_RESOLUTION, step=8),
+              Int("x", 0, min=0, max=MAX_RESOLUTION, step=8), Int("y", 0, min=0, max=MAX_RESOLUTION, step=8)]
+    outputs = [Output("LATENT", LATENT)]
+
+    def run(self, ctx, samples, width, height, x, y):
+        s = samples["samples"]
+        x = min(x // 8, s.shape[3] - 8)
+        y = min(y // 8, s.shape[2] - 8)
+        x, y = max(x, 0), max(y, 0)  # a latent under 8 cells: ComfyUI's negative start would wrap around
+        return (dict(samples, samples=s[:, :, y:y + height // 8, x:x + width // 8]),)
+
+
+@node(category="latent/inpaint", display_name="Set Latent Noise Mask")
 class SetLatentNoiseMask:
     """Only re-noise (and so repaint) where the mask is 1."""
     inputs = [Input("samples", LATENT), Input("mask", MASK)]
@@ -189,48 +183,3 @@ class SetLatentNoiseMask:
 
     def run(self, ctx, samples, mask):
         return (dict(samples, noise_mask=mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1])),)
-
-
-@node(category="latent/batch")
-class RepeatLatentBatch:
-    """Repeat the batch `amount` times."""
-    inputs = [Input("samples", LATENT), Int("amount", 1, min=1, max=64)]
-    outputs = [Output("LATENT", LATENT)]
-
-    def run(self, ctx, samples, amount):
-        x = samples["samples"]
-        out = dict(samples)
-        out["samples"] = x.repeat(amount, 1, 1, 1)
-        masks = samples.get("noise_mask")
-        if masks is not None and masks.shape[0] > 1:
-            out["noise_mask"] = _repeat_to(masks, x.shape[0]).repeat(amount, 1, 1, 1)
-        if "batch_index" in samples:
-            index = list(samples["batch_index"])
-            offset = max(index) - min(index) + 1
-            out["batch_index"] = index + [i + k * offset for k in range(1, amount) for i in index]
-        return (out,)
-
-
-@node(category="latent/batch")
-class LatentFromBatch:
-    """Take `length` latents from `batch_index` on."""
-    inputs = [Input("samples", LATENT), Int("batch_index", 0, min=0, max=63), Int("length", 1, min=1, max=64)]
-    outputs = [Output("LATENT", LATENT)]
-
-    def run(self, ctx, samples, batch_index, length):
-        x = samples["samples"]
-        batch_index = min(x.shape[0] - 1, batch_index)
-        length = min(x.shape[0] - batch_index, length)
-        out = dict(samples)
-        out["samples"] = x[batch_index:batch_index + length].clone()
-        masks = samples.get("noise_mask")
-        if masks is not None:
-            if masks.shape[0] == 1:
-                out["noise_mask"] = masks.clone()
-            else:
-                out["noise_mask"] = _repeat_to(masks, x.shape[0])[batch_index:batch_index + length].clone()
-        if "batch_index" in samples:
-            out["batch_index"] = list(samples["batch_index"])[batch_index:batch_index + length]
-        else:
-            out["batch_index"] = list(range(batch_index, batch_index + length))
-        return (out,)

@@ -293,21 +293,39 @@ class ClipModel(torch.nn.Module):
 
         layer_idx: CLIPSetLastLayer's value (None = the model's default: SD1 last, SD2/SDXL -2).
         """
-        from .checkpoint import clip_core
-        from .clip import TokenizerOptions, encode_weighted, tokenize_with_weights
+        return self.encode_tokens(self.tokenize(text, embedding_dirs, square_brackets), layer_idx)
+
+    def tokenize(self, text: str, embedding_dirs: Sequence = (),
+                 square_brackets: bool | None = None) -> dict[str, list]:
+        """Prompt -> {encoder name ("l", "g", "h"): weighted chunks}, as ComfyUI's clip.tokenize, so a
+        node may give each encoder its own text (CLIPTextEncodeSDXL)."""
+        from .clip import tokenize_with_weights
+        return {spec.name: tokenize_with_weights(text, self._options(encoder, spec), embedding_dirs,
+                                                 square_brackets=square_brackets)
+                for encoder, spec in zip(self.encoders, self.specs)}
+
+    def encode_tokens(self, tokens: dict[str, list], layer_idx: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokenize()'s chunks -> (cond, pooled), as encode."""
+        from .clip import encode_weighted
         conds, pooled = [], None
         for encoder, spec in zip(self.encoders, self.specs):
-            core = clip_core(encoder)
-            options = TokenizerOptions(pad_token=spec.pad_token, embedding_width=core.config.hidden_size,
-                                       embedding_key=spec.embedding_key,
-                                       length=core.config.max_position_embeddings)
-            chunks = tokenize_with_weights(text, options, embedding_dirs, square_brackets=square_brackets)
+            if spec.name not in tokens:
+                raise ValueError(f"no tokens for this CLIP's text encoder {spec.name!r} (got {sorted(tokens)})")
             layer = spec.default_layer if layer_idx is None else layer_idx
-            cond, pool = encode_weighted(encoder, chunks, options, layer, spec.layer_norm_hidden, spec.project_pooled)
+            cond, pool = encode_weighted(encoder, tokens[spec.name], self._options(encoder, spec), layer,
+                                         spec.layer_norm_hidden, spec.project_pooled)
             conds.append(cond.cpu())
             pooled = pool.cpu()  # the last encoder's pooled output (SDXL: bigG), as ComfyUI
         cut = min(c.shape[1] for c in conds)
         return torch.cat([c[:, :cut] for c in conds], dim=-1), pooled
+
+    @staticmethod
+    def _options(encoder: torch.nn.Module, spec: EncoderSpec):
+        from .checkpoint import clip_core
+        from .clip import TokenizerOptions
+        core = clip_core(encoder)
+        return TokenizerOptions(pad_token=spec.pad_token, embedding_width=core.config.hidden_size,
+                                embedding_key=spec.embedding_key, length=core.config.max_position_embeddings)
 
 
 @torch.no_grad()
