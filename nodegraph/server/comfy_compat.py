@@ -366,8 +366,11 @@ def mount(app, state: ServerState, data_dir, frontend_root, logs) -> None:
     user_files = comfy_user.UserFiles(Path(data_dir) / "user")
     registry = state.env.registry
     routers = [router(state), comfy_user.router(user_files), comfy_support.router(state, frontend_root)]
-    app.include_router(comfy_jobs.router(state, lambda job: queue_item(job, registry)), prefix="/api")
+    # the OpenAPI document lists no /api path (the native API's rule), so the jobs API, which lives only
+    # there, is documented in comfy_jobs.py
+    app.include_router(comfy_jobs.router(state, lambda job: queue_item(job, registry)), prefix="/api",
+                       include_in_schema=False)
     for prefix in ("/api", ""):
-        for r in routers:  # documented once, under /api
-            app.include_router(r, prefix=prefix, include_in_schema=bool(prefix))
+        for r in routers:  # documented once, at the root
+            app.include_router(r, prefix=prefix, include_in_schema=not prefix)
     app.include_router(comfy_support.internal_router(state, logs))
