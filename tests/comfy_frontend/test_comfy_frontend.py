@@ -65,15 +65,18 @@ def test_default_graph_runs_with_our_checkpoint_and_requeue_shows_it_again(comfy
     _shot(comfy_page, tmp_path, "run.png")
 
     # the Job Queue lists the finished job with its picture
-    page.get_by_role("button", name="active").first.click()
+    queue_button = page.get_by_role("button", name="active").first
+    queue_button.click()
     filename = shown.value.url.split("filename=")[1].split("&")[0]
     page.get_by_text(filename).first.wait_for(state="visible")
     _shot(comfy_page, tmp_path, "queue.png")
-    page.keyboard.press("Escape")
+    queue_button.click()  # closes the panel again
 
     # the same graph again: everything is cached, and the image still comes back (executed re-sent)
     with page.expect_response(lambda r: "/api/view?" in r.url and filename in r.url, timeout=60000) as again:
-        page.get_by_role("button", name="Run").first.click()
+        with page.expect_response(lambda r: r.url.endswith("/api/prompt") and r.request.method == "POST") as posted:
+            page.get_by_role("button", name="Run").first.click()
+        assert posted.value.status == 200
     assert again.value.status == 200
     jobs = json.loads(page.evaluate("() => fetch('/api/jobs?status=completed').then(r => r.text())"))["jobs"]
     assert len(jobs) == 2 and all(j["preview_output"]["filename"] == filename for j in jobs)

@@ -106,3 +106,27 @@ def test_features_models_internal_and_templates(server, http):
     from nodegraph.formats.comfy_ui import to_native
     back = to_native(ui, server.state.env.registry)["nodes"]
     assert back["3"]["inputs"]["seed"] == 42 and back["3"]["inputs"]["model"] == {"node": "4", "output": 0}
+
+
+def test_a_cached_rerun_sends_executed_for_its_output_node(server, http):
+    """ComfyUI execution.py execute(): a cached node gets no `executing`, but `executed` with its
+    cached UI output, so websocket clients collecting images see them again. The sequence for a
+    fully cached prompt: execution_start, execution_cached {nodes: all}, executed (output node),
+    execution_success, executing {node: null}."""
+    from .test_comfy import comfy_socket, read_until_done
+
+    ws = comfy_socket(server, "rerun")
+    ws.recv()  # the greeting status
+    body = json.dumps({"prompt": API_PROMPT, "client_id": "rerun"})
+    first = http.post("/prompt", content=body).json()["prompt_id"]
+    read_until_done(ws, first)
+    second = http.post("/prompt", content=body).json()["prompt_id"]
+    texts, _ = read_until_done(ws, second)
+    ws.close()
+    events = [(m["type"], m["data"]) for m in texts if m["data"].get("prompt_id") == second]
+    assert [e for e, _ in events] == ["execution_start", "execution_cached", "executed", "execution_success",
+                                      "executing"]
+    # ComfyUI lists every node whose cache hits (["1", "2"]); our executor lists the hits it reached
+    assert "2" in events[1][1]["nodes"]
+    executed = events[2][1]
+    assert executed["node"] == "2" and executed["output"]["images"][0]["type"] == "output"
