@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..workflow import load_workflow
+from ..formats import load_workflow
 
 COLUMN, ROW, WIDTH = 360, 60, 320
 
