@@ -164,9 +164,12 @@ def cmd_convert(args) -> int:
 
 def cmd_serve(args) -> int:
     from .server import serve
+    from .server.frontend import COMFY, comfy_frontend_root
 
+    if args.frontend == COMFY:
+        comfy_frontend_root()  # says how to install it before anything loads
     env = _environment(args)
-    serve(env, host=args.host, port=args.port, token=args.token, data_dir=args.data_dir)
+    serve(env, host=args.host, port=args.port, token=args.token, data_dir=args.data_dir, frontend=args.frontend)
     return 0
 
 
@@ -207,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", default=None, help="required on every request (mandatory off loopback)")
     serve.add_argument("--data-dir", default=".", help="where the queue database lives")
     serve.add_argument("--device", default=None)
+    serve.add_argument("--frontend", default=None, metavar="comfy|PATH",
+                       help="serve ComfyUI's frontend ('comfy': pip install 'nodegraph[comfy-frontend]') or a built "
+                            "frontend folder instead of our editor")
     serve.set_defaults(func=cmd_serve)
     return parser
 

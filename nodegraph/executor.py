@@ -143,6 +143,9 @@ class _Run:
         self.emit("execution_start", {})
         newly_cached = self.request(self.plan.targets)
         self.emit("execution_cached", {"nodes": newly_cached})
+        for node_id in self.plan.targets:  # as ComfyUI: a cached output node's UI is sent again (execution.py)
+            if node_id in newly_cached:
+                self.emit("executed", {"node": node_id, "output": self.result.outputs.get(node_id)})
         interrupted_at = None
         progressed = True
         while progressed and interrupted_at is None:

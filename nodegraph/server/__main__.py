@@ -1,6 +1,7 @@
 """`python -m nodegraph.server`: run the server without the full CLI (tests and benchmarks use it).
 
     python -m nodegraph.server [--host H] [--port P] [--token T] [--data-dir D] [--base B] [--plugins DIR]
+                               [--frontend comfy|PATH]
 """
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plugins", default="custom_nodes")
     parser.add_argument("--device", default=None)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--frontend", default=None, help="'comfy' (ComfyUI's frontend package) or a built frontend folder")
     args = parser.parse_args(argv)
     env = Environment.create(base=args.base, plugins_dir=args.plugins, device=args.device)
     for problem in env.registry.problems:
         print(f"warning: {problem.source}: {problem.message}", file=sys.stderr)
-    serve(env, host=args.host, port=args.port, token=args.token, data_dir=args.data_dir, log_level=args.log_level)
+    serve(env, host=args.host, port=args.port, token=args.token, data_dir=args.data_dir, log_level=args.log_level,
+          frontend=args.frontend)
     return 0
 
 

@@ -33,6 +33,7 @@ token and cross-site checks.
 """
 from __future__ import annotations
 
+import logging
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -46,7 +47,9 @@ from starlette.concurrency import run_in_threadpool
 from .. import __version__
 from ..formats import WorkflowFormatError, comfy_api, load_workflow
 from ..queue import JobStore
-from . import comfy_compat, files
+from . import comfy_compat, comfy_support, files
+from . import frontend as frontends
+from .comfy_support import LogBuffer
 from .events import NATIVE, EventHub, serve_socket
 from .models import (ConvertOut, CountOut, DeletedOut, ErrorOut, FreeIn, FreeOut, HistoryOut, InterruptIn,
                      InterruptOut, JobIn, JobOut, JobSubmitted, OkOut, QueueOut, StatusOut, UploadOut, ValidateOut,
@@ -93,12 +96,14 @@ MISSING_UI_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>nod
 
 def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_dir: str | Path | None = None,
                workflows_dir: str | Path | None = None, loopback_only: bool = True,
-               limits: Limits | None = None) -> FastAPI:
+               limits: Limits | None = None, frontend: str | Path | None = None) -> FastAPI:
     """The ASGI app. `loopback_only`: the server listens on loopback only (adds a Host check when
-    there is no token). The job database is `data_dir`/nodegraph-jobs.sqlite3."""
+    there is no token). The job database is `data_dir`/nodegraph-jobs.sqlite3. `frontend`: None
+    (our editor, from `ui_dir`), "comfy" (ComfyUI's frontend package) or a built frontend folder."""
+    front = frontends.resolve(frontend, Path(ui_dir) if ui_dir is not None else REPO_ROOT / "ui" / "dist")
     store = JobStore(Path(data_dir) / DB_NAME)
-    state = ServerState(env=env, store=store, hub=EventHub(), token=token,
-                        ui_dir=Path(ui_dir) if ui_dir is not None else REPO_ROOT / "ui" / "dist",
+    logs = LogBuffer()
+    state = ServerState(env=env, store=store, hub=EventHub(), token=token, ui_dir=front.root,
                         workflows_dir=Path(workflows_dir) if workflows_dir is not None else REPO_ROOT / "workflows",
                         limits=limits or Limits())
 
@@ -107,12 +112,14 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
         import asyncio
 
         state.hub.attach(asyncio.get_running_loop())
+        logging.getLogger("nodegraph").addHandler(logs)
         state.worker.start()
         try:
             yield
         finally:
             await run_in_threadpool(state.worker.stop)
             store.close()
+            logging.getLogger("nodegraph").removeHandler(logs)
 
     app = FastAPI(title="nodegraph", version=__version__, lifespan=lifespan, description=API_DESCRIPTION)
     app.state.nodegraph = state
@@ -123,9 +130,12 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
         return JSONResponse({"detail": jsonable(exc.errors())}, status_code=422)
 
     app.add_middleware(Guard, token=token, loopback_only=loopback_only, max_body_bytes=state.limits.max_body_bytes)
+    comfy_compat.mount(app, state, data_dir, front.root if front.is_comfy_style else None, logs)
     app.include_router(native_router(state))
-    app.include_router(comfy_compat.router(state))
-    _static(app, state)
+    if front.is_comfy_style:
+        frontends.mount_comfy_style(app, front, comfy_support.web_dirs(env.registry))
+    else:
+        _static(app, state)
     _document_extra_schemas(app)
     return app
 

@@ -7,10 +7,18 @@
     GET  /queue, POST /queue          {queue_running, queue_pending} / {clear, delete}
     GET  /history[/{id}], POST /history
     POST /interrupt, POST /free, GET /view, POST /upload/image, POST /upload/mask, GET /system_stats
-    GET  /models, /models/{folder}, /embeddings, /extensions
+    GET  /models, /models/{folder}, /embeddings
+    GET  /api/jobs[/{id}], POST /api/jobs/cancel, /api/jobs/{id}/cancel      (comfy_jobs.py)
+    /users, /settings[/{id}], /userdata[...], /v2/userdata                  (comfy_user.py)
+    /features, /extensions, /i18n, /workflow_templates, /global_subgraphs, /experiment/models,
+    /view_metadata, /internal/...                                           (comfy_support.py)
     WS   /ws?clientId=                status, execution_start, execution_cached, executing, progress,
                                       executed, execution_error, execution_interrupted, execution_success;
                                       binary previews: >I 1, >I 2 (PNG), PNG bytes
+
+Every route is served at `/` and again under `/api` (ComfyUI 0.8 registers each route twice,
+server.py add_routes; its frontend uses `/api`), except /api/jobs (only there, as in ComfyUI)
+and /internal (only at the root: ComfyUI mounts it as a sub-app, which the prefixing skips).
 
 ComfyUI's clients send JSON without a JSON content type (urllib's default is form-encoded), so
 these routes read the raw body themselves. Differences: a workflow with any invalid output is
@@ -18,6 +26,7 @@ refused as a whole (ComfyUI runs the valid outputs and reports the rest).
 """
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -32,6 +41,9 @@ from ..workflow import Workflow
 from . import files
 from .events import COMFY, serve_socket
 from .service import MAX_ID_LENGTH, ServerState, SubmitError
+
+
+SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")  # execution.py
 
 
 # --- request bodies (documented in the OpenAPI schema; parsed from the raw body) -----------------
@@ -180,12 +192,16 @@ def queue_item(job: Job, registry) -> list:
     return [job.number, job.job_id, comfy_prompt_of(job, registry), extra, targets]
 
 
+def history_status(job: Job) -> dict:
+    return {"status_str": "success" if job.status == "success" else "error",
+            "completed": job.status == "success", "messages": job.messages}
+
+
 def history_entry(job: Job, registry) -> dict:
     return {
         "prompt": queue_item(job, registry),
         "outputs": job.outputs,
-        "status": {"status_str": "success" if job.status == "success" else "error",
-                   "completed": job.status == "success", "messages": job.messages},
+        "status": history_status(job),
         "meta": {nid: {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
                  for nid in job.outputs},
     }
@@ -216,6 +232,9 @@ def router(state: ServerState) -> APIRouter:
         extra = dict(body.extra_data or {})
         if body.client_id is not None:
             extra["client_id"] = body.client_id
+        for key in SENSITIVE_EXTRA_DATA_KEYS:  # never stored, never shown back (ComfyUI keeps them apart too)
+            extra.pop(key, None)
+        extra["create_time"] = int(time.time() * 1000)  # as ComfyUI stamps it, in ms
         if state.format_of(body.prompt) == "comfy_api":
             extra["comfy_prompt"] = body.prompt
         try:
@@ -330,13 +349,28 @@ def router(state: ServerState) -> APIRouter:
     def get_embeddings() -> list[str]:
         return [name.rsplit(".", 1)[0] for name in env.folders.list("embeddings")]
 
-    @api.get("/extensions", summary="Frontend extension scripts (none: the editor has its own plugin API)")
-    def get_extensions() -> list[str]:
-        return []
-
     @api.websocket("/ws")
     async def comfy_socket(ws: WebSocket, clientId: str | None = None) -> None:  # noqa: N803 - ComfyUI's name
         sid = (clientId or "")[:MAX_ID_LENGTH] or uuid.uuid4().hex
         await serve_socket(state.hub, ws, sid, COMFY, {**state.status(), "sid": sid})
 
     return api
+
+
+def mount(app, state: ServerState, data_dir, frontend_root, logs) -> None:
+    """Add every ComfyUI route to the app, at `/` and under `/api`."""
+    from pathlib import Path
+
+    from . import comfy_jobs, comfy_support, comfy_user
+
+    user_files = comfy_user.UserFiles(Path(data_dir) / "user")
+    registry = state.env.registry
+    routers = [router(state), comfy_user.router(user_files), comfy_support.router(state, frontend_root)]
+    # the OpenAPI document lists no /api path (the native API's rule), so the jobs API, which lives only
+    # there, is documented in comfy_jobs.py
+    app.include_router(comfy_jobs.router(state, lambda job: queue_item(job, registry)), prefix="/api",
+                       include_in_schema=False)
+    for prefix in ("/api", ""):
+        for r in routers:  # documented once, at the root
+            app.include_router(r, prefix=prefix, include_in_schema=not prefix)
+    app.include_router(comfy_support.internal_router(state, logs))

@@ -138,10 +138,10 @@ def test_comfy_queue_interrupt_and_client_chosen_prompt_id(server, http):
     http.post("/queue", json={"clear": True})
     assert http.get("/queue").json()["queue_pending"] == []
     assert http.post("/interrupt", json={"prompt_id": "other"}).status_code == 200
-    assert http.get("/v1/jobs/my-own-id").json()["status"] == "running"
+    assert http.get("/api/jobs/my-own-id").json()["status"] == "in_progress"  # ComfyUI's jobs API
     assert http.post("/interrupt").status_code == 200  # no body, as ComfyUI's frontend sends it
     deadline = time.monotonic() + 10
-    while http.get("/v1/jobs/my-own-id").json()["status"] == "running" and time.monotonic() < deadline:
+    while http.get("/api/jobs/my-own-id").json()["status"] == "in_progress" and time.monotonic() < deadline:
         time.sleep(0.02)
     history = http.get("/history/my-own-id").json()["my-own-id"]
     assert history["status"]["status_str"] == "error" and history["status"]["completed"] is False
