@@ -18,6 +18,7 @@ import torch
 
 from nodegraph import CONDITIONING, LATENT, MODEL, NOISE, SIGMAS, Boolean, Choice, Float, Input, Output, Seed, node
 
+from .model_options import sampling_model
 from .sampler_nodes import step_reporter
 from .sampling import (CFGGuidance, DualCFGGuidance, EmptyNoise, RandomNoise as RandomNoiseSource,
                        fix_empty_latent_channels, sample_guided)
@@ -44,6 +45,7 @@ def _cfg(default: float = 8.0, name: str = "cfg") -> Input:
 def sample_custom(ctx, model, noise, guidance, sampler, sigmas: torch.Tensor, latent_image: dict, seed):
     """(output, denoised_output) LATENTs: sample on the model's device, reporting progress and previews."""
     with ctx.devices.use(model) as diffusion:
+        diffusion = sampling_model(diffusion, model)  # with the handle's model-sampling / latent-format patches
         latent = dict(latent_image)
         latent["samples"] = fix_empty_latent_channels(diffusion, latent["samples"])
         last_x0: dict = {}

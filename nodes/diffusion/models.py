@@ -13,11 +13,14 @@ module to bf16 does not round them.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from . import unet_patches
 
 # latent -> RGB preview projections (ComfyUI's latent_formats: SD15 and SDXL)
 SD15_RGB_FACTORS = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350),
@@ -43,11 +46,25 @@ class LatentFormat:
     shift_factor: float = 0.0
     rgb_factors: tuple[tuple[float, ...], ...] | None = SD15_RGB_FACTORS  # [channels][3]
     rgb_bias: tuple[float, float, float] | None = None
+    # per-channel statistics some VAEs normalise by (Playground v2.5) instead of one shift
+    latents_mean: tuple[float, ...] | None = None
+    latents_std: tuple[float, ...] | None = None
+
+    def _stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = torch.tensor(self.latents_mean, device=like.device, dtype=like.dtype).view(1, -1, 1, 1)
+        std = torch.tensor(self.latents_std, device=like.device, dtype=like.dtype).view(1, -1, 1, 1)
+        return mean, std
 
     def process_in(self, latent: torch.Tensor) -> torch.Tensor:
+        if self.latents_mean is not None:
+            mean, std = self._stats(latent)
+            return (latent - mean) * self.scale_factor / std
         return (latent - self.shift_factor) * self.scale_factor
 
     def process_out(self, latent: torch.Tensor) -> torch.Tensor:
+        if self.latents_mean is not None:
+            mean, std = self._stats(latent)
+            return latent * std / self.scale_factor + mean
         return latent / self.scale_factor + self.shift_factor
 
     def to_rgb(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,6 +81,13 @@ class LatentFormat:
                 rgb = rgb.expand(*rgb.shape[:-1], 3) if rgb.shape[-1] == 1 else F.pad(rgb, (0, 3 - rgb.shape[-1]))
             rgb = rgb / rgb.abs().amax(dim=(1, 2, 3), keepdim=True).clamp(min=1e-6)
         return ((rgb + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+# ComfyUI's latent_formats.SDXL_Playground_2_5 (ModelSamplingContinuousEDM's "edm_playground_v2.5")
+PLAYGROUND_2_5_LATENT_FORMAT = LatentFormat(
+    scale_factor=0.5, latents_mean=(-1.6574, 1.886, -1.383, 2.5155), latents_std=(8.4927, 5.9022, 6.5498, 5.2299),
+    rgb_factors=((0.3920, 0.4054, 0.4549), (-0.2634, -0.0196, 0.0653), (0.0568, 0.1687, -0.0755),
+                 (-0.3112, -0.2359, -0.2076)))
 
 
 def latent_format_for(family: str, channels: int = 4, downscale: int = 8, scale_factor: float | None = None,
@@ -180,6 +204,8 @@ class DiffusionModel(torch.nn.Module):
           "time_ids" [B, 6]        SDXL ids given directly
           "concat" [B, 5, h, w]    inpainting channels (see inpaint_concat); default: no mask
           "down_block_additional_residuals" / "mid_block_additional_residual"  ControlNet residuals
+          "transformer_options"    ComfyUI's per-call U-Net patches (FreeU's output-block patch, attention
+                                   replacements of PAG / SAG ...) and cond_or_uncond; see unet_patches.py
         The input is cast to the U-Net's dtype and the output back to x's dtype.
         """
         extras = extras or {}
@@ -207,7 +233,10 @@ class DiffusionModel(torch.nn.Module):
             if extras.get(key) is not None:
                 value = extras[key]
                 kwargs[key] = [r.to(dtype) for r in value] if isinstance(value, (list, tuple)) else value.to(dtype)
-        out = self.unet(x_in.to(dtype), t, encoder_hidden_states=context.to(dtype), return_dict=False, **kwargs)[0]
+        options = extras.get("transformer_options")
+        with unet_patches.active(self.unet, options) if unet_patches.has_patches(options) else nullcontext():
+            out = self.unet(x_in.to(dtype), t, encoder_hidden_states=context.to(dtype), return_dict=False,
+                            **kwargs)[0]
         return out.to(x.dtype)
 
     def forward(self, x, timestep, context, extras=None):  # so the module is callable like the U-Net

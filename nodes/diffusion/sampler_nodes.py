@@ -3,8 +3,8 @@
 The MODEL is a device-managed handle of a DiffusionModel (models.py); the sampling itself is
 nodes.diffusion.sampling.common_ksampler. Each step reports progress (which is also where an
 interrupt stops the run) with a cheap preview: the step's x0 projected to RGB by the model's
-latent format, no VAE. A handle may carry ComfyUI-style model options (CFG hooks) in
-handle.info["model_options"].
+latent format, no VAE. A handle may carry ComfyUI-style model options (CFG hooks, U-Net patches)
+and object patches (model sampling, latent format); see model_options.py.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import torch
 from nodegraph import CONDITIONING, LATENT, MODEL, Choice, Float, Input, Int, Output, Seed, node
 from nodegraph.images import tensor_to_pil
 
+from .model_options import sampling_model
 from .sampling import SAMPLER_NAMES, SCHEDULER_NAMES, common_ksampler
 
 __all__ = ["KSampler", "KSamplerAdvanced"]
@@ -48,6 +49,7 @@ def run_sampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive,
                 denoise=1.0, disable_noise=False, start_step=None, last_step=None, force_full_denoise=False) -> dict:
     """Sample on the model's device, reporting progress and previews through ctx."""
     with ctx.devices.use(model) as diffusion:
+        diffusion = sampling_model(diffusion, model)  # with the handle's model-sampling / latent-format patches
         on_step = step_reporter(ctx, diffusion.latent_format)
         with torch.no_grad():  # not inference_mode: later nodes may update the latent in place
             return common_ksampler(diffusion, seed, steps, cfg, sampler_name, scheduler, positive, negative,

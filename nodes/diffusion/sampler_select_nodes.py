@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from nodegraph import MODEL, Boolean, Choice, Float, Input, Int, Output, node
 
-from .sampling import SAMPLER_NAMES, ModelSampling, SamplerChoice, sampler_object
+from .model_options import model_sampling
+from .sampling import SAMPLER_NAMES, SamplerChoice, sampler_object
 from .sampling.samplers.sa_solver import tau_interval
 from .sampling_types import SAMPLER
 
@@ -146,7 +147,7 @@ class SamplerSASolver:
 
     def run(self, ctx, model, eta, sde_start_percent, sde_end_percent, s_noise, predictor_order, corrector_order,
             use_pece, simple_order_2):
-        ms = ModelSampling.for_model(model.module)
+        ms = model_sampling(model)
         tau = tau_interval(ms.percent_to_sigma(sde_start_percent), ms.percent_to_sigma(sde_end_percent), eta=eta)
         return (SamplerChoice("sa_solver", {"tau_func": tau, "s_noise": s_noise, "predictor_order": predictor_order,
                                             "corrector_order": corrector_order, "use_pece": use_pece,

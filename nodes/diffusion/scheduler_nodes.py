@@ -10,6 +10,7 @@ import torch
 
 from nodegraph import FLOAT, MODEL, SIGMAS, Boolean, Choice, Float, Input, Int, Output, String, node
 
+from .model_options import model_sampling
 from .sampling import SCHEDULER_NAMES, ModelSampling, calculate_sigmas
 from .sampling.schedules import (align_your_steps_sigmas, beta_scheduler, exponential_sigmas, karras_sigmas,
                                  laplace_sigmas, polyexponential_sigmas, sd_turbo_sigmas, vp_sigmas)
@@ -25,7 +26,7 @@ SD_SIGMA_MAX, SD_SIGMA_MIN = 14.614642, 0.0291675  # SD's training range, the de
 
 
 def _model_sampling(model) -> ModelSampling:
-    return ModelSampling.for_model(model.module)
+    return model_sampling(model)  # the model's schedule, or the one a ModelSampling* node put on the handle
 
 
 def _steps(default: int = 20) -> Input:

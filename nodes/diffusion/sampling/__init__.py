@@ -5,11 +5,12 @@
     samplers   all of ComfyUI's samplers (euler ... dpmpp_* ... sa_solver, uni_pc) as pure functions, by family
     noise      seeded initial noise (prepare_noise) and ancestral / Brownian-tree noise samplers
     guidance   conditioning areas, masks, strengths, batched classifier-free guidance, inpainting
-    guiders    CFG, basic and dual-CFG guidance (the GUIDER of the custom-sampling nodes)
+    guiders    CFG, basic, dual-CFG and Perp-Neg guidance (the GUIDER of the custom-sampling nodes)
+    model_sampling  the other schedule families (zero-terminal-SNR, LCM, continuous EDM / V) for model patches
     pipeline   common_ksampler: one KSampler / KSamplerAdvanced run; sample_guided: any guidance and sampler
 """
 from .guidance import CFGDenoiser, CondEntry, InpaintDenoiser, ModelDenoiser, calc_cond_batch, prepare_conds
-from .guiders import CFGGuidance, DualCFGGuidance
+from .guiders import CFGGuidance, DualCFGGuidance, PerpNegGuidance
 from .noise import BrownianTreeNoiseSampler, EmptyNoise, RandomNoise, default_noise_sampler, prepare_noise
 from .pipeline import common_ksampler, fix_empty_latent_channels, prepare_mask, sample_guided, sample_with_sigmas
 from .samplers import SAMPLER_NAMES, SAMPLERS, SamplerChoice, get_ancestral_step, get_sampler, sampler_object, to_d
@@ -17,7 +18,7 @@ from .schedules import (DISCARD_PENULTIMATE_SIGMA_SAMPLERS, SCHEDULER_NAMES, SCH
                         calculate_sigmas, karras_sigmas, ksampler_sigmas, scaled_linear_alphas_cumprod, trim_sigmas)
 
 __all__ = [
-    "BrownianTreeNoiseSampler", "CFGDenoiser", "CFGGuidance", "CondEntry", "DualCFGGuidance", "EmptyNoise",
+    "BrownianTreeNoiseSampler", "CFGDenoiser", "CFGGuidance", "CondEntry", "DualCFGGuidance", "EmptyNoise", "PerpNegGuidance",
     "RandomNoise", "SamplerChoice", "fix_empty_latent_channels", "sample_guided", "sampler_object", "DISCARD_PENULTIMATE_SIGMA_SAMPLERS", "InpaintDenoiser",
     "ModelDenoiser", "ModelSampling", "SAMPLERS", "SAMPLER_NAMES", "SCHEDULERS", "SCHEDULER_NAMES",
     "calc_cond_batch", "calculate_sigmas", "common_ksampler", "default_noise_sampler", "get_ancestral_step",

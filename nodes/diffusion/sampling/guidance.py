@@ -263,13 +263,17 @@ def _cat_conds(conds: list[dict]) -> dict:
 _OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 
-def _predict(apply_fn: ApplyFn, batch: list[_Chunk], sigma: torch.Tensor) -> list[tuple[_Chunk, torch.Tensor]]:
+def _predict(apply_fn: ApplyFn, batch: list[_Chunk], sigma: torch.Tensor,
+             transformer_options: dict | None = None) -> list[tuple[_Chunk, torch.Tensor]]:
     """x0 of every chunk, in one forward; if that does not fit in memory, in halves (ComfyUI sizes
     its batches from a memory estimate up front, we just try)."""
     n = len(batch)
     input_x = torch.cat([c.input_x for c in batch])
     conds = _cat_conds([c.conds for c in batch])
     sigma_ = torch.cat([sigma] * n)
+    if transformer_options:  # U-Net patches; they see which chunk is which side, as in ComfyUI
+        conds["transformer_options"] = {**transformer_options, "cond_or_uncond": [c.side for c in batch],
+                                        "sigmas": sigma_}
     try:
         if batch[0].control is not None:  # ControlNet: residuals for this batch (None outside its steps)
             conds.update(batch[0].control.get_control(input_x, sigma_, conds, n) or {})
@@ -281,12 +285,15 @@ def _predict(apply_fn: ApplyFn, batch: list[_Chunk], sigma: torch.Tensor) -> lis
     del input_x, conds
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    return _predict(apply_fn, batch[: n // 2], sigma) + _predict(apply_fn, batch[n // 2:], sigma)
+    return (_predict(apply_fn, batch[: n // 2], sigma, transformer_options)
+            + _predict(apply_fn, batch[n // 2:], sigma, transformer_options))
 
 
 def calc_cond_batch(apply_fn: ApplyFn, sides: Sequence[Sequence[CondEntry] | None], x: torch.Tensor,
-                    sigma: torch.Tensor) -> list[torch.Tensor]:
-    """The weighted average x0 prediction of each side, running compatible chunks in one forward."""
+                    sigma: torch.Tensor, model_options: dict | None = None) -> list[torch.Tensor]:
+    """The weighted average x0 prediction of each side, running compatible chunks in one forward.
+    model_options' "transformer_options" (U-Net patches) go to the model with each batch."""
+    transformer_options = (model_options or {}).get("transformer_options")
     outs = [torch.zeros_like(x) for _ in sides]
     counts = [torch.ones_like(x) * 1e-37 for _ in sides]
     to_run: list[_Chunk] = []
@@ -301,7 +308,7 @@ def calc_cond_batch(apply_fn: ApplyFn, sides: Sequence[Sequence[CondEntry] | Non
         batch = [to_run[i] for i in reversed(picked)]  # ComfyUI's order: last first
         taken = set(picked)
         to_run = [c for i, c in enumerate(to_run) if i not in taken]
-        for c, pred in _predict(apply_fn, batch, sigma):
+        for c, pred in _predict(apply_fn, batch, sigma, transformer_options):
             out, cnt = outs[c.side], counts[c.side]
             if c.area is not None:
                 h, w, y, xo = c.area
@@ -337,28 +344,32 @@ def merge_model_options(own: dict, sampler: dict | None) -> dict:
 
 
 def cfg_function(cond_pred: torch.Tensor, uncond_pred: torch.Tensor, cfg: float, x: torch.Tensor,
-                 sigma: torch.Tensor, model_options: dict) -> torch.Tensor:
+                 sigma: torch.Tensor, model_options: dict, *, model: ApplyFn | None = None,
+                 cond: list[CondEntry] | None = None, uncond: list[CondEntry] | None = None) -> torch.Tensor:
     """ComfyUI's cfg_function: uncond + cfg (cond - uncond), or the model's "sampler_cfg_function", then
-    every "sampler_post_cfg_function" on the result."""
+    every "sampler_post_cfg_function" on the result. The hooks get ComfyUI's args; "model" is the x0
+    predictor they may call again through calc_cond_batch(model, [cond], x, sigma, model_options)."""
     mo = model_options
     if "sampler_cfg_function" in mo:
         args = {"cond": x - cond_pred, "uncond": x - uncond_pred, "cond_scale": cfg, "timestep": sigma,
-                "input": x, "sigma": sigma, "cond_denoised": cond_pred, "uncond_denoised": uncond_pred}
+                "input": x, "sigma": sigma, "cond_denoised": cond_pred, "uncond_denoised": uncond_pred,
+                "model": model, "model_options": mo, "input_cond": cond, "input_uncond": uncond}
         result = x - mo["sampler_cfg_function"](args)
     else:
         result = uncond_pred + (cond_pred - uncond_pred) * cfg
     for fn in mo.get("sampler_post_cfg_function", []):
-        result = fn({"denoised": result, "cond_denoised": cond_pred, "uncond_denoised": uncond_pred,
-                     "cond_scale": cfg, "sigma": sigma, "input": x})
+        result = fn({"denoised": result, "cond": cond, "uncond": uncond, "cond_scale": cfg, "model": model,
+                     "uncond_denoised": uncond_pred, "cond_denoised": cond_pred, "sigma": sigma,
+                     "model_options": mo, "input": x})
     return result
 
 
 class CFGDenoiser:
     """The guided x0 predictor the samplers call: model(x, sigma) -> x0.
 
-    model_options (ComfyUI's hooks, for later nodes): "sampler_cfg_function" (args -> noise
+    model_options (ComfyUI's hooks, set by the model-patch nodes): "sampler_cfg_function" (args -> noise
     prediction to subtract from x), "sampler_post_cfg_function" (list of args -> x0),
-    "disable_cfg1_optimization".
+    "disable_cfg1_optimization", "transformer_options" (U-Net patches, see unet_patches.py).
     """
 
     def __init__(self, apply_fn: ApplyFn, positive: list[CondEntry], negative: list[CondEntry] | None, cfg: float,
@@ -372,8 +383,9 @@ class CFGDenoiser:
         mo = merge_model_options(self.model_options, model_options)
         skip_uncond = math.isclose(self.cfg, 1.0) and not mo.get("disable_cfg1_optimization", False)
         uncond = None if skip_uncond else self.negative
-        cond_pred, uncond_pred = calc_cond_batch(self.apply_fn, [self.positive, uncond], x, sigma)
-        return cfg_function(cond_pred, uncond_pred, self.cfg, x, sigma, mo)
+        cond_pred, uncond_pred = calc_cond_batch(self.apply_fn, [self.positive, uncond], x, sigma, mo)
+        return cfg_function(cond_pred, uncond_pred, self.cfg, x, sigma, mo, model=self.apply_fn,
+                            cond=self.positive, uncond=uncond)
 
 
 class InpaintDenoiser:

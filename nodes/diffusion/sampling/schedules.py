@@ -27,29 +27,44 @@ def scaled_linear_alphas_cumprod(steps: int = 1000, beta_start: float = 0.00085,
 
 
 class ModelSampling:
-    """A discrete eps- or v-prediction model seen as a denoiser D(x, sigma) -> x0.
+    """A discrete diffusion model seen as a denoiser D(x, sigma) -> x0.
 
     sigmas: the 1000 training sigmas, ascending, float32 (ComfyUI's ModelSamplingDiscrete buffers).
     quantize: sigma -> timestep picks the nearest training timestep (ComfyUI); False interpolates
     between the two neighbours in log-sigma (k-diffusion's sigma_to_t).
+    prediction_type: what the network predicts (ComfyUI's model_sampling classes): "eps" (EPS), "v"
+    (V_PREDICTION), "edm" (EDM), "x0" (X0), "img_to_img" (IMG_TO_IMG: x0, unscaled input), "lcm" (LCM's
+    consistency boundary), "cosmos_rflow" (COSMOS_RFLOW). Other schedule families (zero-terminal-SNR,
+    distilled, continuous EDM / V) are the subclasses in model_sampling.py, which ModelSamplingDiscrete
+    and ModelSamplingContinuousEDM put on a MODEL handle.
     """
+
+    PREDICTION_TYPES = ("eps", "v", "edm", "x0", "img_to_img", "lcm", "cosmos_rflow")
 
     def __init__(self, alphas_cumprod: torch.Tensor | None = None, prediction_type: str = "eps",
                  sigma_data: float = 1.0, quantize: bool = True) -> None:
-        if prediction_type not in ("eps", "v"):
-            raise ValueError(f"prediction type must be 'eps' or 'v', not {prediction_type!r}")
+        if prediction_type not in self.PREDICTION_TYPES:
+            raise ValueError(f"prediction type must be one of {', '.join(self.PREDICTION_TYPES)}, "
+                             f"not {prediction_type!r}")
         ac = (scaled_linear_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod).double().cpu()
-        sigmas = ((1 - ac) / ac) ** 0.5
-        self.sigmas = sigmas.float()
-        self.log_sigmas = sigmas.log().float()
+        self.set_sigmas(((1 - ac) / ac) ** 0.5)
         self.prediction_type = prediction_type
         self.sigma_data = float(sigma_data)
         self.quantize = quantize
+
+    def set_sigmas(self, sigmas: torch.Tensor) -> None:
+        """The schedule's sigmas, ascending (float32, log taken before rounding as ComfyUI's set_sigmas)."""
+        self.sigmas = sigmas.float()
+        self.log_sigmas = sigmas.log().float()
         self.num_timesteps = len(self.sigmas)
 
     @classmethod
     def for_model(cls, model) -> "ModelSampling":
-        """From a DiffusionModel (alphas_cumprod, prediction_type)."""
+        """From a DiffusionModel (alphas_cumprod, prediction_type), or the model sampling a MODEL handle's
+        patch put on it (model.model_sampling, see nodes.diffusion.model_options)."""
+        override = getattr(model, "model_sampling", None)
+        if override is not None:
+            return override
         return cls(getattr(model, "alphas_cumprod", None), getattr(model, "prediction_type", "eps"))
 
     @property
@@ -97,7 +112,9 @@ class ModelSampling:
         return sigma.reshape(sigma.shape[:1] + (1,) * (like.ndim - 1)) if sigma.ndim else sigma
 
     def scalings(self, sigma: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(c_skip, c_out, c_in): x0 = c_skip * x + c_out * F(c_in * x)."""
+        """(c_skip, c_out, c_in): x0 = c_skip * x + c_out * F(c_in * x), for eps and v prediction."""
+        if self.prediction_type not in ("eps", "v"):
+            raise ValueError(f"scalings are defined for eps and v prediction, not {self.prediction_type!r}")
         s = self._view(sigma, like)
         sd2 = self.sigma_data ** 2
         c_in = 1 / (s ** 2 + sd2) ** 0.5
@@ -107,21 +124,38 @@ class ModelSampling:
 
     def calculate_input(self, sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         s = self._view(sigma, x)
+        if self.prediction_type == "img_to_img":
+            return x
+        if self.prediction_type == "cosmos_rflow":
+            t = s / (s + 1)
+            return x * (1.0 - t)
         return x / (s ** 2 + self.sigma_data ** 2) ** 0.5
 
     def calculate_denoised(self, sigma: torch.Tensor, model_output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         s = self._view(sigma, model_output)
-        if self.prediction_type == "v":
-            sd = self.sigma_data
+        kind, sd = self.prediction_type, self.sigma_data
+        if kind == "v":
             return x * sd ** 2 / (s ** 2 + sd ** 2) - model_output * s * sd / (s ** 2 + sd ** 2) ** 0.5
-        return x - model_output * s
+        if kind == "edm":  # the network's output has the opposite sign of v (ComfyUI's EDM class)
+            return x * sd ** 2 / (s ** 2 + sd ** 2) + model_output * s * sd / (s ** 2 + sd ** 2) ** 0.5
+        if kind in ("x0", "img_to_img"):
+            return model_output
+        if kind == "cosmos_rflow":
+            t = s / (s + 1)
+            return x * (1.0 - t) - model_output * t
+        x0 = x - model_output * s
+        if kind == "lcm":  # the consistency model's boundary condition at timestep_scaling 10, sigma_data 0.5
+            t = self._view(self.timestep(torch.as_tensor(sigma)), model_output) * 10.0
+            c_skip, c_out = 0.25 / (t ** 2 + 0.25), t / (t ** 2 + 0.25) ** 0.5
+            return c_out * x0 + c_skip * x
+        return x0
 
     def noise_scaling(self, sigma: torch.Tensor, noise: torch.Tensor, latent_image: torch.Tensor,
                       max_denoise: bool = False) -> torch.Tensor:
         """The sampler's starting point. At full denoise ComfyUI scales by sqrt(1 + sigma²), the
-        std of a VP sample at sigma_max seen in VE space, instead of sigma."""
+        std of a VP sample at sigma_max seen in VE space, instead of sigma (not for cosmos_rflow)."""
         s = torch.as_tensor(sigma, device=noise.device, dtype=noise.dtype)
-        scale = torch.sqrt(1.0 + s ** 2.0) if max_denoise else s
+        scale = torch.sqrt(1.0 + s ** 2.0) if max_denoise and self.prediction_type != "cosmos_rflow" else s
         return noise * scale + latent_image
 
     def inverse_noise_scaling(self, sigma: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:

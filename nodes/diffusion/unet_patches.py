@@ -1,0 +1,183 @@
+"""Per-call patches inside a diffusers U-Net, as ComfyUI's transformer_options carry them into its own U-Net.
+
+A MODEL handle's model_options may hold ComfyUI's "transformer_options":
+
+    {"patches": {"output_block_patch": [fn(h, hsp, transformer_options) -> (h, hsp), ...]},
+     "patches_replace": {"attn1": {("middle", 0): fn(q, k, v, extra_options) -> out, ...},
+                         "attn2": {...}}}
+
+Block ids are ComfyUI's: ("input", i) counts conv_in, every down resnet and every downsampler;
+("middle", 0) is the middle block; ("output", i) counts the up resnets. A replacement keyed
+(name, id, index) applies to one transformer block of that block, (name, id) to all of them. An
+output-block patch sees the backbone features h and the skip features hsp just before they are
+concatenated (ControlNet residuals already added to hsp), at every output block.
+
+The shared U-Net is never re-patched per handle: the first patched call installs hooks that do
+nothing unless a call is active in the current context (`active`), so unpatched calls, other
+threads and other handles of the same module run the plain U-Net.
+"""
+from __future__ import annotations
+
+import contextvars
+import threading
+import weakref
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["active", "attention", "has_patches", "unet_sites"]
+
+BlockKey = tuple  # ("input" | "middle" | "output", id)
+
+
+@dataclass
+class _Call:
+    options: dict  # the call's transformer_options
+    output_block_patches: list[Callable]
+    attn_replace: dict[str, dict[tuple, Callable]]
+
+
+_ACTIVE: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("unet_patches", default=None)
+
+
+@dataclass
+class UNetSites:
+    """Where ComfyUI's patches act in one diffusers U-Net."""
+
+    # every up-block resnet: (module, channels of the backbone part of its input, ("output", id))
+    skips: list[tuple[torch.nn.Module, int, BlockKey]] = field(default_factory=list)
+    # every transformer block: (module, block key, index inside its block's transformer)
+    transformer_blocks: list[tuple[torch.nn.Module, BlockKey, int]] = field(default_factory=list)
+
+
+def unet_sites(unet: torch.nn.Module) -> UNetSites:
+    """Walk a UNet2DConditionModel in ComfyUI's block numbering (the skip stack of its forward pass)."""
+    sites = UNetSites()
+    skip_channels = [unet.conv_in.out_channels]
+    input_id = 1
+
+    def add_transformers(attentions, index: int, key: BlockKey) -> None:
+        if attentions is not None and index < len(attentions):
+            for i, block in enumerate(attentions[index].transformer_blocks):
+                sites.transformer_blocks.append((block, key, i))
+
+    for down in unet.down_blocks:
+        for j, resnet in enumerate(down.resnets):
+            skip_channels.append(resnet.out_channels)
+            add_transformers(getattr(down, "attentions", None), j, ("input", input_id))
+            input_id += 1
+        if down.downsamplers:
+            skip_channels.append(down.downsamplers[0].out_channels)
+            input_id += 1
+    for j in range(len(getattr(unet.mid_block, "attentions", None) or [])):
+        add_transformers(unet.mid_block.attentions, j, ("middle", 0))
+    output_id = 0
+    for up in unet.up_blocks:
+        for j, resnet in enumerate(up.resnets):
+            skip = skip_channels.pop()
+            sites.skips.append((resnet, resnet.in_channels - skip, ("output", output_id)))
+            add_transformers(getattr(up, "attentions", None), j, ("output", output_id))
+            output_id += 1
+    return sites
+
+
+def has_patches(options: dict | None) -> bool:
+    return bool(options) and bool(options.get("patches", {}).get("output_block_patch")
+                                  or any(options.get("patches_replace", {}).values()))
+
+
+@contextmanager
+def active(unet: torch.nn.Module, options: dict) -> Iterator[None]:
+    """Run the U-Net's forward passes inside this block with the options' patches."""
+    _install(unet)
+    call = _Call(options, list(options.get("patches", {}).get("output_block_patch", [])),
+                 {name: dict(table) for name, table in options.get("patches_replace", {}).items()})
+    token = _ACTIVE.set(call)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
+              mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Multi-head attention on [B, T, heads * d] projections (ComfyUI's optimized_attention), by SDPA."""
+    b, _, inner = q.shape
+    d = inner // heads
+    q, k, v = (t.view(b, -1, heads, d).transpose(1, 2) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return out.transpose(1, 2).reshape(b, -1, heads * d)
+
+
+# --- hooks ------------------------------------------------------------------------------------------
+
+_installed: "weakref.WeakKeyDictionary[torch.nn.Module, UNetSites]" = weakref.WeakKeyDictionary()
+_install_lock = threading.Lock()
+
+
+def _install(unet: torch.nn.Module) -> None:
+    """Hooks on the up-block resnets and a pass-through processor on every attention (once per U-Net;
+    processors are wrapped again if something replaced them since)."""
+    with _install_lock:
+        sites = _installed.get(unet)
+        if sites is None:
+            sites = _installed[unet] = unet_sites(unet)
+            for resnet, channels, key in sites.skips:
+                resnet.register_forward_pre_hook(_skip_hook(channels, key))
+        for block, key, index in sites.transformer_blocks:
+            for name in ("attn1", "attn2"):
+                attn = getattr(block, name, None)
+                if attn is not None and not isinstance(attn.processor, PatchableAttnProcessor):
+                    attn.set_processor(PatchableAttnProcessor(attn.processor, name, key, index))
+
+
+def _skip_hook(channels: int, key: BlockKey):
+    def hook(module, args):
+        call = _ACTIVE.get()
+        if call is None or not call.output_block_patches:
+            return None
+        x = args[0]
+        h, hsp = x[:, :channels], x[:, channels:]
+        options = {**call.options, "block": key}
+        for patch in call.output_block_patches:
+            h, hsp = patch(h, hsp, options)
+        return (torch.cat([h, hsp], dim=1),) + tuple(args[1:])
+    return hook
+
+
+class PatchableAttnProcessor:
+    """Runs the wrapped diffusers processor, unless the active call replaces this attention: then q, k and v
+    are projected here and the replacement computes the attention (before the output projection)."""
+
+    def __init__(self, inner: Any, name: str, block: BlockKey, index: int) -> None:
+        self.inner, self.name, self.block, self.index = inner, name, block, index
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
+                 *args, **kwargs):
+        call = _ACTIVE.get()
+        table = call.attn_replace.get(self.name) if call is not None else None
+        fn = None
+        if table:
+            fn = table.get(self.block + (self.index,), table.get(self.block))
+        if fn is None:
+            return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
+        if (attn.spatial_norm is not None or attn.group_norm is not None or attn.norm_q is not None
+                or attn.norm_k is not None or hidden_states.ndim != 3 or attention_mask is not None):
+            raise ValueError(f"an {self.name} replacement at {self.block} needs a plain transformer attention "
+                             "(no spatial/group/q-k norm, no mask, [B, T, C] input)")
+        residual = hidden_states
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        if encoder_hidden_states is not None and attn.norm_cross:
+            context = attn.norm_encoder_hidden_states(context)
+        q, k, v = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)
+        extra = {**call.options, "n_heads": attn.heads, "dim_head": q.shape[-1] // attn.heads,
+                 "block": self.block, "block_index": self.index,
+                 "attn_precision": torch.float32 if getattr(attn, "upcast_attention", False) else None}
+        out = fn(q, k, v, extra).to(q.dtype)
+        out = attn.to_out[1](attn.to_out[0](out))
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
