@@ -1,4 +1,4 @@
-"""Stable Diffusion node pack: loaders, text encoders, VAE, latents, samplers, LoRA and ControlNet.
+"""Stable Diffusion node pack: loaders, text encoders, VAE, latents, samplers, LoRA, ControlNet and model patches.
 
 Node names and inputs are ComfyUI's, so ComfyUI API-format workflows run unchanged.
 """
@@ -10,15 +10,18 @@ from .conditioning_area_nodes import *  # noqa: F401,F403
 from .conditioning_nodes import *  # noqa: F401,F403
 from .controlnet_nodes import *  # noqa: F401,F403
 from .custom_sampler_nodes import *  # noqa: F401,F403
+from .guidance_nodes import *  # noqa: F401,F403
 from .latent_batch_nodes import *  # noqa: F401,F403
 from .latent_combine_nodes import *  # noqa: F401,F403
 from .latent_file_nodes import *  # noqa: F401,F403
 from .latent_nodes import *  # noqa: F401,F403
 from .loader_nodes import *  # noqa: F401,F403
 from .lora_nodes import *  # noqa: F401,F403
+from .model_sampling_nodes import *  # noqa: F401,F403
 from .sampler_nodes import *  # noqa: F401,F403
 from .sampler_select_nodes import *  # noqa: F401,F403
 from .scheduler_nodes import *  # noqa: F401,F403
+from .unet_patch_nodes import *  # noqa: F401,F403
 from .vae_nodes import *  # noqa: F401,F403
 
 PACK_DIR = Path(__file__).parent
