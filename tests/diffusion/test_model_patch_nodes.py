@@ -172,7 +172,8 @@ def test_continuous_schedules():
     assert edm.percent_to_sigma(0.5) == pytest.approx(math.sqrt(0.002 * 120.0), rel=1e-5)
     assert edm.percent_to_sigma(0.0) == 999999999.9 and edm.percent_to_sigma(1.0) == 0.0
     v = ContinuousVSampling(0.03, 500.0, 1.0, "v")
-    assert torch.allclose(v.timestep(s), s.atan() * 2 / math.pi) and torch.allclose(v.sigma(v.timestep(s)), s, rtol=1e-4)
+    assert torch.allclose(v.timestep(s), s.atan() * 2 / math.pi)
+    assert torch.allclose(v.sigma(v.timestep(s)), s, rtol=1e-4)
     cosmos = CosmosRFlowSampling(0.002, 80.0)
     assert torch.allclose(cosmos.timestep(s), s / (s + 1))
     assert torch.allclose(cosmos.sigma(torch.tensor([0.5, 0.999])), torch.tensor([1.0, 80.0]))
@@ -307,7 +308,8 @@ def test_freeu_patch_formula(v2):
     features' central 2x2 frequencies by s; other widths pass unchanged."""
     patch = freeu_patch(8, b1=1.5, b2=1.2, s1=0.5, s2=0.3, v2=v2)
     rng = np.random.default_rng(3)
-    h, hsp = rng.standard_normal((2, 32, 6, 6)).astype(np.float32), rng.standard_normal((2, 16, 6, 6)).astype(np.float32)
+    h = rng.standard_normal((2, 32, 6, 6)).astype(np.float32)
+    hsp = rng.standard_normal((2, 16, 6, 6)).astype(np.float32)
     got_h, got_hsp = patch(torch.tensor(h), torch.tensor(hsp), {})
     if v2:
         mean = h.mean(1, keepdims=True)

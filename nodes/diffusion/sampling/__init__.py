@@ -18,8 +18,8 @@ from .schedules import (DISCARD_PENULTIMATE_SIGMA_SAMPLERS, SCHEDULER_NAMES, SCH
                         calculate_sigmas, karras_sigmas, ksampler_sigmas, scaled_linear_alphas_cumprod, trim_sigmas)
 
 __all__ = [
-    "BrownianTreeNoiseSampler", "CFGDenoiser", "CFGGuidance", "CondEntry", "DualCFGGuidance", "EmptyNoise", "PerpNegGuidance",
-    "RandomNoise", "SamplerChoice", "fix_empty_latent_channels", "sample_guided", "sampler_object", "DISCARD_PENULTIMATE_SIGMA_SAMPLERS", "InpaintDenoiser",
+    "BrownianTreeNoiseSampler", "CFGDenoiser", "CFGGuidance", "CondEntry", "DualCFGGuidance", "EmptyNoise",
+    "PerpNegGuidance", "RandomNoise", "SamplerChoice", "fix_empty_latent_channels", "sample_guided", "sampler_object", "DISCARD_PENULTIMATE_SIGMA_SAMPLERS", "InpaintDenoiser",
     "ModelDenoiser", "ModelSampling", "SAMPLERS", "SAMPLER_NAMES", "SCHEDULERS", "SCHEDULER_NAMES",
     "calc_cond_batch", "calculate_sigmas", "common_ksampler", "default_noise_sampler", "get_ancestral_step",
     "get_sampler", "karras_sigmas", "ksampler_sigmas", "prepare_conds", "prepare_mask", "prepare_noise",
