@@ -12,8 +12,8 @@ import socket
 from pathlib import Path
 
 from .app import create_app
-from .security import is_loopback_host
-from .service import Limits
+from ..limits import Limits
+from .security import check_token, is_loopback_host, redact_server_logs
 
 __all__ = ["create_app", "serve", "Limits", "is_loopback_host"]
 
@@ -28,6 +28,7 @@ def make_server(env, host: str = "127.0.0.1", port: int = 8188, token: str | Non
     """A configured uvicorn.Server (not started): call .run(), or .run(sockets=[...]) with a bound socket."""
     import uvicorn
 
+    token = check_token(token)
     loopback = is_loopback_host(host)
     if not loopback and not token:
         raise InsecureBind(f"refusing to listen on {host!r} without a token: anyone who can reach it could run "
@@ -37,13 +38,16 @@ def make_server(env, host: str = "127.0.0.1", port: int = 8188, token: str | Non
                      limits=limits, **app_kw)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws_max_size=1 << 20,
                             timeout_graceful_shutdown=5, lifespan="on")
+    redact_server_logs()  # after uvicorn.Config, which (re)configures its loggers
     return uvicorn.Server(config)
 
 
 def serve(env, host: str = "127.0.0.1", port: int = 8188, token: str | None = None, data_dir: str | Path = ".",
-          ui_dir: str | Path | None = None, log_level: str = "info") -> None:
+          ui_dir: str | Path | None = None, log_level: str = "info", limits: Limits | None = None,
+          allowed_origins: tuple[str, ...] = ()) -> None:
     """Serve until interrupted (Ctrl-C). Blocking."""
-    server = make_server(env, host, port, token, data_dir, ui_dir, log_level)
+    server = make_server(env, host, port, token, data_dir, ui_dir, log_level, limits=limits,
+                         allowed_origins=tuple(allowed_origins))
     shown = f"[{host}]" if ":" in host else host
     logging.getLogger("nodegraph.server").info("nodegraph: http://%s:%d/ (API docs at /docs)", shown, port)
     print(f"nodegraph server: http://{shown}:{port}/  (API docs: /docs, queue database: "

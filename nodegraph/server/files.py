@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, Response
 from PIL import Image
 
 from ..folders import FolderError
+from .security import redact_argv
 
 IMAGE_KINDS = ("output", "input", "temp")
 MODEL_KINDS = ("checkpoints", "loras", "vae", "controlnet", "upscale_models", "embeddings", "clip", "clip_vision",
@@ -201,7 +202,7 @@ def system_stats(env) -> dict:
         "system": {"os": os.name, "platform": platform.platform(), "ram_total": ram_total, "ram_free": ram_free,
                    "comfyui_version": f"nodegraph {__version__}", "nodegraph_version": __version__,
                    "python_version": sys.version, "pytorch_version": torch.__version__, "embedded_python": False,
-                   "argv": list(sys.argv)},
+                   "argv": redact_argv(sys.argv)},
         "devices": [{"name": name, "type": device.type, "index": device.index, "vram_total": vram_total,
                      "vram_free": vram_free, "torch_vram_total": torch_total, "torch_vram_free": torch_free}],
     }
