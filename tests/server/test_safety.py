@@ -67,10 +67,12 @@ def test_file_routes_refuse_traversal_and_symlinks_out_of_their_folders(server, 
 
 
 def test_workflow_outputs_cannot_escape_the_output_folder(server, http, tmp_path):
+    # a literal prefix is refused at validation (test_limits.py); one from a link only when it runs
     workflow = {"version": 1, "nodes": {
         "1": {"type": "EmptyImage", "inputs": {"width": 4, "height": 4}},
+        "3": {"type": "PrimitiveString", "inputs": {"value": "../../escaped"}},
         "2": {"type": "SaveImage", "inputs": {"images": {"node": "1", "output": 0},
-                                              "filename_prefix": "../../escaped"}}}}
+                                              "filename_prefix": {"node": "3", "output": 0}}}}}
     job_id = http.post("/v1/jobs", json={"workflow": workflow}).json()["job_id"]
     import time
 
