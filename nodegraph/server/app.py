@@ -98,10 +98,12 @@ MISSING_UI_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>nod
 
 def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_dir: str | Path | None = None,
                workflows_dir: str | Path | None = None, loopback_only: bool = True,
-               limits: Limits | None = None, allowed_origins: tuple[str, ...] = ()) -> FastAPI:
+               limits: Limits | None = None, allowed_origins: tuple[str, ...] = (),
+               stop_timeout: float = 10.0) -> FastAPI:
     """The ASGI app. `loopback_only`: the server listens on loopback only (adds a Host check when
     there is no token). `allowed_origins`: other sites' pages trusted as if they were the server's
-    own (scheme://host:port). `limits` (default: the environment's) become the environment's, so
+    own (scheme://host:port). `stop_timeout`: how long shutdown waits for the running job to
+    stop at an interrupt before putting it back in the queue as it is. `limits` (default: the environment's) become the environment's, so
     nodes see the same. The job database is `data_dir`/nodegraph-jobs.sqlite3."""
     token = check_token(token)
     if limits is not None:
@@ -121,7 +123,10 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
         try:
             yield
         finally:
-            await run_in_threadpool(state.worker.stop)
+            await run_in_threadpool(state.worker.stop, stop_timeout)
+            running = state.worker.current
+            if state.worker.alive and running is not None:  # a node that ignores interrupts: re-queued, not lost
+                store.requeue(running.job_id)
             store.close()
 
     app = FastAPI(title="nodegraph", version=__version__, lifespan=lifespan, description=API_DESCRIPTION)
