@@ -48,7 +48,7 @@ from .. import __version__
 from ..formats import WorkflowFormatError, comfy_api, load_workflow
 from ..queue import JobStore
 from . import comfy_compat, files
-from .events import NATIVE, EventHub, serve_socket
+from .events import NATIVE, STATUS_DELAY, EventHub, serve_socket
 from .models import (ConvertOut, CountOut, DeletedOut, ErrorOut, FreeIn, FreeOut, HistoryOut, InterruptIn,
                      InterruptOut, JobIn, JobOut, JobSubmitted, OkOut, QueueOut, StatusOut, UploadOut, ValidateOut,
                      WorkflowIn)
@@ -127,6 +127,7 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
             running = state.worker.current
             if state.worker.alive and running is not None:  # a node that ignores interrupts: re-queued, not lost
                 store.requeue(running.job_id)
+            await asyncio.sleep(2 * STATUS_DELAY)  # the status the worker just posted reads the store: let it go
             store.close()
 
     app = FastAPI(title="nodegraph", version=__version__, lifespan=lifespan, description=API_DESCRIPTION)
