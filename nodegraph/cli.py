@@ -3,21 +3,32 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
 
 from .environment import Environment
 from .executor import Executor
-from .formats import WorkflowFormatError, load_workflow
+from .formats import WorkflowFormatError, load_workflow, parse_workflow
+from .limits import Limits, parse_count, parse_size
 from .validate import ValidationFailed, validate
 from .workflow import is_link
+
+
+def _limits(args) -> Limits:
+    limits = Limits()
+    for flag in ("max_body_bytes", "max_upload_bytes", "max_nodes", "max_image_pixels", "max_int_bits"):
+        if getattr(args, flag, None) is not None:
+            setattr(limits, flag, getattr(args, flag))
+    return limits
 
 
 def _environment(args) -> Environment:
     env = Environment.create(base=".", plugins_dir=args.plugins, models=args.models_dir,
                              output=getattr(args, "output_dir", None), input=getattr(args, "input_dir", None),
-                             device=getattr(args, "device", None))
+                             device=getattr(args, "device", None), cache_bytes=getattr(args, "cache_bytes", None),
+                             vram_budget=getattr(args, "vram_budget", None), limits=_limits(args))
     for problem in env.registry.problems:
         print(f"warning: {problem.source}: {problem.message}", file=sys.stderr)
         if problem.traceback and args.verbose:
@@ -39,17 +50,89 @@ def _apply_sets(workflow, sets: list[str]) -> None:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
+        except (ValueError, RecursionError) as exc:  # 5000 digits, deep nesting
+            raise SystemExit(f"--set {item[:80]!r}: {one_line(exc)}")
         entry = workflow.nodes[matches[0]]
         if is_link(entry.inputs.get(input_name)):
             raise SystemExit(f"--set {item!r}: input {input_name!r} of node {matches[0]} is a link, not a value")
         entry.inputs[input_name] = value
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: pydantic's multi-line reports become 'loc: message; ...'."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            parts = [f"{'.'.join(map(str, e['loc'])) or 'document'}: {e['msg']}" for e in errors()[:5]]
+            return "; ".join(parts) + ("; ..." if len(errors()) > 5 else "")
+        except Exception:
+            pass
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _position(text: str, offset: int) -> str:
+    line = text.count("\n", 0, offset) + 1
+    return f"{line}:{offset - text.rfind(chr(10), 0, offset)}"
+
+
+_STRING = r'"(?:[^"\\]|\\.)*"'
+
+
+def _json_problem(text: str) -> str:
+    """Where a JSON text that json.loads refused with ValueError or RecursionError goes wrong:
+    'LINE:COL: what' (strings are skipped, so their contents never count)."""
+    limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 4300
+    for match in re.finditer(_STRING + r"|-?\d{%d,}" % (limit + 1), text):
+        if not match.group().startswith('"'):
+            digits = len(match.group().lstrip("-"))
+            return f"{_position(text, match.start())}: a number of {digits:,} digits (at most {limit:,} are read)"
+    depth, deepest, where = 0, 0, 0
+    for match in re.finditer(_STRING + r"|[\[\]{}]", text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, where = depth, match.start()
+        elif token in "]}":
+            depth -= 1
+    return f"{_position(text, where)}: nested {deepest:,} levels deep, too deep to read"
+
+
 def _load(args, env):
+    """The workflow file, or one line 'error: FILE[:LINE:COL]: what' and exit 2: never a traceback."""
+    path = Path(args.workflow)
     try:
-        return load_workflow(args.workflow, env.registry)
-    except (WorkflowFormatError, OSError) as exc:
-        raise SystemExit(f"error: {exc}")
+        size = path.stat().st_size
+        if size > env.limits.max_body_bytes:
+            raise SystemExit(f"error: {path}: {size:,} bytes, more than the limit of {env.limits.max_body_bytes:,} "
+                             "(--max-submission-bytes)")
+        if path.suffix.lower() == ".png":
+            workflow = load_workflow(path, env.registry)
+        else:
+            raw = path.read_bytes()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise SystemExit(f"error: {path}: byte {exc.start}: not UTF-8 text") from None
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise SystemExit(f"error: {path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+            except (ValueError, RecursionError):
+                raise SystemExit(f"error: {path}:{_json_problem(text)}") from None
+            workflow = parse_workflow(data, env.registry)
+    except WorkflowFormatError as exc:
+        raise SystemExit(f"error: {one_line(exc)}") from None
+    except OSError as exc:
+        raise SystemExit(f"error: {path}: {exc.strerror or exc}") from None
+    except RecursionError:
+        raise SystemExit(f"error: {path}: nested too deep to read") from None
+    except ValueError as exc:  # pydantic's ValidationError among them
+        raise SystemExit(f"error: {path}: not a workflow: {one_line(exc)}") from None
+    problem = env.limits.workflow_size_problem(len(workflow.nodes))
+    if problem:
+        raise SystemExit(f"error: {path}: {problem}")
+    return workflow
 
 
 def cmd_run(args) -> int:
@@ -163,14 +246,51 @@ def cmd_convert(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    import os
+
     from .server import serve
     from .server.frontend import COMFY, comfy_frontend_root
+    from .server.security import check_token
 
     if args.frontend == COMFY:
         comfy_frontend_root()  # says how to install it before anything loads
+
+    token = check_token(args.token if args.token is not None else os.environ.get("NODEGRAPH_TOKEN"))
     env = _environment(args)
-    serve(env, host=args.host, port=args.port, token=args.token, data_dir=args.data_dir, frontend=args.frontend)
-    return 0
+    serve(env, host=args.host, port=args.port, token=token, data_dir=args.data_dir, limits=env.limits,
+          allowed_origins=tuple(args.allow_origin or ()), frontend=args.frontend)
+    # everything is closed and flushed; tearing down torch's modules would take seconds more
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _flag_type(parse, what: str):
+    def convert(text: str) -> int:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{what}: {exc}") from None
+    convert.__name__ = what  # argparse names the type in its message
+    return convert
+
+
+def add_limit_flags(parser: argparse.ArgumentParser, server: bool = False) -> None:
+    """Resource limits (nodegraph/limits.py); each one names its flag in the error it causes."""
+    size, count = _flag_type(parse_size, "size"), _flag_type(parse_count, "count")
+    group = parser.add_argument_group("limits")
+    group.add_argument("--max-submission-bytes", dest="max_body_bytes", type=size, metavar="SIZE",
+                       help="largest workflow file" + (" or request body" if server else "") + " (default 32M)")
+    group.add_argument("--max-nodes", type=count, metavar="N", help="most nodes in a workflow (default 20000)")
+    group.add_argument("--max-image-pixels", type=count, metavar="N",
+                       help="most pixels an image may decode to, at upload and LoadImage (default 8192*8192)")
+    group.add_argument("--max-int-bits", type=count, metavar="N",
+                       help="largest integer a math node may compute, in bits (default 4096)")
+    group.add_argument("--cache-bytes", type=size, metavar="SIZE", help="output cache size (default 4G)")
+    group.add_argument("--vram-budget", type=size, metavar="SIZE",
+                       help="GPU memory models may occupy (default 80%% of the card)")
+    if server:
+        group.add_argument("--max-upload-bytes", type=size, metavar="SIZE", help="largest uploaded image (default 32M)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,11 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input-dir", default=None, help="where LoadImage looks (default ./input)")
     run.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available)")
     run.add_argument("--quiet", "-q", action="store_true")
+    add_limit_flags(run)
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser("validate", help="check a workflow and print every problem")
     val.add_argument("workflow")
     val.add_argument("--json", action="store_true")
+    add_limit_flags(val)
     val.set_defaults(func=cmd_validate)
 
     nodes = sub.add_parser("nodes", help="list the node types (with --json: their full schemas)")
@@ -207,19 +329,33 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the HTTP API, websocket events and the editor")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8188)
-    serve.add_argument("--token", default=None, help="required on every request (mandatory off loopback)")
+    serve.add_argument("--token", default=None,
+                       help="required on every request (mandatory off loopback; at least 16 characters; "
+                            "default: $NODEGRAPH_TOKEN)")
     serve.add_argument("--data-dir", default=".", help="where the queue database lives")
     serve.add_argument("--device", default=None)
     serve.add_argument("--frontend", default=None, metavar="comfy|PATH",
                        help="serve ComfyUI's frontend ('comfy': pip install 'nodegraph[comfy-frontend]') or a built "
                             "frontend folder instead of our editor")
+    serve.add_argument("--allow-origin", action="append", metavar="SCHEME://HOST:PORT",
+                       help="trust pages of this other origin as the server's own (repeatable)")
+    add_limit_flags(serve, server=True)
     serve.set_defaults(func=cmd_serve)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line, not a traceback, unless asked for
+        if args.verbose:
+            raise
+        print(f"error: {type(exc).__name__}: {one_line(exc)} (--verbose shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

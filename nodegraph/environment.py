@@ -11,6 +11,7 @@ from pathlib import Path
 from .cache import OutputCache
 from .devices import DeviceManager
 from .folders import Folders
+from .limits import Limits
 from .registry import Registry, default_registry
 
 
@@ -20,6 +21,7 @@ class Environment:
     folders: Folders = field(default_factory=Folders)
     devices: DeviceManager = field(default_factory=DeviceManager)
     cache: OutputCache = field(default_factory=OutputCache)
+    limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
         for kind, paths in self.registry.model_folders.items():
@@ -30,8 +32,10 @@ class Environment:
     def create(cls, base: str | Path = ".", plugins_dir: str | Path | None = "custom_nodes",
                models: str | Path | None = None, output: str | Path | None = None,
                input: str | Path | None = None, device: str | None = None,
-               cache_bytes: int | None = None) -> "Environment":
+               cache_bytes: int | None = None, vram_budget: int | None = None,
+               limits: Limits | None = None) -> "Environment":
         registry = default_registry(plugins_dir)
         return cls(registry=registry, folders=Folders(base, models=models, output=output, input=input),
-                   devices=DeviceManager(device=device),
-                   cache=OutputCache(max_bytes=cache_bytes) if cache_bytes else OutputCache())
+                   devices=DeviceManager(device=device, vram_budget=vram_budget),
+                   cache=OutputCache(max_bytes=cache_bytes) if cache_bytes else OutputCache(),
+                   limits=limits or Limits())

@@ -44,12 +44,31 @@ def next_counter(folder: Path, prefix: str) -> int:
     return highest + 1
 
 
+MAX_PREFIX_LENGTH = 200
+
+
+def filename_prefix_problem(prefix: str) -> str | None:
+    """Why a filename_prefix ("name" or "sub/folder/name") cannot name files inside the output
+    folder; for validate_inputs, so a bad one fails before any work, not after sampling."""
+    if len(prefix) > MAX_PREFIX_LENGTH:
+        return f"filename_prefix is {len(prefix)} characters long, more than {MAX_PREFIX_LENGTH}"
+    if any(ord(c) < 32 or ord(c) == 127 for c in prefix):
+        return "filename_prefix holds a NUL or another control character"
+    parts = prefix.replace("\\", "/").split("/")
+    if prefix.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", prefix) or Path(prefix).is_absolute():
+        return f"filename_prefix {prefix[:60]!r} is an absolute path: it must stay inside the output folder"
+    if ".." in parts:
+        return f"filename_prefix {prefix[:60]!r} climbs out with '..': it must stay inside the output folder"
+    return None
+
+
 def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") -> list[dict]:
     """Write a batch as PNGs with the workflow embedded; returns UI records {filename, subfolder, type}."""
     root = ctx.folders.dir_for(kind)
     sub = Path(prefix).parent
-    if sub.is_absolute() or ".." in sub.parts:
-        raise ValueError(f"filename_prefix {prefix!r} must stay inside the {kind} folder")
+    problem = filename_prefix_problem(prefix)
+    if problem or sub.is_absolute() or ".." in sub.parts:
+        raise ValueError(problem or f"filename_prefix {prefix!r} must stay inside the {kind} folder")
     folder = root / sub
     folder.mkdir(parents=True, exist_ok=True)
     counter = next_counter(folder, prefix)

@@ -20,7 +20,8 @@ decorated class of a plugin module. Optional hooks on the class:
 - `check_lazy(self, ctx, **inputs) -> list[str]`: names of lazy inputs that must be computed,
   given the values available so far (lazy inputs not yet computed are None).
 - `validate_inputs(cls, **literal_inputs) -> str | None` (classmethod): a semantic check at
-  validation time on the literal inputs; return a message to reject the values.
+  validation time on the literal inputs; return a message to reject the values, or
+  {input name: message} to say which input is wrong.
 """
 from __future__ import annotations
 

@@ -147,7 +147,10 @@ def validate(workflow: Workflow, registry: Registry, env: Any = None,
                 problem = hook(**literals)
             except Exception as exc:  # a buggy hook is the node's fault, reported as such
                 problem = f"validate_inputs failed: {exc}"
-            if problem:
+            if isinstance(problem, dict):  # {input name: message}: the problem is that input's
+                issues.extend(Issue("bad_value", str(message), node_id, spec.name, str(name))
+                              for name, message in problem.items() if message)
+            elif problem:
                 issues.append(Issue("bad_value", str(problem), node_id, spec.name))
         if literals is not None:
             planned[node_id] = PlannedNode(node_id, spec, literals, links[node_id])

@@ -26,10 +26,11 @@ Native routes (documented in the OpenAPI schema at /openapi.json, browsable at /
     POST   /v1/validate                    {workflow} -> {ok, errors}
     GET    /v1/workflows, /v1/workflows/{name}   example workflows (workflows/*.json), as native JSON
     WS     /v1/ws?client_id=               text {"type", "data"} events; binary msgpack previews
+    POST   /v1/login                       {token} -> session cookie (browsers on a token server)
 
 ComfyUI-compatible routes: see comfy_compat.py. Everything but the websockets runs through the
-Guard middleware (security.py): token, cross-site and body-size checks; websockets get the
-token and cross-site checks.
+Guard middleware (security.py): token, cross-site, content-type and body-size checks;
+websockets get the token and cross-site checks.
 """
 from __future__ import annotations
 
@@ -50,12 +51,12 @@ from ..queue import JobStore
 from . import comfy_compat, comfy_support, files
 from . import frontend as frontends
 from .comfy_support import LogBuffer
-from .events import NATIVE, EventHub, serve_socket
+from .events import NATIVE, STATUS_DELAY, EventHub, serve_socket
 from .models import (ConvertOut, CountOut, DeletedOut, ErrorOut, FreeIn, FreeOut, HistoryOut, InterruptIn,
                      InterruptOut, JobIn, JobOut, JobSubmitted, OkOut, QueueOut, StatusOut, UploadOut, ValidateOut,
                      WorkflowIn)
 from .schemas import NodeSchema, extra_component_schemas
-from .security import Guard
+from .security import Guard, check_token, login_router
 from .service import MAX_ID_LENGTH, Limits, ServerState, SubmitError
 from .worker import jsonable
 
@@ -67,7 +68,11 @@ _BAD_REQUEST = {400: {"model": ErrorOut}}
 API_DESCRIPTION = """Node-graph workflow engine: the native API under `/v1`, ComfyUI-compatible routes at the root.
 
 **Auth**: a server started with a token wants it on every request and websocket:
-`Authorization: Bearer <token>` or `?token=<token>`.
+`Authorization: Bearer <token>`, or the session cookie `POST /v1/login {token}` sets (browsers);
+websockets also take `?token=<token>` (nowhere else: query strings end up in logs).
+
+**Cross-site**: requests from other sites' pages (`Origin: null` or a foreign origin) are refused
+unless they carry the token; bodies of state-changing requests are JSON (multipart for uploads).
 
 **Events** (websockets, not listed below):
 - native `/v1/ws?client_id=X` — text frames `{"type": event, "data": {...}}`; binary frames are msgpack
@@ -96,16 +101,24 @@ MISSING_UI_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>nod
 
 def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_dir: str | Path | None = None,
                workflows_dir: str | Path | None = None, loopback_only: bool = True,
-               limits: Limits | None = None, frontend: str | Path | None = None) -> FastAPI:
+               limits: Limits | None = None, allowed_origins: tuple[str, ...] = (),
+               stop_timeout: float = 10.0, frontend: str | Path | None = None) -> FastAPI:
     """The ASGI app. `loopback_only`: the server listens on loopback only (adds a Host check when
-    there is no token). The job database is `data_dir`/nodegraph-jobs.sqlite3. `frontend`: None
-    (our editor, from `ui_dir`), "comfy" (ComfyUI's frontend package) or a built frontend folder."""
+    there is no token). `allowed_origins`: other sites' pages trusted as if they were the server's
+    own (scheme://host:port). `stop_timeout`: how long shutdown waits for the running job to
+    stop at an interrupt before putting it back in the queue as it is. `limits` (default: the
+    environment's) become the environment's, so nodes see the same. The job database is
+    `data_dir`/nodegraph-jobs.sqlite3. `frontend`: None (our editor, from `ui_dir`), "comfy"
+    (ComfyUI's frontend package) or a built frontend folder."""
+    token = check_token(token)
+    if limits is not None:
+        env.limits = limits
     front = frontends.resolve(frontend, Path(ui_dir) if ui_dir is not None else REPO_ROOT / "ui" / "dist")
     store = JobStore(Path(data_dir) / DB_NAME)
     logs = LogBuffer()
     state = ServerState(env=env, store=store, hub=EventHub(), token=token, ui_dir=front.root,
                         workflows_dir=Path(workflows_dir) if workflows_dir is not None else REPO_ROOT / "workflows",
-                        limits=limits or Limits())
+                        limits=env.limits)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -117,7 +130,11 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
         try:
             yield
         finally:
-            await run_in_threadpool(state.worker.stop)
+            await run_in_threadpool(state.worker.stop, stop_timeout)
+            running = state.worker.current
+            if state.worker.alive and running is not None:  # a node that ignores interrupts: re-queued, not lost
+                store.requeue(running.job_id)
+            await asyncio.sleep(2 * STATUS_DELAY)  # the status the worker just posted reads the store: let it go
             store.close()
             logging.getLogger("nodegraph").removeHandler(logs)
 
@@ -129,7 +146,9 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
         # FastAPI's own handler echoes the input, which fails to encode when it holds NaN
         return JSONResponse({"detail": jsonable(exc.errors())}, status_code=422)
 
-    app.add_middleware(Guard, token=token, loopback_only=loopback_only, max_body_bytes=state.limits.max_body_bytes)
+    app.add_middleware(Guard, token=token, loopback_only=loopback_only, max_body_bytes=state.limits.max_body_bytes,
+                       allowed_origins=tuple(allowed_origins))
+    app.include_router(login_router(token))
     comfy_compat.mount(app, state, data_dir, front.root if front.is_comfy_style else None, logs)
     app.include_router(native_router(state))
     if front.is_comfy_style:

@@ -6,6 +6,7 @@ images PIL can read.
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
 import mimetypes
@@ -13,6 +14,7 @@ import os
 import platform
 import re
 import sys
+import unicodedata
 from pathlib import Path
 
 from fastapi import HTTPException, UploadFile
@@ -20,12 +22,17 @@ from fastapi.responses import FileResponse, Response
 from PIL import Image
 
 from ..folders import FolderError
+from .security import redact_argv
 
 IMAGE_KINDS = ("output", "input", "temp")
 MODEL_KINDS = ("checkpoints", "loras", "vae", "controlnet", "upscale_models", "embeddings", "clip", "clip_vision",
                "unet", "diffusion_models", "text_encoders", "style_models", "gligen", "hypernetworks", "vae_approx",
                "photomaker", "gan")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+# what LoadImage lists; a mask upload is written as PNG
+IMAGE_UPLOAD_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+MASK_UPLOAD_EXTENSIONS = (".png",)
+MAX_UPLOAD_NAME = 200  # characters, and UTF-8 bytes (file systems allow 255 bytes)
 
 
 def image_path(env, filename: str, subfolder: str, kind: str) -> Path:
@@ -50,6 +57,9 @@ def view(env, filename: str, subfolder: str = "", kind: str = "output", channel:
     if channel in ("rgb", "a"):
         try:
             with Image.open(path) as im:
+                problem = env.limits.image_size_problem(*im.size)
+                if problem:
+                    raise HTTPException(413, problem)
                 if channel == "rgb":
                     out = im.convert("RGB")
                 else:
@@ -69,15 +79,29 @@ def _ascii(name: str) -> str:
     return name.encode("ascii", "replace").decode().replace('"', "_")
 
 
-def _check_image(data: bytes, max_pixels: int) -> Image.Image:
+def _check_image(data: bytes, limits) -> Image.Image:
     try:
         im = Image.open(io.BytesIO(data))
         width, height = im.size  # header only: nothing decoded yet
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise HTTPException(413, f"the image has too many pixels: {exc}") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
         raise HTTPException(400, f"not an image PIL can read: {exc}") from exc
-    if width * height > max_pixels:
-        raise HTTPException(413, f"image is {width}x{height}: more than {max_pixels} pixels")
+    problem = limits.image_size_problem(width, height)
+    if problem:
+        raise HTTPException(413, problem)
     return im
+
+
+def name_problem(name: str, what: str = "file name") -> str | None:
+    """Why a name given by a client cannot become a file name: too long, or characters that hide
+    what a name is (control characters, right-to-left overrides, zero-width marks)."""
+    if len(name) > MAX_UPLOAD_NAME or len(name.encode("utf-8", "surrogatepass")) > MAX_UPLOAD_NAME:
+        return f"the {what} is longer than {MAX_UPLOAD_NAME} characters"
+    for char in name:
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            return f"the {what} holds the invisible or control character U+{ord(char):04X}"
+    return None
 
 
 async def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
@@ -87,32 +111,39 @@ async def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
     return data
 
 
-def upload_target(env, filename: str | None, subfolder: str, kind: str, overwrite: bool, data: bytes) -> tuple[Path, str]:
-    """Where an upload goes: a plain name inside the folder, renamed 'name (1).ext' unless overwriting."""
+def upload_target(env, filename: str | None, subfolder: str, kind: str, overwrite: bool, data: bytes,
+                  extensions: tuple[str, ...] = IMAGE_UPLOAD_EXTENSIONS) -> tuple[Path, str]:
+    """Where an upload goes: a plain name inside the folder, renamed 'name (1).ext' unless overwriting.
+    400 for a name that is too long, hides characters, or has an extension not in `extensions`."""
     if kind not in IMAGE_KINDS:
         raise HTTPException(400, f"type must be one of {', '.join(IMAGE_KINDS)}")
     name = Path((filename or "").replace("\\", "/")).name
     if not name or name in (".", "..") or "\x00" in name or "\x00" in subfolder:
         raise HTTPException(400, "the upload needs a file name")
+    problem = name_problem(name) or name_problem(subfolder, "subfolder")
+    if problem:
+        raise HTTPException(400, problem)
+    if os.path.splitext(name)[1].lower() not in extensions:
+        raise HTTPException(400, f"{name[:100]!r}: an upload here must end in {', '.join(extensions)}")
     try:
         path = env.folders.safe_path(kind, name, subfolder)
         root = env.folders.dir_for(kind).resolve()
+        if path.parent != root and root not in path.parent.parents:
+            raise HTTPException(403, "subfolder is outside the folder")
+        stem, suffix = os.path.splitext(name)
+        k = 1
+        while path.exists() and not overwrite:
+            if path.is_file() and path.read_bytes() == data:
+                break  # the same file again: reuse it, as ComfyUI does
+            name = f"{stem} ({k}){suffix}"
+            path = path.parent / name
+            k += 1
+        if path.exists() and not path.is_file():
+            raise HTTPException(400, f"{name!r} exists and is not a file")
     except FolderError as exc:
         raise HTTPException(403, str(exc)) from exc
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:  # a name the file system refuses
         raise HTTPException(400, f"bad file name: {exc}") from exc
-    if path.parent != root and root not in path.parent.parents:
-        raise HTTPException(403, "subfolder is outside the folder")
-    stem, suffix = os.path.splitext(name)
-    k = 1
-    while path.exists() and not overwrite:
-        if path.is_file() and path.read_bytes() == data:
-            break  # the same file again: reuse it, as ComfyUI does
-        name = f"{stem} ({k}){suffix}"
-        path = path.parent / name
-        k += 1
-    if path.exists() and not path.is_file():
-        raise HTTPException(400, f"{name!r} exists and is not a file")
     return path, name
 
 
@@ -122,16 +153,23 @@ async def upload_image(env, limits, image: UploadFile, subfolder: str, kind: str
     mask's alpha is put into the referenced image and that is saved instead."""
     subfolder = subfolder or ""
     data = await read_upload(image, limits.max_upload_bytes)
-    _check_image(data, limits.max_image_pixels)
+    _check_image(data, limits)
     if original_ref is not None:
-        data = _apply_mask(env, data, original_ref, limits.max_image_pixels)
-    path, name = upload_target(env, image.filename, subfolder, kind, overwrite in ("true", "1", "True"), data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+        data = _apply_mask(env, data, original_ref, limits)
+    extensions = MASK_UPLOAD_EXTENSIONS if original_ref is not None else IMAGE_UPLOAD_EXTENSIONS
+    path, name = upload_target(env, image.filename, subfolder, kind, overwrite in ("true", "1", "True"), data,
+                               extensions)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise HTTPException(507, f"no room to store the upload: {exc.strerror}") from exc
+        raise HTTPException(400, f"cannot store the upload under this name: {exc.strerror}") from exc
     return {"name": name, "subfolder": subfolder, "type": kind}
 
 
-def _apply_mask(env, mask_bytes: bytes, original_ref: str, max_pixels: int) -> bytes:
+def _apply_mask(env, mask_bytes: bytes, original_ref: str, limits) -> bytes:
     try:
         ref = json.loads(original_ref)
         filename, sub, kind = str(ref["filename"]), str(ref.get("subfolder") or ""), str(ref.get("type") or "output")
@@ -140,8 +178,9 @@ def _apply_mask(env, mask_bytes: bytes, original_ref: str, max_pixels: int) -> b
     path = image_path(env, filename, sub, kind)
     try:
         with Image.open(path) as original:
-            if original.width * original.height > max_pixels:
-                raise HTTPException(413, "the original image is too large")
+            problem = limits.image_size_problem(original.width, original.height, "the original image")
+            if problem:
+                raise HTTPException(413, problem)
             text = dict(getattr(original, "text", {}) or {})
             rgba = original.convert("RGBA")
         mask = Image.open(io.BytesIO(mask_bytes)).convert("RGBA")
@@ -201,7 +240,7 @@ def system_stats(env) -> dict:
         "system": {"os": os.name, "platform": platform.platform(), "ram_total": ram_total, "ram_free": ram_free,
                    "comfyui_version": f"nodegraph {__version__}", "nodegraph_version": __version__,
                    "python_version": sys.version, "pytorch_version": torch.__version__, "embedded_python": False,
-                   "argv": list(sys.argv)},
+                   "argv": redact_argv(sys.argv)},
         "devices": [{"name": name, "type": device.type, "index": device.index, "vram_total": vram_total,
                      "vram_free": vram_free, "torch_vram_total": torch_total, "torch_vram_free": torch_free}],
     }

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..formats import WorkflowFormatError, detect_format, parse_workflow
+from ..limits import Limits
 from ..queue import Job, JobStore
 from ..validate import Issue, validate
 from ..workflow import Workflow
@@ -31,14 +32,6 @@ class SubmitError(Exception):
         if self.issues:
             return [issue.to_json() for issue in self.issues]
         return [Issue(self.kind, self.message).to_json()]
-
-
-@dataclass
-class Limits:
-    max_body_bytes: int = 32 * 2**20  # any request
-    max_upload_bytes: int = 32 * 2**20  # one uploaded image
-    max_image_pixels: int = 8192 * 8192  # an uploaded image, decoded
-    max_history_page: int = 500
 
 
 @dataclass
@@ -68,12 +61,20 @@ class ServerState:
 
     # --- workflows ----------------------------------------------------------------------------
     def parse(self, doc) -> Workflow:
+        # counted before parsing too: parsing a 100k-node document is what costs the memory
+        problem = self.limits.workflow_size_problem(_rough_node_count(doc))
+        if problem:
+            raise SubmitError(problem, kind="format")
         try:
-            return parse_workflow(doc, self.env.registry)
+            workflow = parse_workflow(doc, self.env.registry)
         except WorkflowFormatError as exc:
             raise SubmitError(str(exc), kind="format") from exc
         except Exception as exc:  # a malformed foreign document can fail anywhere in its converter
             raise SubmitError(f"not a readable workflow: {type(exc).__name__}: {exc}", kind="format") from exc
+        problem = self.limits.workflow_size_problem(len(workflow.nodes))  # subgraphs expanded
+        if problem:
+            raise SubmitError(problem, kind="format")
+        return workflow
 
     def check(self, workflow: Workflow, targets: list[str] | None = None) -> list[Issue]:
         _, issues = validate(workflow, self.env.registry, self.env, targets)
@@ -113,3 +114,12 @@ class ServerState:
             return detect_format(doc)
         except WorkflowFormatError:
             return None
+
+
+def _rough_node_count(doc) -> int:
+    """Nodes in a document of any format, without parsing it: native and UI documents keep them
+    under "nodes", ComfyUI API prompts are the node mapping itself."""
+    if not isinstance(doc, dict):
+        return 0
+    nodes = doc.get("nodes")
+    return len(nodes) if isinstance(nodes, (dict, list)) else len(doc)

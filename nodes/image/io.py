@@ -3,13 +3,15 @@ folder, save or preview, and a solid-colour source."""
 from __future__ import annotations
 
 import hashlib
+import re
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, ImageSequence
 
 from nodegraph import IMAGE, MASK, Choice, Input, Int, Output, String, node
-from nodegraph.images import pil_to_tensor, pixel_budget_problem, save_images
+from nodegraph.images import filename_prefix_problem, pil_to_tensor, pixel_budget_problem, save_images
 
 from .common import MAX_SIDE
 
@@ -35,12 +37,23 @@ def _eight_bit(frame: Image.Image) -> Image.Image:
     return frame.point(lambda v: v * (1 / 255)) if frame.mode == "I" else frame
 
 
-def load_frames(path) -> tuple[torch.Tensor, torch.Tensor]:
+def _pixel_problem(limits, width: int, height: int, name: str) -> None:
+    """Refuse an image (or frames) above the decoded-pixel limit, from its header: before decoding."""
+    problem = limits.image_size_problem(width, height, f"{name!r}") if limits is not None else None
+    if problem:
+        raise ValueError(f"input 'image': {problem}")
+
+
+def load_frames(path, limits=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Every frame of an image file of the first frame's size (an animation becomes a batch; MPO
-    files give their first picture only, as ComfyUI): IMAGE [B,H,W,3], MASK [B,H,W] = 1 - alpha."""
+    files give their first picture only, as ComfyUI): IMAGE [B,H,W,3], MASK [B,H,W] = 1 - alpha.
+    With `limits`, all frames together stay under its decoded-pixel limit."""
     images, masks = [], []
     with Image.open(path) as im:
+        rows = 0  # decoded so far, counted as rows of the first frame's width
         for frame in ImageSequence.Iterator(im):
+            rows += frame.height
+            _pixel_problem(limits, frame.width, rows, Path(path).name)
             tensor = pil_to_tensor(_eight_bit(ImageOps.exif_transpose(frame)))
             if images and tensor.shape[1:3] != images[0].shape[1:3]:
                 continue
@@ -63,7 +76,7 @@ class LoadImage:
         return file_fingerprint(env, image)
 
     def run(self, ctx, image):
-        return load_frames(ctx.folders.safe_path("input", image))
+        return load_frames(ctx.folders.safe_path("input", image), ctx.env.limits)
 
 
 @node(category="mask", display_name="Load Image (as Mask)")
@@ -79,6 +92,7 @@ class LoadImageMask:
 
     def run(self, ctx, image, channel):
         with Image.open(ctx.folders.safe_path("input", image)) as im:
+            _pixel_problem(ctx.env.limits, im.width, im.height, image)
             im = ImageOps.exif_transpose(im)
             if im.getbands() != ("R", "G", "B", "A"):
                 im = _eight_bit(im).convert("RGBA")
@@ -93,6 +107,11 @@ class SaveImage:
     inputs = [Input("images", IMAGE), String("filename_prefix", "nodegraph")]
     outputs = []
 
+    @classmethod
+    def validate_inputs(cls, images=None, filename_prefix="nodegraph"):
+        problem = filename_prefix_problem(filename_prefix)
+        return {"filename_prefix": problem} if problem else None
+
     def run(self, ctx, images, filename_prefix):
         ctx.show(images=save_images(ctx, images, filename_prefix, "output"))
 
@@ -104,7 +123,9 @@ class PreviewImage:
     outputs = []
 
     def run(self, ctx, images):
-        ctx.show(images=save_images(ctx, images, f"preview_{ctx.node_id}", "temp"))
+        # a node id is any string in a native workflow: only its plain characters name a file
+        ctx.show(images=save_images(ctx, images, "preview_" + re.sub(r"[^A-Za-z0-9_.-]", "_", ctx.node_id)[:100],
+                                    "temp"))
 
 
 @node(category="image")

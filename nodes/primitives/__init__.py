@@ -82,7 +82,16 @@ class MathInt:
             raise ValueError(f"MathInt: cannot {op.replace('_', ' ')} by zero (input 'b' is 0)")
         if op == "power" and b < 0:
             raise ValueError("MathInt: a negative power is not an integer (input 'b' < 0)")
-        return INT_OPS[op](a, b)
+        # a ** b with a 200-byte b can hold the interpreter for seconds: bounded before computing
+        limits = ctx.env.limits
+        problem = limits.power_problem(a, b) if op == "power" else None
+        if problem:
+            raise ValueError(f"MathInt: {a} ** {b}: {problem} (input 'b')")
+        result = INT_OPS[op](a, b)
+        problem = limits.int_problem(result)  # products of products grow too
+        if problem:
+            raise ValueError(f"MathInt: {op}: {problem}")
+        return result
 
 
 @node(category=CATEGORY + "/math")

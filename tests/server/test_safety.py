@@ -67,10 +67,12 @@ def test_file_routes_refuse_traversal_and_symlinks_out_of_their_folders(server, 
 
 
 def test_workflow_outputs_cannot_escape_the_output_folder(server, http, tmp_path):
+    # a literal prefix is refused at validation (test_limits.py); one from a link only when it runs
     workflow = {"version": 1, "nodes": {
         "1": {"type": "EmptyImage", "inputs": {"width": 4, "height": 4}},
+        "3": {"type": "PrimitiveString", "inputs": {"value": "../../escaped"}},
         "2": {"type": "SaveImage", "inputs": {"images": {"node": "1", "output": 0},
-                                              "filename_prefix": "../../escaped"}}}}
+                                              "filename_prefix": {"node": "3", "output": 0}}}}}
     job_id = http.post("/v1/jobs", json={"workflow": workflow}).json()["job_id"]
     import time
 
@@ -82,7 +84,7 @@ def test_workflow_outputs_cannot_escape_the_output_folder(server, http, tmp_path
 
 
 def test_token_protected_server_refuses_requests_without_it(server_env, tmp_path):
-    token = "s3cret-token"
+    token = "s3cret-token-0123456789"
     with ServerThread(server_env, tmp_path / "data", token=token, ui_dir=tmp_path / "no-ui") as s:
         base = s.url
         for method, path in [("GET", "/v1/queue"), ("GET", "/"), ("GET", "/object_info"), ("POST", "/prompt"),
@@ -93,11 +95,17 @@ def test_token_protected_server_refuses_requests_without_it(server_env, tmp_path
             r = httpx.request(method, base + path, headers={"Authorization": "Bearer wrong"})
             assert r.status_code == 401
         assert httpx.get(base + "/v1/queue", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-        r = httpx.get(base + f"/v1/queue?token={token}")
-        assert r.status_code == 200 and "nodegraph_token" in r.headers["set-cookie"]
-        with httpx.Client(base_url=base) as browser:  # the cookie lets the editor load its assets
-            browser.get(f"/?token={token}")
+        # a query-string token ends up in logs and browser history: only the websocket handshake takes it
+        assert httpx.get(base + f"/v1/queue?token={token}").status_code == 401
+        with httpx.Client(base_url=base) as browser:  # the login cookie lets the editor load its assets
+            page = browser.get("/", headers={"Accept": "text/html"})
+            assert page.status_code == 401 and "/v1/login" in page.text and token not in page.text
+            assert browser.post("/v1/login", json={"token": "wrong-token-0123456789"}).status_code == 401
+            r = browser.post("/v1/login", json={"token": token})
+            assert r.status_code == 200 and "nodegraph_session" in r.headers["set-cookie"]
+            assert token not in r.headers["set-cookie"]  # the cookie holds a value derived from it
             assert browser.get("/v1/status").status_code == 200
+            assert browser.get("/").status_code == 200
 
         for path in ("/v1/ws?client_id=a", "/ws?clientId=a"):
             with pytest.raises(Exception):
@@ -120,19 +128,6 @@ def test_listening_off_loopback_requires_a_token(server_env, tmp_path):
             make_server(server_env, host, 8188, None, tmp_path)
     assert is_loopback_host("127.0.0.1") and is_loopback_host("localhost") and is_loopback_host("::1")
     assert not is_loopback_host("0.0.0.0") and not is_loopback_host("evil.example")
-
-
-def test_cross_site_and_rebinding_requests_are_refused(server):
-    url = server.url + "/prompt"
-    body = '{"prompt": {}}'
-    r = httpx.post(url, content=body, headers={"Origin": "http://evil.example", "Content-Type": "text/plain"})
-    assert r.status_code == 403
-    r = httpx.post(url, content=body, headers={"Host": "evil.example", "Origin": "http://evil.example"})
-    assert r.status_code == 403  # DNS rebinding: right address, foreign name
-    assert httpx.get(server.url + "/v1/status", headers={"Host": "evil.example"}).status_code == 403
-    assert httpx.get(server.url + "/v1/status", headers={"Origin": "http://localhost:5173"}).status_code == 200
-    with pytest.raises(Exception):
-        websocket.create_connection(f"{server.ws_url}/ws?clientId=a", origin="http://evil.example", timeout=10)
 
 
 def test_request_bodies_and_images_are_bounded(server_env, tmp_path):
