@@ -7,8 +7,10 @@ from pathlib import Path
 from nodegraph import CLIP, MODEL, VAE, Choice, ModelFile, Output, node
 from nodegraph.devices import ModelHandle
 
-from .checkpoint import (CheckpointError, LoadedCheckpoint, load_checkpoint, load_clip_file, load_unet_file,
-                         load_vae_file, read_hints)
+from .checkpoint.components import load_clip_file, load_unet_file, load_vae_file
+from .checkpoint.files import read_hints
+from .checkpoint.layout import CheckpointError, LoadedCheckpoint
+from .checkpoint.single_file import load_checkpoint
 from .models import ClipModel, DiffusionModel, VAEModel, latent_format_for, model_info
 
 CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos",
