@@ -33,7 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
-from nodes.diffusion.default_world import COLORS, SHAPES, make_caption, read_image, render, sample_scenes, token_ids  # noqa: E402
+from training.default_world import COLORS, SHAPES, make_caption, read_image, render, sample_scenes, token_ids  # noqa: E402
 from train_default import alphas_cumprod, cosine_lr, ddim_sample, eps_step, log, prepare_tokens, save_grid  # noqa: E402
 
 CHECKPOINT = ROOT / "nodes/diffusion/weights/nodegraph-default.safetensors"

@@ -11,7 +11,7 @@ from PIL import Image
 from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
-from nodes.diffusion.default_world.analyze import read_image
+from training.default_world.analyze import read_image
 from tests.diffusion.workflow_files import WorkflowRunner
 from tests.tiny_models import save_tiny_checkpoint, tiny_components
 
