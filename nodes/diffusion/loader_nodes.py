@@ -1,7 +1,6 @@
 """Loader nodes: checkpoints, diffusion models, text encoders, VAEs, diffusers folders (ComfyUI names)."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from nodegraph import CLIP, MODEL, VAE, Choice, ModelFile, Output, node
@@ -13,10 +12,12 @@ from .checkpoint.layout import CheckpointError, LoadedCheckpoint
 from .checkpoint.single_file import load_checkpoint
 from .models import ClipModel, DiffusionModel, VAEModel, latent_format_for, model_info
 
+# ComfyUI 0.8.0's choices (nodes.py), so its workflows validate against the same lists; the ones
+# that need model families or weight formats nodegraph lacks are rejected by validate_inputs.
 CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos",
-              "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image"]
-DUAL_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream"]
-log = logging.getLogger(__name__)
+              "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image", "flux2", "ovis"]
+DUAL_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image", "hunyuan_video_15",
+                   "kandinsky5", "kandinsky5_image", "ltxv", "newbie"]
 WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
 
 
@@ -107,16 +108,20 @@ class UNETLoader:
     outputs = [Output("MODEL", MODEL)]
 
     @classmethod
+    def validate_inputs(cls, weight_dtype="default", **_):
+        if weight_dtype != "default":
+            return (f"input 'weight_dtype': {weight_dtype!r} (fp8 weight storage) is not implemented; use 'default' "
+                    "(weights in the device manager's dtype: bf16/fp16 on CUDA, fp32 on CPU)")
+        return None
+
+    @classmethod
     def fingerprint(cls, env, unet_name, weight_dtype="default"):
         return _fingerprint(env, "diffusion_models", unet_name)
 
     def run(self, ctx, unet_name, weight_dtype="default"):
         path = ctx.folders.find("diffusion_models", unet_name)
-        model = _cached(ctx, ("unet", file_stamp(path)),
-                        lambda: handles_from_checkpoint(load_unet_file(path), Path(unet_name).stem)[0])
-        if weight_dtype != "default":  # fp8 storage is a later optimisation: the compute dtype is used
-            log.info("UNETLoader: weight_dtype %s not supported yet, using the device manager's dtype", weight_dtype)
-        return model
+        return _cached(ctx, ("unet", file_stamp(path)),
+                       lambda: handles_from_checkpoint(load_unet_file(path), Path(unet_name).stem)[0])
 
 
 @node(category="advanced/loaders")
@@ -127,12 +132,17 @@ class CLIPLoader:
     outputs = [Output("CLIP", CLIP)]
 
     @classmethod
+    def validate_inputs(cls, type="stable_diffusion", **_):
+        if type != "stable_diffusion":
+            return (f"input 'type': {type!r} needs text encoders of a model family nodegraph does not have; "
+                    "CLIPLoader loads 'stable_diffusion' (CLIP-L for SD1.x, OpenCLIP-H for SD2.x)")
+        return None
+
+    @classmethod
     def fingerprint(cls, env, clip_name, type="stable_diffusion", device="default"):
         return _fingerprint(env, "text_encoders", clip_name)
 
     def run(self, ctx, clip_name, type="stable_diffusion", device="default"):
-        if type != "stable_diffusion":
-            raise CheckpointError(f"CLIPLoader type {type!r} is not supported yet (only stable_diffusion)")
         path = ctx.folders.find("text_encoders", clip_name)
 
         def load():
@@ -151,12 +161,17 @@ class DualCLIPLoader:
     outputs = [Output("CLIP", CLIP)]
 
     @classmethod
+    def validate_inputs(cls, type="sdxl", **_):
+        if type != "sdxl":
+            return (f"input 'type': {type!r} needs text encoders of a model family nodegraph does not have; "
+                    "DualCLIPLoader loads 'sdxl' (CLIP-L and OpenCLIP bigG)")
+        return None
+
+    @classmethod
     def fingerprint(cls, env, clip_name1, clip_name2, type="sdxl", device="default"):
         return repr((_fingerprint(env, "text_encoders", clip_name1), _fingerprint(env, "text_encoders", clip_name2)))
 
     def run(self, ctx, clip_name1, clip_name2, type="sdxl", device="default"):
-        if type != "sdxl":
-            raise CheckpointError(f"DualCLIPLoader type {type!r} is not supported yet (only sdxl)")
         paths = [ctx.folders.find("text_encoders", n) for n in (clip_name1, clip_name2)]
 
         def load():

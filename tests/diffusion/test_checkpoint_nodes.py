@@ -12,7 +12,6 @@ from nodegraph.node import Context
 from nodegraph.registry import Registry
 from nodegraph.validate import ValidationFailed
 from nodes.diffusion.checkpoint.diffusers_folder import save_diffusers_folder
-from nodes.diffusion.checkpoint.layout import CheckpointError
 from nodes.diffusion.checkpoint.modules import clip_core
 from nodes.diffusion.checkpoint.single_file import load_checkpoint
 from nodes.diffusion.checkpoint.writer import save_single_file
@@ -163,8 +162,50 @@ def test_component_loader_nodes(env, tmp_path):
     (dual,) = run_node(env, "DualCLIPLoader", clip_name1="g.safetensors", clip_name2="xl_l.safetensors", type="sdxl")
     (cond,) = run_node(env, "CLIPTextEncode", text="a cat", clip=dual)
     assert cond[0][0].shape == (1, 77, 80) and cond[0][1]["pooled_output"].shape == (1, 48)
-    with pytest.raises(CheckpointError, match="not supported"):
-        run_node(env, "CLIPLoader", clip_name="l.safetensors", type="sd3")
+
+
+# ComfyUI 0.8.0 nodes.py: UNETLoader.weight_dtype, CLIPLoader.type and DualCLIPLoader.type, in its order
+COMFY_WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
+COMFY_CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos",
+                    "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image", "flux2",
+                    "ovis"]
+COMFY_DUAL_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image", "hunyuan_video_15",
+                         "kandinsky5", "kandinsky5_image", "ltxv", "newbie"]
+RUNNABLE = {("UNETLoader", "weight_dtype"): "default", ("CLIPLoader", "type"): "stable_diffusion",
+            ("DualCLIPLoader", "type"): "sdxl"}
+
+
+def test_loader_choices_are_comfyuis(env):
+    def choices(node, name):
+        return next(i for i in env.registry.get(node).inputs if i.name == name).choices
+
+    assert choices("UNETLoader", "weight_dtype") == COMFY_WEIGHT_DTYPES
+    assert choices("CLIPLoader", "type") == COMFY_CLIP_TYPES
+    assert choices("DualCLIPLoader", "type") == COMFY_DUAL_CLIP_TYPES
+
+
+@pytest.mark.parametrize("node,name,value", [("UNETLoader", "weight_dtype", v) for v in COMFY_WEIGHT_DTYPES[1:]]
+                         + [("CLIPLoader", "type", v) for v in COMFY_CLIP_TYPES[1:]]
+                         + [("DualCLIPLoader", "type", v) for v in COMFY_DUAL_CLIP_TYPES[1:]])
+def test_choices_nodegraph_cannot_run_are_rejected_at_validation(env, tmp_path, node, name, value):
+    """A choice that needs a model family (or fp8 storage) nodegraph lacks fails validation, naming the
+    node, the input and what does work; the same node with the runnable choice beside it is fine."""
+    for folder, file in (("diffusion_models", "u.safetensors"), ("text_encoders", "a.safetensors"),
+                         ("text_encoders", "b.safetensors")):
+        (tmp_path / "models" / folder).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "models" / folder / file).write_bytes(b"")  # validation never opens the file
+    files = {"UNETLoader": {"unet_name": "u.safetensors"}, "CLIPLoader": {"clip_name": "a.safetensors"},
+             "DualCLIPLoader": {"clip_name1": "a.safetensors", "clip_name2": "b.safetensors"}}[node]
+    workflow = {"bad": {"class_type": node, "inputs": {**files, name: value}},
+                "good": {"class_type": node, "inputs": {**files, name: RUNNABLE[(node, name)]}},
+                "show_bad": {"class_type": "PreviewAny", "inputs": {"source": ["bad", 0]}},
+                "show_good": {"class_type": "PreviewAny", "inputs": {"source": ["good", 0]}}}
+    with pytest.raises(ValidationFailed) as err:
+        Executor(env).run(workflow, outputs=["show_bad", "show_good"])
+    [issue] = err.value.issues
+    assert (issue.node, issue.node_type) == ("bad", node)
+    assert f"input {name!r}" in issue.message and repr(value) in issue.message
+    assert repr(RUNNABLE[(node, name)]) in issue.message  # says what works
 
 
 def test_diffusers_loader_node(env, tmp_path):
