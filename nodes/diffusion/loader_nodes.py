@@ -19,6 +19,7 @@ CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "moch
 DUAL_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image", "hunyuan_video_15",
                    "kandinsky5", "kandinsky5_image", "ltxv", "newbie"]
 WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
+NO_SUCH_FAMILY = "needs text encoders of a model family nodegraph does not have (SD1.x, SD2.x and SDXL work)"
 
 
 def file_stamp(path: Path) -> tuple:
@@ -54,6 +55,13 @@ def handles_from_checkpoint(ckpt: LoadedCheckpoint, name: str = "") -> tuple:
     if ckpt.vae is not None:
         vae = ModelHandle(VAEModel(ckpt.vae, fmt), name or "vae", info={"family": ckpt.family})
     return model, clip, vae
+
+
+def _only_runnable_choice(name: str, value: str, runnable: str, why: str, works: str) -> str | None:
+    """validate_inputs' answer for a ComfyUI choice nodegraph cannot run: the input, the value, what works."""
+    if value == runnable:
+        return None
+    return f"input {name!r}: {value!r} {why}; use {runnable!r} ({works})"
 
 
 def _cached(ctx, key, loader):
@@ -109,10 +117,8 @@ class UNETLoader:
 
     @classmethod
     def validate_inputs(cls, weight_dtype="default", **_):
-        if weight_dtype != "default":
-            return (f"input 'weight_dtype': {weight_dtype!r} (fp8 weight storage) is not implemented; use 'default' "
-                    "(weights in the device manager's dtype: bf16/fp16 on CUDA, fp32 on CPU)")
-        return None
+        return _only_runnable_choice("weight_dtype", weight_dtype, "default", "(fp8 weight storage) is not implemented",
+                                     "weights in the device manager's dtype: bf16/fp16 on CUDA, fp32 on CPU")
 
     @classmethod
     def fingerprint(cls, env, unet_name, weight_dtype="default"):
@@ -133,10 +139,8 @@ class CLIPLoader:
 
     @classmethod
     def validate_inputs(cls, type="stable_diffusion", **_):
-        if type != "stable_diffusion":
-            return (f"input 'type': {type!r} needs text encoders of a model family nodegraph does not have; "
-                    "CLIPLoader loads 'stable_diffusion' (CLIP-L for SD1.x, OpenCLIP-H for SD2.x)")
-        return None
+        return _only_runnable_choice("type", type, "stable_diffusion", NO_SUCH_FAMILY,
+                                     "CLIP-L for SD1.x, OpenCLIP-H for SD2.x")
 
     @classmethod
     def fingerprint(cls, env, clip_name, type="stable_diffusion", device="default"):
@@ -162,10 +166,7 @@ class DualCLIPLoader:
 
     @classmethod
     def validate_inputs(cls, type="sdxl", **_):
-        if type != "sdxl":
-            return (f"input 'type': {type!r} needs text encoders of a model family nodegraph does not have; "
-                    "DualCLIPLoader loads 'sdxl' (CLIP-L and OpenCLIP bigG)")
-        return None
+        return _only_runnable_choice("type", type, "sdxl", NO_SUCH_FAMILY, "CLIP-L and OpenCLIP bigG")
 
     @classmethod
     def fingerprint(cls, env, clip_name1, clip_name2, type="sdxl", device="default"):

@@ -43,6 +43,13 @@ def load_diffusers_folder(path: str | Path, *, dtype: torch.dtype | None = None,
     def clean(cfg: dict) -> dict:
         return {k: v for k, v in cfg.items() if not k.startswith("_")}
 
+    def diffusers_part(sub: str, cls, build, what: str):
+        known = set(inspect.signature(cls.__init__).parameters)
+        config = {k: v for k, v in clean(sub_config(sub)).items() if k in known}
+        module = build(config)
+        materialise(module, sub_weights(sub), what, path.name, dtype)
+        return module.eval(), config
+
     te2 = (path / "text_encoder_2").is_dir()
     first_te = sub_config("text_encoder") if (path / "text_encoder").is_dir() else {}
     family = "sdxl" if te2 else ("sd2" if first_te.get("hidden_act") == "gelu" else "sd1")
@@ -54,20 +61,11 @@ def load_diffusers_folder(path: str | Path, *, dtype: torch.dtype | None = None,
                               metadata={"model_index": json.dumps(index)})
     if "unet" in parts:
         from diffusers import UNet2DConditionModel
-        config = clean(sub_config("unet"))
-        known = set(inspect.signature(UNet2DConditionModel.__init__).parameters)
-        config = {k: v for k, v in config.items() if k in known}
-        unet = build_unet(config)
-        materialise(unet, sub_weights("unet"), "U-Net", path.name, dtype)
-        result.unet, result.unet_config, result.inpaint = unet.eval(), config, config.get("in_channels") == 9
+        result.unet, result.unet_config = diffusers_part("unet", UNet2DConditionModel, build_unet, "U-Net")
+        result.inpaint = result.unet_config.get("in_channels") == 9
     if "vae" in parts:
         from diffusers import AutoencoderKL
-        config = clean(sub_config("vae"))
-        known = set(inspect.signature(AutoencoderKL.__init__).parameters)
-        config = {k: v for k, v in config.items() if k in known}
-        vae = build_vae(config)
-        materialise(vae, sub_weights("vae"), "VAE", path.name, dtype)
-        result.vae, result.vae_config = vae.eval(), config
+        result.vae, result.vae_config = diffusers_part("vae", AutoencoderKL, build_vae, "VAE")
     if "clip" in parts:
         for sub in ("text_encoder", "text_encoder_2"):
             if not (path / sub).is_dir():

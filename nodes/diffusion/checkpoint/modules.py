@@ -45,22 +45,22 @@ def materialise(module: torch.nn.Module, sd: Mapping[str, torch.Tensor], what: s
                 raise CheckpointError(f"{name}: {what} buffer {buf_name} is not in the file")
 
 
-def build_unet(config: Mapping[str, Any]):
-    from diffusers import UNet2DConditionModel
+def _build_on_meta(cls, config: Mapping[str, Any], what: str):
     try:
         with torch.device("meta"):
-            return UNet2DConditionModel(**config)
+            return cls(**config)
     except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"the U-Net config {dict(config)} cannot be built: {exc}") from exc
+        raise CheckpointError(f"the {what} config {dict(config)} cannot be built: {exc}") from exc
+
+
+def build_unet(config: Mapping[str, Any]):
+    from diffusers import UNet2DConditionModel
+    return _build_on_meta(UNet2DConditionModel, config, "U-Net")
 
 
 def build_vae(config: Mapping[str, Any]):
     from diffusers import AutoencoderKL
-    try:
-        with torch.device("meta"):
-            return AutoencoderKL(**config)
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"the VAE config {dict(config)} cannot be built: {exc}") from exc
+    return _build_on_meta(AutoencoderKL, config, "VAE")
 
 
 def build_clip(config: Mapping[str, Any], with_projection: bool | None = None):
