@@ -1,7 +1,7 @@
 """Single-file checkpoints: full-size key sets (meta tensors), tiny round trips, diffusers folders, errors.
 
 The full-size SD1.5 / SD2.1 / SDXL key sets are generated here from the ORIGINAL (ldm / sgm)
-architecture description, independently of checkpoint.py's own writer, so that loading them
+architecture description, independently of checkpoint/writer.py, so that loading them
 proves the reader understands the real layout.
 """
 from __future__ import annotations
