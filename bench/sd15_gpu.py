@@ -29,15 +29,17 @@ from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
 from nodegraph.registry import default_registry
-from nodes.diffusion import checkpoint as ckpt
+from nodes.diffusion.checkpoint.layout import reference_config
+from nodes.diffusion.checkpoint.modules import build_clip, build_unet, build_vae
+from nodes.diffusion.checkpoint.writer import save_single_file
 
 
 def build_sd15(path: Path) -> None:
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    unet = ckpt.build_unet(ckpt.reference_config("sd15_unet"))  # built on the meta device:
-    vae = ckpt.build_vae(ckpt.reference_config("sd15_vae"))     # materialise with default inits
-    clip = ckpt.build_clip(ckpt.reference_config("sd15_text_encoder"))
+    unet = build_unet(reference_config("sd15_unet"))  # built on the meta device:
+    vae = build_vae(reference_config("sd15_vae"))     # materialise with default inits
+    clip = build_clip(reference_config("sd15_text_encoder"))
     for model in (unet, vae, clip):
         model.to_empty(device=device)
         for module in model.modules():
@@ -46,15 +48,15 @@ def build_sd15(path: Path) -> None:
         for name, buffer in model.named_buffers():  # e.g. CLIP's position ids
             if "position_ids" in name:
                 buffer.copy_(torch.arange(buffer.shape[-1], device=device).expand_as(buffer))
-    ckpt.save_single_file(path, unet=unet, vae=vae, text_encoder=clip, family="sd1", dtype=torch.float16)
+    save_single_file(path, unet=unet, vae=vae, text_encoder=clip, family="sd1", dtype=torch.float16)
 
 
 def build_lora(path: Path, rank: int) -> int:
     """A kohya-format LoRA for SD1.5 with random weights on every layer kohya's LoCon trains."""
     from safetensors.torch import save_file
     tensors = {}
-    parts = (("lora_unet_", ckpt.build_unet(ckpt.reference_config("sd15_unet"))),
-             ("lora_te_", ckpt.build_clip(ckpt.reference_config("sd15_text_encoder"))))
+    parts = (("lora_unet_", build_unet(reference_config("sd15_unet"))),
+             ("lora_te_", build_clip(reference_config("sd15_text_encoder"))))
     for prefix, model in parts:
         for name, module in model.named_modules():
             if prefix == "lora_te_" and "encoder.layers" not in name:
@@ -80,7 +82,7 @@ def build_controlnet(path: Path) -> None:
     from diffusers import ControlNetModel
     from safetensors.torch import save_file
     accepted = inspect.signature(ControlNetModel.__init__).parameters
-    net = ControlNetModel(**{k: v for k, v in ckpt.reference_config("sd15_unet").items() if k in accepted})
+    net = ControlNetModel(**{k: v for k, v in reference_config("sd15_unet").items() if k in accepted})
     save_file({k: v.to(torch.float16).contiguous() for k, v in net.state_dict().items()}, str(path))
 
 

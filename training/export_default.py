@@ -51,9 +51,10 @@ def load_run(run_dir: Path):
 
 
 def export(run_dir: Path, out: Path) -> Path:
-    from nodes.diffusion.checkpoint import load_checkpoint, save_single_file
-    from nodes.diffusion.default_world import generate
-    from nodes.diffusion.default_world.vocabulary import token_used_mask
+    from nodes.diffusion.checkpoint.single_file import load_checkpoint
+    from nodes.diffusion.checkpoint.writer import save_single_file
+    from training.default_world import generate
+    from training.default_world.vocabulary import token_used_mask
     from nodes.diffusion.models import VAEModel, fit_latent_rgb
 
     vae, unet, text_encoder, scale, info = load_run(run_dir)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nodes.diffusion.default_world import (  # noqa: E402
+from training.default_world import (  # noqa: E402
     COLOR_NAMES,
     POSITION_NAMES,
     SHAPES,

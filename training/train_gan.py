@@ -15,7 +15,7 @@
 
 Both are saved in the public layouts (DCGAN `main.*`, pix2pix `model.model.*`, PatchGAN `model.*`)
 as fp16 safetensors with metadata (resolution, gan_mode, task). Data is generated on the fly from
-nodes/diffusion/default_world, so training is a pure function of the seeds (up to GPU nondeterminism).
+training/default_world, so training is a pure function of the seeds (up to GPU nondeterminism).
 
     python training/train_gan.py --device cuda                  # ~5.5 minutes on one H100
     python training/train_gan.py --smoke --out /tmp/gan_smoke   # a few CPU steps, checks the plumbing
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import math
 import sys
@@ -39,6 +38,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import training.default_world as world  # noqa: E402
 from nodes.gan.architectures import dcgan_generator, patchgan_discriminator, unet_generator  # noqa: E402
 
 RESOLUTION = 64
@@ -50,20 +50,6 @@ REFINE_R1_GAMMA = 0.05
 SHAPE_COLORS = {"circle": "red", "square": "blue", "triangle": "green", "diamond": "purple", "star": "orange",
                 "heart": "pink"}
 PIX2PIX_BACKGROUND = "white"
-
-
-def load_default_world():
-    """Import nodes/diffusion/default_world on its own (the diffusion pack's __init__ needs diffusers)."""
-    folder = ROOT / "nodes" / "diffusion" / "default_world"
-    spec = importlib.util.spec_from_file_location("default_world", folder / "__init__.py",
-                                                  submodule_search_locations=[str(folder)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["default_world"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-world = load_default_world()
 
 
 # --- data ---------------------------------------------------------------------------------------------
@@ -390,7 +376,7 @@ def main() -> None:
         p2p_metrics, translated, masks = evaluate_pix2pix(P, device, min(256, args.eval_count))
         print("pix2pix:", json.dumps(p2p_metrics), flush=True)
 
-    common = {"trained_by": "training/train_gan.py", "dataset": "nodes/diffusion/default_world",
+    common = {"trained_by": "training/train_gan.py", "dataset": "training/default_world",
               "resolution": RESOLUTION, "gan_mode": "vanilla", "seed": args.seed}
     sizes = {
         "default-world-dcgan-G.safetensors": save(G, out / "default-world-dcgan-G.safetensors", {

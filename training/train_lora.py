@@ -33,7 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
-from nodes.diffusion.default_world import COLORS, SHAPES, make_caption, read_image, render, sample_scenes, token_ids  # noqa: E402
+from training.default_world import COLORS, SHAPES, make_caption, read_image, render, sample_scenes, token_ids  # noqa: E402
 from train_default import alphas_cumprod, cosine_lr, ddim_sample, eps_step, log, prepare_tokens, save_grid  # noqa: E402
 
 CHECKPOINT = ROOT / "nodes/diffusion/weights/nodegraph-default.safetensors"
@@ -220,7 +220,7 @@ def check_export(path: Path, unet, text_encoder, layers, device, logfile) -> dic
     """Read the exported file back through the node pack's LoRA code: every key must map, and the
     patched base model must give the trained network's output."""
     from nodegraph.devices import DeviceManager
-    from nodes.diffusion.checkpoint import load_checkpoint
+    from nodes.diffusion.checkpoint.single_file import load_checkpoint
     from nodes.diffusion.loader_nodes import handles_from_checkpoint
     from nodes.diffusion.lora import build_patches, read_lora
 
@@ -288,7 +288,8 @@ def main(argv=None) -> int:
     log(f"args: {json.dumps({k: str(v) for k, v in vars(args).items()})}", logfile)
     args.t_start = t_start = time.time()
 
-    from nodes.diffusion.checkpoint import clip_core, load_checkpoint
+    from nodes.diffusion.checkpoint.modules import clip_core
+    from nodes.diffusion.checkpoint.single_file import load_checkpoint
     ckpt = load_checkpoint(CHECKPOINT)
     unet, vae, text_encoder = ckpt.unet.float().to(device), ckpt.vae.float().to(device), ckpt.text_encoders[0].float().to(device)
     scale = float(ckpt.vae_config["scaling_factor"])

@@ -4,7 +4,7 @@ The model is spandrel's ESRGAN RRDBNet in the original ESRGAN key layout (`model
 `model.1.sub.N.RDB1.conv1.0.*`, ...), so spandrel detects it as ESRGAN like any community .pth:
 32 filters, 3 RRDB blocks (growth 32), one nearest+conv upsampling stage (x2), LeakyReLU.
 
-Data: default-world pictures (nodes/diffusion/default_world) drawn at two sizes from the same scenes,
+Data: default-world pictures (training/default_world) drawn at two sizes from the same scenes,
 the high-resolution truth at 2s and the low-resolution input at s (s from 32 to 128, so the model
 sees shapes at many pixel scales); half of the inputs are drawn directly at s, half are the 2x2
 area average of the truth (the two are close: the renderer's edge coverage is a box-like filter).
@@ -49,17 +49,16 @@ EVAL_SEED = 10**6  # scenes never used in training (training seeds are below thi
 
 
 def load_module(name: str, path: Path):
-    """Import a file on its own (the diffusion pack's __init__ needs diffusers; the upscale pack's
-    __init__ imports the engine): only what this script needs."""
-    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=[str(path.parent)]
-                                                  if path.name == "__init__.py" else None)
+    """Import a file on its own (the upscale pack's __init__ registers all its nodes): only what this script needs."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-world = load_module("default_world", ROOT / "nodes" / "diffusion" / "default_world" / "__init__.py")
+import training.default_world as world  # noqa: E402
+
 spandrel = load_module("nodegraph_spandrel_import", ROOT / "nodes" / "upscale" / "spandrel_import.py").import_spandrel()
 from spandrel.architectures.ESRGAN import ESRGAN  # noqa: E402  (spandrel's RRDBNet)
 
@@ -303,7 +302,7 @@ def main() -> None:
     params = sum(p.numel() for p in model.parameters())
     meta = {
         "nodegraph.trained_by": "training/train_upscaler.py" + (" --smoke" if args.smoke else ""),
-        "nodegraph.dataset": "nodes/diffusion/default_world, drawn at s and 2s (s in " + ", ".join(map(str, info["lr_sizes"])) + ")",
+        "nodegraph.dataset": "training/default_world, drawn at s and 2s (s in " + ", ".join(map(str, info["lr_sizes"])) + ")",
         "nodegraph.architecture": f"ESRGAN RRDBNet, old key layout, {NUM_FILTERS} filters, {NUM_BLOCKS} blocks, growth 32, x{SCALE}",
         "nodegraph.scale": str(SCALE),
         "nodegraph.training": {k: v for k, v in info.items() if k != "log"} | {"seed": args.seed},

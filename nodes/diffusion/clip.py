@@ -411,7 +411,7 @@ def run_text_encoder(model: torch.nn.Module, chunks: Sequence[Sequence[Token]], 
     LayerNorm only when layer_norm_hidden. Pooled: the final output at the first EOS, projected
     when the model has a text projection and project_pooled.
     """
-    from .checkpoint import clip_core, clip_projection
+    from .checkpoint.modules import clip_core, clip_projection
     core = clip_core(model)
     embeds, eos = _embed_tokens(core, chunks)
     n, length = embeds.shape[:2]

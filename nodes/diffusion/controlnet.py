@@ -10,9 +10,9 @@ output. Two layouts exist:
     [control_model.]zero_convs.{i}.0                                 controlnet_down_blocks.{i}
     [control_model.]middle_block_out.0                               controlnet_mid_block
 
-The encoder part uses the U-Net key map of checkpoint.py (unet_to_ldm); the hint block, zero convs
+The encoder part uses the U-Net key map of checkpoint/to_ldm.py (unet_to_ldm); the hint block, zero convs
 and middle output are mapped here. Every file is first brought to the original layout, the config
-is inferred from tensor shapes (as checkpoint.infer_unet_config does for U-Nets, with the same
+is inferred from tensor shapes (as checkpoint.config_inference.infer_unet_config does for U-Nets, with the same
 rules for what shapes cannot tell: heads, GroupNorm groups, unless the file carries hints), and a
 diffusers ControlNetModel is built on the meta device and filled strictly: a key that is missing
 or left over is an error, never silently dropped.
@@ -41,11 +41,14 @@ import torch.nn.functional as F
 from nodegraph.devices import ModelHandle
 from nodegraph.images import center_crop_margins
 
-from .checkpoint import (CheckpointError, _groups_rule, _indices, _materialise, read_hints,
-                         read_state_dict, unet_hints, unet_to_ldm, walk_encoder)
+from .checkpoint.config_inference import groups_rule, walk_encoder
+from .checkpoint.files import read_hints, read_state_dict
+from .checkpoint.layout import HINTS_KEY, CheckpointError, key_indices
+from .checkpoint.modules import materialise
+from .checkpoint.to_ldm import unet_to_ldm
+from .checkpoint.writer import unet_hints
 
 ORIGINAL_PREFIX = "control_model."
-HINTS_KEY = "nodegraph.hints"
 _SHARED_ENCODER = ("time_embed.", "input_blocks.", "middle_block.", "label_emb.")
 
 
@@ -59,14 +62,14 @@ class ControlNetError(CheckpointError):
 
 def _hint_block_size(keys) -> int:
     """Number of convs between conv_in and conv_out of a diffusers hint embedding."""
-    return len(_indices(keys, "controlnet_cond_embedding.blocks."))
+    return len(key_indices(keys, "controlnet_cond_embedding.blocks."))
 
 
 def diffusers_to_original(sd: Mapping[str, Any]) -> dict[str, Any]:
     """Rename a diffusers ControlNetModel state dict to the original layout (keys without
     'control_model.'). Values pass through untouched, so it maps key names as well."""
     keys = list(sd)
-    per_level = len(_indices(keys, "down_blocks.0.resnets."))
+    per_level = len(key_indices(keys, "down_blocks.0.resnets."))
     if per_level == 0:
         raise ControlNetError("diffusers ControlNet without down_blocks.0.resnets.*")
     blocks = _hint_block_size(keys)
@@ -117,12 +120,12 @@ def infer_controlnet_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, 
     model_channels, in_channels = int(conv_in.shape[0]), int(conv_in.shape[1])
 
     layout = walk_encoder(sd, model_channels, name, "ControlNet", ControlNetError)
-    zero_convs = _indices(keys, "zero_convs.")
-    if len(zero_convs) != len(_indices(keys, "input_blocks.")):
-        raise ControlNetError(f"{name}: {len(zero_convs)} zero convs for {len(_indices(keys, 'input_blocks.'))} "
+    zero_convs = key_indices(keys, "zero_convs.")
+    if len(zero_convs) != len(key_indices(keys, "input_blocks.")):
+        raise ControlNetError(f"{name}: {len(zero_convs)} zero convs for {len(key_indices(keys, 'input_blocks.'))} "
                               "input blocks")
 
-    hint = _indices(keys, "input_hint_block.")
+    hint = key_indices(keys, "input_hint_block.")
     if len(hint) < 2 or hint != list(range(0, 2 * len(hint), 2)) or (len(hint) - 2) % 2:
         raise ControlNetError(f"{name}: unexpected hint block layout (conv indices {hint})")
     hint_w = [sd[f"input_hint_block.{i}.weight"] for i in hint]
@@ -137,7 +140,7 @@ def infer_controlnet_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, 
         "block_out_channels": layout.widths, "layers_per_block": layout.layers_per_block,
         "cross_attention_dim": layout.context_dim, "attention_head_dim": layout.attention_heads(hints),
         "transformer_layers_per_block": layout.transformer_layers, "use_linear_projection": layout.linear,
-        "norm_num_groups": int(hints.get("norm_num_groups") or _groups_rule(layout.widths)),
+        "norm_num_groups": int(hints.get("norm_num_groups") or groups_rule(layout.widths)),
         "upcast_attention": bool(hints.get("upcast_attention", False)),
         "conditioning_embedding_out_channels": embedding,
     }
@@ -248,7 +251,7 @@ def load_controlnet_state_dict(sd: Mapping[str, torch.Tensor], metadata: Mapping
     if unknown:
         raise ControlNetError(f"{name}: {len(unknown)} ControlNet weights have no place in the inferred "
                               f"architecture: {unknown[:8]}{'...' if len(unknown) > 8 else ''}")
-    _materialise(module, {names[k]: v for k, v in sd.items()}, "ControlNet", name, dtype)
+    materialise(module, {names[k]: v for k, v in sd.items()}, "ControlNet", name, dtype)
     return LoadedControlNet(module.eval(), dict(_accepted_config(config)), layout, metadata, ignored)
 
 
@@ -495,7 +498,7 @@ def random_controlnet(devices, config_name: str = "sd15_unet", seed: int = 0,
     """A CONTROL_NET with random weights of a reference U-Net's size (default SD1.5: 361 M
     parameters), built directly on `device` (default: the device manager's), for benchmarks.
     The zero convs get small random weights too, so the residuals are not zero."""
-    from .checkpoint import reference_config
+    from .checkpoint.layout import reference_config
     config = {**reference_config(config_name), **overrides}
     module = build_controlnet(config)
     device = torch.device(device) if device is not None else devices.device

@@ -1,21 +1,25 @@
 """Loader nodes: checkpoints, diffusion models, text encoders, VAEs, diffusers folders (ComfyUI names)."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from nodegraph import CLIP, MODEL, VAE, Choice, ModelFile, Output, node
 from nodegraph.devices import ModelHandle
 
-from .checkpoint import (CheckpointError, LoadedCheckpoint, load_checkpoint, load_clip_file, load_unet_file,
-                         load_vae_file, read_hints)
+from .checkpoint.components import load_clip_file, load_unet_file, load_vae_file
+from .checkpoint.files import read_hints
+from .checkpoint.layout import CheckpointError, LoadedCheckpoint
+from .checkpoint.single_file import load_checkpoint
 from .models import ClipModel, DiffusionModel, VAEModel, latent_format_for, model_info
 
+# ComfyUI 0.8.0's choices (nodes.py), so its workflows validate against the same lists; the ones
+# that need model families or weight formats nodegraph lacks are rejected by validate_inputs.
 CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos",
-              "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image"]
-DUAL_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream"]
-log = logging.getLogger(__name__)
+              "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image", "flux2", "ovis"]
+DUAL_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image", "hunyuan_video_15",
+                   "kandinsky5", "kandinsky5_image", "ltxv", "newbie"]
 WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
+NO_SUCH_FAMILY = "needs text encoders of a model family nodegraph does not have (SD1.x, SD2.x and SDXL work)"
 
 
 def file_stamp(path: Path) -> tuple:
@@ -51,6 +55,13 @@ def handles_from_checkpoint(ckpt: LoadedCheckpoint, name: str = "") -> tuple:
     if ckpt.vae is not None:
         vae = ModelHandle(VAEModel(ckpt.vae, fmt), name or "vae", info={"family": ckpt.family})
     return model, clip, vae
+
+
+def _only_runnable_choice(name: str, value: str, runnable: str, why: str, works: str) -> str | None:
+    """validate_inputs' answer for a ComfyUI choice nodegraph cannot run: the input, the value, what works."""
+    if value == runnable:
+        return None
+    return f"input {name!r}: {value!r} {why}; use {runnable!r} ({works})"
 
 
 def _cached(ctx, key, loader):
@@ -105,16 +116,18 @@ class UNETLoader:
     outputs = [Output("MODEL", MODEL)]
 
     @classmethod
+    def validate_inputs(cls, weight_dtype="default", **_):
+        return _only_runnable_choice("weight_dtype", weight_dtype, "default", "(fp8 weight storage) is not implemented",
+                                     "weights in the device manager's dtype: bf16/fp16 on CUDA, fp32 on CPU")
+
+    @classmethod
     def fingerprint(cls, env, unet_name, weight_dtype="default"):
         return _fingerprint(env, "diffusion_models", unet_name)
 
     def run(self, ctx, unet_name, weight_dtype="default"):
         path = ctx.folders.find("diffusion_models", unet_name)
-        model = _cached(ctx, ("unet", file_stamp(path)),
-                        lambda: handles_from_checkpoint(load_unet_file(path), Path(unet_name).stem)[0])
-        if weight_dtype != "default":  # fp8 storage is a later optimisation: the compute dtype is used
-            log.info("UNETLoader: weight_dtype %s not supported yet, using the device manager's dtype", weight_dtype)
-        return model
+        return _cached(ctx, ("unet", file_stamp(path)),
+                       lambda: handles_from_checkpoint(load_unet_file(path), Path(unet_name).stem)[0])
 
 
 @node(category="advanced/loaders")
@@ -125,12 +138,15 @@ class CLIPLoader:
     outputs = [Output("CLIP", CLIP)]
 
     @classmethod
+    def validate_inputs(cls, type="stable_diffusion", **_):
+        return _only_runnable_choice("type", type, "stable_diffusion", NO_SUCH_FAMILY,
+                                     "CLIP-L for SD1.x, OpenCLIP-H for SD2.x")
+
+    @classmethod
     def fingerprint(cls, env, clip_name, type="stable_diffusion", device="default"):
         return _fingerprint(env, "text_encoders", clip_name)
 
     def run(self, ctx, clip_name, type="stable_diffusion", device="default"):
-        if type != "stable_diffusion":
-            raise CheckpointError(f"CLIPLoader type {type!r} is not supported yet (only stable_diffusion)")
         path = ctx.folders.find("text_encoders", clip_name)
 
         def load():
@@ -149,12 +165,14 @@ class DualCLIPLoader:
     outputs = [Output("CLIP", CLIP)]
 
     @classmethod
+    def validate_inputs(cls, type="sdxl", **_):
+        return _only_runnable_choice("type", type, "sdxl", NO_SUCH_FAMILY, "CLIP-L and OpenCLIP bigG")
+
+    @classmethod
     def fingerprint(cls, env, clip_name1, clip_name2, type="sdxl", device="default"):
         return repr((_fingerprint(env, "text_encoders", clip_name1), _fingerprint(env, "text_encoders", clip_name2)))
 
     def run(self, ctx, clip_name1, clip_name2, type="sdxl", device="default"):
-        if type != "sdxl":
-            raise CheckpointError(f"DualCLIPLoader type {type!r} is not supported yet (only sdxl)")
         paths = [ctx.folders.find("text_encoders", n) for n in (clip_name1, clip_name2)]
 
         def load():

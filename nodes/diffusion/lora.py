@@ -59,7 +59,8 @@ class LoraFile:
 
 def read_lora(path: str | Path) -> LoraFile:
     """Tensors and metadata of a LoRA file (.safetensors, or .pt/.ckpt/.bin read with weights_only)."""
-    from .checkpoint import CheckpointError, read_state_dict
+    from .checkpoint.files import read_state_dict
+    from .checkpoint.layout import CheckpointError
     path = Path(path)
     try:
         tensors, metadata = read_state_dict(path)
@@ -314,7 +315,8 @@ def unet_targets(model: torch.nn.Module) -> dict[str, list[Target]]:
     cached = _UNET_TARGETS.get(model)
     if cached is not None:
         return cached
-    from .checkpoint import CheckpointError, unet_to_ldm
+    from .checkpoint.layout import CheckpointError
+    from .checkpoint.to_ldm import unet_to_ldm
     unet = model.unet
     params = _module_params(unet)
     ldm: dict[str, str] = {}
@@ -341,7 +343,7 @@ def clip_targets(clip: torch.nn.Module) -> dict[str, list[Target]]:
     cached = _CLIP_TARGETS.get(clip)
     if cached is not None:
         return cached
-    from .checkpoint import clip_core
+    from .checkpoint.modules import clip_core
     table: dict[str, list[Target]] = {}
     encoders = list(clip.encoders)
     for i, encoder in enumerate(encoders):

@@ -350,7 +350,7 @@ class ClipModel(torch.nn.Module):
 
     @staticmethod
     def _options(encoder: torch.nn.Module, spec: EncoderSpec):
-        from .checkpoint import clip_core
+        from .checkpoint.modules import clip_core
         from .clip import TokenizerOptions
         core = clip_core(encoder)
         return TokenizerOptions(pad_token=spec.pad_token, embedding_width=core.config.hidden_size,

@@ -11,6 +11,7 @@ from nodegraph.devices import ModelHandle, run_in_chunks
 
 from .latents import METHODS, arithmetic, interpolate, seeded_normal
 from .loaders import load_gan_file
+from .shapes import SHAPES, shape_coverage
 
 SCORES = SocketType("SCORES", "#f06292")  # float tensor [B]: one realism score (0..1) per image
 FOLDER = "gan"
@@ -360,21 +361,16 @@ class GANImageGrid:
         return out
 
 
-SHAPES = ["circle", "square", "triangle", "diamond", "star", "heart"]
-
-
 @node(category="mask")
 class ShapeMask:
     """A mask of one default-world shape (the shapes the built-in models know), anti-aliased.
     center and radius are fractions of the side."""
-    inputs = [Choice("shape", SHAPES), Float("center_x", 0.5, min=0.0, max=1.0, step=0.01),
+    inputs = [Choice("shape", list(SHAPES)), Float("center_x", 0.5, min=0.0, max=1.0, step=0.01),
               Float("center_y", 0.5, min=0.0, max=1.0, step=0.01), Float("radius", 0.3, min=0.01, max=1.0, step=0.01),
               Int("size", 64, min=8, max=4096, step=8)]
     outputs = [Output("MASK", MASK)]
 
     def run(self, ctx, shape, center_x, center_y, radius, size):
-        from nodes.diffusion.default_world import Scene, draw
-
-        scene = Scene(shape=shape, color="white", background="black", center=(center_x, center_y),
-                      radius=radius, size="medium", position="in the center", caption="")
-        return draw([scene], size=size).masks[:, 0]
+        kinds = torch.tensor([SHAPES.index(shape)])
+        center = torch.tensor([[center_x, center_y]], dtype=torch.float32)
+        return shape_coverage(kinds, center, torch.tensor([radius], dtype=torch.float32), size)[:, 0]

@@ -1,7 +1,7 @@
 """Single-file checkpoints: full-size key sets (meta tensors), tiny round trips, diffusers folders, errors.
 
 The full-size SD1.5 / SD2.1 / SDXL key sets are generated here from the ORIGINAL (ldm / sgm)
-architecture description, independently of checkpoint.py's own writer, so that loading them
+architecture description, independently of checkpoint/writer.py, so that loading them
 proves the reader understands the real layout.
 """
 from __future__ import annotations
@@ -11,7 +11,17 @@ import json
 import pytest
 import torch
 
-from nodes.diffusion import checkpoint as C
+from nodes.diffusion.checkpoint.components import load_clip_file, load_unet_file, load_vae_file
+from nodes.diffusion.checkpoint.diffusers_folder import save_diffusers_folder
+from nodes.diffusion.checkpoint.files import read_state_dict
+from nodes.diffusion.checkpoint.layout import (HINTS_KEY, SD1_CLIP_PREFIX, SD2_CLIP_PREFIX, SDXL_CLIP_G_PREFIX,
+                                              SDXL_CLIP_L_PREFIX, UNET_PREFIX, VAE_PREFIX, CheckpointError,
+                                              reference_config)
+from nodes.diffusion.checkpoint.modules import build_unet, clip_core
+from nodes.diffusion.checkpoint.single_file import load_checkpoint, load_state_dict_checkpoint
+from nodes.diffusion.checkpoint.to_ldm import clip_to_open_clip, unet_to_ldm, vae_to_ldm
+from nodes.diffusion.checkpoint.writer import save_single_file
+from tests.tiny_models import save_tiny_checkpoint, tiny_components
 
 META = torch.device("meta")
 
@@ -200,22 +210,22 @@ def training_leftovers() -> Shapes:
 
 
 def sd15_keys(in_ch: int = 4) -> Shapes:
-    return Shapes({**ldm_unet(C.UNET_PREFIX, 320, [1, 2, 4, 4], 2, {0, 1, 2}, [1, 1, 1, 1], 768, False, in_ch),
-                   **ldm_vae(C.VAE_PREFIX, 128, [1, 2, 4, 4], 2),
-                   **hf_clip(C.SD1_CLIP_PREFIX, 768, 12, 3072), **training_leftovers()})
+    return Shapes({**ldm_unet(UNET_PREFIX, 320, [1, 2, 4, 4], 2, {0, 1, 2}, [1, 1, 1, 1], 768, False, in_ch),
+                   **ldm_vae(VAE_PREFIX, 128, [1, 2, 4, 4], 2),
+                   **hf_clip(SD1_CLIP_PREFIX, 768, 12, 3072), **training_leftovers()})
 
 
 def sd21_keys() -> Shapes:
-    return Shapes({**ldm_unet(C.UNET_PREFIX, 320, [1, 2, 4, 4], 2, {0, 1, 2}, [1, 1, 1, 1], 1024, True),
-                   **ldm_vae(C.VAE_PREFIX, 128, [1, 2, 4, 4], 2),
-                   **open_clip(C.SD2_CLIP_PREFIX, 1024, 24, 4096, 1024)})
+    return Shapes({**ldm_unet(UNET_PREFIX, 320, [1, 2, 4, 4], 2, {0, 1, 2}, [1, 1, 1, 1], 1024, True),
+                   **ldm_vae(VAE_PREFIX, 128, [1, 2, 4, 4], 2),
+                   **open_clip(SD2_CLIP_PREFIX, 1024, 24, 4096, 1024)})
 
 
 def sdxl_keys() -> Shapes:
-    return Shapes({**ldm_unet(C.UNET_PREFIX, 320, [1, 2, 4], 2, {1, 2}, [0, 2, 10], 2048, True, adm_in=2816, mid_depth=10),
-                   **ldm_vae(C.VAE_PREFIX, 128, [1, 2, 4, 4], 2),
-                   **hf_clip(C.SDXL_CLIP_L_PREFIX, 768, 12, 3072, position_ids=False),
-                   **open_clip(C.SDXL_CLIP_G_PREFIX, 1280, 32, 5120, 1280)})
+    return Shapes({**ldm_unet(UNET_PREFIX, 320, [1, 2, 4], 2, {1, 2}, [0, 2, 10], 2048, True, adm_in=2816, mid_depth=10),
+                   **ldm_vae(VAE_PREFIX, 128, [1, 2, 4, 4], 2),
+                   **hf_clip(SDXL_CLIP_L_PREFIX, 768, 12, 3072, position_ids=False),
+                   **open_clip(SDXL_CLIP_G_PREFIX, 1280, 32, 5120, 1280)})
 
 
 STRUCTURAL_UNET = ("in_channels", "out_channels", "down_block_types", "up_block_types", "block_out_channels",
@@ -229,7 +239,7 @@ STRUCTURAL_CLIP = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden
 
 
 def assert_matches_reference(inferred: dict, reference_name: str, fields) -> None:
-    reference = C.reference_config(reference_name)
+    reference = reference_config(reference_name)
     for field in fields:
         assert inferred.get(field) == reference.get(field), (reference_name, field, inferred.get(field), reference.get(field))
 
@@ -241,7 +251,7 @@ def _param_count(module) -> int:
 @pytest.mark.parametrize("variant", ["sd15", "sd15_inpaint"])
 def test_full_size_sd15_layout_loads_into_reference_architecture(variant):
     keys = sd15_keys(9 if variant == "sd15_inpaint" else 4)
-    ckpt = C.load_state_dict_checkpoint(keys, name=f"{variant}.safetensors")  # strict: raises on missing/unexpected
+    ckpt = load_state_dict_checkpoint(keys, name=f"{variant}.safetensors")  # strict: raises on missing/unexpected
     assert ckpt.family == "sd1" and ckpt.prediction_type == "eps"
     assert ckpt.inpaint == (variant == "sd15_inpaint")
     assert ckpt.unused_keys == []  # every U-Net / VAE / text-encoder weight of the file found a home
@@ -249,7 +259,7 @@ def test_full_size_sd15_layout_loads_into_reference_architecture(variant):
     assert_matches_reference(ckpt.vae_config, "sd15_vae", STRUCTURAL_VAE)
     assert_matches_reference(ckpt.text_encoder_configs[0], "sd15_text_encoder", STRUCTURAL_CLIP)
     # the reference architecture built from the shipped config has exactly the converted keys
-    reference = C.build_unet(C.reference_config(f"{variant}_unet"))
+    reference = build_unet(reference_config(f"{variant}_unet"))
     assert set(reference.state_dict()) == set(ckpt.unet.state_dict())
     assert _param_count(ckpt.unet) == _param_count(reference)
     assert 859_000_000 < _param_count(ckpt.unet) < 860_600_000  # SD1.5 U-Net: 859.5M parameters
@@ -258,33 +268,33 @@ def test_full_size_sd15_layout_loads_into_reference_architecture(variant):
 
 def test_full_size_sd21_layout_loads_all_24_text_layers():
     keys = sd21_keys()
-    ckpt = C.load_state_dict_checkpoint(keys, name="sd21.safetensors")
+    ckpt = load_state_dict_checkpoint(keys, name="sd21.safetensors")
     assert ckpt.family == "sd2" and ckpt.unused_keys == []
     assert_matches_reference(ckpt.unet_config, "sd21_unet", STRUCTURAL_UNET)
     assert_matches_reference(ckpt.text_encoder_configs[0], "sd21_text_encoder", STRUCTURAL_CLIP + ("projection_dim",))
-    assert set(C.build_unet(C.reference_config("sd21_unet")).state_dict()) == set(ckpt.unet.state_dict())
+    assert set(build_unet(reference_config("sd21_unet")).state_dict()) == set(ckpt.unet.state_dict())
 
 
 def test_sd2_v_prediction_detection():
     keys = sd21_keys()
-    bias_key = C.UNET_PREFIX + "output_blocks.11.1.transformer_blocks.0.norm1.bias"
+    bias_key = UNET_PREFIX + "output_blocks.11.1.transformer_blocks.0.norm1.bias"
     keys[bias_key] = torch.randn(320) * 0.5  # a trained v model's spread (ComfyUI's heuristic: std > 0.09)
-    assert C.load_state_dict_checkpoint(keys, parts=("unet",)).prediction_type == "v"
+    assert load_state_dict_checkpoint(keys, parts=("unet",)).prediction_type == "v"
     keys[bias_key] = torch.randn(320) * 0.01
-    assert C.load_state_dict_checkpoint(keys, parts=("unet",)).prediction_type == "eps"
+    assert load_state_dict_checkpoint(keys, parts=("unet",)).prediction_type == "eps"
     keys["v_pred"] = torch.empty(0)  # ComfyUI's marker key wins
-    assert C.load_state_dict_checkpoint(keys, parts=("unet",)).prediction_type == "v"
+    assert load_state_dict_checkpoint(keys, parts=("unet",)).prediction_type == "v"
 
 
 def test_full_size_sdxl_layout_loads_into_reference_architecture():
     keys = sdxl_keys()
-    ckpt = C.load_state_dict_checkpoint(keys, name="sdxl.safetensors")
+    ckpt = load_state_dict_checkpoint(keys, name="sdxl.safetensors")
     assert ckpt.family == "sdxl" and ckpt.unused_keys == []
     assert_matches_reference(ckpt.unet_config, "sdxl_unet", STRUCTURAL_UNET)
     assert_matches_reference(ckpt.vae_config, "sdxl_vae", STRUCTURAL_VAE)
     assert_matches_reference(ckpt.text_encoder_configs[0], "sdxl_text_encoder", STRUCTURAL_CLIP)
     assert_matches_reference(ckpt.text_encoder_configs[1], "sdxl_text_encoder_2", STRUCTURAL_CLIP + ("projection_dim",))
-    reference = C.build_unet(C.reference_config("sdxl_unet"))
+    reference = build_unet(reference_config("sdxl_unet"))
     assert set(reference.state_dict()) == set(ckpt.unet.state_dict())
     assert 2_560_000_000 < _param_count(ckpt.unet) < 2_570_000_000  # SDXL base U-Net: 2.567B parameters
     assert type(ckpt.text_encoders[1]).__name__ == "CLIPTextModelWithProjection"
@@ -293,24 +303,24 @@ def test_full_size_sdxl_layout_loads_into_reference_architecture():
 @pytest.mark.parametrize("family", ["sd1", "sd2", "sdxl"])
 def test_writer_produces_the_original_layout(family):
     """save_single_file's keys and shapes equal the ldm description of the same (tiny) architecture."""
-    parts = C.tiny_components(family)
+    parts = tiny_components(family)
     sd: dict = {}
     unet_cfg = parts["unet"].config
-    sd.update({C.UNET_PREFIX + k: v for k, v in C.unet_to_ldm(parts["unet"].state_dict(), unet_cfg).items()})
-    sd.update({C.VAE_PREFIX + k: v for k, v in C.vae_to_ldm(parts["vae"].state_dict(), parts["vae"].config).items()})
+    sd.update({UNET_PREFIX + k: v for k, v in unet_to_ldm(parts["unet"].state_dict(), unet_cfg).items()})
+    sd.update({VAE_PREFIX + k: v for k, v in vae_to_ldm(parts["vae"].state_dict(), parts["vae"].config).items()})
     attn = {i for i, t in enumerate(unet_cfg.down_block_types) if t.startswith("CrossAttn")}
     depth = unet_cfg.transformer_layers_per_block
     depth = depth if isinstance(depth, (list, tuple)) else [depth] * 2
     expected = Shapes({
-        **ldm_unet(C.UNET_PREFIX, 32, [1, 2], 1, attn, [d if i in attn else 0 for i, d in enumerate(depth)],
+        **ldm_unet(UNET_PREFIX, 32, [1, 2], 1, attn, [d if i in attn else 0 for i, d in enumerate(depth)],
                    unet_cfg.cross_attention_dim, family != "sd1", adm_in=unet_cfg.projection_class_embeddings_input_dim,
                    mid_depth=depth[-1]),
-        **ldm_vae(C.VAE_PREFIX, 16, [1, 1, 2, 2], 1)})
+        **ldm_vae(VAE_PREFIX, 16, [1, 1, 2, 2], 1)})
     assert {k: tuple(v.shape) for k, v in sd.items()} == {k: tuple(v.shape) for k, v in expected.items()}
     te = parts["text_encoder"]
     if family == "sd2":
-        got = {C.SD2_CLIP_PREFIX + k: tuple(v.shape) for k, v in C.clip_to_open_clip(te).items()}
-        want = {k: tuple(v.shape) for k, v in open_clip(C.SD2_CLIP_PREFIX, 48, 3, 96, 48).items() if not k.endswith("logit_scale")}
+        got = {SD2_CLIP_PREFIX + k: tuple(v.shape) for k, v in clip_to_open_clip(te).items()}
+        want = {k: tuple(v.shape) for k, v in open_clip(SD2_CLIP_PREFIX, 48, 3, 96, 48).items() if not k.endswith("logit_scale")}
         assert got == want
 
 
@@ -324,12 +334,12 @@ def _assert_same_weights(a, b):
 
 @pytest.mark.parametrize("family", ["sd1", "sd2", "sdxl"])
 def test_tiny_round_trip_identical_weights_and_outputs(tmp_path, family):
-    parts = C.tiny_components(family, seed=3)
-    path = C.save_single_file(tmp_path / f"{family}.safetensors", unet=parts["unet"], vae=parts["vae"],
+    parts = tiny_components(family, seed=3)
+    path = save_single_file(tmp_path / f"{family}.safetensors", unet=parts["unet"], vae=parts["vae"],
                               text_encoder=parts["text_encoder"], text_encoder_2=parts["text_encoder_2"],
                               family=family, prediction_type="v" if family == "sd2" else None,
                               metadata={"title": "tiny"})
-    ckpt = C.load_checkpoint(path)
+    ckpt = load_checkpoint(path)
     assert ckpt.family == family and ckpt.unused_keys == []
     assert ckpt.prediction_type == ("v" if family == "sd2" else "eps")
     assert ckpt.metadata["title"] == "tiny"
@@ -355,21 +365,21 @@ def test_tiny_round_trip_identical_weights_and_outputs(tmp_path, family):
 
 
 def test_fp16_save_and_dtype_on_load(tmp_path):
-    parts = C.tiny_components("sd1")
-    path = C.save_single_file(tmp_path / "half.safetensors", parts["unet"], parts["vae"], parts["text_encoder"],
+    parts = tiny_components("sd1")
+    path = save_single_file(tmp_path / "half.safetensors", parts["unet"], parts["vae"], parts["text_encoder"],
                               dtype=torch.float16)
-    ckpt = C.load_checkpoint(path)
+    ckpt = load_checkpoint(path)
     assert next(ckpt.unet.parameters()).dtype == torch.float16
-    ckpt32 = C.load_checkpoint(path, dtype=torch.float32)
+    ckpt32 = load_checkpoint(path, dtype=torch.float32)
     assert next(ckpt32.unet.parameters()).dtype == torch.float32
     assert torch.allclose(ckpt32.unet.conv_in.weight, parts["unet"].conv_in.weight, atol=1e-3)
 
 
 def test_diffusers_folder_round_trip(tmp_path):
-    ckpt = C.load_checkpoint(C.save_tiny_checkpoint(tmp_path / "a.safetensors", "sdxl", prediction_type="v"))
-    folder = C.save_diffusers_folder(tmp_path / "pipe", ckpt)
+    ckpt = load_checkpoint(save_tiny_checkpoint(tmp_path / "a.safetensors", "sdxl", prediction_type="v"))
+    folder = save_diffusers_folder(tmp_path / "pipe", ckpt)
     assert (folder / "model_index.json").is_file()
-    again = C.load_checkpoint(folder)
+    again = load_checkpoint(folder)
     assert again.family == "sdxl" and again.prediction_type == "v"
     _assert_same_weights(ckpt.unet, again.unet)
     _assert_same_weights(ckpt.vae, again.vae)
@@ -378,41 +388,41 @@ def test_diffusers_folder_round_trip(tmp_path):
 
 
 def test_ckpt_pickle_loads_with_weights_only(tmp_path):
-    src = C.save_tiny_checkpoint(tmp_path / "x.safetensors", "sd1")
-    sd, _ = C.read_state_dict(src)
+    src = save_tiny_checkpoint(tmp_path / "x.safetensors", "sd1")
+    sd, _ = read_state_dict(src)
     torch.save({"state_dict": sd, "global_step": 7}, tmp_path / "x.ckpt")
-    ckpt = C.load_checkpoint(tmp_path / "x.ckpt")
+    ckpt = load_checkpoint(tmp_path / "x.ckpt")
     assert ckpt.family == "sd1" and ckpt.unet is not None
 
 
 def test_component_files(tmp_path):
     from safetensors.torch import save_file
-    parts = C.tiny_components("sd1", seed=1)
-    unet_ldm = C.unet_to_ldm(parts["unet"].state_dict(), parts["unet"].config)
+    parts = tiny_components("sd1", seed=1)
+    unet_ldm = unet_to_ldm(parts["unet"].state_dict(), parts["unet"].config)
     # U-Net alone: with the prefix, without it, and in diffusers naming
-    for name, sd in {"prefixed": {C.UNET_PREFIX + k: v for k, v in unet_ldm.items()}, "bare": unet_ldm,
+    for name, sd in {"prefixed": {UNET_PREFIX + k: v for k, v in unet_ldm.items()}, "bare": unet_ldm,
                      "diffusers": parts["unet"].state_dict()}.items():
         save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / f"{name}.safetensors"),
-                  metadata={C.HINTS_KEY: json.dumps({"unet": {"attention_head_dim": 2, "norm_num_groups": 8}})})
-        loaded = C.load_unet_file(tmp_path / f"{name}.safetensors")
+                  metadata={HINTS_KEY: json.dumps({"unet": {"attention_head_dim": 2, "norm_num_groups": 8}})})
+        loaded = load_unet_file(tmp_path / f"{name}.safetensors")
         _assert_same_weights(parts["unet"], loaded.unet)
     # an SDXL U-Net alone: the pooled text width comes from its ADM input size
-    xl = C.tiny_components("sdxl", seed=2)["unet"]
-    C.save_single_file(tmp_path / "xl_unet.safetensors", unet=xl, family="sdxl")
-    loaded = C.load_unet_file(tmp_path / "xl_unet.safetensors")
+    xl = tiny_components("sdxl", seed=2)["unet"]
+    save_single_file(tmp_path / "xl_unet.safetensors", unet=xl, family="sdxl")
+    loaded = load_unet_file(tmp_path / "xl_unet.safetensors")
     assert loaded.family == "sdxl" and loaded.unet_config["addition_time_embed_dim"] == 8
     _assert_same_weights(xl, loaded.unet)
     # VAE alone, diffusers naming
     save_file({k: v.contiguous() for k, v in parts["vae"].state_dict().items()}, str(tmp_path / "vae.safetensors"),
-              metadata={C.HINTS_KEY: json.dumps({"vae": {"norm_num_groups": 8}})})
-    vae, config = C.load_vae_file(tmp_path / "vae.safetensors")
+              metadata={HINTS_KEY: json.dumps({"vae": {"norm_num_groups": 8}})})
+    vae, config = load_vae_file(tmp_path / "vae.safetensors")
     _assert_same_weights(parts["vae"], vae)
     assert config["scaling_factor"] == pytest.approx(0.18215)
     # CLIP alone, transformers naming (as text_encoder/model.safetensors of a diffusers repo)
     te = parts["text_encoder"]
-    save_file({f"text_model.{k}": v.contiguous() for k, v in C.clip_core(te).state_dict().items()},
+    save_file({f"text_model.{k}": v.contiguous() for k, v in clip_core(te).state_dict().items()},
               str(tmp_path / "clip.safetensors"))
-    model, config, is_open_clip = C.load_clip_file(tmp_path / "clip.safetensors")
+    model, config, is_open_clip = load_clip_file(tmp_path / "clip.safetensors")
     assert not is_open_clip and config["num_hidden_layers"] == 3
     # heads are not in the shapes: with no hint the width/64 rule gives 1 head; weights still identical
     _assert_same_weights(te, model)
@@ -421,28 +431,28 @@ def test_component_files(tmp_path):
 def test_errors_name_the_file_and_what_was_found(tmp_path):
     from safetensors.torch import save_file
     save_file({"foo.bar.weight": torch.zeros(2), "foo.baz.weight": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
-    with pytest.raises(C.CheckpointError, match=r"other\.safetensors.*U-Net.*foo\.bar"):
-        C.load_checkpoint(tmp_path / "other.safetensors")
+    with pytest.raises(CheckpointError, match=r"other\.safetensors.*U-Net.*foo\.bar"):
+        load_checkpoint(tmp_path / "other.safetensors")
     (tmp_path / "broken.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(C.CheckpointError, match="broken.safetensors"):
-        C.load_checkpoint(tmp_path / "broken.safetensors")
-    with pytest.raises(C.CheckpointError, match="does not exist"):
-        C.load_checkpoint(tmp_path / "missing.safetensors")
+    with pytest.raises(CheckpointError, match="broken.safetensors"):
+        load_checkpoint(tmp_path / "broken.safetensors")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.safetensors")
     refiner = {"conditioner.embedders.0.model.ln_final.weight": torch.zeros(2),
-               C.UNET_PREFIX + "input_blocks.0.0.weight": torch.zeros(4, 4, 3, 3)}
-    with pytest.raises(C.CheckpointError, match="refiner"):
-        C.load_state_dict_checkpoint(refiner)
+               UNET_PREFIX + "input_blocks.0.0.weight": torch.zeros(4, 4, 3, 3)}
+    with pytest.raises(CheckpointError, match="refiner"):
+        load_state_dict_checkpoint(refiner)
     # a U-Net whose weights disagree with its inferred architecture
     keys = sd15_keys()
-    del keys[C.UNET_PREFIX + "middle_block.1.proj_out.weight"]
-    with pytest.raises(C.CheckpointError, match="missing"):
-        C.load_state_dict_checkpoint(keys, name="cut.safetensors", parts=("unet",))
+    del keys[UNET_PREFIX + "middle_block.1.proj_out.weight"]
+    with pytest.raises(CheckpointError, match="missing"):
+        load_state_dict_checkpoint(keys, name="cut.safetensors", parts=("unet",))
 
 
 def test_hints_are_written(tmp_path):
-    path = C.save_tiny_checkpoint(tmp_path / "t.safetensors", "sd1")
-    _, metadata = C.read_state_dict(path)
-    hints = json.loads(metadata[C.HINTS_KEY])
+    path = save_tiny_checkpoint(tmp_path / "t.safetensors", "sd1")
+    _, metadata = read_state_dict(path)
+    hints = json.loads(metadata[HINTS_KEY])
     assert hints["family"] == "sd1" and hints["prediction_type"] == "eps"
     assert hints["unet"]["attention_head_dim"] == 2 and hints["unet"]["norm_num_groups"] == 8
     assert hints["text_encoders"][0]["num_attention_heads"] == 2

@@ -11,8 +11,12 @@ from nodegraph.folders import Folders
 from nodegraph.node import Context
 from nodegraph.registry import Registry
 from nodegraph.validate import ValidationFailed
-from nodes.diffusion import checkpoint as C
+from nodes.diffusion.checkpoint.diffusers_folder import save_diffusers_folder
+from nodes.diffusion.checkpoint.modules import clip_core
+from nodes.diffusion.checkpoint.single_file import load_checkpoint
+from nodes.diffusion.checkpoint.writer import save_single_file
 from nodes.diffusion.models import DiffusionModel, scaled_linear_alphas_cumprod
+from tests.tiny_models import save_tiny_checkpoint, tiny_components
 
 
 def make_env(tmp_path, builtin_registry) -> Environment:
@@ -36,8 +40,8 @@ def run_node(env, name: str, **inputs):
 @pytest.fixture
 def env(tmp_path, builtin_registry):
     env = make_env(tmp_path, builtin_registry)
-    C.save_tiny_checkpoint(tmp_path / "models" / "checkpoints" / "tiny_sd1.safetensors", "sd1", seed=1)
-    C.save_tiny_checkpoint(tmp_path / "models" / "checkpoints" / "xl" / "tiny_sdxl.safetensors", "sdxl", seed=2)
+    save_tiny_checkpoint(tmp_path / "models" / "checkpoints" / "tiny_sd1.safetensors", "sd1", seed=1)
+    save_tiny_checkpoint(tmp_path / "models" / "checkpoints" / "xl" / "tiny_sdxl.safetensors", "sdxl", seed=2)
     return env
 
 
@@ -100,7 +104,7 @@ def test_model_handle_calls_the_unet(env):
 
 
 def test_sdxl_and_inpaint_extras(tmp_path):
-    xl = C.load_checkpoint(C.save_tiny_checkpoint(tmp_path / "xl.safetensors", "sdxl"), parts=("unet",))
+    xl = load_checkpoint(save_tiny_checkpoint(tmp_path / "xl.safetensors", "sdxl"), parts=("unet",))
     model = DiffusionModel(xl.unet, "sdxl", config=xl.unet_config)
     assert model.adm and model.latent_format.scale_factor == pytest.approx(0.13025)
     x, ctx, pooled = torch.randn(1, 4, 8, 8), torch.randn(1, 77, 80), torch.randn(1, 48)
@@ -111,7 +115,7 @@ def test_sdxl_and_inpaint_extras(tmp_path):
         assert torch.allclose(out, ref, atol=1e-6)
         default = model.apply(x, 500, ctx, {"pooled_output": pooled})  # ComfyUI's 768x768 default
         assert not torch.allclose(default, out)
-    inp = C.load_checkpoint(C.save_tiny_checkpoint(tmp_path / "inp.safetensors", "sd1", inpaint=True), parts=("unet",))
+    inp = load_checkpoint(save_tiny_checkpoint(tmp_path / "inp.safetensors", "sd1", inpaint=True), parts=("unet",))
     assert inp.inpaint
     model = DiffusionModel(inp.unet, "sd1", config=inp.unet_config)
     latent_image, mask = torch.randn(1, 4, 8, 8), torch.zeros(1, 1, 64, 64)
@@ -136,14 +140,14 @@ def test_schedule_is_sds_scaled_linear():
 
 def test_component_loader_nodes(env, tmp_path):
     from safetensors.torch import save_file
-    parts = C.tiny_components("sd1", seed=4)
+    parts = tiny_components("sd1", seed=4)
     models = tmp_path / "models"
-    C.save_single_file(models / "diffusion_models" / "u.safetensors", unet=parts["unet"])
-    C.save_single_file(models / "vae" / "v.safetensors", vae=parts["vae"])
-    C.save_single_file(models / "text_encoders" / "l.safetensors", text_encoder=parts["text_encoder"])
-    xl = C.tiny_components("sdxl", seed=4)
-    C.save_single_file(models / "text_encoders" / "g.safetensors", text_encoder=xl["text_encoder_2"], family="sd2")
-    save_file({f"text_model.{k}": v.contiguous() for k, v in C.clip_core(xl["text_encoder"]).state_dict().items()},
+    save_single_file(models / "diffusion_models" / "u.safetensors", unet=parts["unet"])
+    save_single_file(models / "vae" / "v.safetensors", vae=parts["vae"])
+    save_single_file(models / "text_encoders" / "l.safetensors", text_encoder=parts["text_encoder"])
+    xl = tiny_components("sdxl", seed=4)
+    save_single_file(models / "text_encoders" / "g.safetensors", text_encoder=xl["text_encoder_2"], family="sd2")
+    save_file({f"text_model.{k}": v.contiguous() for k, v in clip_core(xl["text_encoder"]).state_dict().items()},
               str(models / "text_encoders" / "xl_l.safetensors"))
     (model,) = run_node(env, "UNETLoader", unet_name="u.safetensors", weight_dtype="default")
     with env.devices.use(model) as m:
@@ -158,13 +162,55 @@ def test_component_loader_nodes(env, tmp_path):
     (dual,) = run_node(env, "DualCLIPLoader", clip_name1="g.safetensors", clip_name2="xl_l.safetensors", type="sdxl")
     (cond,) = run_node(env, "CLIPTextEncode", text="a cat", clip=dual)
     assert cond[0][0].shape == (1, 77, 80) and cond[0][1]["pooled_output"].shape == (1, 48)
-    with pytest.raises(C.CheckpointError, match="not supported"):
-        run_node(env, "CLIPLoader", clip_name="l.safetensors", type="sd3")
+
+
+# ComfyUI 0.8.0 nodes.py: UNETLoader.weight_dtype, CLIPLoader.type and DualCLIPLoader.type, in its order
+COMFY_WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
+COMFY_CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos",
+                    "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image", "flux2",
+                    "ovis"]
+COMFY_DUAL_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image", "hunyuan_video_15",
+                         "kandinsky5", "kandinsky5_image", "ltxv", "newbie"]
+RUNNABLE = {("UNETLoader", "weight_dtype"): "default", ("CLIPLoader", "type"): "stable_diffusion",
+            ("DualCLIPLoader", "type"): "sdxl"}
+
+
+def test_loader_choices_are_comfyuis(env):
+    def choices(node, name):
+        return next(i for i in env.registry.get(node).inputs if i.name == name).choices
+
+    assert choices("UNETLoader", "weight_dtype") == COMFY_WEIGHT_DTYPES
+    assert choices("CLIPLoader", "type") == COMFY_CLIP_TYPES
+    assert choices("DualCLIPLoader", "type") == COMFY_DUAL_CLIP_TYPES
+
+
+@pytest.mark.parametrize("node,name,value", [("UNETLoader", "weight_dtype", v) for v in COMFY_WEIGHT_DTYPES[1:]]
+                         + [("CLIPLoader", "type", v) for v in COMFY_CLIP_TYPES[1:]]
+                         + [("DualCLIPLoader", "type", v) for v in COMFY_DUAL_CLIP_TYPES[1:]])
+def test_choices_nodegraph_cannot_run_are_rejected_at_validation(env, tmp_path, node, name, value):
+    """A choice that needs a model family (or fp8 storage) nodegraph lacks fails validation, naming the
+    node, the input and what does work; the same node with the runnable choice beside it is fine."""
+    for folder, file in (("diffusion_models", "u.safetensors"), ("text_encoders", "a.safetensors"),
+                         ("text_encoders", "b.safetensors")):
+        (tmp_path / "models" / folder).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "models" / folder / file).write_bytes(b"")  # validation never opens the file
+    files = {"UNETLoader": {"unet_name": "u.safetensors"}, "CLIPLoader": {"clip_name": "a.safetensors"},
+             "DualCLIPLoader": {"clip_name1": "a.safetensors", "clip_name2": "b.safetensors"}}[node]
+    workflow = {"bad": {"class_type": node, "inputs": {**files, name: value}},
+                "good": {"class_type": node, "inputs": {**files, name: RUNNABLE[(node, name)]}},
+                "show_bad": {"class_type": "PreviewAny", "inputs": {"source": ["bad", 0]}},
+                "show_good": {"class_type": "PreviewAny", "inputs": {"source": ["good", 0]}}}
+    with pytest.raises(ValidationFailed) as err:
+        Executor(env).run(workflow, outputs=["show_bad", "show_good"])
+    [issue] = err.value.issues
+    assert (issue.node, issue.node_type) == ("bad", node)
+    assert f"input {name!r}" in issue.message and repr(value) in issue.message
+    assert repr(RUNNABLE[(node, name)]) in issue.message  # says what works
 
 
 def test_diffusers_loader_node(env, tmp_path):
-    ckpt = C.load_checkpoint(tmp_path / "models" / "checkpoints" / "tiny_sd1.safetensors")
-    C.save_diffusers_folder(tmp_path / "models" / "diffusers" / "tiny_pipe", ckpt)
+    ckpt = load_checkpoint(tmp_path / "models" / "checkpoints" / "tiny_sd1.safetensors")
+    save_diffusers_folder(tmp_path / "models" / "diffusers" / "tiny_pipe", ckpt)
     assert "tiny_pipe" in env.folders.list("diffusers")
     model, clip, vae = run_node(env, "DiffusersLoader", model_path="tiny_pipe")
     with env.devices.use(model) as m:
@@ -178,29 +224,29 @@ def test_diffusers_loader_node(env, tmp_path):
 def test_preview_projection_is_fitted_and_stored(tmp_path):
     from nodes.diffusion.loader_nodes import handles_from_checkpoint
     from nodes.diffusion.models import VAEModel, fit_latent_rgb
-    parts = C.tiny_components("sd1", seed=6)
+    parts = tiny_components("sd1", seed=6)
     vae = VAEModel(parts["vae"])
     torch.manual_seed(0)
     pixels = torch.rand(4, 64, 64, 3)
     factors, bias = fit_latent_rgb(vae, pixels)
     assert len(factors) == 4 and all(len(row) == 3 for row in factors) and len(bias) == 3
-    path = C.save_single_file(tmp_path / "p.safetensors", parts["unet"], parts["vae"], parts["text_encoder"],
+    path = save_single_file(tmp_path / "p.safetensors", parts["unet"], parts["vae"], parts["text_encoder"],
                               latent_rgb_factors=factors, latent_rgb_bias=bias)
-    model, _, vae_handle = handles_from_checkpoint(C.load_checkpoint(path))
+    model, _, vae_handle = handles_from_checkpoint(load_checkpoint(path))
     fmt = model.module.latent_format
     assert torch.allclose(torch.tensor(fmt.rgb_factors), torch.tensor(factors)) and fmt.rgb_bias == tuple(bias)
     # the fitted projection predicts the cell colours better than the SD1.5 default does
     with torch.no_grad():
         z = fmt.process_in(vae.encode(pixels))
     target = torch.nn.functional.avg_pool2d(pixels.movedim(-1, 1), 8).movedim(1, -1)
-    default = C.load_checkpoint(C.save_tiny_checkpoint(tmp_path / "d.safetensors", "sd1", seed=6))
+    default = load_checkpoint(save_tiny_checkpoint(tmp_path / "d.safetensors", "sd1", seed=6))
     default_fmt = handles_from_checkpoint(default)[0].module.latent_format
     assert (fmt.to_rgb(z) - target).abs().mean() < (default_fmt.to_rgb(z) - target).abs().mean()
 
 
 def test_diffusers_sd2_text_encoder_with_23_layers_uses_its_last_layer():
     from nodes.diffusion.models import ClipModel
-    te = C.tiny_components("sd2")["text_encoder"]
+    te = tiny_components("sd2")["text_encoder"]
     full = ClipModel([te], "sd2")
     assert full.specs[0].default_layer == -2
     te.config.num_hidden_layers = 23  # what a diffusers SD2 folder holds

@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nodes.diffusion import checkpoint as C
+from nodes.diffusion.checkpoint.modules import clip_core
 from nodes.diffusion import clip as K
 from nodes.diffusion.models import ClipModel
+from tests.tiny_models import tiny_components
 
 
 @pytest.fixture(scope="module")
 def parts():
-    return {family: C.tiny_components(family, seed=5) for family in ("sd1", "sd2", "sdxl")}
+    return {family: tiny_components(family, seed=5) for family in ("sd1", "sd2", "sdxl")}
 
 
 def _ids(chunks):
@@ -30,7 +31,7 @@ def test_forward_matches_transformers(parts):
             hidden, _ = K.run_text_encoder(te, chunks, layer_idx=-2, layer_norm_hidden=False)
             assert torch.allclose(hidden, ref.hidden_states[-2], atol=1e-5)
             normed, _ = K.run_text_encoder(te, chunks, layer_idx=-2, layer_norm_hidden=True)
-            assert torch.allclose(normed, C.clip_core(te).final_layer_norm(ref.hidden_states[-2]), atol=1e-5)
+            assert torch.allclose(normed, clip_core(te).final_layer_norm(ref.hidden_states[-2]), atol=1e-5)
             last, _ = K.run_text_encoder(te, chunks, layer_idx=-1)  # "hidden -1" + layer norm = last
             assert torch.allclose(last, z, atol=1e-6)
             expected_pooled = ref.text_embeds if hasattr(ref, "text_embeds") and ref.text_embeds is not None \
@@ -120,7 +121,7 @@ def test_sdxl_concatenates_both_encoders(parts):
 def test_textual_inversion_vectors_enter_the_encoder(parts, tmp_path):
     from safetensors.torch import save_file
     te = parts["sd1"]["text_encoder"]
-    table = C.clip_core(te).embeddings.token_embedding.weight
+    table = clip_core(te).embeddings.token_embedding.weight
     # an embedding equal to the token "red" encodes exactly like the word
     save_file({"emb_params": table[736:737].detach().clone()}, str(tmp_path / "redish.safetensors"))
     model = ClipModel([te], "sd1")

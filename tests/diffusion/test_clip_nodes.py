@@ -5,15 +5,16 @@ import pytest
 import torch
 
 from nodegraph.devices import ModelHandle
-from nodes.diffusion import checkpoint as C
+from nodes.diffusion.checkpoint.modules import clip_core
 from nodes.diffusion.models import ClipModel
+from tests.tiny_models import tiny_components
 
 from nodecall import run  # tests/diffusion/nodecall.py
 
 
 @pytest.fixture(scope="module")
 def tiny_clip():
-    parts = C.tiny_components("sd1", seed=7)
+    parts = tiny_components("sd1", seed=7)
     return ModelHandle(ClipModel([parts["text_encoder"]], "sd1"), "tiny", info={"family": "sd1", "layer_idx": None})
 
 
@@ -36,7 +37,7 @@ def test_clip_text_encode(env, tiny_clip):
 def test_embeddings_folder_is_used(env, tiny_clip, tmp_path):
     from safetensors.torch import save_file
     (tmp_path / "models" / "embeddings").mkdir(parents=True)
-    table = C.clip_core(tiny_clip.module.encoders[0]).embeddings.token_embedding.weight
+    table = clip_core(tiny_clip.module.encoders[0]).embeddings.token_embedding.weight
     save_file({"emb_params": table[736:737].detach().clone()}, str(tmp_path / "models" / "embeddings" / "red.safetensors"))
     via_embedding = run(env, "CLIPTextEncode", text="a embedding:red circle", clip=tiny_clip)[0][0]
     via_word = run(env, "CLIPTextEncode", text="a red circle", clip=tiny_clip)[0][0]

@@ -178,7 +178,7 @@ def test_embeddings_from_files(tmp_path):
 def test_default_world_training_ids_equal_the_prompt_tokenizer():
     """The embedded default model is trained on default_world.token_ids: prompts typed in a workflow
     must reach the text encoder as the very same ids."""
-    world = pytest.importorskip("nodes.diffusion.default_world")
+    world = pytest.importorskip("training.default_world")
     captions = world.sample_scenes(seed=0, count=64).captions + ["a red circle", "a small blue square at the top left"]
     for caption in captions:
         chunk = K.tokenize_with_weights(caption)[0]

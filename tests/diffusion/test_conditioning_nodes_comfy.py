@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from nodegraph.devices import ModelHandle
-from nodes.diffusion import checkpoint as C
 from nodes.diffusion.models import ClipModel, DiffusionModel
 from nodes.diffusion.sampling.guidance import prepare_conds
 from nodes.diffusion.sampling.schedules import ModelSampling
+from tests.tiny_models import tiny_components
 
 from nodecall import run  # tests/diffusion/nodecall.py
 
@@ -65,7 +65,7 @@ def test_zero_out_clears_lyrics_too(env):
 
 @pytest.fixture(scope="module")
 def sdxl():
-    parts = C.tiny_components("sdxl", seed=3)
+    parts = tiny_components("sdxl", seed=3)
     clip = ModelHandle(ClipModel([parts["text_encoder"], parts["text_encoder_2"]], "sdxl"), "tiny-sdxl-clip",
                        info={"family": "sdxl", "layer_idx": None})
     return clip, DiffusionModel(parts["unet"], "sdxl")
@@ -105,7 +105,7 @@ def test_sdxl_encoder_pads_the_shorter_prompt_with_empty_chunks(env, sdxl):
 
 
 def test_sdxl_encoder_wants_an_sdxl_clip(env):
-    parts = C.tiny_components("sd1", seed=1)
+    parts = tiny_components("sd1", seed=1)
     sd1 = ModelHandle(ClipModel([parts["text_encoder"]], "sd1"), "tiny-sd1", info={"family": "sd1", "layer_idx": None})
     with pytest.raises(ValueError, match="clip: CLIPTextEncodeSDXL needs an SDXL CLIP"):
         run(env, "CLIPTextEncodeSDXL", clip=sd1, width=1024, height=1024, crop_w=0, crop_h=0, target_width=1024,

@@ -8,13 +8,16 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from nodes.diffusion import checkpoint as C
+from nodes.diffusion.checkpoint.layout import reference_config
+from nodes.diffusion.checkpoint.modules import build_unet
+from nodes.diffusion.checkpoint.to_ldm import unet_to_ldm
 from nodes.diffusion.controlnet import (ControlNetError, broadcast_hint, build_controlnet, controlnet_from_unet,
                                         diffusers_to_original, load_controlnet_file, save_controlnet, upscale_hint)
 from nodes.diffusion.models import DiffusionModel, model_info
 from nodes.diffusion.sampling import ModelSampling
 from nodegraph.devices import ModelHandle
 from tests.diffusion.nodecall import run
+from tests.tiny_models import tiny_components
 
 
 # ----------------------------------------------------------------------------------------------
@@ -26,9 +29,9 @@ def sd15_original_layout() -> dict[str, torch.Tensor]:
     definition (not from our key map): the U-Net's encoder (its LDM keys via checkpoint.unet_to_ldm),
     the hint block (convs 3->16->16->32->32->96->96->256->320 at Sequential indices 0, 2, ..., 14),
     12 zero convs (one per input block) and middle_block_out. fp16 torch.empty: no time spent on values."""
-    config = C.reference_config("sd15_unet")
-    unet = C.build_unet(config)  # meta device: shapes only
-    ldm = C.unet_to_ldm(unet.state_dict(), config)
+    config = reference_config("sd15_unet")
+    unet = build_unet(config)  # meta device: shapes only
+    ldm = unet_to_ldm(unet.state_dict(), config)
     shapes = {k: tuple(v.shape) for k, v in ldm.items() if k.startswith(("time_embed.", "input_blocks.", "middle_block."))}
     hint = [(16, 3), (16, 16), (32, 16), (32, 32), (96, 32), (96, 96), (256, 96), (320, 256)]
     for i, (cout, cin) in enumerate(hint):
@@ -46,7 +49,7 @@ def test_sd15_original_layout_controlnet_loads_with_no_missing_or_unexpected_key
     from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
     sd = sd15_original_layout()
     # the layout written above is the real one: diffusers' own converter maps it onto ControlNetModel exactly
-    reference = build_controlnet(C.reference_config("sd15_unet"))  # diffusers' ControlNetModel, on meta
+    reference = build_controlnet(reference_config("sd15_unet"))  # diffusers' ControlNetModel, on meta
     converted = convert_controlnet_checkpoint(dict(sd), {"layers_per_block": 2})
     assert set(converted) == set(reference.state_dict())
     del converted, reference
@@ -78,7 +81,7 @@ def test_sd15_original_layout_controlnet_loads_with_no_missing_or_unexpected_key
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    parts = C.tiny_components("sd1", seed=5)
+    parts = tiny_components("sd1", seed=5)
     unet = parts["unet"].eval()
     nets = []
     for seed in (1, 2):
@@ -323,7 +326,7 @@ def test_diffusers_to_original_key_map_is_one_to_one(tiny):
 def test_sd15_diffusers_layout_without_hints_infers_the_sd15_config():
     """What the GPU benchmark writes (diffusers keys, no metadata) is read as SD1.5 again: shapes + SD1 rules."""
     from nodes.diffusion.controlnet import infer_controlnet_config
-    reference = build_controlnet(C.reference_config("sd15_unet"))  # meta
+    reference = build_controlnet(reference_config("sd15_unet"))  # meta
     inferred = infer_controlnet_config(diffusers_to_original(reference.state_dict()))
     config = reference.config
     assert inferred["block_out_channels"] == list(config.block_out_channels)

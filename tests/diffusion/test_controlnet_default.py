@@ -15,7 +15,7 @@ from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
 from workflow_files import load_workflow
-from nodes.diffusion.default_world import Scene, draw, read_image
+from training.default_world import Scene, draw, read_image
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"

@@ -11,7 +11,7 @@ from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
 from workflow_files import load_workflow
-from nodes.diffusion.default_world import read_image
+from training.default_world import read_image
 
 from test_controlnet_default import control_centroid, distance, silhouette
 

@@ -15,10 +15,10 @@ from nodegraph.executor import Executor
 from nodegraph.folders import Folders
 from nodegraph.registry import Registry
 from nodegraph.validate import ValidationFailed
-from nodes.diffusion import checkpoint as C
 from nodes.diffusion.models import DiffusionModel, model_info
 from nodes.diffusion.sampling import SAMPLER_NAMES, SCHEDULER_NAMES, ModelSampling, ksampler_sigmas, prepare_noise
 from tests.diffusion.nodecall import run
+from tests.tiny_models import save_tiny_checkpoint, tiny_components
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -43,7 +43,7 @@ def env(tmp_path, builtin_registry):
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    unet = C.tiny_components("sd1", seed=3)["unet"].eval()
+    unet = tiny_components("sd1", seed=3)["unet"].eval()
     model = DiffusionModel(unet, "sd1")
     return ModelHandle(model, "tiny-sd1", info=model_info(model))
 
@@ -339,7 +339,7 @@ def test_sampler_option_nodes(env, tiny_model):
 # --- a ComfyUI API-format workflow through the executor ------------------------------------------------
 
 def test_custom_sampling_workflow_runs_like_ksampler(env, tmp_path):
-    C.save_tiny_checkpoint(tmp_path / "models" / "checkpoints" / "tiny.safetensors", "sd1", seed=4)
+    save_tiny_checkpoint(tmp_path / "models" / "checkpoints" / "tiny.safetensors", "sd1", seed=4)
     base = {
         "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny.safetensors"}},
         "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},

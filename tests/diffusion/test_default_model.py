@@ -8,8 +8,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from nodes.diffusion.checkpoint import load_checkpoint, read_hints
-from nodes.diffusion.default_world import read_image
+from nodes.diffusion.checkpoint.files import read_hints
+from nodes.diffusion.checkpoint.single_file import load_checkpoint
+from training.default_world import read_image
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "nodes" / "diffusion" / "weights" / "nodegraph-default.safetensors"
 pytestmark = pytest.mark.skipif(not WEIGHTS.is_file(), reason="default weights not shipped in this checkout")

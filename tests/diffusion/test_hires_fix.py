@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nodes.diffusion.default_world.analyze import read_image
+from training.default_world.analyze import read_image
 from tests.diffusion.workflow_files import WorkflowRunner
 
 

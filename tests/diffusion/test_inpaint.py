@@ -11,9 +11,9 @@ from PIL import Image
 from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
-from nodes.diffusion import checkpoint as C
-from nodes.diffusion.default_world.analyze import read_image
+from training.default_world.analyze import read_image
 from tests.diffusion.workflow_files import WorkflowRunner
+from tests.tiny_models import save_tiny_checkpoint, tiny_components
 
 
 class UNetInputs:
@@ -59,7 +59,7 @@ def comfy_inpaint_workflow(ckpt: str, image: str, denoise: float = 1.0, for_inpa
 def tiny_inpaint_env(tmp_path, builtin_registry):
     for name in ("models", "output", "input", "temp"):
         (tmp_path / name).mkdir()
-    C.save_tiny_checkpoint(tmp_path / "models" / "checkpoints" / "tiny-inpainting.safetensors", "sd1", seed=5,
+    save_tiny_checkpoint(tmp_path / "models" / "checkpoints" / "tiny-inpainting.safetensors", "sd1", seed=5,
                            inpaint=True)
     rng = np.random.default_rng(0)
     rgba = np.concatenate([rng.integers(0, 256, (64, 64, 3)), np.full((64, 64, 1), 255)], axis=-1).astype(np.uint8)
@@ -118,7 +118,7 @@ def test_encode_for_inpaint_crops_odd_sizes_as_comfyui(tiny_inpaint_env):
     from nodegraph.devices import ModelHandle
     from nodes.diffusion.models import VAEModel
     from tests.diffusion.nodecall import run
-    vae = ModelHandle(VAEModel(C.tiny_components("sd1", seed=11)["vae"]), "tiny-vae")
+    vae = ModelHandle(VAEModel(tiny_components("sd1", seed=11)["vae"]), "tiny-vae")
     pixels = torch.rand(2, 70, 75, 3)
     mask = torch.zeros(1, 35, 25)  # half resolution: resized (bilinear) to the image first
     mask[:, 10:20, 5:15] = 1.0

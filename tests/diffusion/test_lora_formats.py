@@ -11,10 +11,13 @@ import json
 import pytest
 import torch
 
-from nodes.diffusion import checkpoint as C
+from nodes.diffusion.checkpoint.layout import reference_config
+from nodes.diffusion.checkpoint.modules import build_clip, build_unet, clip_core
+from nodes.diffusion.checkpoint.to_ldm import unet_to_ldm
 from nodes.diffusion.lora import (DoRA, LoHa, LoKr, LowRank, build_patches, read_lora, save_lora, split_key,
                                   unet_targets)
 from nodes.diffusion.models import ClipModel, DiffusionModel
+from tests.tiny_models import tiny_components
 
 # the modules kohya's LoCon trains (sd-scripts' UNET_TARGET_REPLACE_MODULE + the conv 3x3 set) and its
 # text-encoder set
@@ -52,9 +55,9 @@ def text_path(core_relative: str) -> str:
 @pytest.fixture(scope="module")
 def sd15():
     """Full-size SD1.5 MODEL and CLIP modules on the meta device."""
-    unet = C.build_unet(C.reference_config("sd15_unet"))
-    text = C.build_clip(C.reference_config("sd15_text_encoder"), with_projection=False)
-    return DiffusionModel(unet, "sd1", config=C.reference_config("sd15_unet")), ClipModel([text], "sd1")
+    unet = build_unet(reference_config("sd15_unet"))
+    text = build_clip(reference_config("sd15_text_encoder"), with_projection=False)
+    return DiffusionModel(unet, "sd1", config=reference_config("sd15_unet")), ClipModel([text], "sd1")
 
 
 def shapes_of(module: torch.nn.Module) -> dict[str, tuple]:
@@ -160,7 +163,7 @@ def test_split_key_grammar():
 
 @pytest.fixture(scope="module")
 def tiny():
-    parts = C.tiny_components("sd1", seed=3)
+    parts = tiny_components("sd1", seed=3)
     model = DiffusionModel(parts["unet"], "sd1", config=dict(parts["unet"].config))
     return model, ClipModel([parts["text_encoder"]], "sd1")
 
@@ -176,7 +179,7 @@ def kohya_tensors(model, clip, seed=0, rank=2, ldm=False) -> dict[str, torch.Ten
     names = dict(zip(unet_layers, unet_layers))
     if ldm:
         names = {d: k.removesuffix(".weight") for k, d in
-                 C.unet_to_ldm({f"{p}.weight": p for p in unet_layers}, model.config).items()}
+                 unet_to_ldm({f"{p}.weight": p for p in unet_layers}, model.config).items()}
     tensors = {}
     for path, m in unet_layers.items():
         name = "lora_unet_" + names[path].replace(".", "_")
@@ -249,17 +252,17 @@ def test_diffusers_old_forms_and_peft_prefix_match_the_peft_keys(tiny):
 
 
 def test_sdxl_kohya_te1_te2_and_ldm_unet_names():
-    parts = C.tiny_components("sdxl", seed=4)
+    parts = tiny_components("sdxl", seed=4)
     model = DiffusionModel(parts["unet"], "sdxl", config=dict(parts["unet"].config))
     clip = ClipModel([parts["text_encoder"], parts["text_encoder_2"]], "sdxl")
     g = torch.Generator().manual_seed(6)
     tensors = {}
     layers = trained_layers(model.unet, KOHYA_UNET_BLOCKS)
-    ldm = {d: k.removesuffix(".weight") for k, d in C.unet_to_ldm({f"{p}.weight": p for p in layers}, model.config).items()}
+    ldm = {d: k.removesuffix(".weight") for k, d in unet_to_ldm({f"{p}.weight": p for p in layers}, model.config).items()}
     for path, m in layers.items():
         tensors.update({f"lora_unet_{ldm[path].replace('.', '_')}.lora_{c}.weight": t for c, t in factors(m, 1, g).items()})
     for i, encoder in enumerate(clip.encoders):
-        core = C.clip_core(encoder)
+        core = clip_core(encoder)
         for path, m in trained_layers(core, KOHYA_TEXT_BLOCKS).items():
             name = f"lora_te{i + 1}_" + text_path(path).replace(".", "_")
             tensors.update({f"{name}.lora_{c}.weight": t for c, t in factors(m, 1, g).items()})

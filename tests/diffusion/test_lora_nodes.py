@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from nodegraph.node import Context
-from nodes.diffusion import checkpoint as C
+from nodes.diffusion.checkpoint.modules import clip_core
 from nodes.diffusion.lora import LoraError, save_lora
 from tests.diffusion.nodecall import run
 from tests.diffusion.test_lora_formats import KOHYA_TEXT_BLOCKS, KOHYA_UNET_BLOCKS, factors, text_path, trained_layers
+from tests.tiny_models import save_tiny_checkpoint
 
 
 def kohya_lora(model, clip, seed: int, rank: int = 2, unet: bool = True, text: bool = True) -> dict:
@@ -21,7 +22,7 @@ def kohya_lora(model, clip, seed: int, rank: int = 2, unet: bool = True, text: b
     if unet:
         groups.append(("lora_unet_", trained_layers(model.unet, KOHYA_UNET_BLOCKS)))
     if text:
-        core = C.clip_core(clip.encoders[0])
+        core = clip_core(clip.encoders[0])
         groups.append(("lora_te_", {text_path(k): v for k, v in trained_layers(core, KOHYA_TEXT_BLOCKS).items()}))
     for prefix, layers in groups:
         for path, m in layers.items():
@@ -33,7 +34,7 @@ def kohya_lora(model, clip, seed: int, rank: int = 2, unet: bool = True, text: b
 
 @pytest.fixture
 def loaded(env):
-    C.save_tiny_checkpoint(env.folders.models / "checkpoints" / "tiny.safetensors", "sd1", seed=11)
+    save_tiny_checkpoint(env.folders.models / "checkpoints" / "tiny.safetensors", "sd1", seed=11)
     model, clip, vae = run(env, "CheckpointLoaderSimple", ckpt_name="tiny.safetensors")
     loras = env.folders.models / "loras"
     save_lora(loras / "a.safetensors", kohya_lora(model.module, clip.module, seed=1))

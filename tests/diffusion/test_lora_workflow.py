@@ -12,7 +12,7 @@ from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
 from workflow_files import load_workflow
-from nodes.diffusion.default_world.analyze import read_image
+from training.default_world.analyze import read_image
 from nodes.diffusion.lora import read_lora
 
 ROOT = Path(__file__).resolve().parents[2]

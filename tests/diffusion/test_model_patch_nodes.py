@@ -17,7 +17,6 @@ from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
 from nodegraph.registry import Registry
-from nodes.diffusion import checkpoint as C
 from nodes.diffusion import unet_patches
 from nodes.diffusion.guidance_nodes import cfg_zero_star_scale, rescale_cfg
 from nodes.diffusion.model_options import model_sampling, sampling_model
@@ -28,6 +27,7 @@ from nodes.diffusion.sampling.model_sampling import (ContinuousEDMSampling, Cont
                                                      DiscreteSampling, DistilledDiscreteSampling)
 from nodes.diffusion.unet_patch_nodes import attention_with_scores, create_blur_map, freeu_patch, gaussian_blur_2d
 from tests.diffusion.nodecall import run
+from tests.tiny_models import save_tiny_checkpoint, tiny_components
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -52,7 +52,7 @@ def env(tmp_path, builtin_registry):
 
 @pytest.fixture(scope="module")
 def tiny_unet():
-    return C.tiny_components("sd1", seed=3)["unet"].eval()
+    return tiny_components("sd1", seed=3)["unet"].eval()
 
 
 @pytest.fixture(scope="module")
@@ -375,7 +375,7 @@ def test_attention_replace_matches_a_replaced_processor(family, key, blocks):
     """A replacement keyed (block, id) acts on every transformer block of the middle block, (block, id, index) on
     one; the result equals a copy of the U-Net whose processors there compute to_out(to_v(x)). A replacement that
     computes ordinary attention gives the unpatched U-Net's output."""
-    unet = C.tiny_components(family, seed=5)["unet"].eval()
+    unet = tiny_components(family, seed=5)["unet"].eval()
     model = DiffusionModel(unet, family)
     reference = copy.deepcopy(unet)
     for i in blocks:
@@ -545,7 +545,7 @@ def test_comfy_api_workflow_with_patches(env, tmp_path):
     """An API-format prompt as ComfyUI's frontend writes it: checkpoint -> FreeU_V2 -> PAG -> RescaleCFG ->
     KSampler beside a plain KSampler on the same checkpoint; the plain branch keeps the plain workflow's cached
     result."""
-    C.save_tiny_checkpoint(tmp_path / "models" / "checkpoints" / "tiny.safetensors", "sd1", seed=4)
+    save_tiny_checkpoint(tmp_path / "models" / "checkpoints" / "tiny.safetensors", "sd1", seed=4)
     sampler = lambda model: {"class_type": "KSampler", "inputs": {  # noqa: E731
         "seed": 3, "steps": 3, "cfg": 6, "sampler_name": "euler", "scheduler": "normal", "denoise": 1,
         "model": model, "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}}

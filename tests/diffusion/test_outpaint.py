@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nodes.diffusion.default_world.analyze import nearest_color, read_image
+from training.default_world.analyze import nearest_color, read_image
 from tests.diffusion.workflow_files import WorkflowRunner
 
 PAD = 32  # the workflow extends its 96x128 source by 32 px on the right

@@ -14,9 +14,10 @@ from nodegraph.executor import Executor
 from nodegraph.folders import Folders
 from nodegraph.node import Context, Interrupted, RunControl
 from nodegraph.registry import Registry
-from nodes.diffusion import checkpoint as C
+from nodes.diffusion.checkpoint.single_file import load_checkpoint
 from nodes.diffusion.models import DiffusionModel, model_info
 from nodes.diffusion.sampling import SAMPLER_NAMES, SCHEDULER_NAMES
+from tests.tiny_models import save_tiny_checkpoint, tiny_components
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -42,7 +43,7 @@ def env(tmp_path, builtin_registry):
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    unet = C.tiny_components("sd1", seed=3)["unet"].eval()
+    unet = tiny_components("sd1", seed=3)["unet"].eval()
     model = DiffusionModel(unet, "sd1")
     return ModelHandle(model, "tiny-sd1", info=model_info(model))
 
@@ -145,7 +146,7 @@ def test_advanced_two_stages_equal_one_run(env, tiny_model):
 
 def test_sdxl_and_inpainting_models_sample(env, tmp_path):
     for family, inpaint in (("sdxl", False), ("sd1", True)):
-        ckpt = C.load_checkpoint(C.save_tiny_checkpoint(tmp_path / f"{family}{inpaint}.safetensors", family,
+        ckpt = load_checkpoint(save_tiny_checkpoint(tmp_path / f"{family}{inpaint}.safetensors", family,
                                                        inpaint=inpaint), parts=("unet",))
         model = DiffusionModel(ckpt.unet, family, config=ckpt.unet_config)
         handle = ModelHandle(model, family, info=model_info(model))
@@ -181,7 +182,7 @@ def txt2img(ckpt: str, seed: int = 1, sampler: str = "euler_ancestral", steps: i
 
 @pytest.mark.parametrize("family", ["sd1", "sdxl"])
 def test_comfy_api_txt2img_workflow(env, tmp_path, family):
-    C.save_tiny_checkpoint(tmp_path / "models" / "checkpoints" / f"tiny_{family}.safetensors", family, seed=4)
+    save_tiny_checkpoint(tmp_path / "models" / "checkpoints" / f"tiny_{family}.safetensors", family, seed=4)
     executor = Executor(env)
     events = Events()
     result = executor.run(txt2img(f"tiny_{family}.safetensors"), on_event=events)

@@ -7,16 +7,16 @@ import torch
 from nodegraph.devices import ModelHandle
 from nodegraph.executor import Executor
 from nodegraph.validate import ValidationFailed
-from nodes.diffusion import checkpoint as C
 from nodes.diffusion.latent_nodes import bislerp, common_upscale
 from nodes.diffusion.models import VAEModel
+from tests.tiny_models import tiny_components
 
 from nodecall import run  # tests/diffusion/nodecall.py
 
 
 @pytest.fixture(scope="module")
 def tiny_vae():
-    vae = C.tiny_components("sd1", seed=11)["vae"]
+    vae = tiny_components("sd1", seed=11)["vae"]
     return ModelHandle(VAEModel(vae), "tiny-vae")
 
 

@@ -5,7 +5,7 @@ import torch
 from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
-from nodes.diffusion.default_world.analyze import read_image
+from training.default_world.analyze import read_image
 from workflow_files import load_workflow
 
 

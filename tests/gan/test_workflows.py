@@ -14,7 +14,7 @@ from PIL import Image
 
 from nodegraph.executor import Executor
 from nodegraph.formats import load_workflow, parse_workflow
-from nodes.diffusion.default_world import COLORS, generate, nearest_color, read_image
+from training.default_world import COLORS, generate, nearest_color, read_image
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"

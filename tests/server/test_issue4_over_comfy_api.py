@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from nodegraph.formats import comfy_api
 from nodegraph.formats import load_workflow
-from nodes.diffusion.default_world import read_image
+from training.default_world import read_image
 
 from .conftest import ServerThread
 from .test_comfy import comfy_socket, read_until_done

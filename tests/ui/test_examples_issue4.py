@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from playwright.sync_api import expect
 
-from nodes.diffusion.default_world import read_image
+from training.default_world import read_image
 
 
 def run_example(editor, name: str, save_node: str, artifacts) -> Image.Image:

@@ -17,7 +17,7 @@ from safetensors import safe_open
 from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
-from nodes.diffusion.default_world import Scene, draw, read_image
+from training.default_world import Scene, draw, read_image
 from nodes.upscale.loading import read_state_dict
 from tests.diffusion.nodecall import run
 

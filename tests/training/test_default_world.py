@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from nodes.diffusion.default_world import (
+from training.default_world import (
     COLOR_NAMES,
     POSITION_NAMES,
     POSITIONS,
@@ -20,7 +20,7 @@ from nodes.diffusion.default_world import (
     sample_scenes,
     token_ids,
 )
-from nodes.diffusion.default_world.vocabulary import caption_words, token_used_mask
+from training.default_world.vocabulary import caption_words, token_used_mask
 
 
 @pytest.fixture(scope="module")

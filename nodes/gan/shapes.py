@@ -1,9 +1,13 @@
-"""Render scenes with signed distance functions, on any torch device, anti-aliased.
+"""The shapes of the default world (the pictures the built-in models were trained on), drawn as
+anti-aliased coverage masks with signed distance functions, on any torch device.
 
 Each shape is a 2D signed distance function in a frame where the shape fits the square [-1, 1]^2
 (y pointing up); coverage of a pixel is 0.5 - distance (in pixels), clamped to 0..1, which gives
 smooth edges without supersampling. Formulas follow the well-known exact 2D SDFs (circle, box,
 rhombus, equilateral triangle, 5-point star, heart).
+
+ShapeMask draws one; training/default_world draws its scenes with the same function, so a mask
+from the node covers exactly the pixels of the shape the models saw.
 """
 from __future__ import annotations
 
@@ -11,8 +15,7 @@ import math
 
 import torch
 
-from .scenes import SceneBatch
-from .vocabulary import SHAPES
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "star", "heart")
 
 _SQRT3 = math.sqrt(3.0)
 
@@ -84,36 +87,26 @@ def _heart(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 _SDF = {"circle": _circle, "square": _square, "triangle": _triangle, "diamond": _diamond, "star": _star, "heart": _heart}
-assert set(_SDF) == set(SHAPES)
+assert tuple(_SDF) == SHAPES
 
 
-def render(scenes: SceneBatch, size: int = 128, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Images [B, 3, size, size] in 0..1 and shape masks [B, 1, size, size] in 0..1 (soft edges)."""
-    device = torch.device(device)
-    b = len(scenes)
+
+def shape_coverage(kinds: torch.Tensor, center: torch.Tensor, radius: torch.Tensor, size: int) -> torch.Tensor:
+    """Coverage masks [B, 1, size, size] in 0..1 (soft edges) of shapes `kinds` [B] (indices into
+    SHAPES) centred at `center` [B, 2] (x, y as fractions of the side, y down) with `radius` [B]
+    (fraction of the side), on the device of `center`."""
+    device = center.device
+    b = kinds.shape[0]
     coords = (torch.arange(size, device=device, dtype=torch.float32) + 0.5) / size
     u = coords.view(1, 1, size).expand(b, size, size)  # x, to the right
     v = coords.view(1, size, 1).expand(b, size, size)  # y, downwards
-    center = torch.as_tensor(scenes.center, device=device)
-    radius = torch.as_tensor(scenes.radius, device=device).view(b, 1, 1)
+    radius = radius.view(b, 1, 1)
     x = (u - center[:, 0].view(b, 1, 1)) / radius
     y = -(v - center[:, 1].view(b, 1, 1)) / radius  # y up inside the shape frame
     distance = torch.empty(b, size, size, device=device)
-    kinds = torch.as_tensor(scenes.shape, device=device)
     for k, name in enumerate(SHAPES):
         idx = (kinds == k).nonzero(as_tuple=True)[0]
         if idx.numel():
             distance[idx] = _SDF[name](x[idx], y[idx])
     pixels = distance * radius * size  # signed distance in pixels
-    mask = (0.5 - pixels).clamp(0, 1).unsqueeze(1)
-    fg = torch.as_tensor(scenes.shape_rgb, device=device).view(b, 3, 1, 1)
-    bg = torch.as_tensor(scenes.background_rgb, device=device).view(b, 3, 1, 1)
-    return bg + (fg - bg) * mask, mask
-
-
-def mask_edges(masks: torch.Tensor) -> torch.Tensor:
-    """Outline of soft masks [B, 1, H, W] -> [B, 1, H, W] in 0..1 (for edge/line ControlNets)."""
-    padded = torch.nn.functional.pad(masks, (1, 1, 1, 1), mode="replicate")
-    dx = padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]
-    dy = padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]
-    return (_length(dx, dy) * 2).clamp(0, 1)
+    return (0.5 - pixels).clamp(0, 1).unsqueeze(1)

@@ -4,7 +4,7 @@ The project's own small models (the embedded default text-to-image checkpoint, a
 ControlNet, upscaler and GAN examples) are trained on it, and tests use it to check that images
 follow prompts. Everything is deterministic from a seed.
 
-    from nodes.diffusion.default_world import generate
+    from training.default_world import generate
     batch = generate(seed=0, count=8, size=128)
     batch.images      # [8, 3, 128, 128] float in 0..1
     batch.masks       # [8, 1, 128, 128] shape coverage in 0..1

@@ -3,11 +3,13 @@
 Captions are lower-case words separated by single spaces, and the CLIP BPE tokenizer encodes each
 such word on its own, so a caption's token ids are the concatenation of its words' ids. The table
 below was produced with the standard CLIP BPE vocabulary (bpe_simple_vocab_16e6) and is checked
-against a real tokenizer by tests/diffusion/test_default_world.py.
+against a real tokenizer by tests/training/test_default_world.py.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from nodes.gan.shapes import SHAPES  # the shapes the world draws (re-exported here with its words)
 
 BOS_TOKEN = 49406  # <|startoftext|>
 EOS_TOKEN = 49407  # <|endoftext|>
@@ -32,7 +34,6 @@ COLORS: dict[str, tuple[float, float, float]] = {
 COLOR_NAMES: tuple[str, ...] = tuple(COLORS)
 PALETTE = np.array([COLORS[n] for n in COLOR_NAMES], dtype=np.float32)  # [n_colors, 3]
 
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "star", "heart")
 
 # Position phrase -> nominal centre (x, y) as fractions of the image, y pointing down.
 POSITIONS: dict[str, tuple[float, float]] = {
