@@ -1,4 +1,5 @@
-"""Image helpers every pack needs: IMAGE tensors <-> PIL, and writing image batches to a folder.
+"""Image helpers every pack needs: IMAGE tensors <-> PIL, writing image batches to a folder, and
+fitting batches to one another.
 
 IMAGE is a float tensor [B, H, W, C] in 0..1 (C = 3, or 4 with alpha); MASK is [B, H, W] in 0..1.
 """
@@ -67,6 +68,15 @@ def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") ->
         tensor_to_pil(images[k]).save(folder / name, pnginfo=info, compress_level=4)
         records.append({"filename": name, "subfolder": sub.as_posix() if str(sub) != "." else "", "type": kind})
     return records
+
+
+def repeat_to_batch(x: torch.Tensor, batch: int) -> torch.Tensor:
+    """Cut or cycle a batch [B, ...] to `batch` items (ComfyUI's comfy.utils.repeat_to_batch_size)."""
+    if x.shape[0] > batch:
+        return x[:batch]
+    if x.shape[0] < batch:
+        return x.repeat(-(-batch // x.shape[0]), *([1] * (x.ndim - 1)))[:batch]
+    return x
 
 
 MAX_BATCH_PIXELS = 2**30  # 12 GiB as a float RGB IMAGE: beyond it a typo, not a picture

@@ -323,6 +323,11 @@ class Context:
     def folders(self):
         return self.env.folders
 
+    @property
+    def models(self):
+        """Model files: `ctx.models.load(folder, name, build)` (see nodegraph/model_files.py)."""
+        return self.env.models
+
     def check_interrupt(self) -> None:
         """Raise Interrupted if this run was asked to stop (progress() does this too)."""
         self.control.check()

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from nodegraph import LATENT, MASK, Choice, Float, Input, Int, Output, node
-from nodegraph.images import center_crop_margins, pixel_budget_problem
+from nodegraph import center_crop_margins, pixel_budget_problem
 
 MAX_RESOLUTION = 16384
 # EmptyLatentImage has no model input: SD's latent space (4 channels, 1/8 of the pixels)

@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 
 from nodegraph import CLIP, MODEL, VAE, Choice, ModelFile, Output, node
-from nodegraph.devices import ModelHandle
+from nodegraph import ModelHandle
 
 from .checkpoint import (CheckpointError, LoadedCheckpoint, load_checkpoint, load_clip_file, load_unet_file,
                          load_vae_file, read_hints)

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from nodegraph import FLOAT, IMAGE, INT, Choice, Input, Int, Output, Seed, SocketType, String, node
-from nodegraph.devices import ModelHandle, run_in_chunks
+from nodegraph import (FLOAT, IMAGE, INT, Choice, Input, Int, ModelHandle, Output, Seed, SocketType, String, node,
+                       run_in_chunks)
 
 from .extractors import BUILTIN_RANDOM, BUILTINS, load_extractor_file, random_extractor
 from .metrics import fid_from_features, kernel_inception_distance, precision_recall

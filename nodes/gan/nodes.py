@@ -6,8 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from nodegraph import (DISCRIMINATOR, GAN, IMAGE, LATENT, MASK, Boolean, Choice, Float, Input, Int, ModelFile,
-                       Output, Seed, SocketType, node)
-from nodegraph.devices import ModelHandle, run_in_chunks
+                       ModelHandle, Output, Seed, SocketType, node, run_in_chunks)
 
 from .latents import METHODS, arithmetic, interpolate, seeded_normal
 from .loaders import load_gan_file

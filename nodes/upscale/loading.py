@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nodegraph.devices import DeviceManager, ModelHandle
+from nodegraph import ModelHandle
 
 from .spandrel_import import import_spandrel
 

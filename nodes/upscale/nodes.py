@@ -6,8 +6,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nodegraph import IMAGE, UPSCALE_MODEL, Input, ModelFile, Output, node
-from nodegraph.devices import ModelHandle
+from nodegraph import IMAGE, UPSCALE_MODEL, Input, ModelFile, ModelHandle, Output, node
 
 from .loading import UpscaleModelError, load_upscaler
 from .tiling import tile_count, tiled_apply
