@@ -8,8 +8,8 @@ from .images import center_crop_margins, pil_to_tensor, pixel_budget_problem, re
 from .model_files import ModelFileError, WeightsFile, read_weights
 from .node import (Boolean, Choice, Context, Float, Input, Int, Interrupted, ModelFile, Output, Seed, String,
                    node)
-from .types import (ANY, BOOLEAN, CLIP, COMBO, CONDITIONING, CONTROL_NET, DISCRIMINATOR, FLOAT, GAN, IMAGE, INT,
-                    LATENT, MASK, MODEL, NOISE, SIGMAS, STRING, UPSCALE_MODEL, VAE, SocketType)
+from .types import (ANY, BOOLEAN, CLIP, COMBO, CONDITIONING, CONTROL_NET, FLOAT, IMAGE, INT, LATENT, MASK, MODEL,
+                    NOISE, SIGMAS, STRING, UPSCALE_MODEL, VAE, SocketType)
 
 __version__ = "0.1.0"
 
@@ -17,10 +17,9 @@ __all__ = [
     # declaring nodes
     "node", "Input", "Int", "Float", "String", "Boolean", "Choice", "ModelFile", "Seed", "Output", "Context",
     "Interrupted",
-    # socket types
+    # socket types: the common vocabulary (packs declare their own with SocketType("NAME", "#colour"))
     "SocketType", "ANY", "INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "IMAGE", "MASK", "LATENT",
-    "CONDITIONING", "NOISE", "SIGMAS", "MODEL", "CLIP", "VAE", "CONTROL_NET", "UPSCALE_MODEL", "GAN",
-    "DISCRIMINATOR",
+    "CONDITIONING", "NOISE", "SIGMAS", "MODEL", "CLIP", "VAE", "CONTROL_NET", "UPSCALE_MODEL",
     # model files and models on devices
     "ModelFileError", "WeightsFile", "read_weights", "ModelHandle", "run_in_chunks",
     # images and batches

@@ -8,7 +8,9 @@ declares a broken node, is reported with its traceback and skipped; a second nod
 already taken is reported and skipped, never silently overwrites the first.
 
 A plugin module may also declare MODEL_FOLDERS = {"checkpoints": [path, ...]} to add search
-paths for model files (the built-in packs ship their default weights that way).
+paths for model files (the built-in packs ship their default weights that way), and its own socket
+types as module-level `SocketType("NAME", "#colour")` constants: the registry keeps the first colour
+declared for each name, and node schemas carry it to the editor.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 
 from .node import NodeSpec
+from .types import SocketType, common_types
 
 ENTRY_POINT_GROUP = "nodegraph.nodes"
 
@@ -38,6 +41,7 @@ class Registry:
     specs: dict[str, NodeSpec] = field(default_factory=dict)
     problems: list[PluginProblem] = field(default_factory=list)
     model_folders: dict[str, list[Path]] = field(default_factory=dict)
+    socket_types: dict[str, SocketType] = field(default_factory=dict)  # declared by packs, by name
     loaded_modules: list[str] = field(default_factory=list)
 
     def __contains__(self, name: str) -> bool:
@@ -71,6 +75,10 @@ class Registry:
         added = sum(self.add_class(c, source) for c in classes)
         for kind, paths in (getattr(module, "MODEL_FOLDERS", None) or {}).items():
             self.model_folders.setdefault(kind, []).extend(Path(p) for p in paths)
+        common = common_types()
+        for value in vars(module).values():
+            if isinstance(value, SocketType) and value.color and value.name not in common:
+                self.socket_types.setdefault(value.name, value)
         self.loaded_modules.append(module.__name__)
         return added
 
@@ -120,6 +128,11 @@ class Registry:
 
     def _report(self, source: str, message: str) -> None:
         self.problems.append(PluginProblem(source, message, traceback.format_exc()))
+
+    def type_color(self, name: str) -> str | None:
+        """The editor colour of a socket type: the engine's, else the first a pack declared."""
+        known = common_types().get(name) or self.socket_types.get(name)
+        return known.color if known is not None else None
 
     def schemas(self, env=None) -> dict[str, dict]:
         return {name: spec.schema(env) for name, spec in sorted(self.specs.items())}

@@ -5,12 +5,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nodegraph import (DISCRIMINATOR, GAN, IMAGE, LATENT, MASK, Boolean, Choice, Float, Input, Int, ModelFile,
-                       ModelHandle, Output, Seed, SocketType, WeightsFile, node, run_in_chunks)
+from nodegraph import (IMAGE, LATENT, MASK, Boolean, Choice, Float, Input, Int, ModelFile, ModelHandle, Output, Seed,
+                       SocketType, WeightsFile, node, run_in_chunks)
 
 from .latents import METHODS, arithmetic, interpolate, seeded_normal
 from .loaders import WRAPPER_KEYS, detect_and_build
 
+# the pack's socket types (any pack may name them too: types are shared by name)
+GAN = SocketType("GAN", "#ff8a65")  # a generator's ModelHandle (info: architecture, resolution)
+DISCRIMINATOR = SocketType("DISCRIMINATOR", "#e57373")  # a discriminator's ModelHandle (info: score_mode)
 SCORES = SocketType("SCORES", "#f06292")  # float tensor [B]: one realism score (0..1) per image
 FOLDER = "gan"
 CHUNK = 64  # images per forward pass
