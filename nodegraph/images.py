@@ -46,7 +46,11 @@ def next_counter(folder: Path, prefix: str) -> int:
 
 
 def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") -> list[dict]:
-    """Write a batch as PNGs with the workflow embedded; returns UI records {filename, subfolder, type}."""
+    """Write a batch as PNGs with the workflow embedded; returns UI records {filename, subfolder, type}.
+
+    Beside the native workflow, a PNG carries the text chunks its job asked for: `png_text` (set by the
+    front door the job came through, e.g. ComfyUI's route adds the API prompt as "prompt") and
+    ComfyUI's `extra_pnginfo`; `no_metadata` writes none."""
     root = ctx.folders.dir_for(kind)
     sub = Path(prefix).parent
     if sub.is_absolute() or ".." in sub.parts:
@@ -54,11 +58,7 @@ def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") ->
     folder = root / sub
     folder.mkdir(parents=True, exist_ok=True)
     counter = next_counter(folder, prefix)
-    chunks = {"nodegraph": ctx.workflow}
-    if ctx.extra.get("comfy_prompt") is not None:
-        chunks["prompt"] = ctx.extra["comfy_prompt"]
-    for key, value in (ctx.extra.get("extra_pnginfo") or {}).items():
-        chunks[key] = value
+    chunks = {"nodegraph": ctx.workflow, **(ctx.extra.get("png_text") or {}), **(ctx.extra.get("extra_pnginfo") or {})}
     if ctx.extra.get("no_metadata"):
         chunks = {}
     info = png_info({k: json.dumps(v) if not isinstance(v, str) else v for k, v in chunks.items()})
