@@ -31,7 +31,8 @@ describe("type compatibility", () => {
     expect(typeColor("PACK_SCORES")).toMatch(/^hsl/);
     learnTypeColors({
       Score: {
-        name: "Score", display_name: "Score", category: "test", description: "", output_node: false,
+        name: "Score", display_name: "Score", category: "test", description: "", output_node: false, version: 1,
+        deterministic: true, module: "test_pack",
         inputs: [{ name: "images", type: "IMAGE", required: true, widget: false, color: "#64b5f6" }],
         outputs: [{ name: "SCORES", type: "PACK_SCORES", color: "#f06292" }],
       },
