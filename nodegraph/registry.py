@@ -8,9 +8,10 @@ declares a broken node, is reported with its traceback and skipped; a second nod
 already taken is reported and skipped, never silently overwrites the first.
 
 A plugin module may also declare MODEL_FOLDERS = {"checkpoints": [path, ...]} to add search
-paths for model files (the built-in packs ship their default weights that way), and its own socket
-types as module-level `SocketType("NAME", "#colour")` constants: the registry keeps the first colour
-declared for each name, and node schemas carry it to the editor.
+paths for model files (the built-in packs ship their default weights that way). Its own socket types,
+`SocketType("NAME", "#colour")` constants, are found among its module-level names and its nodes'
+sockets: the registry keeps the first colour declared for each name, and node schemas carry it to
+the editor.
 """
 from __future__ import annotations
 
@@ -75,12 +76,22 @@ class Registry:
         added = sum(self.add_class(c, source) for c in classes)
         for kind, paths in (getattr(module, "MODEL_FOLDERS", None) or {}).items():
             self.model_folders.setdefault(kind, []).extend(Path(p) for p in paths)
-        common = common_types()
-        for value in vars(module).values():
-            if isinstance(value, SocketType) and value.color and value.name not in common:
-                self.socket_types.setdefault(value.name, value)
+        self._add_socket_types(module, classes)
         self.loaded_modules.append(module.__name__)
         return added
+
+    def _add_socket_types(self, module: ModuleType, classes) -> None:
+        """The types a pack declares with a colour: module-level constants of the plugin module, and the
+        sockets of its nodes (a package may declare them in a submodule). The first colour per name wins."""
+        declared = [v for v in vars(module).values() if isinstance(v, SocketType)]
+        for cls in classes:
+            spec = getattr(cls, "__nodegraph_spec__", None)
+            if spec is not None:
+                declared += [socket.type for socket in (*spec.inputs, *spec.outputs)]
+        common = common_types()
+        for t in declared:
+            if t.color and t.name not in common:
+                self.socket_types.setdefault(t.name, t)
 
     def import_module(self, module_name: str, source: str) -> None:
         try:

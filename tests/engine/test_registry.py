@@ -117,9 +117,10 @@ def test_packs_declare_their_own_socket_types_shared_by_name(tmp_path):
         WIDGET = SocketType("WIDGET_T", "#123456")
         @node
         class MakeWidget:
-            outputs = [Output("WIDGET", WIDGET)]
+            # a type met only on a socket (a package may declare its types in a submodule) counts too
+            outputs = [Output("WIDGET", WIDGET), Output("GADGET", SocketType("GADGET_T", "#abcdef"))]
             def run(self, ctx):
-                return object()
+                return object(), object()
     """)
     write(plugins / "user.py", """
         from nodegraph import node, Input, Output, SocketType, INT
@@ -135,6 +136,7 @@ def test_packs_declare_their_own_socket_types_shared_by_name(tmp_path):
     registry = default_registry(plugins)
     assert not registry.problems, registry.problems
     assert registry.type_color("WIDGET_T") == "#123456" and registry.type_color("IMAGE") == "#64b5f6"
+    assert registry.type_color("GADGET_T") == "#abcdef"
     assert "WIDGET_T" not in common_types() and registry.type_color("NOBODY_DECLARED") is None
     env = Environment(registry=registry, folders=Folders(tmp_path))
     use = registry.get("UseWidget").schema(env)
