@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .formats.png import png_info
 
 
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
@@ -61,6 +60,8 @@ def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") ->
     chunks = {"nodegraph": ctx.workflow, **(ctx.extra.get("png_text") or {}), **(ctx.extra.get("extra_pnginfo") or {})}
     if ctx.extra.get("no_metadata"):
         chunks = {}
+    from .formats.png import png_info  # here: importing the formats package loads every format adapter
+
     info = png_info({k: json.dumps(v) if not isinstance(v, str) else v for k, v in chunks.items()})
     records = []
     for k in range(images.shape[0]):
