@@ -14,7 +14,6 @@ import torch
 from PIL import Image
 
 
-
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
     """One image [H, W, C] (or a batch of one) as a PIL image."""
     if image.ndim == 4:
