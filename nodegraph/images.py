@@ -46,9 +46,9 @@ def next_counter(folder: Path, prefix: str) -> int:
 def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") -> list[dict]:
     """Write a batch as PNGs with the workflow embedded; returns UI records {filename, subfolder, type}.
 
-    Beside the native workflow, a PNG carries the text chunks its job asked for: `png_text` (set by the
-    front door the job came through, e.g. ComfyUI's route adds the API prompt as "prompt") and
-    ComfyUI's `extra_pnginfo`; `no_metadata` writes none."""
+    Beside the native workflow, a PNG carries the text entries its job asks every saved file to carry:
+    `metadata_text` (set by the front door the job came through, e.g. ComfyUI's route adds the API
+    prompt as "prompt") and ComfyUI's `extra_pnginfo`; `no_metadata` writes none."""
     root = ctx.folders.dir_for(kind)
     sub = Path(prefix).parent
     if sub.is_absolute() or ".." in sub.parts:
@@ -56,7 +56,8 @@ def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") ->
     folder = root / sub
     folder.mkdir(parents=True, exist_ok=True)
     counter = next_counter(folder, prefix)
-    chunks = {"nodegraph": ctx.workflow, **(ctx.extra.get("png_text") or {}), **(ctx.extra.get("extra_pnginfo") or {})}
+    chunks = {"nodegraph": ctx.workflow, **(ctx.extra.get("metadata_text") or {}),
+              **(ctx.extra.get("extra_pnginfo") or {})}
     if ctx.extra.get("no_metadata"):
         chunks = {}
     from .formats.png import png_info  # here: importing the formats package loads every format adapter
