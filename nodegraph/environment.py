@@ -1,4 +1,4 @@
-"""The services a process shares: node registry, folders, device manager and output cache.
+"""The services a process shares: node registry, folders, device manager, output cache, model files.
 
 One Environment is made per process (the CLI run, the server) and handed to the executor,
 which hands it to nodes through their Context. No module-level singletons.
@@ -12,6 +12,7 @@ from .cache import OutputCache
 from .devices import DeviceManager
 from .folders import Folders
 from .limits import Limits
+from .model_files import ModelFiles
 from .registry import Registry, default_registry
 
 
@@ -22,6 +23,11 @@ class Environment:
     devices: DeviceManager = field(default_factory=DeviceManager)
     cache: OutputCache = field(default_factory=OutputCache)
     limits: Limits = field(default_factory=Limits)
+
+    @property
+    def models(self) -> ModelFiles:
+        """Model files: find, fingerprint, read safely, cache (see model_files.py)."""
+        return ModelFiles(self.folders, self.devices)
 
     def __post_init__(self) -> None:
         for kind, paths in self.registry.model_folders.items():

@@ -1,4 +1,5 @@
-"""Image helpers every pack needs: IMAGE tensors <-> PIL, and writing image batches to a folder.
+"""Image helpers every pack needs: IMAGE tensors <-> PIL, writing image batches to a folder, and
+fitting batches to one another.
 
 IMAGE is a float tensor [B, H, W, C] in 0..1 (C = 3, or 4 with alpha); MASK is [B, H, W] in 0..1.
 """
@@ -11,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-
-from .formats.png import png_info
 
 
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
@@ -63,7 +62,11 @@ def filename_prefix_problem(prefix: str) -> str | None:
 
 
 def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") -> list[dict]:
-    """Write a batch as PNGs with the workflow embedded; returns UI records {filename, subfolder, type}."""
+    """Write a batch as PNGs with the workflow embedded; returns UI records {filename, subfolder, type}.
+
+    Beside the native workflow, a PNG carries the text entries its job asks every saved file to carry:
+    `metadata_text` (set by the front door the job came through, e.g. ComfyUI's route adds the API
+    prompt as "prompt") and ComfyUI's `extra_pnginfo`; `no_metadata` writes none."""
     root = ctx.folders.dir_for(kind)
     sub = Path(prefix).parent
     problem = filename_prefix_problem(prefix)
@@ -72,13 +75,12 @@ def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") ->
     folder = root / sub
     folder.mkdir(parents=True, exist_ok=True)
     counter = next_counter(folder, prefix)
-    chunks = {"nodegraph": ctx.workflow}
-    if ctx.extra.get("comfy_prompt") is not None:
-        chunks["prompt"] = ctx.extra["comfy_prompt"]
-    for key, value in (ctx.extra.get("extra_pnginfo") or {}).items():
-        chunks[key] = value
+    chunks = {"nodegraph": ctx.workflow, **(ctx.extra.get("metadata_text") or {}),
+              **(ctx.extra.get("extra_pnginfo") or {})}
     if ctx.extra.get("no_metadata"):
         chunks = {}
+    from .formats.png import png_info  # here: importing the formats package loads every format adapter
+
     info = png_info({k: json.dumps(v) if not isinstance(v, str) else v for k, v in chunks.items()})
     records = []
     for k in range(images.shape[0]):
@@ -86,6 +88,15 @@ def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") ->
         tensor_to_pil(images[k]).save(folder / name, pnginfo=info, compress_level=4)
         records.append({"filename": name, "subfolder": sub.as_posix() if str(sub) != "." else "", "type": kind})
     return records
+
+
+def repeat_to_batch(x: torch.Tensor, batch: int) -> torch.Tensor:
+    """Cut or cycle a batch [B, ...] to `batch` items (ComfyUI's comfy.utils.repeat_to_batch_size)."""
+    if x.shape[0] > batch:
+        return x[:batch]
+    if x.shape[0] < batch:
+        return x.repeat(-(-batch // x.shape[0]), *([1] * (x.ndim - 1)))[:batch]
+    return x
 
 
 MAX_BATCH_PIXELS = 2**30  # 12 GiB as a float RGB IMAGE: beyond it a typo, not a picture

@@ -156,13 +156,22 @@ class NodeSpec:
             for key in ("tooltip", "display", "folder"):
                 if getattr(inp, key):
                     d[key] = getattr(inp, key)
-            ins.append(d)
-        outs = [{"name": o.name, "type": o.type.name, "is_list": o.is_list, **({"tooltip": o.tooltip} if o.tooltip else {})}
+            ins.append(_with_color(d, inp.type, env))
+        outs = [_with_color({"name": o.name, "type": o.type.name, "is_list": o.is_list,
+                             **({"tooltip": o.tooltip} if o.tooltip else {})}, o.type, env)
                 for o in self.outputs]
         return {"name": self.name, "display_name": self.display_name, "category": self.category,
                 "description": self.description, "inputs": ins, "outputs": outs,
                 "output_node": self.output_node, "version": self.version,
                 "deterministic": self.deterministic, "module": self.module}
+
+
+def _with_color(socket: dict, type_: SocketType, env: Any) -> dict:
+    """Add the socket's editor colour where one is declared (by the engine or by a pack)."""
+    color = env.registry.type_color(type_.name) if env is not None else None
+    if color or type_.color:
+        socket["color"] = color or type_.color
+    return socket
 
 
 def resolve_choices(inp: Input, env: Any) -> list[str]:
@@ -323,6 +332,11 @@ class Context:
     @property
     def folders(self):
         return self.env.folders
+
+    @property
+    def models(self):
+        """Model files: `ctx.models.load(folder, name, build)` (see nodegraph/model_files.py)."""
+        return self.env.models
 
     def check_interrupt(self) -> None:
         """Raise Interrupted if this run was asked to stop (progress() does this too)."""

@@ -58,7 +58,7 @@ class Job:
     number: int
     status: str
     workflow: dict  # native workflow document
-    extra: dict = field(default_factory=dict)  # handed to nodes as ctx.extra (client_id, comfy_prompt ...)
+    extra: dict = field(default_factory=dict)  # handed to nodes as ctx.extra (client_id, metadata_text ...)
     client_id: str | None = None
     targets: list[str] | None = None  # output nodes to run (None: every output node)
     outputs: dict = field(default_factory=dict)  # output node id -> UI outputs

@@ -8,7 +8,10 @@ declares a broken node, is reported with its traceback and skipped; a second nod
 already taken is reported and skipped, never silently overwrites the first.
 
 A plugin module may also declare MODEL_FOLDERS = {"checkpoints": [path, ...]} to add search
-paths for model files (the built-in packs ship their default weights that way).
+paths for model files (the built-in packs ship their default weights that way). Its own socket types,
+`SocketType("NAME", "#colour")` constants, are found among its module-level names and its nodes'
+sockets: the registry keeps the first colour declared for each name, and node schemas carry it to
+the editor.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 
 from .node import NodeSpec
+from .types import SocketType, common_types
 
 ENTRY_POINT_GROUP = "nodegraph.nodes"
 
@@ -38,6 +42,7 @@ class Registry:
     specs: dict[str, NodeSpec] = field(default_factory=dict)
     problems: list[PluginProblem] = field(default_factory=list)
     model_folders: dict[str, list[Path]] = field(default_factory=dict)
+    socket_types: dict[str, SocketType] = field(default_factory=dict)  # declared by packs, by name
     loaded_modules: list[str] = field(default_factory=list)
 
     def __contains__(self, name: str) -> bool:
@@ -71,8 +76,22 @@ class Registry:
         added = sum(self.add_class(c, source) for c in classes)
         for kind, paths in (getattr(module, "MODEL_FOLDERS", None) or {}).items():
             self.model_folders.setdefault(kind, []).extend(Path(p) for p in paths)
+        self._add_socket_types(module, classes)
         self.loaded_modules.append(module.__name__)
         return added
+
+    def _add_socket_types(self, module: ModuleType, classes) -> None:
+        """The types a pack declares with a colour: module-level constants of the plugin module, and the
+        sockets of its nodes (a package may declare them in a submodule). The first colour per name wins."""
+        declared = [v for v in vars(module).values() if isinstance(v, SocketType)]
+        for cls in classes:
+            spec = getattr(cls, "__nodegraph_spec__", None)
+            if spec is not None:
+                declared += [socket.type for socket in (*spec.inputs, *spec.outputs)]
+        common = common_types()
+        for t in declared:
+            if t.color and t.name not in common:
+                self.socket_types.setdefault(t.name, t)
 
     def import_module(self, module_name: str, source: str) -> None:
         try:
@@ -120,6 +139,11 @@ class Registry:
 
     def _report(self, source: str, message: str) -> None:
         self.problems.append(PluginProblem(source, message, traceback.format_exc()))
+
+    def type_color(self, name: str) -> str | None:
+        """The editor colour of a socket type: the engine's, else the first a pack declared."""
+        known = common_types().get(name) or self.socket_types.get(name)
+        return known.color if known is not None else None
 
     def schemas(self, env=None) -> dict[str, dict]:
         return {name: spec.schema(env) for name, spec in sorted(self.specs.items())}

@@ -1,7 +1,14 @@
 """Socket types: what flows along a link, and which outputs may feed which inputs.
 
-A type is a named `SocketType`. Names are ComfyUI's ("IMAGE", "LATENT", ...) so that
-imported workflows keep working; plugins may define their own with `SocketType("MY_TYPE")`.
+A type is a named `SocketType`. The engine defines only the common vocabulary that every pack and
+ComfyUI share ("IMAGE", "LATENT", "MODEL" ...), with ComfyUI's names so that imported workflows keep
+working. A pack declares its own types as module-level constants of its plugin module:
+
+    GAN = SocketType("GAN", "#ff8a65")     # the colour reaches the editor through the node schemas
+
+Types are identified by name alone, as ComfyUI's type strings are: two packs that name the same
+type share it (a pack may take a "GAN" input without importing the pack that makes GANs), and the
+registry keeps the first colour declared for a name.
 Compatibility (`SocketType.accepts`, the one rule that validation and the formats follow):
 equal names connect; "*" on either side connects to anything; a union (`IMAGE | MASK`, or
 ComfyUI's "IMAGE,MASK") accepts any of its members; a choice input (COMBO) also takes a STRING
@@ -9,13 +16,13 @@ output, since a choice travels as its string.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class SocketType:
     name: str
-    color: str = "#9aa4b1"  # the editor's socket colour
+    color: str | None = field(default=None, compare=False)  # the editor's socket colour
 
     @property
     def members(self) -> frozenset[str]:
@@ -36,12 +43,12 @@ class SocketType:
         return self.name
 
 
-_KNOWN: dict[str, SocketType] = {}
+_COMMON: dict[str, SocketType] = {}
 
 
 def _define(name: str, color: str) -> SocketType:
     t = SocketType(name, color)
-    _KNOWN[name] = t
+    _COMMON[name] = t
     return t
 
 
@@ -65,8 +72,6 @@ CLIP = _define("CLIP", "#ffd500")
 VAE = _define("VAE", "#ff6e6e")
 CONTROL_NET = _define("CONTROL_NET", "#00d78d")
 UPSCALE_MODEL = _define("UPSCALE_MODEL", "#d4a0ff")
-GAN = _define("GAN", "#ff8a65")
-DISCRIMINATOR = _define("DISCRIMINATOR", "#e57373")
 
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 
@@ -77,8 +82,9 @@ def socket_type(value: "SocketType | str") -> SocketType:
         return value
     if not isinstance(value, str) or not value:
         raise TypeError(f"a socket type must be a SocketType or a non-empty string, not {value!r}")
-    return _KNOWN.get(value) or SocketType(value)
+    return _COMMON.get(value) or SocketType(value)
 
 
-def known_types() -> dict[str, SocketType]:
-    return dict(_KNOWN)
+def common_types() -> dict[str, SocketType]:
+    """The engine's vocabulary, by name."""
+    return dict(_COMMON)

@@ -172,8 +172,9 @@ def node_errors(err: SubmitError) -> tuple[dict, dict]:
 
 
 def comfy_prompt_of(job: Job, registry) -> dict:
-    if isinstance(job.extra.get("comfy_prompt"), dict):
-        return job.extra["comfy_prompt"]
+    prompt = (job.extra.get("metadata_text") or {}).get("prompt")
+    if isinstance(prompt, dict):
+        return prompt
     try:
         return comfy_api.from_native(Workflow.model_validate(job.workflow), registry)
     except Exception:
@@ -182,7 +183,7 @@ def comfy_prompt_of(job: Job, registry) -> dict:
 
 def queue_item(job: Job, registry) -> list:
     """ComfyUI's queue tuple: [number, prompt_id, prompt, extra_data, outputs_to_execute]."""
-    extra = {k: v for k, v in job.extra.items() if k != "comfy_prompt"}
+    extra = {k: v for k, v in job.extra.items() if k != "metadata_text"}
     if job.client_id is not None:
         extra["client_id"] = job.client_id
     targets = job.targets
@@ -236,7 +237,7 @@ def router(state: ServerState) -> APIRouter:
             extra.pop(key, None)
         extra["create_time"] = int(time.time() * 1000)  # as ComfyUI stamps it, in ms
         if state.format_of(body.prompt) == "comfy_api":
-            extra["comfy_prompt"] = body.prompt
+            extra["metadata_text"] = {"prompt": body.prompt}  # saved files carry it, as ComfyUI's do
         try:
             jobs = await run_in_threadpool(
                 state.submit, body.prompt, client_id=body.client_id or extra.get("client_id"), extra=extra,

@@ -23,6 +23,9 @@ class _Strict(BaseModel):
 
 
 # --- node schemas: NodeSpec.schema() ------------------------------------------------------------
+SOCKET_COLOR = "the editor colour of the socket's type, where the engine or a pack declares one"
+
+
 class NodeInputSchema(_Strict):
     """One input: a link of `type`, or for widget types (INT, FLOAT, STRING, BOOLEAN, COMBO) a literal."""
     name: str
@@ -42,6 +45,7 @@ class NodeInputSchema(_Strict):
     display: str | Absent = Field(None, description='editor hint: "slider", "number", "color", "image_upload" ...')
     folder: str | Absent = Field(None, description="the model folder kind whose files are the choices")
     tooltip: str | Absent = None
+    color: str | Absent = Field(None, description=SOCKET_COLOR)
 
 
 class NodeOutputSchema(_Strict):
@@ -49,6 +53,7 @@ class NodeOutputSchema(_Strict):
     type: str
     is_list: bool = False
     tooltip: str | Absent = None
+    color: str | Absent = Field(None, description=SOCKET_COLOR)
 
 
 class NodeSchema(_Strict):

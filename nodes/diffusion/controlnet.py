@@ -38,8 +38,8 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from nodegraph.devices import ModelHandle
-from nodegraph.images import center_crop_margins
+from nodegraph import ModelHandle
+from nodegraph import center_crop_margins
 
 from .checkpoint.config_inference import groups_rule, walk_encoder
 from .checkpoint.files import read_hints, read_state_dict

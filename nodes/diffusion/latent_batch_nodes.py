@@ -10,10 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nodegraph import LATENT, Choice, Input, Int, Output, node
+from nodegraph import LATENT, Choice, Input, Int, Output, node, repeat_to_batch
 
 from .latent_combine_nodes import reshape_latent_to
-from .latent_nodes import repeat_to_batch
 
 
 @node(category="latent/batch", display_name="Repeat Latent Batch")

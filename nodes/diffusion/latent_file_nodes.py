@@ -40,7 +40,7 @@ def next_counter(folder: Path, name: str) -> int:
 def file_metadata(ctx) -> dict[str, str]:
     if ctx.extra.get("no_metadata"):
         return {}
-    prompt = ctx.extra.get("comfy_prompt")
+    prompt = (ctx.extra.get("metadata_text") or {}).get("prompt")
     metadata = {"prompt": json.dumps(prompt) if prompt is not None else "", "nodegraph": json.dumps(ctx.workflow)}
     for key, value in (ctx.extra.get("extra_pnginfo") or {}).items():
         metadata[key] = json.dumps(value)

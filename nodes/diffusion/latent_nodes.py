@@ -7,13 +7,11 @@ Like ComfyUI, a node copies the dict and replaces "samples", so the other keys p
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from nodegraph import LATENT, MASK, Choice, Float, Input, Int, Output, node
-from nodegraph.images import center_crop_margins, pixel_budget_problem
+from nodegraph import center_crop_margins, pixel_budget_problem
 
 MAX_RESOLUTION = 16384
 # EmptyLatentImage has no model input: SD's latent space (4 channels, 1/8 of the pixels)
@@ -67,13 +65,6 @@ def common_upscale(samples: torch.Tensor, width: int, height: int, method: str, 
         return bislerp(samples, width, height)
     kwargs = {"align_corners": False} if method in ("bilinear", "bicubic") else {}
     return F.interpolate(samples, size=(height, width), mode=method, **kwargs)
-
-
-def repeat_to_batch(x: torch.Tensor, n: int) -> torch.Tensor:
-    """The first dimension cut or tiled to n (ComfyUI's repeat_to_batch_size)."""
-    if x.shape[0] >= n:
-        return x[:n]
-    return x.repeat(math.ceil(n / x.shape[0]), *([1] * (x.ndim - 1)))[:n]
 
 
 # --- nodes -------------------------------------------------------------------------------------

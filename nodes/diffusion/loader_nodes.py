@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nodegraph import CLIP, MODEL, VAE, Choice, ModelFile, Output, node
-from nodegraph.devices import ModelHandle
+from nodegraph import ModelHandle
 
 from .checkpoint.components import load_clip_file, load_unet_file, load_vae_file
 from .checkpoint.files import read_hints

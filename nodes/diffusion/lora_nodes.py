@@ -6,7 +6,7 @@ stacking LoRAs is chaining loaders and dropping one gives the base weights back 
 from __future__ import annotations
 
 from nodegraph import CLIP, MODEL, Float, Input, ModelFile, Output, node
-from nodegraph.devices import ModelHandle
+from nodegraph import ModelHandle
 
 from .loader_nodes import _fingerprint, file_stamp
 from .lora import LoraError, LoraFile, LoraPatches, build_patches, read_lora, split_key

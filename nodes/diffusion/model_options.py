@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from nodegraph.devices import ModelHandle
+from nodegraph import ModelHandle
 
 from .sampling import ModelSampling
 

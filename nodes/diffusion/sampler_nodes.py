@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from nodegraph import CONDITIONING, LATENT, MODEL, Choice, Float, Input, Int, Output, Seed, node
-from nodegraph.images import tensor_to_pil
+from nodegraph import tensor_to_pil
 
 from .model_options import sampling_model
 from .sampling import SAMPLER_NAMES, SCHEDULER_NAMES, common_ksampler

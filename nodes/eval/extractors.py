@@ -9,8 +9,6 @@
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -87,14 +85,3 @@ def extractor_from_state_dict(sd: dict[str, torch.Tensor], meta: dict[str, str] 
                                "Inception-v3 in pytorch-fid's layout ('Conv2d_1a_3x3.conv.weight' ... "
                                "'Mixed_7c.*', 'fc.*'), or a small conv extractor ('features.N.weight')")
 
-
-def load_extractor_file(path: str | Path) -> tuple[nn.Module, str]:
-    from nodes.gan.loaders import UnsupportedCheckpoint, read_state_dict
-
-    try:
-        sd, meta = read_state_dict(path)
-    except UnsupportedCheckpoint as exc:
-        raise UnsupportedExtractor(str(exc)) from exc
-    if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-    return extractor_from_state_dict(sd, meta, Path(path).name)

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from nodegraph import FLOAT, IMAGE, INT, Choice, Input, Int, Output, Seed, SocketType, String, node
-from nodegraph.devices import ModelHandle, run_in_chunks
+from nodegraph import (FLOAT, IMAGE, INT, Choice, Input, Int, ModelHandle, Output, Seed, SocketType, String,
+                       WeightsFile, node, run_in_chunks)
 
-from .extractors import BUILTIN_RANDOM, BUILTINS, load_extractor_file, random_extractor
+from .extractors import BUILTIN_RANDOM, BUILTINS, extractor_from_state_dict, random_extractor
 from .metrics import fid_from_features, kernel_inception_distance, precision_recall
 
 FEATURE_EXTRACTOR = SocketType("FEATURE_EXTRACTOR", "#a1887f")
@@ -26,6 +26,16 @@ def extractor_choices(env) -> list[str]:
     return BUILTINS + env.folders.list(FOLDER)
 
 
+def extractor_handle(module, name: str, description: str) -> ModelHandle:
+    # statistics are sensitive: extract in float32 whatever the device's default dtype
+    return ModelHandle(module, name=name, dtype=torch.float32, info={"description": description})
+
+
+def build_extractor(weights: WeightsFile) -> ModelHandle:
+    module, description = extractor_from_state_dict(weights.tensors, weights.metadata, weights.name)
+    return extractor_handle(module, weights.name, description)
+
+
 @node(category="loaders/eval")
 class FeatureExtractorLoader:
     """The network that embeds images for FID/KID/precision-recall: Inception-v3 weights in
@@ -36,27 +46,13 @@ class FeatureExtractorLoader:
 
     @classmethod
     def fingerprint(cls, env, extractor_name):
-        if extractor_name in BUILTINS:
-            return None
-        st = env.folders.find(FOLDER, extractor_name).stat()
-        return f"{st.st_mtime_ns}:{st.st_size}"
+        return None if extractor_name in BUILTINS else env.models.fingerprint(FOLDER, extractor_name)
 
     def run(self, ctx, extractor_name):
         if extractor_name == BUILTIN_RANDOM:
-            key: tuple = (FOLDER, BUILTIN_RANDOM)
-            loader = lambda: (random_extractor(0), "built-in random conv net (seed 0)")  # noqa: E731
-        else:
-            path = ctx.folders.find(FOLDER, extractor_name)
-            st = path.stat()
-            key = (FOLDER, str(path.resolve()), st.st_mtime_ns, st.st_size)
-            loader = lambda: load_extractor_file(path)  # noqa: E731
-
-        def make() -> ModelHandle:
-            module, description = loader()
-            # statistics are sensitive: extract in float32 whatever the device's default dtype
-            return ModelHandle(module, name=extractor_name, dtype=torch.float32, info={"description": description})
-
-        return ctx.devices.load_cached(key, make)
+            return ctx.devices.load_cached((FOLDER, BUILTIN_RANDOM), lambda: extractor_handle(
+                random_extractor(0), extractor_name, "built-in random conv net (seed 0)"))
+        return ctx.models.load(FOLDER, extractor_name, build_extractor, prefixes=("module.",))
 
 
 @node(category="eval")

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .nodes import *  # noqa: F401,F403
-from .nodes import SCORES
+from .nodes import DISCRIMINATOR, GAN, SCORES
 
 PACK_DIR = Path(__file__).parent
 MODEL_FOLDERS = {"gan": [PACK_DIR / "weights"]}
 
-__all__ = ["MODEL_FOLDERS", "SCORES"]
+__all__ = ["MODEL_FOLDERS", "GAN", "DISCRIMINATOR", "SCORES"]

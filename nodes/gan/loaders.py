@@ -1,8 +1,7 @@
-"""Read GAN checkpoints, detect their architecture from keys and shapes, and build the network.
+"""Detect a GAN checkpoint's architecture from keys and shapes, and build the network.
 
-    sd, meta = read_state_dict(path)
-    arch = detect_architecture(sd)          # raises UnsupportedCheckpoint with a clear message
-    module = build_and_load(arch, sd)       # strict: no missing, unexpected or mis-shaped weights
+    weights = read_weights(path, wrappers=WRAPPER_KEYS)   # nodegraph's safe reader (ctx.models in nodes)
+    arch, module = detect_and_build(weights.tensors)      # strict: no missing, unexpected or mis-shaped weights
 
 Files: .safetensors (metadata may carry hints: resolution, gan_mode), or .pth/.pt/.ckpt loaded with
 weights_only=True (a plain state dict, or one wrapped in "state_dict" / "params_ema" / "params";
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from nodegraph import read_weights
 
 from .architectures import Architecture, architecture
 
@@ -31,31 +32,6 @@ SUPPORTED = (
 
 class UnsupportedCheckpoint(ValueError):
     pass
-
-
-def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and (safetensors) metadata of a checkpoint file, on the CPU."""
-    path = Path(path)
-    if path.suffix.lower() in (".safetensors", ".sft"):
-        from safetensors import safe_open
-
-        tensors: dict[str, torch.Tensor] = {}
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = dict(f.metadata() or {})
-            for key in f.keys():
-                tensors[key] = f.get_tensor(key)
-        return tensors, meta
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UnsupportedCheckpoint(f"{path.name}: cannot be read as a weights-only PyTorch file ({exc})") from exc
-    for key in WRAPPER_KEYS:
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise UnsupportedCheckpoint(f"{path.name}: not a state dict of tensors (got {type(obj).__name__})")
-    return dict(obj), {}
 
 
 def clean_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -237,6 +213,7 @@ def detect_and_build(sd: dict[str, torch.Tensor], name: str = "checkpoint") -> t
 
 
 def load_gan_file(path: str | Path) -> tuple[Architecture, nn.Module, dict[str, str]]:
-    sd, meta = read_state_dict(path)
-    arch, module = detect_and_build(sd, Path(path).name)
-    return arch, module, meta
+    """Architecture, network and (safetensors) metadata of a GAN file, outside a node (training)."""
+    weights = read_weights(path, wrappers=WRAPPER_KEYS)
+    arch, module = detect_and_build(weights.tensors, weights.name)
+    return arch, module, weights.metadata

@@ -5,14 +5,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nodegraph import (DISCRIMINATOR, GAN, IMAGE, LATENT, MASK, Boolean, Choice, Float, Input, Int, ModelFile,
-                       Output, Seed, SocketType, node)
-from nodegraph.devices import ModelHandle, run_in_chunks
+from nodegraph import (IMAGE, LATENT, MASK, Boolean, Choice, Float, Input, Int, ModelFile, ModelHandle, Output, Seed,
+                       SocketType, WeightsFile, node, run_in_chunks)
 
 from .latents import METHODS, arithmetic, interpolate, seeded_normal
-from .loaders import load_gan_file
+from .loaders import WRAPPER_KEYS, detect_and_build
 from .shapes import SHAPES, shape_coverage
 
+# the pack's socket types (any pack may name them too: types are shared by name)
+GAN = SocketType("GAN", "#ff8a65")  # a generator's ModelHandle (info: architecture, resolution)
+DISCRIMINATOR = SocketType("DISCRIMINATOR", "#e57373")  # a discriminator's ModelHandle (info: score_mode)
 SCORES = SocketType("SCORES", "#f06292")  # float tensor [B]: one realism score (0..1) per image
 FOLDER = "gan"
 CHUNK = 64  # images per forward pass
@@ -21,33 +23,27 @@ SIZE_MODES = ["model resolution", "input size"]
 
 
 # --- loading ----------------------------------------------------------------------------------------
-def _file_fingerprint(env, name: str) -> str:
-    path = env.folders.find(FOLDER, name)
-    st = path.stat()
-    return f"{st.st_mtime_ns}:{st.st_size}"
+def build_handle(weights: WeightsFile) -> ModelHandle:
+    """A GAN network as a model handle; the file's metadata may give its resolution and gan_mode."""
+    arch, module = detect_and_build(weights.tensors, weights.path.name)
+    meta = weights.metadata
+    resolution = int(meta["resolution"]) if meta.get("resolution") else arch.resolution
+    info = {"architecture": arch, "resolution": resolution, "gan_mode": meta.get("gan_mode"), "meta": meta}
+    return ModelHandle(module, name=weights.path.name, info=info)
 
 
 def load_handle(ctx, name: str) -> ModelHandle:
     """Load (once per file version, shared across workflows) a GAN network as a model handle."""
-    path = ctx.folders.find(FOLDER, name)
-    st = path.stat()
-
-    def loader() -> ModelHandle:
-        arch, module, meta = load_gan_file(path)
-        resolution = int(meta["resolution"]) if meta.get("resolution") else arch.resolution
-        info = {"architecture": arch, "resolution": resolution, "gan_mode": meta.get("gan_mode"), "meta": meta}
-        return ModelHandle(module, name=path.name, info=info)
-
-    return ctx.devices.load_cached((FOLDER, str(path.resolve()), st.st_mtime_ns, st.st_size), loader)
+    return ctx.models.load(FOLDER, name, build_handle, wrappers=WRAPPER_KEYS)
 
 
 class _GanFileLoader:
-    """Loaders re-run when their file changes (its mtime and size are part of the cache key)."""
+    """Loaders re-run when their file changes (the model-file service fingerprints it)."""
     file_input = ""
 
     @classmethod
     def fingerprint(cls, env, **literals):
-        return _file_fingerprint(env, literals[cls.file_input])
+        return env.models.fingerprint(FOLDER, literals[cls.file_input])
 
 
 @node(category="loaders/gan")

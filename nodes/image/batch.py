@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nodegraph import IMAGE, INT, Input, Int, Output, node
-from nodegraph.images import pixel_budget_problem
+from nodegraph import IMAGE, INT, Input, Int, Output, node, pixel_budget_problem
 
 from .scale import resize
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nodegraph import IMAGE, MASK, Boolean, Input, Int, Output, node
+from nodegraph import IMAGE, MASK, Boolean, Input, Int, Output, node, repeat_to_batch
 
-from .common import MAX_SIDE, repeat_to_batch
+from .common import MAX_SIDE
 from .scale import resize
 
 __all__ = ["ImageCompositeMasked", "SplitImageWithAlpha", "JoinImageWithAlpha"]

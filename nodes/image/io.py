@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, ImageSequence
 
-from nodegraph import IMAGE, MASK, Choice, Input, Int, Output, String, node
-from nodegraph.images import filename_prefix_problem, pil_to_tensor, pixel_budget_problem, save_images
+from nodegraph import (IMAGE, MASK, Choice, Input, Int, Output, String, filename_prefix_problem, node,
+                       pil_to_tensor, pixel_budget_problem, save_images)
 
 from .common import MAX_SIDE
 

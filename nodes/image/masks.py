@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nodegraph import IMAGE, MASK, Boolean, Choice, Float, Input, Int, Output, node
-from nodegraph.images import save_images
+from nodegraph import IMAGE, MASK, Boolean, Choice, Float, Input, Int, Output, node, repeat_to_batch, save_images
 
-from .common import MAX_SIDE, repeat_to_batch
+from .common import MAX_SIDE
 
 __all__ = ["ImageToMask", "MaskToImage", "ImageColorToMask", "SolidMask", "InvertMask", "CropMask", "GrowMask",
            "FeatherMask", "MaskComposite", "ThresholdMask", "MaskPreview"]

@@ -9,9 +9,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from nodegraph import IMAGE, Choice, Float, Input, Int, Output, Seed, node
+from nodegraph import IMAGE, Choice, Float, Input, Int, Output, Seed, node, repeat_to_batch
 
-from .common import repeat_to_batch
 from .scale import resize
 
 __all__ = ["ImageBlend", "ImageBlur", "ImageSharpen", "ImageQuantize", "ImageAddNoise", "ImageInvert"]

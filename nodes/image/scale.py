@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from nodegraph import IMAGE, Choice, Float, Input, Int, Output, node
-from nodegraph.images import center_crop_margins
+from nodegraph import IMAGE, Choice, Float, Input, Int, Output, center_crop_margins, node
 
 from .common import MAX_SIDE
 

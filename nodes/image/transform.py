@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nodegraph import IMAGE, MASK, Boolean, Choice, Input, Int, Output, node
-from nodegraph.images import pixel_budget_problem
+from nodegraph import IMAGE, MASK, Boolean, Choice, Input, Int, Output, node, pixel_budget_problem
 
 from .common import MAX_SIDE
 from .scale import resize

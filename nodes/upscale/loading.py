@@ -1,8 +1,7 @@
-"""Read upscaler files and build their networks through spandrel.
+"""Build upscaler networks through spandrel from the weights the model-file service reads.
 
-    state_dict = read_state_dict(path, "4x-UltraSharp.pth")       # tensors only, wrappers removed
-    descriptor = build_descriptor(state_dict, "4x-UltraSharp.pth")  # spandrel ImageModelDescriptor
-    handle = upscaler_handle(descriptor, "4x-UltraSharp", manager)  # a ModelHandle for the device manager
+    handle = ctx.models.load("upscale_models", name, build_upscaler, **READ_OPTIONS)
+    handle = build_upscaler(read_weights(path, **READ_OPTIONS))   # the same, outside a node
 
 Files: .safetensors/.sft, or .pth/.pt/.ckpt/.bin loaded with torch.load(weights_only=True) (no
 pickled code runs). Like ComfyUI, training wrappers are unwrapped ("params_ema" before "params",
@@ -13,63 +12,22 @@ a mask) are refused with a message naming the file.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
-from nodegraph.devices import DeviceManager, ModelHandle
+from nodegraph import ModelHandle, WeightsFile
 
 from .spandrel_import import import_spandrel
 
-SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
-# tried in this order; BasicSR files hold both "params" and "params_ema", the EMA weights are the good ones
-WRAPPER_KEYS = ("params_ema", "params-ema", "params", "state_dict", "model_state_dict", "model", "net")
-PREFIXES = ("module.", "netG.")  # DataParallel / BasicSR generator prefixes
+READ_OPTIONS = {
+    # tried in this order; BasicSR files hold both "params" and "params_ema", the EMA weights are the good ones
+    "wrappers": ("params_ema", "params-ema", "params", "state_dict", "model_state_dict", "model", "net"),
+    "prefixes": ("module.", "netG."),  # DataParallel / BasicSR generator prefixes
+}
 
 
 class UpscaleModelError(ValueError):
     """A file that cannot be used as an upscale model; the message names the file."""
-
-
-def read_state_dict(path: str | Path, model_name: str) -> dict[str, torch.Tensor]:
-    """The file's tensors on the CPU, unwrapped and without a common DataParallel prefix."""
-    path = Path(path)
-    if path.suffix.lower() in SAFETENSORS_SUFFIXES:
-        from safetensors.torch import load_file
-
-        try:
-            obj = load_file(str(path), device="cpu")
-        except Exception as exc:
-            raise UpscaleModelError(f"{model_name}: not a readable safetensors file ({exc})") from exc
-    else:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise UpscaleModelError(
-                f"{model_name}: cannot be read with torch.load(weights_only=True): the file is damaged, "
-                f"not a PyTorch file, or holds pickled objects besides weights ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
-    return unwrap_state_dict(obj, model_name)
-
-
-def unwrap_state_dict(obj, model_name: str) -> dict[str, torch.Tensor]:
-    if not isinstance(obj, dict):
-        raise UpscaleModelError(f"{model_name}: expected a state dict of weights, the file holds a {type(obj).__name__}")
-    for key in WRAPPER_KEYS:
-        if isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    else:
-        if len(obj) == 1 and isinstance(next(iter(obj.values())), dict):  # {"some_name": {...weights...}}
-            obj = next(iter(obj.values()))
-    tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if not tensors:
-        raise UpscaleModelError(f"{model_name}: the file contains no weight tensors")
-    for prefix in PREFIXES:
-        if all(k.startswith(prefix) for k in tensors):
-            tensors = {k[len(prefix):]: v for k, v in tensors.items()}
-    return tensors
 
 
 def build_descriptor(state_dict: dict[str, torch.Tensor], model_name: str):
@@ -111,10 +69,9 @@ class SpandrelUpscaler(nn.Module):
         return self.descriptor(image)
 
 
-def compute_dtype(descriptor, manager: DeviceManager) -> torch.dtype:
-    """Upscalers compute in float32 whatever the manager's dtype, as ComfyUI does: they are small next to
-    a U-Net, and bf16's 8-bit mantissa costs the shipped ESRGAN 2-4 dB of PSNR (training/UPSCALER.md)."""
-    return torch.float32
+# Upscalers compute in float32 whatever the device manager's dtype, as ComfyUI does: they are small next
+# to a U-Net, and bf16's 8-bit mantissa costs the shipped ESRGAN 2-4 dB of PSNR (training/UPSCALER.md).
+COMPUTE_DTYPE = torch.float32
 
 
 def describe(descriptor) -> dict:
@@ -129,11 +86,7 @@ def describe(descriptor) -> dict:
     }
 
 
-def upscaler_handle(descriptor, name: str, manager: DeviceManager) -> ModelHandle:
-    return ModelHandle(SpandrelUpscaler(descriptor), name, dtype=compute_dtype(descriptor, manager),
-                       info=describe(descriptor))
-
-
-def load_upscaler(path: str | Path, model_name: str, manager: DeviceManager) -> ModelHandle:
-    descriptor = build_descriptor(read_state_dict(path, model_name), model_name)
-    return upscaler_handle(descriptor, Path(model_name).stem, manager)
+def build_upscaler(weights: WeightsFile) -> ModelHandle:
+    """A model handle for an upscaler file's weights (detected architecture, scale and channels in info)."""
+    descriptor = build_descriptor(weights.tensors, weights.name)
+    return ModelHandle(SpandrelUpscaler(descriptor), weights.path.stem, dtype=COMPUTE_DTYPE, info=describe(descriptor))

@@ -1,15 +1,12 @@
 """UpscaleModelLoader and ImageUpscaleWithModel (ComfyUI's names, inputs and outputs)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
-from nodegraph import IMAGE, UPSCALE_MODEL, Input, ModelFile, Output, node
-from nodegraph.devices import ModelHandle
+from nodegraph import IMAGE, UPSCALE_MODEL, Input, ModelFile, ModelHandle, Output, node
 
-from .loading import UpscaleModelError, load_upscaler
+from .loading import READ_OPTIONS, build_upscaler
 from .tiling import tile_count, tiled_apply
 
 FOLDER = "upscale_models"
@@ -18,12 +15,6 @@ OVERLAP = 32
 MIN_TILE = 128  # out of memory below this: give up
 OOM_ERRORS = tuple({getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError})
 LUMA = (0.299, 0.587, 0.114)
-
-
-def file_stamp(path: Path) -> tuple:
-    """What makes a cached load stale: the resolved path, size and modification time."""
-    st = path.stat()
-    return (str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
 @node(category="loaders", display_name="Load Upscale Model")
@@ -35,17 +26,10 @@ class UpscaleModelLoader:
 
     @classmethod
     def fingerprint(cls, env, model_name):
-        try:
-            return repr(file_stamp(env.folders.find(FOLDER, model_name)))
-        except Exception:
-            return None  # the run reports the missing file
+        return env.models.fingerprint(FOLDER, model_name)
 
     def run(self, ctx, model_name):
-        path = ctx.folders.find(FOLDER, model_name)
-        if path.is_dir():
-            raise UpscaleModelError(f"{model_name}: is a folder, not a model file")
-        return ctx.devices.load_cached(("upscale_model", file_stamp(path)),
-                                       lambda: load_upscaler(path, model_name, ctx.devices))
+        return ctx.models.load(FOLDER, model_name, build_upscaler, **READ_OPTIONS)
 
 
 @node(category="image/upscaling", display_name="Upscale Image (using Model)")

@@ -255,7 +255,7 @@ def test_rebatch_in_a_workflow_runs_downstream_once_per_batch(env):
 def test_save_latent_writes_comfyui_layout_and_load_reads_it(env):
     from nodegraph.node import Context
     lat = latent(2, 4, 8, 8, seed=11)
-    ctx = Context(env, node_type="SaveLatent", workflow={"nodes": {}}, extra={"comfy_prompt": {"1": {}}})
+    ctx = Context(env, node_type="SaveLatent", workflow={"nodes": {}}, extra={"metadata_text": {"prompt": {"1": {}}}})
     env.registry.get("SaveLatent").cls().run(ctx, samples=lat, filename_prefix="latents/test")
     env.registry.get("SaveLatent").cls().run(ctx, samples=lat, filename_prefix="latents/test")
     assert [r["filename"] for r in ctx.ui["latents"]] == ["test_00001_.latent", "test_00002_.latent"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 
-from nodegraph import ANY, INT, STRING, Boolean, Input, Int, Output, String, node
+from nodegraph import ANY, FLOAT, INT, STRING, Boolean, Input, Int, ModelFile, Output, String, node
 
 CALLS: dict[str, int] = {}
 GATE = threading.Event()  # SlowCount waits on it between steps when told to
@@ -122,3 +122,22 @@ class RemembersLazyAnswer:
 
     def run(self, ctx, use_a, a=None, b=None):
         return a if self.choice == "a" else b
+
+
+def _sum_of(weights) -> float:
+    count("WeightsSum:build")
+    return float(sum(t.sum() for t in weights.tensors.values()))
+
+
+@node(category="test")
+class WeightsSum:
+    """The sum of a weights file's tensors, through the model-file service (ctx.models)."""
+    inputs = [ModelFile("weights_name", "things")]
+    outputs = [Output("FLOAT", FLOAT)]
+
+    @classmethod
+    def fingerprint(cls, env, weights_name):
+        return env.models.fingerprint("things", weights_name)
+
+    def run(self, ctx, weights_name):
+        return ctx.models.load("things", weights_name, _sum_of)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nodegraph import ModelFileError, read_weights
 from nodegraph.executor import Executor
-from nodes.gan.loaders import UnsupportedCheckpoint, compare, detect_and_build, read_state_dict
+from nodes.gan.loaders import WRAPPER_KEYS, UnsupportedCheckpoint, compare, detect_and_build
 
 from .public_layouts import dcgan_keys, nlayer_keys, random_state_dict, resnet_keys, unet_keys
 
@@ -20,7 +21,7 @@ def L(node, output=0):
 def test_unet_checkpoint_loads_strictly(tmp_path, norm, num_downs):
     sd = random_state_dict(unet_keys(3, 3, num_downs, ngf=8, norm=norm))
     torch.save(sd, tmp_path / "latest_net_G.pth")
-    loaded, _ = read_state_dict(tmp_path / "latest_net_G.pth")
+    loaded = read_weights(tmp_path / "latest_net_G.pth", wrappers=WRAPPER_KEYS).tensors
     arch, module = detect_and_build(loaded)
     assert compare(module, loaded) == ([], [], [])  # zero missing, unexpected or mis-shaped keys
     assert (arch.kind, arch.args["num_downs"], arch.args["ngf"], arch.args["norm"]) == ("unet", num_downs, 8, norm)
@@ -41,7 +42,7 @@ def test_resnet_checkpoint_loads_strictly(tmp_path, norm):
     assert "model.10.conv_block.1.weight" in shapes and "model.26.weight" in shapes  # resnet_9blocks layout
     sd = random_state_dict(shapes)
     torch.save(sd, tmp_path / "latest_net_G_A.pth")
-    arch, module = detect_and_build(read_state_dict(tmp_path / "latest_net_G_A.pth")[0])
+    arch, module = detect_and_build(read_weights(tmp_path / "latest_net_G_A.pth", wrappers=WRAPPER_KEYS).tensors)
     assert compare(module, sd) == ([], [], [])
     a = arch.args
     assert (arch.kind, a["n_blocks"], a["ngf"], a["norm"], a["n_downsampling"], a["padding_type"]) == \
@@ -101,8 +102,8 @@ def test_unsupported_files_are_reported_clearly(tmp_path):
     with pytest.raises(UnsupportedCheckpoint, match=r"model\.model\.1\.model\.5\.weight: file \(32, 9, 4, 4\)"):
         detect_and_build(sd, "broken.pth")
     torch.save({"epoch": 3, "note": "no tensors"}, tmp_path / "meta.pth")
-    with pytest.raises(UnsupportedCheckpoint, match="not a state dict of tensors"):
-        read_state_dict(tmp_path / "meta.pth")
+    with pytest.raises(ModelFileError, match="meta.pth: the file contains no weight tensors"):
+        read_weights(tmp_path / "meta.pth", wrappers=WRAPPER_KEYS)
 
 
 def test_pix2pix_loader_node_translates_images(gan_env):

@@ -239,7 +239,7 @@ def test_upload_load_and_mask(server, http):
 def test_nodes_models_workflows_convert_export(server, http):
     nodes = http.get("/v1/nodes").json()
     assert nodes["GradientSteps"]["inputs"][0] == {"name": "steps", "type": "INT", "required": True, "widget": True,
-                                                   "default": 3, "min": 1, "max": 1000, "step": 1}
+                                                   "default": 3, "min": 1, "max": 1000, "step": 1, "color": "#7fb069"}
     assert "SaveImage" in nodes and "LoadImage" in nodes
     (server.state.env.folders.models / "checkpoints").mkdir()
     (server.state.env.folders.models / "checkpoints" / "tiny.safetensors").write_bytes(b"0")

@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 
+from nodegraph import read_weights
 from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
 from training.default_world import Scene, draw, read_image
-from nodes.upscale.loading import read_state_dict
+from nodes.upscale.loading import READ_OPTIONS
 from tests.diffusion.nodecall import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +51,7 @@ def test_shipped_file_is_a_small_esrgan_with_training_metadata(env):
     assert dtypes == {torch.float16}
     assert meta["nodegraph.trained_by"] == "training/train_upscaler.py"
     assert "default_world" in meta["nodegraph.dataset"] and "nodegraph.psnr" in meta
-    keys = read_state_dict(WEIGHTS, NAME)
+    keys = read_weights(WEIGHTS, NAME, **READ_OPTIONS).tensors
     assert "model.0.weight" in keys and "model.1.sub.0.RDB1.conv1.0.weight" in keys  # the original ESRGAN layout
     handle = run(env, "UpscaleModelLoader", model_name=NAME)
     assert (handle.info["architecture"], handle.info["scale"]) == ("ESRGAN", 2)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from nodegraph import ModelFileError
 from nodegraph.devices import DeviceManager
 from nodegraph.folders import FolderError
 from nodegraph.node import Context, Interrupted, RunControl
@@ -201,12 +202,12 @@ def test_garbage_and_truncated_files_give_clear_errors(env):
     folder = env.folders.models / "upscale_models"
     folder.mkdir()
     (folder / "garbage.pth").write_bytes(b"this is not a torch file" * 10)
-    with pytest.raises(UpscaleModelError, match=r"garbage.pth: cannot be read with torch.load\(weights_only=True\)"):
+    with pytest.raises(ModelFileError, match=r"garbage.pth: cannot be read with torch.load\(weights_only=True\)"):
         call(env, "UpscaleModelLoader", model_name="garbage.pth")
     save(env, "good.safetensors", models.compact())
     data = (folder / "good.safetensors").read_bytes()
     (folder / "cut.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(UpscaleModelError, match="cut.safetensors: not a readable safetensors file"):
+    with pytest.raises(ModelFileError, match="cut.safetensors: not a readable safetensors file"):
         call(env, "UpscaleModelLoader", model_name="cut.safetensors")
 
 
@@ -216,7 +217,7 @@ class Pickled:  # an object that torch.load(weights_only=True) must refuse to re
 
 def test_pickled_code_is_refused(env):
     save(env, "evil.pth", {"model": Pickled(), "w": torch.zeros(1)}, torch_format=True)
-    with pytest.raises(UpscaleModelError, match="evil.pth: .*weights_only"):
+    with pytest.raises(ModelFileError, match="evil.pth: .*weights_only"):
         call(env, "UpscaleModelLoader", model_name="evil.pth")
 
 
@@ -230,7 +231,7 @@ def test_unknown_architecture_and_wrong_shapes(env):
     with pytest.raises(UpscaleModelError, match="broken.safetensors: detected as ESRGAN but its weights do not fit"):
         call(env, "UpscaleModelLoader", model_name="broken.safetensors")
     save(env, "empty.pth", {"epoch": 3, "note": "no weights"}, torch_format=True)
-    with pytest.raises(UpscaleModelError, match="empty.pth: the file contains no weight tensors"):
+    with pytest.raises(ModelFileError, match="empty.pth: the file contains no weight tensors"):
         call(env, "UpscaleModelLoader", model_name="empty.pth")
 
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { typesCompatible, checkValue, categoryTree, searchNodes, typeColor, defaultValue, isWidgetInput } from "../src/lib/schema";
+import { typesCompatible, checkValue, categoryTree, searchNodes, typeColor, defaultValue, isWidgetInput, learnTypeColors } from "../src/lib/schema";
 import { schemas } from "./fixtures";
 
 describe("type compatibility", () => {
@@ -26,6 +26,19 @@ describe("type compatibility", () => {
     expect(typeColor("IMAGE")).toBe("#64b5f6");
     expect(typeColor("MY_TYPE")).toBe(typeColor("MY_TYPE"));
     expect(typeColor("MY_TYPE")).not.toBe(typeColor("OTHER_TYPE"));
+  });
+  it("takes a pack's own type colour from the sockets of the node schemas", () => {
+    expect(typeColor("PACK_SCORES")).toMatch(/^hsl/);
+    learnTypeColors({
+      Score: {
+        name: "Score", display_name: "Score", category: "test", description: "", output_node: false, version: 1,
+        deterministic: true, module: "test_pack",
+        inputs: [{ name: "images", type: "IMAGE", required: true, widget: false, color: "#64b5f6" }],
+        outputs: [{ name: "SCORES", type: "PACK_SCORES", color: "#f06292" }],
+      },
+    });
+    expect(typeColor("PACK_SCORES")).toBe("#f06292");
+    expect(typeColor("PACK_SCORES,IMAGE")).toBe("#f06292");
   });
 });
 

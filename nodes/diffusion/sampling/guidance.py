@@ -20,19 +20,12 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from nodegraph import repeat_to_batch
+
 from .schedules import ModelSampling
 
 ApplyFn = Callable[[torch.Tensor, torch.Tensor, dict], torch.Tensor]  # (x, sigma[B], conds) -> x0
 FEATHER = 8  # latent cells of soft edge around an area without a mask
-
-
-def repeat_to_batch(t: torch.Tensor, n: int) -> torch.Tensor:
-    """ComfyUI's repeat_to_batch_size: cut or tile the first dimension to n."""
-    if t.shape[0] > n:
-        return t[:n]
-    if t.shape[0] < n:
-        return t.repeat(math.ceil(n / t.shape[0]), *([1] * (t.ndim - 1)))[:n]
-    return t
 
 
 @dataclass

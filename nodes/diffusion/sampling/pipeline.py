@@ -12,8 +12,10 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from .guidance import (InpaintDenoiser, ModelDenoiser, add_matching_areas, prepare_conds, repeat_to_batch,
-                       share_control_with_uncond, unique_controls)
+from nodegraph import repeat_to_batch
+
+from .guidance import (InpaintDenoiser, ModelDenoiser, add_matching_areas, prepare_conds, share_control_with_uncond,
+                       unique_controls)
 from .guiders import CFGGuidance
 from .noise import prepare_noise
 from .samplers import SamplerChoice, sampler_object

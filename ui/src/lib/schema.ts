@@ -10,7 +10,7 @@ export type SchemaMap = Record<string, NodeSchema>;
 
 export const WIDGET_TYPES = new Set(["INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"]);
 
-/** Socket colours, as nodegraph/types.py defines them. */
+/** Socket colours of the engine's common types, as nodegraph/types.py defines them. */
 export const TYPE_COLORS: Record<string, string> = {
   "*": "#9aa4b1",
   INT: "#7fb069",
@@ -29,16 +29,26 @@ export const TYPE_COLORS: Record<string, string> = {
   VAE: "#ff6e6e",
   CONTROL_NET: "#00d78d",
   UPSCALE_MODEL: "#d4a0ff",
-  GAN: "#ff8a65",
-  DISCRIMINATOR: "#e57373",
 };
 
-/** A stable colour for any type name: known types have theirs, plugin types get a hashed hue. */
+/** Colours the server's schemas give sockets: packs declare their own types' colours there. */
+const schemaColors: Record<string, string> = {};
+
+export function learnTypeColors(schemas: SchemaMap): void {
+  for (const schema of Object.values(schemas)) {
+    for (const socket of [...schema.inputs, ...schema.outputs]) {
+      if (socket.color && !(socket.type in schemaColors)) schemaColors[socket.type] = socket.color;
+    }
+  }
+}
+
+/** A stable colour for any type name: known types have theirs, other types get a hashed hue. */
 export function typeColor(type: string): string {
-  const known = TYPE_COLORS[type];
+  const known = schemaColors[type] ?? TYPE_COLORS[type];
   if (known) return known;
   const first = type.split(",")[0].trim();
-  if (TYPE_COLORS[first]) return TYPE_COLORS[first];
+  const firstKnown = schemaColors[first] ?? TYPE_COLORS[first];
+  if (firstKnown) return firstKnown;
   let h = 0;
   for (let i = 0; i < type.length; i++) h = (h * 31 + type.charCodeAt(i)) >>> 0;
   return `hsl(${h % 360} 60% 65%)`;

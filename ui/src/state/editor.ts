@@ -7,7 +7,7 @@ import {
   inHandle, REROUTE_IN, REROUTE_OUT, GroupData,
 } from "../lib/graph";
 import { UndoLog, UndoOptions } from "../lib/history";
-import { SchemaMap } from "../lib/schema";
+import { SchemaMap, learnTypeColors } from "../lib/schema";
 import { NativeWorkflow, fromNative, toNative } from "../lib/workflow";
 
 export interface EditorState {
@@ -350,6 +350,7 @@ export function markSaved(name?: string) {
 }
 
 export function setSchemas(schemas: SchemaMap) {
+  learnTypeColors(schemas);
   editor.set({ schemas, schemasLoaded: true });
 }
 
