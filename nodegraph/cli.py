@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -308,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available)")
     run.add_argument("--quiet", "-q", action="store_true")
     add_limit_flags(run)
+    run.add_argument("--no-cuda-graphs", action="store_true",
+                     help="run the diffusion model eagerly instead of replaying CUDA graphs (sets NODEGRAPH_CUDA_GRAPHS=0)")
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser("validate", help="check a workflow and print every problem")
@@ -340,12 +343,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-origin", action="append", metavar="SCHEME://HOST:PORT",
                        help="trust pages of this other origin as the server's own (repeatable)")
     add_limit_flags(serve, server=True)
+    serve.add_argument("--no-cuda-graphs", action="store_true",
+                       help="run the diffusion model eagerly instead of replaying CUDA graphs (sets NODEGRAPH_CUDA_GRAPHS=0)")
     serve.set_defaults(func=cmd_serve)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "no_cuda_graphs", False):  # in the environment, so worker processes see it too
+        os.environ["NODEGRAPH_CUDA_GRAPHS"] = "0"
     try:
         return args.func(args)
     except KeyboardInterrupt:

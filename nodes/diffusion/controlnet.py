@@ -426,9 +426,12 @@ class ControlNet:
             previous = self.previous_controlnet.get_control(x, sigma, conds, n)
         if self._ms is None:
             raise ControlNetError("ControlNet used by a sampler that did not call pre_run(model, model_sampling)")
-        s = float(sigma[0])
-        if self.strength == 0 or s > self._sigma_range[0] or s < self._sigma_range[1]:
+        if self.strength == 0:
             return previous
+        if self.timestep_percent_range != (0.0, 1.0):  # a step window: read sigma on the host (a sync)
+            s = float(sigma[0])
+            if s > self._sigma_range[0] or s < self._sigma_range[1]:
+                return previous
         if self.cond_hint_original is None:
             raise ControlNetError("ControlNet has no hint image: apply it with ControlNetApply(Advanced)")
         with self.devices.use(self.handle) as net:
@@ -447,7 +450,7 @@ class ControlNet:
                 kwargs["added_cond_kwargs"] = {"text_embeds": pooled.to(device, dtype),
                                                "time_ids": time_ids.to(device, dtype)}
             xc = self._ms.calculate_input(sigma, x).to(device, dtype)
-            timestep = self._ms.timestep(sigma).to(device).float()
+            timestep = self._ms.timestep(sigma.to(device)).float()
             down, mid = net(xc, timestep, encoder_hidden_states=conds["context"].to(device, dtype),
                             controlnet_cond=hint, return_dict=False, **kwargs)
         out_dtype = x.dtype

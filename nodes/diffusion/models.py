@@ -12,6 +12,8 @@ module to bf16 does not round them.
 """
 from __future__ import annotations
 
+import functools
+
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -30,6 +32,18 @@ SDXL_RGB_FACTORS = ((0.3651, 0.4232, 0.4341), (-0.2533, -0.0042, 0.1068),
 SDXL_RGB_BIAS = (0.1084, -0.0175, -0.0011)
 # an all-zero (black) image in SD latent space, model-scaled: the blank masked image for inpainting U-Nets
 SD_BLANK_INPAINT_LATENT = (0.8223, -0.6876, 0.6364, 0.1380)
+
+
+def _constant(values: Sequence, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A small constant tensor built once per device: a fresh torch.tensor(..., device="cuda") in every
+    preview or process_in is a host-to-device copy that waits for the GPU."""
+    frozen = tuple(tuple(v) if isinstance(v, (list, tuple)) else v for v in values)
+    return _cached_constant(frozen, torch.device(device), dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_constant(values: tuple, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return torch.tensor(values, device=device, dtype=dtype)
 
 
 @dataclass(frozen=True)
@@ -51,8 +65,8 @@ class LatentFormat:
     latents_std: tuple[float, ...] | None = None
 
     def _stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = torch.tensor(self.latents_mean, device=like.device, dtype=like.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.latents_std, device=like.device, dtype=like.dtype).view(1, -1, 1, 1)
+        mean = _constant(self.latents_mean, like.device, like.dtype).view(1, -1, 1, 1)
+        std = _constant(self.latents_std, like.device, like.dtype).view(1, -1, 1, 1)
         return mean, std
 
     def process_in(self, latent: torch.Tensor) -> torch.Tensor:
@@ -71,10 +85,10 @@ class LatentFormat:
         """Cheap preview of model-space latents [B,C,h,w] -> images [B,h,w,3] in 0..1 (no VAE)."""
         x = x.float()
         if self.rgb_factors is not None and len(self.rgb_factors) == x.shape[1]:
-            factors = torch.tensor(self.rgb_factors, device=x.device)
+            factors = _constant(self.rgb_factors, x.device, torch.float32)
             rgb = torch.einsum("bchw,cr->bhwr", x, factors)
             if self.rgb_bias is not None:
-                rgb = rgb + torch.tensor(self.rgb_bias, device=x.device)
+                rgb = rgb + _constant(self.rgb_bias, x.device, torch.float32)
         else:  # unknown projection: the first three channels, normalised
             rgb = x[:, :3].movedim(1, -1)
             if rgb.shape[-1] < 3:

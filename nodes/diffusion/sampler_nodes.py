@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 
 from nodegraph import CONDITIONING, LATENT, MODEL, Choice, Float, Input, Int, Output, Seed, node
-from nodegraph import tensor_to_pil
 
 from .model_options import sampling_model
+from .previews import StepPreviews
 from .sampling import SAMPLER_NAMES, SCHEDULER_NAMES, common_ksampler
 
 __all__ = ["KSampler", "KSamplerAdvanced"]
@@ -38,11 +38,7 @@ def _inputs_head(seed_name: str) -> list[Input]:
 
 def step_reporter(ctx, latent_format, last_x0: dict | None = None):
     """A sampling callback that reports progress with a preview of the step's x0 (and keeps the last x0)."""
-    def on_step(step: int, x0: torch.Tensor, x: torch.Tensor, total: int) -> None:
-        if last_x0 is not None:
-            last_x0["x0"] = x0
-        ctx.progress(step + 1, total, preview=tensor_to_pil(latent_format.to_rgb(x0[:1]).cpu()))
-    return on_step
+    return StepPreviews(ctx.progress, ctx.preview, latent_format, last_x0)
 
 
 def run_sampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,

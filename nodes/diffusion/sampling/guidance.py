@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from nodegraph import repeat_to_batch
 
+from .. import cuda_graphs, unet_patches
 from .schedules import ModelSampling
 
 ApplyFn = Callable[[torch.Tensor, torch.Tensor, dict], torch.Tensor]  # (x, sigma[B], conds) -> x0
@@ -190,11 +191,12 @@ def _feather(mult: torch.Tensor, area: tuple, full: tuple[int, int]) -> None:
 
 
 def _chunk(entry: CondEntry, x: torch.Tensor, sigma: torch.Tensor, side: int) -> _Chunk | None:
-    s0 = float(sigma[0])
-    if entry.sigma_start is not None and s0 > entry.sigma_start:
-        return None
-    if entry.sigma_end is not None and s0 < entry.sigma_end:
-        return None
+    if entry.sigma_start is not None or entry.sigma_end is not None:  # only then read sigma on the host
+        s0 = float(sigma[0])
+        if entry.sigma_start is not None and s0 > entry.sigma_start:
+            return None
+        if entry.sigma_end is not None and s0 < entry.sigma_end:
+            return None
     batch = x.shape[0]
     area, input_x = None, x
     if entry.area is not None:
@@ -317,6 +319,7 @@ class ModelDenoiser:
     def __init__(self, model, ms: ModelSampling, check_interrupt: Callable[[], None] | None = None) -> None:
         self.model, self.ms, self.check_interrupt = model, ms, check_interrupt
         self.calls = 0  # forwards run (tests, benchmarks)
+        self.graphs = cuda_graphs.runner_for(getattr(model, "unet", None))  # None off CUDA / when turned off
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, conds: dict) -> torch.Tensor:
         if self.check_interrupt is not None:
@@ -324,7 +327,9 @@ class ModelDenoiser:
         self.calls += 1
         extras = {k: v for k, v in conds.items() if k != "context"}
         xc = self.ms.calculate_input(sigma, x)
-        out = self.model.apply(xc, self.ms.timestep(sigma), conds["context"], extras).float()
+        patched = unet_patches.has_patches(extras.get("transformer_options"))
+        out = cuda_graphs.graphed_apply(self.graphs, self.model, xc, self.ms.timestep(sigma), conds["context"],
+                                        extras, patched).float()
         return self.ms.calculate_denoised(sigma, out, x)
 
 

@@ -64,9 +64,9 @@ class DistilledDiscreteSampling(DiscreteSampling):
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
         sigma = torch.as_tensor(sigma, dtype=torch.float32)
-        dists = sigma.log().to(self.log_sigmas.device).reshape(1, -1) - self.log_sigmas[:, None]
+        dists = sigma.log().reshape(1, -1) - self.log_sigmas_on(sigma.device)[:, None]
         index = dists.abs().argmin(dim=0).float()
-        return (index * self.skip_steps + (self.skip_steps - 1)).view(sigma.shape).to(sigma.device)
+        return (index * self.skip_steps + (self.skip_steps - 1)).view(sigma.shape)
 
     def sigma(self, timestep: torch.Tensor | float) -> torch.Tensor:
         ts = torch.as_tensor(timestep)

@@ -57,6 +57,20 @@ class ModelSampling:
         self.sigmas = sigmas.float()
         self.log_sigmas = sigmas.log().float()
         self.num_timesteps = len(self.sigmas)
+        self._log_sigmas_by_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def log_sigmas_on(self, device: torch.device) -> torch.Tensor:
+        """log_sigmas on `device`, copied there once: sigma -> timestep then stays on the sigma's device,
+        with no host round trip (a sync) in every model call."""
+        device = torch.device(device)
+        if device == self.log_sigmas.device:
+            return self.log_sigmas
+        cache = self.__dict__.setdefault("_log_sigmas_by_device", {})
+        source, copy = cache.get(device, (None, None))
+        if source is not self.log_sigmas:  # first use, or log_sigmas replaced since
+            copy = self.log_sigmas.to(device)
+            cache[device] = (self.log_sigmas, copy)
+        return copy
 
     @classmethod
     def for_model(cls, model) -> "ModelSampling":
@@ -79,16 +93,17 @@ class ModelSampling:
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
         """Training timestep (0..999) for each sigma, float32."""
         sigma = torch.as_tensor(sigma, dtype=torch.float32)
-        log_sigma = sigma.log().to(self.log_sigmas.device)
-        dists = log_sigma.reshape(1, -1) - self.log_sigmas[:, None]
+        log_sigma = sigma.log()
+        log_sigmas = self.log_sigmas_on(sigma.device)
+        dists = log_sigma.reshape(1, -1) - log_sigmas[:, None]
         if self.quantize:
             t = dists.abs().argmin(dim=0).float()
         else:
             low = dists.ge(0).cumsum(dim=0).argmax(dim=0).clamp(max=self.num_timesteps - 2)
-            lo, hi = self.log_sigmas[low], self.log_sigmas[low + 1]
+            lo, hi = log_sigmas[low], log_sigmas[low + 1]
             w = ((lo - log_sigma.reshape(-1)) / (lo - hi)).clamp(0, 1)
             t = (1 - w) * low + w * (low + 1)
-        return t.view(sigma.shape).to(sigma.device)
+        return t.view(sigma.shape)
 
     def sigma(self, timestep: torch.Tensor | float) -> torch.Tensor:
         """Sigma at a (possibly fractional) timestep: linear interpolation of log sigma."""

@@ -1,0 +1,268 @@
+"""nodegraph against ComfyUI on the same GPU and the same checkpoint file, interleaved.
+
+    python bench/vs_comfyui.py --comfy PATH [--ckpt FILE] [--batches 1 4] [--steps 20] [--size 512]
+                               [--reps 5] [--out bench/results] [-- ComfyUI CLI args]
+
+PATH is a ComfyUI source tree (0.8.0: the repository pollockjj/ComfyUI) with its requirements importable.
+Without --ckpt a random-weight SD1.5 checkpoint is built (bench/sd15_gpu.py's build_sd15, fp16, single file).
+
+Two worker processes hold their engine loaded (nodegraph and ComfyUI cannot share one process: both have a
+top-level `nodes`); the parent sends them the same jobs in turn: per round and batch size nodegraph eager
+(CUDA graphs off), nodegraph fast path (graphs on) and ComfyUI, the order rotating every round. Round 0 is
+the cold run (loading, warm-up, graph capture) and is reported apart; medians come from the warm rounds.
+
+Per job: txt2img, "a photo of a cat" / "", EmptyLatentImage, KSampler euler / normal, CFG 7, VAE decode.
+it/s = steps / wall time of the sampler node (both engines return the latent on the CPU, so the GPU is done;
+that time includes noise, conditioning set-up and every per-run cost); VAE ms = the decode node's wall time;
+peak = torch.cuda.max_memory_allocated in that worker since its start. nodegraph's two paths are compared
+image by image (same seed): PSNR in dB of the decoded images, fast path against eager.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPT, NEGATIVE = "a photo of a cat", ""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# workers: read one JSON job per line on stdin, answer "RESULT {json}" on stdout
+# ---------------------------------------------------------------------------------------------------------
+
+def _serve(handle) -> None:
+    print("RESULT " + json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        job = json.loads(line)
+        if job.get("cmd") == "quit":
+            break
+        print("RESULT " + json.dumps(handle(job)), flush=True)
+
+
+def nodegraph_worker(args) -> None:
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from bench.sd15_gpu import workflow
+    from nodegraph.environment import Environment
+    from nodegraph.executor import Executor
+    from nodegraph.folders import Folders
+    from nodegraph.registry import default_registry
+    from nodes.diffusion import cuda_graphs
+
+    folder = Path(args.ckpt).parent
+    env = Environment(registry=default_registry(plugins_dir=None), folders=Folders(folder.parent.parent))
+    executor = Executor(env)
+    images: dict[tuple, torch.Tensor] = {}
+
+    def handle(job):
+        cuda_graphs.set_enabled(job["mode"] == "graphs")
+        doc = workflow(args.size, job["batch"], args.steps, seed=job["seed"])
+        doc["nodes"]["4"]["inputs"]["ckpt_name"] = Path(args.ckpt).name
+        stamps: dict[str, float] = {}
+
+        def on_event(name, data):
+            if name == "executing":
+                stamps[str(data.get("node"))] = time.perf_counter()
+
+        result = executor.run(doc, on_event=on_event)
+        assert result.status == "success", result.errors
+        image = result.value("8").float()
+        key = (job["seed"], job["batch"])
+        images[key + (job["mode"],)] = image
+        other = images.get(key + ("eager" if job["mode"] == "graphs" else "graphs",))
+        psnr = None
+        if other is not None:
+            mse = float(((image - other) ** 2).mean())
+            psnr = float("inf") if mse == 0 else 10 * __import__("math").log10(1.0 / mse)
+        ks = stamps["8"] - stamps["3"]
+        return {"ks_s": ks, "its": args.steps / ks, "vae_ms": (stamps["9"] - stamps["8"]) * 1e3,
+                "peak_gib": torch.cuda.max_memory_allocated() / 2**30, "psnr_vs_other_mode": psnr,
+                "finite": bool(torch.isfinite(image).all()), "unet_dtype": str(env.devices.dtype)}
+
+    _serve(handle)
+
+
+def comfy_worker(args) -> None:
+    comfy_dir = Path(args.comfy).resolve()
+    sys.argv = [sys.argv[0]] + args.comfy_args
+    sys.path.insert(0, str(comfy_dir))
+    try:
+        import av  # noqa: F401  (ComfyUI's API package imports PyAV at module level; this path never uses it)
+    except ImportError:
+        stub = ROOT / "bench" / "stubs"
+        if (stub / "av").is_dir():
+            sys.path.insert(0, str(stub))
+    import comfy.options
+    comfy.options.enable_args_parsing()
+    import cuda_malloc  # noqa: F401  (as ComfyUI's main.py: the allocator setting before torch starts)
+    import torch
+
+    import comfy.sd
+    import nodes
+
+    with torch.inference_mode():
+        model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(args.ckpt, output_vae=True, output_clip=True,
+                                                                    embedding_directory=None)
+        positive = nodes.CLIPTextEncode().encode(clip, PROMPT)[0]
+        negative = nodes.CLIPTextEncode().encode(clip, NEGATIVE)[0]
+
+    def handle(job):
+        with torch.inference_mode():
+            latent = nodes.EmptyLatentImage().generate(args.size, args.size, job["batch"])[0]
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            out = nodes.common_ksampler(model, job["seed"], args.steps, 7.0, "euler", "normal", positive, negative,
+                                        latent)[0]
+            torch.cuda.synchronize()
+            t1 = time.perf_counter()
+            image = nodes.VAEDecode().decode(vae, out)[0]
+            torch.cuda.synchronize()
+            t2 = time.perf_counter()
+        return {"ks_s": t1 - t0, "its": args.steps / (t1 - t0), "vae_ms": (t2 - t1) * 1e3,
+                "peak_gib": torch.cuda.max_memory_allocated() / 2**30, "finite": bool(torch.isfinite(image).all()),
+                "unet_dtype": str(model.model.get_dtype())}
+
+    _serve(handle)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the parent
+# ---------------------------------------------------------------------------------------------------------
+
+class Worker:
+    def __init__(self, name: str, argv: list[str]) -> None:
+        self.name = name
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen([sys.executable, __file__, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, env=env, cwd=str(ROOT))
+        self.read()
+
+    def read(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith("RESULT "):
+                return json.loads(line[len("RESULT "):])
+            print(f"[{self.name}] {line.rstrip()}", flush=True)
+        raise RuntimeError(f"{self.name} worker ended (exit {self.proc.wait()})")
+
+    def run(self, job: dict) -> dict:
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.write('{"cmd": "quit"}\n')
+            self.proc.stdin.flush()
+        except OSError:
+            pass
+        self.proc.wait(timeout=60)
+
+
+def build_checkpoint(path: Path) -> None:
+    code = ("import sys; sys.path.insert(0, %r); from pathlib import Path; from bench.sd15_gpu import build_sd15; "
+            "build_sd15(Path(%r))" % (str(ROOT), str(path)))
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(ROOT))
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    mine, theirs = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    p = argparse.ArgumentParser()
+    p.add_argument("--comfy", required=True)
+    p.add_argument("--ckpt", default=None)
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 4])
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--reps", type=int, default=5, help="warm rounds (after one cold round)")
+    p.add_argument("--out", default=None, help="folder for the results (markdown + json)")
+    p.add_argument("--worker", choices=["nodegraph", "comfy"], default=None)
+    args = p.parse_args(mine)
+    args.comfy_args = theirs
+    if args.worker == "nodegraph":
+        return nodegraph_worker(args)
+    if args.worker == "comfy":
+        return comfy_worker(args)
+
+    if args.ckpt is None:
+        args.ckpt = str(Path(os.environ.get("TMPDIR", "/tmp")) / "vs-comfyui" / "models" / "checkpoints"
+                        / "sd15-random.safetensors")
+    ckpt = Path(args.ckpt)
+    if not ckpt.exists():
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        build_checkpoint(ckpt)
+        print(f"built {ckpt} in {time.perf_counter() - t:.1f} s", flush=True)
+    common = ["--ckpt", str(ckpt), "--steps", str(args.steps), "--size", str(args.size), "--comfy", args.comfy]
+    ng = Worker("nodegraph", common + ["--worker", "nodegraph"])
+    cf = Worker("comfy", common + ["--worker", "comfy", "--", *theirs])
+    engines = [("nodegraph eager", ng, "eager"), ("nodegraph fast", ng, "graphs"), ("ComfyUI", cf, None)]
+    rows = []
+    try:
+        for rnd in range(1 + args.reps):
+            for batch in args.batches:
+                order = engines[rnd % 3:] + engines[:rnd % 3]
+                for name, worker, mode in order:
+                    r = worker.run({"batch": batch, "seed": 1000 + rnd, "mode": mode})
+                    r.update(engine=name, batch=batch, round=rnd)
+                    rows.append(r)
+                    psnr = r.get("psnr_vs_other_mode")
+                    print(f"round {rnd} batch {batch} {name:>16}: {r['its']:7.2f} it/s  VAE {r['vae_ms']:6.1f} ms  "
+                          f"peak {r['peak_gib']:.2f} GiB" + (f"  PSNR fast/eager {psnr:.1f} dB" if psnr else ""),
+                          flush=True)
+    finally:
+        ng.close()
+        cf.close()
+    report(args, rows)
+
+
+def report(args, rows) -> None:
+    import torch
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"# nodegraph vs ComfyUI: SD1.5 random weights {args.size}², {args.steps} steps euler/normal, CFG 7",
+             "", f"{device}, torch {torch.__version__}, {when}; median of {args.reps} warm interleaved runs "
+             "(round 0, cold, apart); ComfyUI args: " + (" ".join(args.comfy_args) or "none"), "",
+             "| engine | batch | it/s (median) | min–max | images/s | vs ComfyUI | VAE ms | peak GiB | cold it/s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    summary = {}
+    for batch in args.batches:
+        for name in ("nodegraph eager", "nodegraph fast", "ComfyUI"):
+            warm = [r for r in rows if r["engine"] == name and r["batch"] == batch and r["round"] > 0]
+            cold = [r for r in rows if r["engine"] == name and r["batch"] == batch and r["round"] == 0]
+            if warm:
+                summary[(name, batch)] = (statistics.median(r["its"] for r in warm), warm, cold)
+        base = summary.get(("ComfyUI", batch), (None,))[0]
+        for name in ("nodegraph eager", "nodegraph fast", "ComfyUI"):
+            if (name, batch) not in summary:
+                continue
+            its, warm, cold = summary[(name, batch)]
+            ratio = f"{its / base:.2f}×" if base else "–"
+            lines.append(f"| {name} ({warm[0].get('unet_dtype', '?')}) | {batch} | {its:.2f} | "
+                         f"{min(r['its'] for r in warm):.2f}–{max(r['its'] for r in warm):.2f} | "
+                         f"{its * batch / args.steps:.2f} | {ratio} | "
+                         f"{statistics.median(r['vae_ms'] for r in warm):.1f} | "
+                         f"{max(r['peak_gib'] for r in warm):.2f} | {cold[0]['its']:.2f} |" if cold else "")
+    psnrs = [r["psnr_vs_other_mode"] for r in rows if r.get("psnr_vs_other_mode") is not None]
+    if psnrs:
+        lines += ["", f"nodegraph fast path vs eager, same seed: PSNR of the decoded images min {min(psnrs):.1f} dB "
+                  f"over {len(psnrs)} pairs"]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = "vs_comfyui-" + device.replace(" ", "_") + "-" + when[:10]
+        (out / f"{stem}.md").write_text(text)
+        (out / f"{stem}.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
