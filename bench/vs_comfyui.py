@@ -63,6 +63,8 @@ def nodegraph_worker(args) -> None:
     images: dict[tuple, torch.Tensor] = {}
 
     def handle(job):
+        if job.get("cmd") == "syncdebug":
+            return sync_debug(job)
         cuda_graphs.set_enabled(job["mode"] == "graphs")
         doc = workflow(args.size, job["batch"], args.steps, seed=job["seed"])
         doc["nodes"]["4"]["inputs"]["ckpt_name"] = Path(args.ckpt).name
@@ -86,6 +88,28 @@ def nodegraph_worker(args) -> None:
         return {"ks_s": ks, "its": args.steps / ks, "vae_ms": (stamps["9"] - stamps["8"]) * 1e3,
                 "peak_gib": torch.cuda.max_memory_allocated() / 2**30, "psnr_vs_other_mode": psnr,
                 "finite": bool(torch.isfinite(image).all()), "unet_dtype": str(env.devices.dtype)}
+
+    def sync_debug(job):
+        """Run one job with PyTorch's sync debug mode: every synchronizing call, by where it happened."""
+        import traceback
+        import warnings
+        sites: dict[str, int] = {}
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            frames = [f for f in traceback.extract_stack()[:-1] if "/nodes/" in f.filename or "/nodegraph/" in f.filename]
+            where = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(frames[-3:]))
+            sites[where] = sites.get(where, 0) + 1
+
+        old = warnings.showwarning
+        warnings.showwarning = show
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            r = handle({"batch": job["batch"], "seed": job["seed"], "mode": job["mode"]})
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+            warnings.showwarning = old
+        return {"sync_sites": sites, "its": r["its"]}
 
     _serve(handle)
 
@@ -217,6 +241,12 @@ def main() -> None:
                     print(f"round {rnd} batch {batch} {name:>16}: {r['its']:7.2f} it/s  VAE {r['vae_ms']:6.1f} ms  "
                           f"peak {r['peak_gib']:.2f} GiB" + (f"  PSNR fast/eager {psnr:.1f} dB" if psnr else ""),
                           flush=True)
+        for mode in ("eager", "graphs"):  # where nodegraph still synchronises, per whole job
+            r = ng.run({"cmd": "syncdebug", "batch": 1, "seed": 5, "mode": mode})
+            print(f"sync debug, nodegraph {mode}, one job of {args.steps} steps: "
+                  f"{sum(r['sync_sites'].values())} synchronising calls", flush=True)
+            for where, count in sorted(r["sync_sites"].items(), key=lambda kv: -kv[1]):
+                print(f"  {count:4d}x {where}", flush=True)
     finally:
         ng.close()
         cf.close()
