@@ -58,7 +58,11 @@ def nodegraph_worker(args) -> None:
     from nodes.diffusion import cuda_graphs
 
     folder = Path(args.ckpt).parent
-    env = Environment(registry=default_registry(plugins_dir=None), folders=Folders(folder.parent.parent))
+    registry = default_registry(plugins_dir=None)
+    for pack in ("nodes.primitives", "nodes.image", "nodes.diffusion"):  # a source tree not pip-installed
+        if "KSampler" not in registry or "PreviewImage" not in registry:
+            registry.import_module(pack, "bench")
+    env = Environment(registry=registry, folders=Folders(folder.parent.parent))
     executor = Executor(env)
     images: dict[tuple, torch.Tensor] = {}
 
