@@ -63,7 +63,6 @@ def nodegraph_worker(args) -> None:
         if "KSampler" not in registry or "PreviewImage" not in registry:
             registry.import_module(pack, "bench")
     env = Environment(registry=registry, folders=Folders(folder.parent.parent))
-    executor = Executor(env)
     images: dict[tuple, torch.Tensor] = {}
 
     def handle(job):
@@ -78,7 +77,9 @@ def nodegraph_worker(args) -> None:
             if name == "executing":
                 stamps[str(data.get("node"))] = time.perf_counter()
 
-        result = executor.run(doc, on_event=on_event)
+        # a fresh executor: its output cache would answer the same job in the other mode without running it
+        # (loaded models stay in the environment's cache)
+        result = Executor(env).run(doc, on_event=on_event)
         assert result.status == "success", result.errors
         image = result.value("8").float()
         key = (job["seed"], job["batch"])
