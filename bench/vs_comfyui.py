@@ -77,8 +77,9 @@ def nodegraph_worker(args) -> None:
             if name == "executing":
                 stamps[str(data.get("node"))] = time.perf_counter()
 
-        # a fresh executor: its output cache would answer the same job in the other mode without running it
-        # (loaded models stay in the environment's cache)
+        # the output cache would answer the same job in the other mode without running it (loaded models
+        # stay: they are in the device manager's cache)
+        env.cache.clear()
         result = Executor(env).run(doc, on_event=on_event)
         assert result.status == "success", result.errors
         image = result.value("8").float()
