@@ -82,10 +82,9 @@ class Worker:
             current = self.current
             if current is None or (job_id is not None and job_id != current.job_id):
                 return False
-            if not self._submitted:
+            if not self._submitted:  # the dispatcher repeats it once submit() has returned
                 self._interrupt_early = True
-                return True
-        return self.backend.interrupt(current.job_id)
+        return self.backend.interrupt(current.job_id) or not self._submitted
 
     def request_free(self, unload_models: bool, free_memory: bool) -> dict:
         """Free memory now if no job runs, else right after the running job."""

@@ -52,6 +52,43 @@ class Stubborn:
     def run(self, ctx, seconds):
         time.sleep(seconds)
         return 1
+
+
+@node(category="test")
+class HogGIL:
+    """Holds the GIL in one C call for a long time (a sum over a range): no progress point, no thread
+    of this process runs meanwhile. In the server's process it would freeze every route."""
+    inputs = [Int("terms", 10**11, min=1, max=10**12)]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, terms):
+        return sum(range(terms)) % 1000
+
+
+@node(category="test")
+class Segfault:
+    """Crashes the process it runs in (reads address 0 through ctypes)."""
+    inputs = [Int("value", 0, min=0, max=10)]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, value):
+        import ctypes
+
+        return len(ctypes.string_at(0)) + value  # strlen(NULL)
+
+
+@node(category="test", output_node=True)
+class QuickSave:
+    """A tiny picture saved as an output PNG: one file per job, cheap enough for chaos rounds."""
+    inputs = [Int("value", 0, min=0, max=2**31), String("filename_prefix", "quick")]
+    outputs = []
+
+    def run(self, ctx, value, filename_prefix):
+        from nodegraph.images import save_images
+
+        image = torch.full((1, 8, 8, 3), (value % 256) / 255.0)
+        ctx.show(images=save_images(ctx, image, filename_prefix))
+        return ()
 '''
 
 
