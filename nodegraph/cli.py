@@ -169,7 +169,8 @@ def cmd_serve(args) -> int:
     if args.frontend == COMFY:
         comfy_frontend_root()  # says how to install it before anything loads
     env = _environment(args)
-    serve(env, host=args.host, port=args.port, token=args.token, data_dir=args.data_dir, frontend=args.frontend)
+    serve(env, host=args.host, port=args.port, token=args.token, data_dir=args.data_dir, frontend=args.frontend,
+          in_process=args.in_process, interrupt_grace=args.interrupt_grace)
     return 0
 
 
@@ -213,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--frontend", default=None, metavar="comfy|PATH",
                        help="serve ComfyUI's frontend ('comfy': pip install 'nodegraph[comfy-frontend]') or a built "
                             "frontend folder instead of our editor")
+    serve.add_argument("--in-process", action="store_true",
+                       help="run jobs on a thread of the server instead of a supervised worker process")
+    serve.add_argument("--interrupt-grace", type=float, default=5.0, metavar="SECONDS",
+                       help="kill and restart the worker when a node ignores an interrupt this long (default 5)")
     serve.set_defaults(func=cmd_serve)
     return parser
 

@@ -41,9 +41,10 @@ def make_server(env, host: str = "127.0.0.1", port: int = 8188, token: str | Non
 
 
 def serve(env, host: str = "127.0.0.1", port: int = 8188, token: str | None = None, data_dir: str | Path = ".",
-          ui_dir: str | Path | None = None, log_level: str = "info", frontend: str | None = None) -> None:
-    """Serve until interrupted (Ctrl-C). Blocking. `frontend`: None (our editor), "comfy" or a folder."""
-    server = make_server(env, host, port, token, data_dir, ui_dir, log_level, frontend=frontend)
+          ui_dir: str | Path | None = None, log_level: str = "info", frontend: str | None = None, **app_kw) -> None:
+    """Serve until interrupted (Ctrl-C). Blocking. `frontend`: None (our editor), "comfy" or a folder;
+    `app_kw` go to create_app (in_process, interrupt_grace ...)."""
+    server = make_server(env, host, port, token, data_dir, ui_dir, log_level, frontend=frontend, **app_kw)
     shown = f"[{host}]" if ":" in host else host
     logging.getLogger("nodegraph.server").info("nodegraph: http://%s:%d/ (API docs at /docs)", shown, port)
     print(f"nodegraph server: http://{shown}:{port}/  (API docs: /docs, queue database: "
