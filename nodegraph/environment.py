@@ -30,8 +30,8 @@ class Environment:
     def create(cls, base: str | Path = ".", plugins_dir: str | Path | None = "custom_nodes",
                models: str | Path | None = None, output: str | Path | None = None,
                input: str | Path | None = None, device: str | None = None,
-               cache_bytes: int | None = None) -> "Environment":
-        registry = default_registry(plugins_dir)
+               cache_bytes: int | None = None, builtins: bool = True) -> "Environment":
+        registry = default_registry(plugins_dir, builtins=builtins)
         return cls(registry=registry, folders=Folders(base, models=models, output=output, input=input),
                    devices=DeviceManager(device=device),
                    cache=OutputCache(max_bytes=cache_bytes) if cache_bytes else OutputCache())

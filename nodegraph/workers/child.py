@@ -31,8 +31,15 @@ def _die_with_parent() -> None:
         pass
 
 
+WORKER_NICENESS = 5  # the front answers in short bursts; on a busy CPU they should come first
+
+
 def main(conn, recipe) -> None:
     _die_with_parent()
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:
+        pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole group: the server decides
     from .runner import JobRunner
 

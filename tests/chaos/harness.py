@@ -1,5 +1,6 @@
 """A real server in its own process (`python -m nodegraph.server`, worker process included), so a
-test can kill -9 it or its worker and start it again on the same folders."""
+test can kill -9 it or its worker and start it again on the same folders. It loads the test plugin
+alone (no built-in packs): each start imports less, and the chaos rounds start many."""
 from __future__ import annotations
 
 import os
@@ -50,7 +51,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "nodegraph.server", "--port", str(port), "--base", str(self.workdir),
              "--data-dir", str(self.workdir / "data"), "--plugins", str(self.workdir / "custom_nodes"),
-             "--interrupt-grace", str(self.grace), "--device", "cpu"],
+             "--interrupt-grace", str(self.grace), "--device", "cpu", "--no-builtins"],
             cwd=str(self.workdir), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -111,3 +112,19 @@ def process_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return True
+
+
+def L(node: str, output: int = 0) -> dict:
+    return {"node": node, "output": output}
+
+
+def picture(seed: int, prefix: str, steps: int = 2, delay: float = 0.05) -> dict:
+    """A 16x16 picture made over `steps` steps of `delay` s, saved as an output PNG (test plugin only)."""
+    return {"version": 1, "nodes": {
+        "1": {"type": "GradientSteps", "inputs": {"steps": steps, "size": 16, "seed": seed, "delay": delay}},
+        "2": {"type": "QuickSave", "inputs": {"images": L("1"), "filename_prefix": prefix}}}}
+
+
+def shown(node_type: str, **inputs) -> dict:
+    return {"version": 1, "nodes": {"1": {"type": node_type, "inputs": inputs},
+                                    "2": {"type": "ShowInt", "inputs": {"value": L("1")}}}}

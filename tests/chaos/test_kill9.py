@@ -18,9 +18,7 @@ import time
 import pytest
 from PIL import Image
 
-from tests.server.helpers import picture_workflow
-
-from .harness import ServerProcess, integrity, process_alive
+from .harness import ServerProcess, integrity, picture, process_alive
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +27,7 @@ JOBS_PER_ROUND = 4
 
 
 def submit(http, k: int) -> str:
-    workflow = picture_workflow(steps=2, size=16, seed=k, delay=0.05, prefix=f"chaos/r{k}")
-    r = http.post("/v1/jobs", json={"workflow": workflow})
+    r = http.post("/v1/jobs", json={"workflow": picture(k, f"chaos/r{k}")})
     assert r.status_code == 200, r.text
     return r.json()["job_id"]
 

@@ -79,15 +79,26 @@ class Segfault:
 
 @node(category="test", output_node=True)
 class QuickSave:
-    """A tiny picture saved as an output PNG: one file per job, cheap enough for chaos rounds."""
-    inputs = [Int("value", 0, min=0, max=2**31), String("filename_prefix", "quick")]
+    """Saves images as output PNGs (as SaveImage does) without the built-in packs: chaos tests
+    start servers with this plugin alone, which is quicker."""
+    inputs = [Input("images", IMAGE), String("filename_prefix", "quick")]
     outputs = []
 
-    def run(self, ctx, value, filename_prefix):
+    def run(self, ctx, images, filename_prefix):
         from nodegraph.images import save_images
 
-        image = torch.full((1, 8, 8, 3), (value % 256) / 255.0)
-        ctx.show(images=save_images(ctx, image, filename_prefix))
+        ctx.show(images=save_images(ctx, images, filename_prefix))
+        return ()
+
+
+@node(category="test", output_node=True)
+class ShowInt:
+    """Shows an integer (as PreviewAny does), for servers without the built-in packs."""
+    inputs = [Input("value", INT)]
+    outputs = []
+
+    def run(self, ctx, value):
+        ctx.show(text=[str(value)])
         return ()
 '''
 
