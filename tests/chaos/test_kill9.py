@@ -100,6 +100,7 @@ def test_kill9_of_server_and_worker_over_20_rounds(tmp_path):
             with server.client() as http:
                 drain(http)
                 statuses = check_invariants(server, http, accepted, after_server_start=round_ % 2 == 0)
+        print(f"{len(accepted)} jobs over {ROUNDS} kill -9 rounds: {statuses}")
         assert statuses.get("success", 0) >= len(accepted) // 2, statuses
     finally:
         server.stop()
