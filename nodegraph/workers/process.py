@@ -58,6 +58,7 @@ class _Child:
     kill_reason: str | None = None  # set when we kill it on purpose
     free_waiters: list = field(default_factory=list)  # FIFO of [Event, result] for "freed" answers
     send_lock: threading.Lock = field(default_factory=threading.Lock)
+    reader: threading.Thread | None = None
 
     def send(self, message) -> None:
         with self.send_lock:
@@ -130,8 +131,9 @@ class ProcessBackend(ExecutionBackend):
         spawned = _Child(process, parent_end)
         self._child = spawned
         self.restarts += 1
-        threading.Thread(target=self._read, args=(spawned,), name=f"nodegraph-worker-pipe-{process.pid}",
-                         daemon=True).start()
+        spawned.reader = threading.Thread(target=self._read, args=(spawned,),
+                                          name=f"nodegraph-worker-pipe-{process.pid}", daemon=True)
+        spawned.reader.start()
         return spawned
 
     def close(self, timeout: float = 5.0) -> None:
@@ -156,6 +158,8 @@ class ProcessBackend(ExecutionBackend):
         if current.process.is_alive():
             current.process.kill()
             current.process.join(5)
+        if current.reader is not None:
+            current.reader.join(5)  # it settles the running job's future and marks the child dead
 
     def kill_worker(self) -> int | None:
         """Kill the worker process now (as the OOM killer would); returns its pid."""
