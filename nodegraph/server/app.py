@@ -118,17 +118,12 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         import asyncio
-        import gc
 
         state.hub.attach(asyncio.get_running_loop())
         logging.getLogger("nodegraph").addHandler(logs)
         for kind in ("output", "temp"):  # what a killed worker left half-written
             remove_partial_files(env.folders.dir_for(kind))
         state.worker.start()
-        # what startup made (torch, packs, schemas) lives as long as the server: keep it out of the
-        # collector's full passes, which otherwise stall every route for a fraction of a second
-        gc.collect()
-        gc.freeze()
         try:
             yield
         finally:

@@ -8,6 +8,7 @@ grace period), the crashed one fails with SIGSEGV, and the jobs queued behind bo
 """
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -24,6 +25,15 @@ def probe(http, seconds: float, stop=lambda: False, phase: str = "") -> list[tup
     """Hit the control routes for `seconds` (or until stop()); returns (latency, phase, route) per answer."""
     latencies = []
     end = time.monotonic() + seconds
+    gc.disable()  # a full collection in this (torch-laden) test process would be counted as the server's
+    try:
+        _probe_until(http, end, stop, phase, latencies)
+    finally:
+        gc.enable()
+    return latencies
+
+
+def _probe_until(http, end, stop, phase, latencies) -> None:
     while time.monotonic() < end and not stop():
         for method, path, body in (("POST", "/interrupt", {"prompt_id": "not-running"}), ("GET", "/queue", None),
                                    ("GET", "/v1/queue", None), ("POST", "/v1/interrupt", {"job_id": "not-running"})):
@@ -32,7 +42,6 @@ def probe(http, seconds: float, stop=lambda: False, phase: str = "") -> list[tup
             latencies.append((time.perf_counter() - began, phase, path))
             assert r.status_code == 200, (path, r.status_code, r.text[:200])
         time.sleep(0.01)
-    return latencies
 
 
 def job(http, workflow) -> str:
