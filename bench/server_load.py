@@ -1,9 +1,13 @@
 """Server load test: many websocket clients, many small queued jobs, loopback only.
 
-    python bench/server_load.py [--clients 50] [--jobs 200] [--url http://127.0.0.1:PORT]
+    python bench/server_load.py [--clients 50] [--jobs 200] [--url http://127.0.0.1:PORT] [--in-process | --compare]
 
 Without --url it starts `python -m nodegraph.server` on a free loopback port with temporary
-folders and stops it afterwards. Half the clients listen on the native socket (/v1/ws), half on
+folders and stops it afterwards: jobs run in its worker process (the default), on a thread of the
+server with --in-process, or both one after the other with --compare. With a worker process it
+prints the process boundary's cost per job, as the server measures it: the time from handing a job
+to the worker to getting its result back, minus the time the worker spent running it (sending
+the job, events and previews over the pipe, the result back). Half the clients listen on the native socket (/v1/ws), half on
 ComfyUI's (/ws); every job is submitted with POST /prompt under one client's id. It checks that
 nothing is lost (every job succeeds and its submitter sees its whole event sequence) and that
 every client gets exactly its own jobs' events, then prints latencies:
@@ -193,11 +197,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
+def start_server(workdir: Path, in_process: bool = False) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "nodegraph.server", "--port", str(port), "--base", str(workdir),
-         "--data-dir", str(workdir / "data"), "--plugins", str(workdir / "no-plugins")],
+         "--data-dir", str(workdir / "data"), "--plugins", str(workdir / "no-plugins")]
+        + (["--in-process"] if in_process else []),
         cwd=str(workdir), env={**os.environ, "PYTHONPATH": str(ROOT)})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -211,28 +216,59 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the server did not start")
 
 
+def boundary_line(url: str, token: str | None) -> str:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    worker = httpx.get(url + "/v1/system_stats", headers=headers, timeout=30).json().get("worker", {})
+    cost = worker.get("boundary")
+    if worker.get("backend") != "process" or not cost or not cost.get("jobs"):
+        return f"jobs ran {worker.get('backend', 'in the server')}: no process boundary"
+    verdict = "within" if cost["mean_ms"] <= 5 else "ABOVE"
+    return (f"process boundary per job: mean {cost['mean_ms']:.2f} ms, median {cost['median_ms']:.2f} ms, "
+            f"p95 {cost['p95_ms']:.2f} ms over {cost['jobs']} jobs ({verdict} the 5 ms target); "
+            f"worker pid {worker.get('pid')}, restarts {worker.get('restarts')}")
+
+
+def run_against_new_server(args, in_process: bool) -> tuple[Report, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_server(Path(tmp), in_process)
+        try:
+            report = asyncio.run(run_load(url, args.clients, args.jobs, args.token))
+            return report, boundary_line(url, args.token)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--url", default=None, help="an already running server (loopback only)")
     parser.add_argument("--token", default=None)
+    parser.add_argument("--in-process", action="store_true", help="the started server runs jobs on a thread")
+    parser.add_argument("--compare", action="store_true", help="run with a worker process, then in-process")
     args = parser.parse_args(argv)
-    proc = None
-    with tempfile.TemporaryDirectory() as tmp:
-        url = args.url
-        if url is None:
-            proc, url = start_server(Path(tmp))
-        elif httpx.URL(url).host not in ("127.0.0.1", "localhost", "::1"):
+    if args.url is not None:
+        if httpx.URL(args.url).host not in ("127.0.0.1", "localhost", "::1"):
             raise SystemExit("the load test only runs against a loopback server")
-        try:
-            report = asyncio.run(run_load(url, args.clients, args.jobs, args.token))
-        finally:
-            if proc is not None:
-                proc.terminate()
-                proc.wait(30)
-    print(report.table())
-    return 0 if report.ok else 1
+        report = asyncio.run(run_load(args.url, args.clients, args.jobs, args.token))
+        print(report.table())
+        print(boundary_line(args.url, args.token))
+        return 0 if report.ok else 1
+    modes = [False, True] if args.compare else [args.in_process]
+    reports = []
+    for in_process in modes:
+        report, boundary = run_against_new_server(args, in_process)
+        reports.append(report)
+        print(f"--- jobs {'on a thread of the server (--in-process)' if in_process else 'in a worker process'}")
+        print(report.table())
+        print(boundary)
+    if len(reports) == 2:
+        process, thread = reports
+        extra = (process.seconds - thread.seconds) / process.jobs * 1000
+        print(f"wall time per job, worker process minus in-process: {extra:+.2f} ms "
+              f"({process.jobs / process.seconds:.1f} vs {thread.jobs / thread.seconds:.1f} jobs/s)")
+    return 0 if all(r.ok for r in reports) else 1
 
 
 if __name__ == "__main__":

@@ -259,7 +259,8 @@ def cmd_serve(args) -> int:
     token = check_token(args.token if args.token is not None else os.environ.get("NODEGRAPH_TOKEN"))
     env = _environment(args)
     serve(env, host=args.host, port=args.port, token=token, data_dir=args.data_dir, limits=env.limits,
-          allowed_origins=tuple(args.allow_origin or ()), frontend=args.frontend)
+          allowed_origins=tuple(args.allow_origin or ()), frontend=args.frontend,
+          in_process=args.in_process, interrupt_grace=args.interrupt_grace)
     # everything is closed and flushed; tearing down torch's modules would take seconds more
     sys.stdout.flush()
     sys.stderr.flush()
@@ -345,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_limit_flags(serve, server=True)
     serve.add_argument("--no-cuda-graphs", action="store_true",
                        help="run the diffusion model eagerly instead of replaying CUDA graphs (sets NODEGRAPH_CUDA_GRAPHS=0)")
+    serve.add_argument("--in-process", action="store_true",
+                       help="run jobs on a thread of the server instead of a supervised worker process")
+    serve.add_argument("--interrupt-grace", type=float, default=5.0, metavar="SECONDS",
+                       help="kill and restart the worker when a node ignores an interrupt this long (default 5)")
     serve.set_defaults(func=cmd_serve)
     return parser
 

@@ -39,8 +39,8 @@ class Environment:
                models: str | Path | None = None, output: str | Path | None = None,
                input: str | Path | None = None, device: str | None = None,
                cache_bytes: int | None = None, vram_budget: int | None = None,
-               limits: Limits | None = None) -> "Environment":
-        registry = default_registry(plugins_dir)
+               limits: Limits | None = None, builtins: bool = True) -> "Environment":
+        registry = default_registry(plugins_dir, builtins=builtins)
         return cls(registry=registry, folders=Folders(base, models=models, output=output, input=input),
                    devices=DeviceManager(device=device, vram_budget=vram_budget),
                    cache=OutputCache(max_bytes=cache_bytes) if cache_bytes else OutputCache(),

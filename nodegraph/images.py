@@ -6,7 +6,9 @@ IMAGE is a float tensor [B, H, W, C] in 0..1 (C = 3, or 4 with alpha); MASK is [
 from __future__ import annotations
 
 import json
+import os
 import re
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +87,9 @@ def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") ->
     records = []
     for k in range(images.shape[0]):
         name = f"{Path(prefix).name}_{counter + k:05d}_.png"
-        tensor_to_pil(images[k]).save(folder / name, pnginfo=info, compress_level=4)
+        picture = tensor_to_pil(images[k])
+        write_atomically(folder / name, lambda f: picture.save(f, format="PNG", pnginfo=info, compress_level=4),
+                         durable=kind == "output")
         records.append({"filename": name, "subfolder": sub.as_posix() if str(sub) != "." else "", "type": kind})
     return records
 
@@ -97,6 +101,40 @@ def repeat_to_batch(x: torch.Tensor, batch: int) -> torch.Tensor:
     if x.shape[0] < batch:
         return x.repeat(-(-batch // x.shape[0]), *([1] * (x.ndim - 1)))[:batch]
     return x
+
+
+PARTIAL_SUFFIX = ".nodegraph-partial"  # a file being written; renamed into place once complete
+
+
+def write_atomically(path: Path, write, durable: bool = True) -> None:
+    """`write(file)` into a temporary name in the same folder, then rename it to `path`: a reader, or a
+    process killed mid-write, never leaves a half-written file under the final name. `durable`: the
+    bytes reach the disk before the rename (a power cut too leaves the old file or the whole new one)."""
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{PARTIAL_SUFFIX}")
+    try:
+        with open(temp, "wb") as f:
+            write(f)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def remove_partial_files(folder: Path) -> int:
+    """Delete what write_atomically left behind in a process that was killed; returns how many.
+    Call it when nothing writes there (at server start)."""
+    removed = 0
+    if Path(folder).is_dir():
+        for path in Path(folder).rglob(f".*{PARTIAL_SUFFIX}"):
+            try:
+                path.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
 
 
 MAX_BATCH_PIXELS = 2**30  # 12 GiB as a float RGB IMAGE: beyond it a typo, not a picture

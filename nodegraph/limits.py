@@ -22,6 +22,7 @@ class Limits:
     max_image_pixels: int = 8192 * 8192  # an image decoded at upload or by LoadImage
     max_int_bits: int = 4096  # an integer a math node computes
     max_history_page: int = 500
+    max_queue_page: int = 500  # pending jobs in one page of /v1/queue
 
     def workflow_size_problem(self, node_count: int) -> str | None:
         if node_count > self.max_nodes:

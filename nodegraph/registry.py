@@ -115,27 +115,28 @@ class Registry:
         for path in sorted(folder.iterdir()):
             if path.name.startswith((".", "_")):
                 continue
-            if path.suffix == ".py":
-                init = path
-            elif path.is_dir() and (path / "__init__.py").exists():
-                init = path / "__init__.py"
-            else:
-                continue
-            module_name = f"nodegraph_plugins.{path.stem}"
-            if "nodegraph_plugins" not in sys.modules:  # parent package, so relative imports work
-                sys.modules["nodegraph_plugins"] = ModuleType("nodegraph_plugins")
-                sys.modules["nodegraph_plugins"].__path__ = []
-            try:
-                spec = importlib.util.spec_from_file_location(
-                    module_name, init, submodule_search_locations=[str(path)] if path.is_dir() else None)
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[module_name] = module
-                spec.loader.exec_module(module)
-            except Exception as exc:
-                sys.modules.pop(module_name, None)
-                self._report(str(path), f"plugin {path.name} failed to import: {exc}")
-                continue
-            self.add_module(module, str(path))
+            if path.suffix == ".py" or (path.is_dir() and (path / "__init__.py").exists()):
+                self.load_plugin(path)
+
+    def load_plugin(self, path: str | Path) -> None:
+        """Import one plugin of a custom nodes folder: a .py file, or a package directory."""
+        path = Path(path)
+        init = path / "__init__.py" if path.is_dir() else path
+        module_name = f"nodegraph_plugins.{path.stem}"
+        if "nodegraph_plugins" not in sys.modules:  # parent package, so relative imports work
+            sys.modules["nodegraph_plugins"] = ModuleType("nodegraph_plugins")
+            sys.modules["nodegraph_plugins"].__path__ = []
+        try:
+            spec = importlib.util.spec_from_file_location(
+                module_name, init, submodule_search_locations=[str(path)] if path.is_dir() else None)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(module_name, None)
+            self._report(str(path), f"plugin {path.name} failed to import: {exc}")
+            return
+        self.add_module(module, str(path))
 
     def _report(self, source: str, message: str) -> None:
         self.problems.append(PluginProblem(source, message, traceback.format_exc()))

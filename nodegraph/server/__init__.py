@@ -45,13 +45,15 @@ def make_server(env, host: str = "127.0.0.1", port: int = 8188, token: str | Non
 
 def serve(env, host: str = "127.0.0.1", port: int = 8188, token: str | None = None, data_dir: str | Path = ".",
           ui_dir: str | Path | None = None, log_level: str = "info", limits: Limits | None = None,
-          allowed_origins: tuple[str, ...] = (), shutdown_timeout: float = 0.3, frontend: str | None = None) -> None:
+          allowed_origins: tuple[str, ...] = (), shutdown_timeout: float = 0.3, frontend: str | None = None,
+          **app_kw) -> None:
     """Serve until Ctrl-C (or SIGTERM), which stops it in well under a second: the running job is
     interrupted and put back at the front of the queue. Blocking; returns normally after Ctrl-C.
-    `frontend`: None (our editor), "comfy" or a folder."""
+    `frontend`: None (our editor), "comfy" or a folder; `app_kw` go to create_app (in_process,
+    interrupt_grace ...)."""
     server = make_server(env, host, port, token, data_dir, ui_dir, log_level, limits=limits,
                          allowed_origins=tuple(allowed_origins), shutdown_timeout=shutdown_timeout,
-                         frontend=frontend)
+                         frontend=frontend, **app_kw)
     shown = f"[{host}]" if ":" in host else host
     logging.getLogger("nodegraph.server").info("nodegraph: http://%s:%d/ (API docs at /docs)", shown, port)
     print(f"nodegraph server: http://{shown}:{port}/  (API docs: /docs, queue database: "

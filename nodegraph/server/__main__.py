@@ -1,7 +1,7 @@
 """`python -m nodegraph.server`: run the server without the full CLI (tests and benchmarks use it).
 
     python -m nodegraph.server [--host H] [--port P] [--token T] [--data-dir D] [--base B] [--plugins DIR]
-                               [--frontend comfy|PATH]
+                               [--frontend comfy|PATH] [--in-process] [--interrupt-grace SECONDS] [--no-builtins]
 """
 from __future__ import annotations
 
@@ -23,12 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None)
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--frontend", default=None, help="'comfy' (ComfyUI's frontend package) or a built frontend folder")
+    parser.add_argument("--no-builtins", action="store_true", help="only the plugins folder's nodes (tests)")
+    parser.add_argument("--in-process", action="store_true", help="run jobs on a thread, not in a worker process")
+    parser.add_argument("--interrupt-grace", type=float, default=5.0)
     args = parser.parse_args(argv)
-    env = Environment.create(base=args.base, plugins_dir=args.plugins, device=args.device)
+    env = Environment.create(base=args.base, plugins_dir=args.plugins, device=args.device,
+                             builtins=not args.no_builtins)
     for problem in env.registry.problems:
         print(f"warning: {problem.source}: {problem.message}", file=sys.stderr)
     serve(env, host=args.host, port=args.port, token=args.token, data_dir=args.data_dir, log_level=args.log_level,
-          frontend=args.frontend)
+          frontend=args.frontend, in_process=args.in_process, interrupt_grace=args.interrupt_grace)
     return 0
 
 

@@ -6,7 +6,7 @@ Native routes (documented in the OpenAPI schema at /openapi.json, browsable at /
     POST   /v1/jobs                        {workflow, client_id?, extra?, number?, front?, outputs?}
                                            -> {job_id, job_ids, number} | 400 {detail, errors: [issue...]}
     GET    /v1/jobs/{job_id}               job {job_id, status, workflow, outputs, errors, created, started, finished}
-    GET    /v1/queue                       {running: [job], pending: [job], paused}
+    GET    /v1/queue?offset=&limit=        {running: [job], pending: [a page of jobs], pending_total, paused}
     DELETE /v1/queue/{job_id}              remove a pending job (interrupt it if it is running)
     POST   /v1/queue/clear                 remove every pending job
     POST   /v1/queue/{job_id}/front        move a pending job to the front
@@ -58,6 +58,9 @@ from .models import (ConvertOut, CountOut, DeletedOut, ErrorOut, FreeIn, FreeOut
 from .schemas import NodeSchema, extra_component_schemas
 from .security import Guard, check_token, login_router
 from .service import MAX_ID_LENGTH, Limits, ServerState, SubmitError
+from ..images import remove_partial_files
+from ..workers import ExecutionBackend, InProcessBackend, ProcessBackend
+from ..workers.process import DEFAULT_INTERRUPT_GRACE
 from .worker import jsonable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -102,23 +105,28 @@ MISSING_UI_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>nod
 def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_dir: str | Path | None = None,
                workflows_dir: str | Path | None = None, loopback_only: bool = True,
                limits: Limits | None = None, allowed_origins: tuple[str, ...] = (),
-               stop_timeout: float = 10.0, frontend: str | Path | None = None) -> FastAPI:
+               stop_timeout: float = 10.0, frontend: str | Path | None = None, in_process: bool = False,
+               interrupt_grace: float = DEFAULT_INTERRUPT_GRACE, backend: ExecutionBackend | None = None) -> FastAPI:
     """The ASGI app. `loopback_only`: the server listens on loopback only (adds a Host check when
     there is no token). `allowed_origins`: other sites' pages trusted as if they were the server's
     own (scheme://host:port). `stop_timeout`: how long shutdown waits for the running job to
     stop at an interrupt before putting it back in the queue as it is. `limits` (default: the
     environment's) become the environment's, so nodes see the same. The job database is
     `data_dir`/nodegraph-jobs.sqlite3. `frontend`: None (our editor, from `ui_dir`), "comfy"
-    (ComfyUI's frontend package) or a built frontend folder."""
+    (ComfyUI's frontend package) or a built frontend folder. Jobs run in a supervised worker
+    process, or on a thread of this process with `in_process` (or on `backend`); a node still
+    running `interrupt_grace` seconds after an interrupt has its worker killed."""
     token = check_token(token)
     if limits is not None:
         env.limits = limits
     front = frontends.resolve(frontend, Path(ui_dir) if ui_dir is not None else REPO_ROOT / "ui" / "dist")
     store = JobStore(Path(data_dir) / DB_NAME)
     logs = LogBuffer()
+    if backend is None:
+        backend = InProcessBackend(env) if in_process else ProcessBackend(env, interrupt_grace=interrupt_grace)
     state = ServerState(env=env, store=store, hub=EventHub(), token=token, ui_dir=front.root,
                         workflows_dir=Path(workflows_dir) if workflows_dir is not None else REPO_ROOT / "workflows",
-                        limits=env.limits)
+                        limits=env.limits, backend=backend)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -126,6 +134,8 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
 
         state.hub.attach(asyncio.get_running_loop())
         logging.getLogger("nodegraph").addHandler(logs)
+        for kind in ("output", "temp"):  # what a killed worker left half-written
+            remove_partial_files(env.folders.dir_for(kind))
         state.worker.start()
         try:
             yield
@@ -258,11 +268,12 @@ def native_router(state: ServerState) -> APIRouter:
     def get_job(job_id: str):
         return JobOut.model_validate(job_or_404(job_id))
 
-    @api.get("/queue", tags=["queue"], response_model=QueueOut, summary="Running and pending jobs")
-    def queue():
+    @api.get("/queue", tags=["queue"], response_model=QueueOut,
+             summary="Running jobs and a page of pending ones, in the order they will run")
+    def queue(offset: int = Query(0, ge=0, le=2**31), limit: int = Query(100, ge=0, le=state.limits.max_queue_page)):
         return {"running": [JobOut.model_validate(j) for j in store.running()],
-                "pending": [JobOut.model_validate(j) for j in store.pending()],
-                "paused": store.paused}
+                "pending": [JobOut.model_validate(j) for j in store.pending(offset, limit)],
+                "pending_total": store.counts().get("pending", 0), "paused": store.paused}
 
     @api.delete("/queue/{job_id}", tags=["queue"], response_model=DeletedOut,
                 summary="Remove a pending job, or interrupt it if it is running")
@@ -368,9 +379,10 @@ def native_router(state: ServerState) -> APIRouter:
     def system_stats() -> dict:
         stats = files.system_stats(env)
         stats["queue"] = status()
-        stats["cache"] = {"entries": len(env.cache), "bytes": env.cache.size_bytes, "max_bytes": env.cache.max_bytes,
-                          "hits": env.cache.hits, "misses": env.cache.misses}
-        stats["device_manager"] = env.devices.stats()
+        worker = state.worker.stats()  # the cache and models live where jobs run
+        stats["cache"] = worker.pop("cache", {})
+        stats["device_manager"] = worker.pop("device_manager", {})
+        stats["worker"] = worker
         return stats
 
     @api.websocket("/ws")

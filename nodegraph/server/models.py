@@ -53,7 +53,8 @@ class JobOut(BaseModel):
 
 class QueueOut(BaseModel):
     running: list[JobOut]
-    pending: list[JobOut]
+    pending: list[JobOut] = Field(description="one page of the pending jobs, in the order they will run")
+    pending_total: int = Field(0, description="pending jobs in all")
     paused: bool
 
 

@@ -11,6 +11,7 @@ from ..formats import WorkflowFormatError, detect_format, parse_workflow
 from ..limits import Limits
 from ..queue import Job, JobStore
 from ..validate import Issue, validate
+from ..workers import ExecutionBackend
 from ..workflow import Workflow
 from .events import EventHub
 from .worker import Worker
@@ -43,12 +44,13 @@ class ServerState:
     ui_dir: Path | None = None
     workflows_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)
+    backend: ExecutionBackend | None = None  # where jobs run; None: a thread of this process
     worker: Worker | None = None
 
     def __post_init__(self) -> None:
         self.hub.status = self.status
         if self.worker is None:
-            self.worker = Worker(self.env, self.store, self.hub)
+            self.worker = Worker(self.env, self.store, self.hub, self.backend)
 
     # --- status -------------------------------------------------------------------------------
     def status(self) -> dict:
@@ -99,11 +101,8 @@ class ServerState:
             raise SubmitError(f"the workflow or its extra data holds a value JSON cannot carry: {exc}",
                               kind="format") from exc
         ids = [job_id if (job_id and k == 0) else str(uuid.uuid4()) for k in range(max(1, min(count, MAX_BATCH)))]
-        # at the front, the last one added runs first: add a batch backwards to keep its order
-        jobs = [self.store.add(jid, native, extra=extra or {}, client_id=client_id, targets=targets, front=front)
-                for jid in (reversed(ids) if front else ids)]
-        if front:
-            jobs.reverse()
+        # one stored document however many copies
+        jobs = self.store.add_many(ids, native, extra=extra or {}, client_id=client_id, targets=targets, front=front)
         self.worker.wake()
         self.broadcast_status()
         return jobs

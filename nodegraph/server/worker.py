@@ -1,87 +1,56 @@
-"""The worker thread: runs queued jobs one at a time, in queue order, on one Executor.
+"""The dispatcher: takes queued jobs one at a time, in queue order, and runs each on the execution
+back end (nodegraph.workers): a supervised worker process by default, a thread with
+`--in-process`. It relays the job's events to the websocket hub and writes its result to the
+JobStore. Nothing a job does can stop the dispatcher: validation failures, node exceptions and a
+worker that dies all become the job's errors.
 
 The HTTP side only touches the JobStore and a few thread-safe calls here (wake, interrupt,
-request_free), so it stays responsive while a job runs. Nothing a job does can stop the
-worker: validation failures and engine exceptions become the job's errors.
-
-Event order per job is the executor's, with one change: the final `executing {node: None}`
-(what ComfyUI clients wait for) is held back until the job's history row is written, so a
-client that fetches /history/{id} on that event always finds the result.
+request_free). Event order per job is the executor's, with one change: the final
+`executing {node: None}` (what ComfyUI clients wait for) is held back until the job's history row
+is written, so a client that fetches /history/{id} on that event always finds the result.
 """
 from __future__ import annotations
 
-import io
 import logging
-import math
 import threading
 import time
-import traceback
 
-from ..executor import Executor
-from ..formats import parse_workflow
-from ..node import RunControl
 from ..queue import Job, JobStore
-from ..validate import ValidationFailed
+from ..workers import ExecutionBackend, InProcessBackend, JobOutcome, JobRequest
+from ..workers.base import error_record, failure_events
+from ..workers.runner import PREVIEW_MAX_SIDE, encode_preview, jsonable  # noqa: F401 - re-exported
 from .events import EventHub
 
 log = logging.getLogger("nodegraph.server")
 
-PREVIEW_MAX_SIDE = 1024
 HISTORY_EVENTS = ("execution_start", "execution_cached", "execution_success", "execution_error",
                   "execution_interrupted", "warning")
+START_RETRY = 2.0  # seconds between attempts to start a worker that failed to start
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def jsonable(value, depth: int = 0):
-    """Plain JSON data (finite numbers, strings, lists, dicts) from whatever a node reported:
-    browsers' JSON.parse refuses NaN, and tensors or paths cannot be sent at all."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if depth > 20:
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v, depth + 1) for v in value]
-    return str(value)
-
-
-def encode_preview(image) -> bytes:
-    """A preview (PIL image, or an IMAGE tensor) as PNG bytes, at most PREVIEW_MAX_SIDE on a side."""
-    if not hasattr(image, "save"):
-        from ..images import tensor_to_pil
-
-        image = tensor_to_pil(image)
-    if max(image.size) > PREVIEW_MAX_SIDE:
-        image = image.copy()
-        image.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
-    if image.mode not in ("RGB", "RGBA", "L"):
-        image = image.convert("RGB")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
 class Worker:
-    def __init__(self, env, store: JobStore, hub: EventHub) -> None:
+    def __init__(self, env, store: JobStore, hub: EventHub, backend: ExecutionBackend | None = None) -> None:
         self.env = env
         self.store = store
         self.hub = hub
-        self.executor = Executor(env)
+        self.backend = backend if backend is not None else InProcessBackend(env)
         self.current: Job | None = None
-        self._thread = threading.Thread(target=self._loop, name="nodegraph-worker", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="nodegraph-dispatcher", daemon=True)
         self._wake = threading.Condition()
         self._stopping = False
-        self._job_lock = threading.Lock()  # held while a job runs
-        self._control_lock = threading.Lock()  # pairs `current` with its RunControl
-        self._control: RunControl | None = None  # the running job's stop switch
-        self._free_flags = {"unload_models": False, "free_memory": False}
+        self._control_lock = threading.Lock()  # pairs `current` with what interrupt() must do
+        self._submitted = False  # the current job is in the back end's hands
+        self._interrupt_early = False  # interrupted between claim and submit
         self.jobs_run = 0
+
+    @property
+    def executor(self):
+        """The in-process back end's Executor (tests wrap its run)."""
+        return self.backend.executor
 
     # --- control (any thread) -----------------------------------------------------------------
     def start(self) -> None:
@@ -96,6 +65,7 @@ class Worker:
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning("the running job ignored the interrupt; it will be re-queued at the next start")
+        self.backend.close(timeout=min(timeout, 5.0))
 
     def wake(self) -> None:
         with self._wake:
@@ -107,36 +77,21 @@ class Worker:
 
     def interrupt(self, job_id: str | None = None) -> bool:
         """Interrupt the running job (only if it is `job_id`, when given); True if one was.
-        It acts on that job's own RunControl, so it can never stop the job that runs next."""
+        It acts on that job only, so it can never stop the job that runs next."""
         with self._control_lock:
-            current, control = self.current, self._control
-        if current is None or (job_id is not None and job_id != current.job_id):
-            return False
-        control.interrupt()
-        return True
+            current = self.current
+            if current is None or (job_id is not None and job_id != current.job_id):
+                return False
+            if not self._submitted:  # the dispatcher repeats it once submit() has returned
+                self._interrupt_early = True
+        return self.backend.interrupt(current.job_id) or not self._submitted
 
     def request_free(self, unload_models: bool, free_memory: bool) -> dict:
         """Free memory now if no job runs, else right after the running job."""
-        if self._job_lock.acquire(blocking=False):
-            try:
-                return {"deferred": False, **self._free(unload_models, free_memory)}
-            finally:
-                self._job_lock.release()
-        with self._wake:
-            self._free_flags["unload_models"] |= unload_models
-            self._free_flags["free_memory"] |= free_memory
-        return {"deferred": True}
+        return self.backend.free(unload_models, free_memory)
 
-    def _free(self, unload_models: bool, free_memory: bool) -> dict:
-        freed, cleared = 0, 0
-        if unload_models or free_memory:
-            freed = self.env.devices.free()
-        if unload_models:
-            self.env.devices.clear_models()
-        if free_memory:
-            cleared = len(self.env.cache)
-            self.env.cache.clear()
-        return {"freed_device_bytes": freed, "cache_entries_cleared": cleared}
+    def stats(self) -> dict:
+        return self.backend.stats()
 
     # --- the thread ---------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -144,14 +99,11 @@ class Worker:
             with self._wake:
                 if self._stopping:
                     return
-                flags = dict(self._free_flags)
-                self._free_flags = {"unload_models": False, "free_memory": False}
-            if any(flags.values()):
-                with self._job_lock:
-                    self._free(**flags)
+            if not self._ready():
+                continue
             try:
                 job = self.store.claim_next()
-            except Exception:  # a database hiccup must not kill the worker
+            except Exception:  # a database hiccup must not kill the dispatcher
                 log.exception("could not read the queue")
                 job = None
             if job is None:
@@ -159,82 +111,68 @@ class Worker:
                     if not self._stopping:
                         self._wake.wait(timeout=1.0)
                 continue
-            with self._job_lock:
-                control = RunControl()
+            with self._control_lock:
+                self.current, self._submitted, self._interrupt_early = job, False, self._stopping
+            try:
+                self._run(job)
+            except Exception:
+                log.exception("job %s: the dispatcher failed around it", job.job_id)
+            finally:
                 with self._control_lock:
-                    self.current, self._control = job, control
-                if self._stopping:  # stop() came between the claim and now: the job goes back to the queue
-                    control.interrupt()
-                try:
-                    self._run(job, control)
-                except Exception:
-                    log.exception("job %s: the worker failed around it", job.job_id)
-                finally:
-                    with self._control_lock:
-                        self.current, self._control = None, None
+                    self.current, self._submitted = None, False
             self.jobs_run += 1
 
-    def _run(self, job: Job, control: RunControl) -> None:
+    def _ready(self) -> bool:
+        """Start (or restart) the back end's worker before taking a job; retry later if it can't."""
+        try:
+            self.backend.start()
+            return True
+        except Exception as exc:
+            log.error("the worker could not start: %s; retrying in %g s", exc, START_RETRY)
+            with self._wake:
+                if not self._stopping:
+                    self._wake.wait(timeout=START_RETRY)
+            return False
+
+    def _run(self, job: Job) -> None:
         client = job.client_id
         messages: list = []
         finals: list[dict] = []  # the held-back executing {node: None}
-        started = []
 
-        def post(event: str, data: dict) -> None:
-            data["timestamp"] = now_ms()
+        def on_event(event: str, data: dict, png: bytes | None) -> None:
+            if png is not None:
+                self.hub.post("preview", data, client, png)
+                return
+            if event in ("executing", "executed"):
+                data["display_node"] = data.get("node")
+            if event == "executing" and data.get("node") is None:
+                finals.append(data)
+                return
             if event in HISTORY_EVENTS:
                 messages.append([event, data])
             self.hub.post(event, data, client)
 
-        def on_event(event: str, data: dict) -> None:
-            try:
-                if event == "execution_start":
-                    started.append(True)
-                if event == "preview":
-                    png = encode_preview(data["image"])
-                    self.hub.post("preview", {"prompt_id": job.job_id, "node": data.get("node")}, client, png)
-                    return
-                payload = jsonable({k: v for k, v in data.items() if k != "image"})
-                if event in ("executing", "executed"):
-                    payload["display_node"] = payload.get("node")
-                if event == "executing" and payload.get("node") is None:
-                    finals.append(payload)
-                    return
-                post(event, payload)
-            except Exception:  # an event that cannot be sent must not fail the node
-                log.exception("job %s: could not send event %s", job.job_id, event)
-
         self.hub.post_status()
-        status, outputs, errors = "error", {}, []
+        request = JobRequest.of(job)
         try:
-            extra = dict(job.extra)
-            extra.setdefault("client_id", client)
-            workflow = parse_workflow(job.workflow, self.env.registry)
-            result = self.executor.run(workflow, outputs=job.targets, job_id=job.job_id, on_event=on_event,
-                                       extra=extra, control=control)
-            status, outputs, errors = result.status, jsonable(result.outputs), jsonable(result.errors)
-        except ValidationFailed as exc:  # e.g. a model file removed after the job was queued
-            errors = [issue.to_json() for issue in exc.issues]
-            first = exc.issues[0]
-            self._report_failure(job, post, started, first.node, first.node_type, "ValidationFailed", str(exc), [])
-        except Exception as exc:
-            tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
-            errors = [{"node_id": None, "node_type": None, "exception_type": type(exc).__name__,
-                       "exception_message": str(exc) or type(exc).__name__, "traceback": tb}]
-            self._report_failure(job, post, started, None, None, type(exc).__name__, str(exc), tb)
-        if self._stopping and status == "interrupted":
+            future = self.backend.submit(request, on_event)
+            with self._control_lock:
+                self._submitted = True
+                early = self._interrupt_early
+            if early:
+                self.backend.interrupt(job.job_id)
+            outcome = future.result()
+        except Exception as exc:  # the back end could not take it (e.g. its worker cannot start)
+            record = error_record(None, None, type(exc).__name__, str(exc) or type(exc).__name__)
+            for event, data in failure_events(job.job_id, False, record):
+                data["timestamp"] = now_ms()
+                on_event(event, data, None)
+            outcome = JobOutcome("error", errors=[record])
+        if self._stopping and outcome.status == "interrupted":
             self.store.requeue(job.job_id)
         else:
-            self.store.finish(job.job_id, status, outputs, errors, messages)
+            self.store.finish(job.job_id, outcome.status, outcome.outputs, outcome.errors, messages)
         for data in finals or [{"node": None, "display_node": None, "prompt_id": job.job_id}]:
             data["timestamp"] = now_ms()
             self.hub.post("executing", data, client)
         self.hub.post_status()
-
-    @staticmethod
-    def _report_failure(job: Job, post, started: list, node_id, node_type, kind: str, message: str, tb) -> None:
-        if not started:
-            post("execution_start", {"prompt_id": job.job_id})
-        post("execution_error", {"prompt_id": job.job_id, "node_id": node_id, "node_type": node_type,
-                                 "executed": [], "exception_message": message, "exception_type": kind,
-                                 "traceback": tb, "current_inputs": {}, "current_outputs": {}})

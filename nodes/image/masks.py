@@ -98,6 +98,7 @@ class GrowMask:
         if tapered_corners:
             kernel[0, 0, 0, 0] = kernel[0, 0, 0, 2] = kernel[0, 0, 2, 0] = kernel[0, 0, 2, 2] = 0
         for _ in range(abs(expand)):
+            ctx.check_interrupt()  # thousands of passes over a big mask take seconds
             if expand > 0:  # dilate: max over the neighbourhood
                 m = torch.maximum(m, _neighbourhood_max(m, kernel))
             else:  # erode: min over the neighbourhood

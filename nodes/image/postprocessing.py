@@ -137,6 +137,7 @@ class ImageQuantize:
     def run(self, ctx, image, colors, dither):
         result = image.clone()
         for b in range(image.shape[0]):
+            ctx.check_interrupt()
             # 8 bits truncated, as ComfyUI (not rounded)
             im = Image.fromarray((image[b, ..., :3].float().cpu() * 255).to(torch.uint8).numpy())
             palette = im.quantize(colors=colors)  # PIL needs a palette image to map onto (Pillow #5836)

@@ -30,6 +30,7 @@ class ServerThread:
     """uvicorn serving create_app(...) in a thread; `with ServerThread(...) as s:` starts and stops it."""
 
     def __init__(self, env, data_dir: Path, token: str | None = None, host: str = "127.0.0.1", **kw) -> None:
+        kw.setdefault("in_process", True)  # a worker process per test costs seconds: tests/server/test_worker_process.py covers it
         self.sock = free_port_socket(host)
         self.port = self.sock.getsockname()[1]
         self.host = host

@@ -52,6 +52,54 @@ class Stubborn:
     def run(self, ctx, seconds):
         time.sleep(seconds)
         return 1
+
+
+@node(category="test")
+class HogGIL:
+    """Holds the GIL in one C call for a long time (a sum over a range): no progress point, no thread
+    of this process runs meanwhile. In the server's process it would freeze every route."""
+    inputs = [Int("terms", 10**11, min=1, max=10**12)]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, terms):
+        return sum(range(terms)) % 1000
+
+
+@node(category="test")
+class Segfault:
+    """Crashes the process it runs in (reads address 0 through ctypes)."""
+    inputs = [Int("value", 0, min=0, max=10)]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, value):
+        import ctypes
+
+        return len(ctypes.string_at(0)) + value  # strlen(NULL)
+
+
+@node(category="test", output_node=True)
+class QuickSave:
+    """Saves images as output PNGs (as SaveImage does) without the built-in packs: chaos tests
+    start servers with this plugin alone, which is quicker."""
+    inputs = [Input("images", IMAGE), String("filename_prefix", "quick")]
+    outputs = []
+
+    def run(self, ctx, images, filename_prefix):
+        from nodegraph.images import save_images
+
+        ctx.show(images=save_images(ctx, images, filename_prefix))
+        return ()
+
+
+@node(category="test", output_node=True)
+class ShowInt:
+    """Shows an integer (as PreviewAny does), for servers without the built-in packs."""
+    inputs = [Input("value", INT)]
+    outputs = []
+
+    def run(self, ctx, value):
+        ctx.show(text=[str(value)])
+        return ()
 '''
 
 
