@@ -126,7 +126,7 @@ class StyleModelApply:
         return (out,)
 
 
-@node(category="conditioning")
+@node(category="conditioning", display_name="unCLIPConditioning")  # ComfyUI has no display name: the class name
 class unCLIPConditioning:
     """Add a CLIP vision image embedding to the conditioning for unCLIP models (noise-augmented by
     noise_augmentation at sampling time, scaled by strength). Entries accumulate."""
@@ -160,7 +160,7 @@ def _unclip_vision(weights) -> ModelHandle:
     return ModelHandle(module, weights.path.stem + "-clip-vision", info={"kind": "clip_vision", **module.config})
 
 
-@node(category="loaders")
+@node(category="loaders", display_name="unCLIPCheckpointLoader")
 class unCLIPCheckpointLoader:
     """Load an SD2.1 unCLIP checkpoint: the model, text encoder and VAE, and its CLIP vision encoder."""
     inputs = [ModelFile("ckpt_name", folder="checkpoints")]
@@ -180,7 +180,7 @@ class unCLIPCheckpointLoader:
         return model, clip, vae, clip_vision
 
 
-@node(category="conditioning/instructpix2pix")
+@node(category="conditioning/instructpix2pix", display_name="InstructPixToPixConditioning")
 class InstructPixToPixConditioning:
     """For InstructPix2Pix models: the source image's latent goes to both conditionings (the U-Net's
     extra input channels); the latent output is an empty latent of the image's size."""
