@@ -1,4 +1,5 @@
-"""Stable Diffusion node pack: loaders, text encoders, VAE, latents, samplers, LoRA, ControlNet and model patches.
+"""Stable Diffusion node pack: loaders, text encoders, VAE, latents, samplers, LoRA, ControlNet, model patches
+and image conditioning (CLIP vision, style models, unCLIP, InstructPix2Pix).
 
 Node names and inputs are ComfyUI's, so ComfyUI API-format workflows run unchanged.
 """
@@ -23,6 +24,7 @@ from .sampler_select_nodes import *  # noqa: F401,F403
 from .scheduler_nodes import *  # noqa: F401,F403
 from .unet_patch_nodes import *  # noqa: F401,F403
 from .vae_nodes import *  # noqa: F401,F403
+from .vision_nodes import *  # noqa: F401,F403
 
 PACK_DIR = Path(__file__).parent
 

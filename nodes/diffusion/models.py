@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from . import unet_patches
+from .vision.unclip import NoiseAugmentor, unclip_adm
 
 # latent -> RGB preview projections (ComfyUI's latent_formats: SD15 and SDXL)
 SD15_RGB_FACTORS = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350),
@@ -146,6 +147,8 @@ class DiffusionModel(torch.nn.Module):
       alphas_cumprod   [1000] float64 training schedule (scaled_linear 0.00085..0.012)
       latent_format    LatentFormat (channels, downscale, scale factor, preview projection)
       family           "sd1" | "sd2" | "sdxl";  inpaint: 9-channel U-Net;  adm: SDXL size/crop conditioning
+      ip2p             8-channel InstructPix2Pix U-Net (latent + the source image's latent)
+      unclip           SD2.1 unCLIP: a class-embedding input `y` of adm_channels (image embedding + noise level)
     """
 
     def __init__(self, unet: torch.nn.Module, family: str, prediction_type: str = "eps",
@@ -160,6 +163,11 @@ class DiffusionModel(torch.nn.Module):
         self.in_channels = int(cfg.get("in_channels", 4))
         self.inpaint = self.in_channels == 9
         self.adm = cfg.get("addition_embed_type") == "text_time"
+        self.ip2p = self.in_channels == 8
+        self.unclip = cfg.get("class_embed_type") == "projection"
+        self.adm_channels = int(cfg.get("projection_class_embeddings_input_dim") or 0)
+        # a plain attribute (no buffers): moving the module to bf16 must not round its tables
+        self.noise_augmentor = NoiseAugmentor(self.adm_channels // 2) if self.unclip else None
         self.latent_format = latent_format or latent_format_for(family, int(cfg.get("out_channels", 4)))
         self.alphas_cumprod = (alphas_cumprod if alphas_cumprod is not None else scaled_linear_alphas_cumprod()).double()
 
@@ -206,6 +214,20 @@ class DiffusionModel(torch.nn.Module):
         image = _to_batch(_resize(latent_image.to(noise), h, w), b)
         return torch.cat([mask, image], dim=1)
 
+    def unclip_y(self, unclip_conditioning: list | None, device: torch.device, seed: int | None) -> torch.Tensor:
+        """unCLIP's `y` for an entry's "unclip_conditioning" (zeros without one), as SD21UNCLIP.encode_adm."""
+        if not unclip_conditioning:
+            return torch.zeros(1, self.adm_channels, device=device)
+        return unclip_adm(unclip_conditioning, self.noise_augmentor, device, seed)
+
+    def ip2p_concat(self, noise: torch.Tensor, image: torch.Tensor | None) -> torch.Tensor:
+        """InstructPix2Pix's 4 extra channels: the source image's raw latent (zeros without one), resized
+        and repeated to the noise (ComfyUI's IP2P.concat_cond for SD1.x / diffusers-style SDXL ip2p)."""
+        if image is None:
+            return torch.zeros_like(noise)
+        image = _resize(image.to(noise), noise.shape[2], noise.shape[3])
+        return _to_batch(image, noise.shape[0])
+
     # --- the call the sampler makes -----------------------------------------------------------
     def apply(self, x: torch.Tensor, timestep: torch.Tensor | float, context: torch.Tensor,
               extras: dict[str, Any] | None = None) -> torch.Tensor:
@@ -217,6 +239,8 @@ class DiffusionModel(torch.nn.Module):
           "width"/"height"/"crop_w"/"crop_h"/"target_width"/"target_height"  SDXL size ids
           "time_ids" [B, 6]        SDXL ids given directly
           "concat" [B, 5, h, w]    inpainting channels (see inpaint_concat); default: no mask
+                                   (InstructPix2Pix U-Nets: [B, 4, h, w], see ip2p_concat; default zeros)
+          "y" [B, adm_channels]    unCLIP's class-embedding input (see unclip_y; default zeros)
           "down_block_additional_residuals" / "mid_block_additional_residual"  ControlNet residuals
           "transformer_options"    ComfyUI's per-call U-Net patches (FreeU's output-block patch, attention
                                    replacements of PAG / SAG ...) and cond_or_uncond; see unet_patches.py
@@ -231,6 +255,9 @@ class DiffusionModel(torch.nn.Module):
             if concat is None:
                 concat = self.inpaint_concat(x)
             x_in = torch.cat([x, _to_batch(concat.to(x), b)], dim=1)
+        elif self.ip2p:
+            concat = extras.get("concat")
+            x_in = torch.cat([x, torch.zeros_like(x) if concat is None else _to_batch(concat.to(x), b)], dim=1)
         t = torch.as_tensor(timestep, device=device, dtype=torch.float32)
         t = t.expand(b) if t.ndim == 0 else _to_batch(t.reshape(-1), b)
         context = _to_batch(context.to(device), b)
@@ -243,6 +270,10 @@ class DiffusionModel(torch.nn.Module):
             time_ids = extras.get("time_ids")
             time_ids = self.sdxl_time_ids(extras, b, device) if time_ids is None else _to_batch(time_ids.to(device), b)
             kwargs["added_cond_kwargs"] = {"text_embeds": pooled.to(dtype), "time_ids": time_ids.to(dtype)}
+        if self.unclip:
+            y = extras.get("y")
+            y = torch.zeros(b, self.adm_channels, device=device) if y is None else _to_batch(y.to(device), b)
+            kwargs["class_labels"] = y.to(dtype)
         for key in ("down_block_additional_residuals", "mid_block_additional_residual"):
             if extras.get(key) is not None:
                 value = extras[key]

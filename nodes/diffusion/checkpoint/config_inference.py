@@ -140,7 +140,11 @@ def infer_unet_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, Any] |
     time_dim = int(sd["time_embed.0.weight"].shape[0])
     if time_dim != widths[0] * 4:
         config["time_embedding_dim"] = time_dim
-    if "label_emb.0.0.weight" in sd:
+    if "label_emb.0.0.weight" in sd and family in ("sd1", "sd2"):
+        # SD2.1 unCLIP: the ADM input is a noise-augmented CLIP image embedding + its noise-level embedding
+        config.update(class_embed_type="projection",
+                      projection_class_embeddings_input_dim=int(sd["label_emb.0.0.weight"].shape[1]))
+    elif "label_emb.0.0.weight" in sd:
         adm_in = int(sd["label_emb.0.0.weight"].shape[1])
         if pooled_dim is None or (adm_in - pooled_dim) % 6:
             raise CheckpointError(f"{name}: U-Net has a class/ADM embedding ({adm_in} inputs) that fits no "

@@ -61,6 +61,8 @@ def detect_prediction_type(sd: Mapping[str, torch.Tensor], unet_sd: Mapping[str,
         return normalise_prediction(hints["prediction_type"])
     if "v_pred" in sd:
         return "v"
+    if family in ("sd1", "sd2") and "label_emb.0.0.weight" in unet_sd:
+        return "v"  # SD2.1 unCLIP (ComfyUI's SD21UNCLIP is always v-prediction)
     if family == "sd2" and in_channels == 4:
         outs = key_indices(unet_sd, "output_blocks.")
         if outs:

@@ -61,8 +61,10 @@ def _mask_bounds(mask: torch.Tensor) -> tuple[int, int, int, int]:
 
 
 def prepare_conds(conditioning: Sequence, model, ms: ModelSampling, noise: torch.Tensor,
-                  latent_image: torch.Tensor | None = None, denoise_mask: torch.Tensor | None = None) -> list[CondEntry]:
-    """CONDITIONING -> CondEntries for a latent of noise's shape (model space latent_image)."""
+                  latent_image: torch.Tensor | None = None, denoise_mask: torch.Tensor | None = None,
+                  seed: int | None = None) -> list[CondEntry]:
+    """CONDITIONING -> CondEntries for a latent of noise's shape (model space latent_image); seed: the
+    sampler's (unCLIP's noise augmentation draws from it)."""
     b, _, h, w = noise.shape
     device = noise.device
     downscale = getattr(getattr(model, "latent_format", None), "downscale", 8)
@@ -91,12 +93,13 @@ def prepare_conds(conditioning: Sequence, model, ms: ModelSampling, noise: torch
         if "end_percent" in extras:
             entry.sigma_end = ms.percent_to_sigma(float(extras["end_percent"]))
         entry.control = extras.get("control")
-        _encode_model_conds(entry, model, noise, latent_image, denoise_mask, downscale)
+        _encode_model_conds(entry, model, noise, latent_image, denoise_mask, downscale, seed)
         out.append(entry)
     return out
 
 
-def _encode_model_conds(entry: CondEntry, model, noise, latent_image, denoise_mask, downscale: int) -> None:
+def _encode_model_conds(entry: CondEntry, model, noise, latent_image, denoise_mask, downscale: int,
+                        seed: int | None = None) -> None:
     """What the model needs besides x and context, as ComfyUI's extra_conds builds it."""
     extras, device = entry.extras, noise.device
     if getattr(model, "adm", False):  # SDXL: pooled text embedding + size/crop ids
@@ -115,6 +118,11 @@ def _encode_model_conds(entry: CondEntry, model, noise, latent_image, denoise_ma
             if mask is not None:
                 mask = mask.to(device=device, dtype=torch.float32)
         entry.concat = model.inpaint_concat(noise, image, mask)
+    if getattr(model, "ip2p", False):  # InstructPixToPixConditioning's source image, raw latent
+        image = extras.get("concat_latent_image")
+        entry.concat = model.ip2p_concat(noise, None if image is None else image.to(device=device, dtype=torch.float32))
+    if getattr(model, "unclip", False):  # unCLIPConditioning's image embeddings -> class-embedding input
+        entry.model_conds["y"] = model.unclip_y(extras.get("unclip_conditioning"), device, seed)
 
 
 def _area_inside(a, outer) -> bool:
