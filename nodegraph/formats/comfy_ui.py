@@ -259,15 +259,22 @@ def widget_inputs(spec, values) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = {}
     k = 0
-    for inp in widgets:
+    for n, inp in enumerate(widgets):
         if k >= len(values):
             break
         out[inp.name] = coerce_literal(inp, values[k])
         k += 1
-        if inp.control_after_generate and k < len(values) and isinstance(values[k], str) \
-                and values[k] in CONTROL_VALUES:
+        if inp.control_after_generate and k < len(values) and _is_control_value(values[k], widgets[n + 1:]):
             k += 1
     return out
+
+
+def _is_control_value(value: Any, following: list) -> bool:
+    """The control widget's value after a seed: "randomize" ..., or in 2023 files a true/false
+    "random seed after every generation" toggle (when the next widget is not itself a boolean)."""
+    if isinstance(value, str):
+        return value in CONTROL_VALUES
+    return isinstance(value, bool) and not (following and following[0].type.name == "BOOLEAN")
 
 
 def coerce_literal(inp, value: Any) -> Any:
