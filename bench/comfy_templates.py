@@ -12,7 +12,8 @@ another family (SD3, Flux, video, audio ...), and loads no separate diffusion mo
 here (checkpoint, LoRA, ControlNet, upscaler, VAE ...) is replaced by the shipped default of its
 kind, and LoadImage / LoadImageMask get a generated picture, so "validated" measures nodes and
 wiring, not missing downloads. With --run the validated ones run on the CPU, with the sampler
-steps capped (--max-steps) and latent/image sizes capped (--max-side) to keep it quick.
+steps capped (--max-steps) and every size and position scaled so that the largest latent
+fits in --max-side, to keep it quick.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from nodegraph.executor import Executor
 from nodegraph.folders import Folders
 from nodegraph.registry import default_registry
 from nodegraph.validate import validate
-from nodegraph.workflow import WorkflowFormatError, detect_format, parse_workflow
+from nodegraph.formats import WorkflowFormatError, detect_format, parse_workflow
 
 NOT_SD = re.compile(r"sd3|flux|hunyuan|ltx|wan2|wan_|cascade|svd|zero123|audio|hidream|qwen|lumina|chroma|aura|"
                     r"pixart|kolors|mochi|cosmos|omnigen|ace_step|sam3|sam2|sdpose|yue|netayume|z_image|kandinsky",
@@ -42,6 +43,7 @@ NOT_SD = re.compile(r"sd3|flux|hunyuan|ltx|wan2|wan_|cascade|svd|zero123|audio|h
 SEPARATE_MODEL_LOADERS = {"UNETLoader", "UnetLoaderGGUF", "DiffusersLoader"}
 IMAGE_LOADERS = {"LoadImage": "image", "LoadImageMask": "image"}
 SIZE_INPUTS = {"width", "height"}
+GEOMETRY_INPUTS = SIZE_INPUTS | {"x", "y"}
 STEP_INPUTS = {"steps"}
 DEFAULT_VAE = "nodegraph-default-vae.safetensors"
 
@@ -120,15 +122,20 @@ def write_default_vae(env) -> None:
 
 
 def make_quick(workflow, max_steps: int, max_side: int) -> None:
-    """Cap sampler steps and image sizes (keeping multiples of 8) so that a CPU run stays short."""
+    """Cap sampler steps, and scale every size and position by one factor (multiples of 8) so
+    that the largest latent fits in max_side: areas and crops keep their place in the picture."""
+    sides = [v for e in workflow.nodes.values() if e.type.startswith("EmptyLatent")
+             for k, v in e.inputs.items() if k in SIZE_INPUTS and isinstance(v, int)]
+    factor = min(1.0, max_side / max(sides)) if sides else 1.0
     for entry in workflow.nodes.values():
         for name, value in list(entry.inputs.items()):
             if isinstance(value, bool) or not isinstance(value, int):
                 continue
             if name in STEP_INPUTS and value > max_steps:
                 entry.inputs[name] = max_steps
-            elif name in SIZE_INPUTS and value > max_side:
-                entry.inputs[name] = max_side
+            elif name in GEOMETRY_INPUTS and factor < 1.0 and value > 0:
+                entry.inputs[name] = max(8, int(round(value * factor / 8)) * 8) if name in SIZE_INPUTS \
+                    else int(round(value * factor / 8)) * 8
 
 
 def first_issue(issues) -> str:
