@@ -141,6 +141,8 @@ class _Run:
 
     def execute(self) -> RunResult:
         self.emit("execution_start", {})
+        for warning in (self.plan.workflow.meta or {}).get("import_warnings") or []:  # what import tolerated
+            self.emit("warning", dict(warning))
         newly_cached = self.request(self.plan.targets)
         self.emit("execution_cached", {"nodes": newly_cached})
         for node_id in self.plan.targets:  # as ComfyUI: a cached output node's UI is sent again (execution.py)

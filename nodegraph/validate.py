@@ -31,6 +31,7 @@ class Issue:
     node: str | None = None
     node_type: str | None = None
     input: str | None = None
+    origin: str | None = None  # where an imported node came from, e.g. "subgraph 'Upscale' › node 12"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -38,7 +39,8 @@ class Issue:
     def __str__(self) -> str:
         where = ""
         if self.node is not None:
-            where = f"node {self.node} ({self.node_type or '?'})"
+            where = f"{self.origin} [{self.node}]" if self.origin else f"node {self.node}"
+            where += f" ({self.node_type or '?'})"
             if self.input:
                 where += f" input {self.input!r}"
             where += ": "
@@ -156,6 +158,9 @@ def validate(workflow: Workflow, registry: Registry, env: Any = None,
             planned[node_id] = PlannedNode(node_id, spec, literals, links[node_id])
 
     if issues:
+        origins = (workflow.meta or {}).get("origins") or {}  # set by the ComfyUI importer for subgraph nodes
+        for issue in issues:
+            issue.origin = origins.get(issue.node)
         return None, issues
     return Plan(workflow, planned, [n for n in order if n in planned], targets), []
 

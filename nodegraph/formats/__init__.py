@@ -45,7 +45,7 @@ def parse_workflow(data: Any, registry=None) -> Workflow:
     kind = detect_format(data)
     if kind == "comfy_api":
         api = data["prompt"] if isinstance(data.get("prompt"), dict) and "class_type" not in data["prompt"] else data
-        data = comfy_api.to_native(api)
+        data = comfy_api.to_native(api, registry)
     elif kind == "comfy_ui":
         if registry is None:
             raise WorkflowFormatError("ComfyUI UI-format workflows need the node registry to convert")

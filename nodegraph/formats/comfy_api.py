@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..workflow import Workflow, is_link, link
+from .comfy_ui import coerce_literal
 from .errors import WorkflowFormatError
 
 
@@ -16,16 +17,34 @@ def _is_api_link(value: Any) -> bool:
             and isinstance(value[1], int) and not isinstance(value[1], bool))
 
 
-def to_native(prompt: dict) -> dict:
-    nodes = {}
+def to_native(prompt: dict, registry=None) -> dict:
+    """The native document of an API prompt. With the registry, inputs a node does not declare are
+    dropped as ComfyUI ignores them (each noted in `meta.import_warnings`, reported as a warning
+    event when the workflow runs) and literals are coerced as ComfyUI's backend does."""
+    nodes, warnings = {}, []
     for node_id, entry in prompt.items():
         if not isinstance(entry, dict) or "class_type" not in entry:
             raise WorkflowFormatError(f"node {node_id}: a ComfyUI API node needs 'class_type' and 'inputs'")
-        inputs = {name: link(str(v[0]), v[1]) if _is_api_link(v) else v
-                  for name, v in (entry.get("inputs") or {}).items()}
+        kind = entry["class_type"]
+        spec = registry.get(kind) if registry is not None and isinstance(kind, str) else None
+        inputs = {}
+        for name, v in (entry.get("inputs") or {}).items():
+            if spec is not None and name not in spec.input_by_name:
+                what = "link" if _is_api_link(v) else "value"
+                warnings.append({"node": str(node_id), "node_type": kind,
+                                 "message": f"node {node_id} ({kind}): input {name!r} is not an input of {kind}; "
+                                            f"its {what} is ignored"})
+                continue
+            if _is_api_link(v):
+                inputs[name] = link(str(v[0]), v[1])
+            else:
+                inputs[name] = coerce_literal(spec.input_by_name[name], v) if spec is not None else v
         title = (entry.get("_meta") or {}).get("title")
-        nodes[str(node_id)] = {"type": entry["class_type"], "inputs": inputs, **({"title": title} if title else {})}
-    return {"version": 1, "nodes": nodes}
+        nodes[str(node_id)] = {"type": kind, "inputs": inputs, **({"title": title} if title else {})}
+    doc = {"version": 1, "nodes": nodes}
+    if warnings:
+        doc["meta"] = {"import_warnings": warnings}
+    return doc
 
 
 def from_native(workflow: Workflow, registry) -> dict:

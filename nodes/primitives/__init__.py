@@ -13,7 +13,7 @@ CATEGORY = "primitives"
 @node(category=CATEGORY)
 class PrimitiveInt:
     """An integer constant."""
-    inputs = [Int("value", 0)]
+    inputs = [Int("value", 0, min=-(2**63 - 1), max=2**63 - 1, control_after_generate=True)]  # as ComfyUI's PrimitiveInt
     outputs = [Output("INT", INT)]
 
     def run(self, ctx, value):

@@ -138,3 +138,26 @@ def test_the_schema_knows_no_format_and_formats_import_on_their_own():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "native"
+
+
+def test_widget_values_follow_declarations(env):
+    """Control values are skipped after inputs declared control_after_generate (Seed), whatever their
+    name; 2023 files carry a true/false toggle there; a dict maps by name; ComfyUI's int() cast applies."""
+    from nodegraph.formats.comfy_ui import widget_inputs
+
+    ksampler = env.registry.get("KSampler")
+    assert widget_inputs(ksampler, [5, True, 20, 8, "euler", "normal", 1])["steps"] == 20
+    assert widget_inputs(ksampler, [5, "randomize", 20.0, 8, "euler", "normal", 1])["steps"] == 20
+    assert widget_inputs(ksampler, [5, 20, 8, "euler", "normal", 1])["steps"] == 20  # files from before the control
+    assert widget_inputs(env.registry.get("EmptyImage"), {"height": 8, "width": "16"}) == {"height": 8, "width": 16}
+    plain = env.registry.get("MathInt")  # no control widget declared: nothing is skipped
+    assert widget_inputs(plain, [1, "randomize", "add"]) == {"a": 1, "b": "randomize", "op": "add"}
+
+
+def test_comfy_api_unwraps_boxed_lists_and_drops_undeclared_inputs(env):
+    doc = comfy_api.to_native({"1": {"class_type": "PrimitiveString", "inputs": {"value": {"__value__": ["x"]}}},
+                               "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0], "extra": ["1", 0]}}},
+                              env.registry)
+    assert doc["nodes"]["1"]["inputs"]["value"] == ["x"]
+    assert doc["nodes"]["2"]["inputs"] == {"source": {"node": "1", "output": 0}}
+    assert "link is ignored" in doc["meta"]["import_warnings"][0]["message"]

@@ -14,10 +14,11 @@ def test_the_api_issue_is_the_engines_issue():
     issue = validate.Issue("bad_value", "3 is above the maximum 2", "4", "KSampler", "steps")
     assert models.ErrorOut(detail="x", errors=[issue.to_json()]).model_dump()["errors"] == [
         {"kind": "bad_value", "message": "3 is above the maximum 2", "node": "4", "node_type": "KSampler",
-         "input": "steps"}]
+         "input": "steps", "origin": None}]
     # a format error is the same record, with kind "format" and no node
     assert SubmitError("not a workflow", kind="format").errors() == [
-        {"kind": "format", "message": "not a workflow", "node": None, "node_type": None, "input": None}]
+        {"kind": "format", "message": "not a workflow", "node": None, "node_type": None, "input": None,
+         "origin": None}]
 
 
 def test_job_out_is_read_off_the_queue_record():
