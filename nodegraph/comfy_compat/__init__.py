@@ -66,6 +66,7 @@ def register(registry, module: ModuleType, pack: str, source: str, started: floa
         registry.report_load(pack, source, "nodegraph", time.perf_counter() - started, added)
         return added
     install()
+    runtime.remember_registry(registry)
     added = 0
     with runtime.loading(registry, pack):
         mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)

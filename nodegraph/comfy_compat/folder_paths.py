@@ -80,7 +80,10 @@ class FolderTable(MutableMapping):
             for path in folders.search_paths(ours):
                 if str(path) not in paths:
                     paths.append(str(path))
-        exts = self._pack_kinds.get(kind) or (_COMFY_KINDS[kind][1] if kind in _COMFY_KINDS else supported_pt_extensions)
+        if kind in self._pack_kinds:
+            exts = self._pack_kinds[kind]
+        else:
+            exts = _COMFY_KINDS[kind][1] if kind in _COMFY_KINDS else supported_pt_extensions
         return paths, exts
 
     def __setitem__(self, kind: str, value) -> None:

@@ -6,6 +6,8 @@
   (PENDING: comfy.samplers, comfy.sample, latent_preview ...): importable, and every name asked of
   them raises UnsupportedComfyFeature naming the pack, so a pack that only uses them in some nodes
   still loads and its other nodes work;
+- `server`: ours, unless a module of that name is already imported (e.g. a package called server on
+  the path); then PromptServer and BinaryEventTypes are added to it instead;
 - `nodes`: our built-in packs' package has that name too. It stays ours; ComfyUI's names
   (MAX_RESOLUTION, NODE_CLASS_MAPPINGS, the core node classes ...) are grafted onto it as a
   module __getattr__ (nodes_module.py). Submodules of our package win over ComfyUI names;
@@ -51,6 +53,8 @@ def install() -> None:
     for alias, real in ALIASES.items():
         if alias not in sys.modules:
             sys.modules[alias] = importlib.import_module(real)
+        elif alias == "server" and sys.modules[alias].__name__ != real:
+            _graft_server(sys.modules[alias], importlib.import_module(real))
     for name in PENDING:
         if name not in sys.modules:
             module = types.ModuleType(name)
@@ -65,6 +69,14 @@ def install() -> None:
         setattr(comfy, sub, sys.modules[f"comfy.{sub}"])
     _graft_nodes()
     _installed = True
+
+
+def _graft_server(other: types.ModuleType, ours: types.ModuleType) -> None:
+    """Another module already answers to `server` (a package of that name on the path): give it
+    PromptServer and BinaryEventTypes rather than hiding it."""
+    for name in ("PromptServer", "BinaryEventTypes"):
+        if not hasattr(other, name):
+            setattr(other, name, getattr(ours, name))
 
 
 def _graft_nodes() -> None:

@@ -109,10 +109,7 @@ class NodeClassMappings(MutableMapping):
 
     @staticmethod
     def _registry():
-        registry = runtime.loading_registry()
-        if registry is None and runtime.env() is not None:
-            registry = runtime.env().registry
-        return registry
+        return runtime.current_registry()
 
     def __getitem__(self, name):
         if name in self._added:

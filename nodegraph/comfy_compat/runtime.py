@@ -93,8 +93,19 @@ def loading(registry, pack: str) -> Iterator[None]:
         _state["registry"], _state["loading_pack"] = previous
 
 
+def remember_registry(registry) -> None:
+    _state["last_registry"] = registry
+
+
 def loading_registry():
     return _state["registry"]
+
+
+def current_registry():
+    """The registry ComfyUI's NODE_CLASS_MAPPINGS reflects: the one loading packs, the bound
+    environment's, else the last one that loaded packs."""
+    current = env()
+    return _state["registry"] or (current.registry if current is not None else None) or _state.get("last_registry")
 
 
 def last_client_id() -> str | None:
