@@ -79,7 +79,11 @@ def core_class(spec) -> type:
             out["optional" if inp.optional else "required"][inp.name] = comfy_input_entry(inp, env)
         return out
 
-    def execute(self, **kwargs):
+    def execute(self, *args, **kwargs):
+        """Positional arguments follow the declared input order (ComfyUI subclasses call
+        e.g. self.save_images(images, prefix, prompt, extra_pnginfo)); extra ones are ComfyUI's hidden
+        inputs, which our nodes take from their context instead."""
+        kwargs = {**dict(zip([i.name for i in spec.inputs], args)), **kwargs}
         current = runtime.running()
         ctx = current.ctx if current is not None else Context(runtime.env(), node_type=spec.name)
         values = {}

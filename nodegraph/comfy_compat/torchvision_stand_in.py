@@ -103,6 +103,29 @@ def resize(img, size, interpolation=InterpolationMode.BILINEAR, max_size=None, a
     return out[0] if img.ndim == 3 else out
 
 
+def gaussian_blur(img, kernel_size, sigma=None):
+    """torchvision's: a separable Gaussian over the last two dims with reflect padding;
+    sigma defaults to 0.3 * ((k - 1) * 0.5 - 1) + 0.8 per axis."""
+    ks = [kernel_size, kernel_size] if isinstance(kernel_size, int) else list(kernel_size)
+    if sigma is None:
+        sigmas = [0.3 * ((k - 1) * 0.5 - 1) + 0.8 for k in ks]
+    else:
+        sigmas = [float(sigma)] * 2 if isinstance(sigma, (int, float)) else [float(s) for s in sigma]
+    x = img.float() if not img.is_floating_point() else img
+    shape = x.shape
+    x = x.reshape(-1, 1, shape[-2], shape[-1])
+    for axis, (k, s) in enumerate(zip(ks, sigmas)):  # torchvision: kernel_size is (x, y)
+        half = (k - 1) * 0.5
+        weights = torch.exp(-0.5 * (torch.linspace(-half, half, k, dtype=x.dtype, device=x.device) / s) ** 2)
+        weights = weights / weights.sum()
+        if axis == 0:
+            x = F.conv2d(F.pad(x, [k // 2, k // 2, 0, 0], mode="reflect"), weights.view(1, 1, 1, k))
+        else:
+            x = F.conv2d(F.pad(x, [0, 0, k // 2, k // 2], mode="reflect"), weights.view(1, 1, k, 1))
+    out = x.reshape(shape)
+    return out if img.is_floating_point() else out.round().to(img.dtype)
+
+
 class Compose:
     def __init__(self, transforms) -> None:
         self.transforms = list(transforms)
@@ -166,7 +189,8 @@ def _module(name: str, attrs: dict) -> types.ModuleType:
 
 def build() -> dict[str, types.ModuleType]:
     functional = {"to_tensor": to_tensor, "pil_to_tensor": pil_to_tensor, "to_pil_image": to_pil_image,
-                  "normalize": normalize, "resize": resize, "InterpolationMode": InterpolationMode}
+                  "normalize": normalize, "resize": resize, "gaussian_blur": gaussian_blur,
+                  "InterpolationMode": InterpolationMode}
     classes = {"Compose": Compose, "ToTensor": ToTensor, "ToPILImage": ToPILImage, "Resize": Resize,
                "Normalize": Normalize, "InterpolationMode": InterpolationMode}
     f1 = _module("torchvision.transforms.functional", functional)

@@ -282,8 +282,8 @@ def _results(name: str, result, count: int, ctx, is_list: list[bool]) -> tuple:
     if not isinstance(result, (tuple, list)):
         raise TypeError(f"{name} returned {type(result).__name__}; a ComfyUI node returns a tuple with one value "
                         f"per RETURN_TYPES entry ({count})")
-    if len(result) < count:
-        raise TypeError(f"{name} returned {len(result)} value(s) but declares {count} in RETURN_TYPES")
+    if len(result) < count:  # ComfyUI keeps the short tuple; a link to a missing output receives None
+        return tuple(result) + tuple([] if is_list[k] else None for k in range(len(result), count))
     return tuple(result[:count])
 
 

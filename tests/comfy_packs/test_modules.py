@@ -150,3 +150,16 @@ def test_torchvision_stand_in_only_while_packs_import(comfy):
             T.ColorJitter
     if torchvision_stand_in.needed():
         assert "torchvision" not in sys.modules
+
+
+def test_stand_in_gaussian_blur_is_a_normalised_separable_kernel():
+    from nodegraph.comfy_compat.torchvision_stand_in import gaussian_blur
+
+    flat = torch.full((1, 9, 9), 0.4)
+    assert torch.allclose(gaussian_blur(flat, 5, 1.0), flat, atol=1e-6)  # weights sum to one, reflect padding
+    dot = torch.zeros(1, 9, 9)
+    dot[0, 4, 4] = 1.0
+    blurred = gaussian_blur(dot, [5, 3], 1.0)
+    assert abs(float(blurred.sum()) - 1.0) < 1e-6
+    assert torch.allclose(blurred[0], blurred[0].flip(0)) and torch.allclose(blurred[0], blurred[0].flip(1))
+    assert int((blurred[0, 4] > 0).sum()) == 5 and int((blurred[0, :, 4] > 0).sum()) == 3  # kernel_size is (x, y)
