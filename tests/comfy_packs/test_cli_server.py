@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from server.conftest import ServerThread  # tests/server's fixture helpers
-from server.helpers import Events
+from tests.server.conftest import ServerThread
+from tests.server.helpers import Events
 
 from nodegraph.environment import Environment
 from nodegraph.folders import Folders
