@@ -307,7 +307,7 @@ def hidden_values(ctx, hidden: dict[str, str], as_list: bool) -> dict:
 
 def comfy_prompt(ctx) -> dict:
     """The job as a ComfyUI API prompt: the one submitted, else our workflow converted."""
-    given = ctx.extra.get("comfy_prompt")
+    given = (ctx.extra.get("metadata_text") or {}).get("prompt")  # what ComfyUI's /prompt route received
     if isinstance(given, dict):
         return given
     from ..formats import comfy_api
