@@ -229,7 +229,18 @@ def cmd_nodes(args) -> int:
             print(f"  {schema['name']}({ins}) -> {outs}")
     for problem in env.registry.problems:
         print(f"not loaded: {problem.source}: {problem.message}")
+    _print_import_times(env)
     return 0
+
+
+def _print_import_times(env, file=None) -> None:
+    """ComfyUI's "Import times for custom nodes" listing, for the plugins folder."""
+    lines = env.registry.import_times()
+    if lines:
+        print("\nImport times for custom nodes:", file=file)
+        for line in lines:
+            print(line, file=file)
+        print(file=file, flush=True)
 
 
 def cmd_convert(args) -> int:
@@ -258,6 +269,7 @@ def cmd_serve(args) -> int:
 
     token = check_token(args.token if args.token is not None else os.environ.get("NODEGRAPH_TOKEN"))
     env = _environment(args)
+    _print_import_times(env)
     serve(env, host=args.host, port=args.port, token=token, data_dir=args.data_dir, limits=env.limits,
           allowed_origins=tuple(args.allow_origin or ()), frontend=args.frontend,
           in_process=args.in_process, interrupt_grace=args.interrupt_grace)

@@ -33,6 +33,8 @@ class Environment:
         for kind, paths in self.registry.model_folders.items():
             for path in paths:
                 self.folders.add(kind, path)
+        for hook in self.registry.environment_hooks:  # e.g. ComfyUI packs' folder_paths answer from it
+            hook(self)
 
     @classmethod
     def create(cls, base: str | Path = ".", plugins_dir: str | Path | None = "custom_nodes",

@@ -7,6 +7,11 @@ defines (or lists in a module-level NODES) is registered. A plugin that fails to
 declares a broken node, is reported with its traceback and skipped; a second node with a name
 already taken is reported and skipped, never silently overwrites the first.
 
+ComfyUI custom node packs in the plugins folder (a module or package exporting NODE_CLASS_MAPPINGS,
+or the V3 comfy_entrypoint) are handed to nodegraph.comfy_compat, imported only then; they load
+beside our own plugins and their failures are reported the same way. Every plugin of the folder
+gets a PackLoad record (kind, import time, nodes added, failure) for the "import times" listing.
+
 A plugin module may also declare MODEL_FOLDERS = {"checkpoints": [path, ...]} to add search
 paths for model files (the built-in packs ship their default weights that way). Its own socket types,
 `SocketType("NAME", "#colour")` constants, are found among its module-level names and its nodes'
@@ -19,10 +24,12 @@ import importlib
 import importlib.metadata
 import importlib.util
 import sys
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any, Callable
 
 from .node import NodeSpec
 from .types import SocketType, common_types
@@ -38,12 +45,28 @@ class PluginProblem:
 
 
 @dataclass
+class PackLoad:
+    """One plugin of the plugins folder: what it is, how long its import took, what it added."""
+    name: str
+    source: str
+    kind: str  # "nodegraph" | "comfyui"
+    seconds: float
+    nodes: int
+    failed: bool = False
+
+
+@dataclass
 class Registry:
     specs: dict[str, NodeSpec] = field(default_factory=dict)
     problems: list[PluginProblem] = field(default_factory=list)
     model_folders: dict[str, list[Path]] = field(default_factory=dict)
     socket_types: dict[str, SocketType] = field(default_factory=dict)  # declared by packs, by name
     loaded_modules: list[str] = field(default_factory=list)
+    loads: list[PackLoad] = field(default_factory=list)
+    web_directories: dict[str, Path] = field(default_factory=dict)  # pack -> its web folder (/extensions/<pack>/)
+    # called with each Environment made from this registry, and with (app, server state) by each server
+    environment_hooks: list[Callable[[Any], None]] = field(default_factory=list)
+    server_hooks: list[Callable[[Any, Any], None]] = field(default_factory=list)
 
     def __contains__(self, name: str) -> bool:
         return name in self.specs
@@ -119,13 +142,20 @@ class Registry:
                 self.load_plugin(path)
 
     def load_plugin(self, path: str | Path) -> None:
-        """Import one plugin of a custom nodes folder: a .py file, or a package directory."""
+        """Import one plugin of a custom nodes folder: a .py file, or a package directory. A ComfyUI pack
+        (it names NODE_CLASS_MAPPINGS or comfy_entrypoint) goes through nodegraph.comfy_compat."""
         path = Path(path)
         init = path / "__init__.py" if path.is_dir() else path
         module_name = f"nodegraph_plugins.{path.stem}"
         if "nodegraph_plugins" not in sys.modules:  # parent package, so relative imports work
             sys.modules["nodegraph_plugins"] = ModuleType("nodegraph_plugins")
             sys.modules["nodegraph_plugins"].__path__ = []
+        if _mentions_comfy(init):  # ComfyUI's modules must be in place before the pack imports
+            from . import comfy_compat
+
+            comfy_compat.load_pack(self, path, init, module_name)
+            return
+        started = time.perf_counter()
         try:
             spec = importlib.util.spec_from_file_location(
                 module_name, init, submodule_search_locations=[str(path)] if path.is_dir() else None)
@@ -134,9 +164,37 @@ class Registry:
             spec.loader.exec_module(module)
         except Exception as exc:
             sys.modules.pop(module_name, None)
-            self._report(str(path), f"plugin {path.name} failed to import: {exc}")
+            self.report_load(path.stem, str(path), "nodegraph", time.perf_counter() - started, 0,
+                             f"plugin {path.name} failed to import: {exc}", traceback.format_exc())
             return
-        self.add_module(module, str(path))
+        if getattr(module, "NODE_CLASS_MAPPINGS", None) is not None:  # a ComfyUI pack after all
+            from . import comfy_compat
+
+            comfy_compat.register(self, module, path.stem, str(path), started)
+            return
+        added = self.add_module(module, str(path))
+        self.report_load(path.stem, str(path), "nodegraph", time.perf_counter() - started, added)
+
+    # --- reports ------------------------------------------------------------------------------
+    def report(self, source: str, message: str, with_traceback: bool = True) -> None:
+        """A problem with a plugin (called inside an except block when with_traceback)."""
+        self.problems.append(PluginProblem(source, message, traceback.format_exc() if with_traceback else ""))
+
+    def report_load(self, name: str, source: str, kind: str, seconds: float, nodes: int,
+                    failure: str | None = None, trace: str = "") -> None:
+        """Record a plugin's import (and its failure, if it failed)."""
+        if failure is not None:
+            self.problems.append(PluginProblem(source, failure, trace))
+        self.loads.append(PackLoad(name, source, kind, seconds, nodes, failure is not None))
+
+    def import_times(self) -> list[str]:
+        """ComfyUI's "Import times for custom nodes" listing, slowest first."""
+        lines = []
+        for load in sorted(self.loads, key=lambda x: -x.seconds):
+            flag = " (IMPORT FAILED)" if load.failed else ""
+            kind = "ComfyUI pack" if load.kind == "comfyui" else "plugin"
+            lines.append(f"{load.seconds:6.1f} seconds{flag}: {load.source} ({kind}, {load.nodes} node(s))")
+        return lines
 
     def _report(self, source: str, message: str) -> None:
         self.problems.append(PluginProblem(source, message, traceback.format_exc()))
@@ -148,6 +206,15 @@ class Registry:
 
     def schemas(self, env=None) -> dict[str, dict]:
         return {name: spec.schema(env) for name, spec in sorted(self.specs.items())}
+
+
+def _mentions_comfy(init: Path) -> bool:
+    """Does a plugin's top module name ComfyUI's entry points? (read, not imported)"""
+    try:
+        text = init.read_bytes()
+    except OSError:
+        return False
+    return b"NODE_CLASS_MAPPINGS" in text or b"comfy_entrypoint" in text
 
 
 def default_registry(plugins_dir: str | Path | None = "custom_nodes", builtins: bool = True) -> Registry:

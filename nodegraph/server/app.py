@@ -161,6 +161,8 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
     app.include_router(login_router(token))
     comfy_compat.mount(app, state, data_dir, front.root if front.is_comfy_style else None, logs)
     app.include_router(native_router(state))
+    for hook in env.registry.server_hooks:  # plugins' own routes (ComfyUI packs'), before the static catch-all
+        hook(app, state)
     if front.is_comfy_style:
         frontends.mount_comfy_style(app, front, comfy_support.web_dirs(env.registry))
     else:

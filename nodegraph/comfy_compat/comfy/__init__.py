@@ -1,0 +1,8 @@
+"""ComfyUI's `comfy` package, as far as nodegraph provides it (utils, model_management).
+
+Installed as `comfy` in sys.modules only while ComfyUI packs are loaded; its submodules are
+registered under their ComfyUI names (`comfy.utils` ...) by nodegraph.comfy_compat.install.
+"""
+from ..surface import unsupported
+
+__getattr__ = unsupported(__name__)

@@ -1,0 +1,371 @@
+"""ComfyUI's V1 node contract (INPUT_TYPES, RETURN_TYPES, FUNCTION ...) as nodegraph NodeSpecs.
+
+`adapt(name, comfy_class, pack)` makes, once at load time, a nodegraph node class that wraps the
+ComfyUI class; the executor only ever sees NodeSpecs. Semantics follow ComfyUI 0.8's execution.py:
+
+- INPUT_TYPES: required / optional inputs in declared order; `(type, options)` where type is a name
+  ("IMAGE", a pack's own "BBOX", "*", "IMAGE,MASK"), a list of choices, or "COMBO" with
+  options["options"]. Options honoured: default, min, max, step, multiline, forceInput, lazy,
+  rawLink, tooltip, control_after_generate, display, image_upload; the others (round,
+  dynamicPrompts, defaultInput ...) are the frontend's and reach it through /object_info, which
+  shows INPUT_TYPES as the pack declared it. Choice lists are read again from INPUT_TYPES whenever
+  they are listed (model and input-file lists change). hidden: PROMPT, EXTRA_PNGINFO, UNIQUE_ID,
+  DYNPROMPT, AUTH_TOKEN_COMFY_ORG, API_KEY_COMFY_ORG are filled when the node runs.
+- INPUT_IS_LIST: every input arrives as a list (one call); otherwise list inputs make the node run
+  once per item, repeating the last item of shorter lists. OUTPUT_IS_LIST outputs are concatenated.
+- IS_CHANGED: called with the literal inputs (links are None); its value joins the cache key, NaN
+  or an exception means "always run".
+- VALIDATE_INPUTS: called at validation with the literal inputs its signature names (links are
+  None); inputs it names (all of them with **kwargs) skip the min/max and choice checks. With an
+  `input_types` argument it also receives the linked inputs' types and link type checks are off;
+  that call happens when the node runs, as nodegraph's validation hook sees literals only.
+- check_lazy_status: asked which lazy inputs to compute, with None for those not computed yet.
+- Results: a tuple (or list), or {"ui": {...}, "result": (...)}; ui entries go to the node's
+  executed event. Node expansion ({"expand": ...}) is not supported yet and says so.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import uuid
+from typing import Any
+
+from ..node import MISSING, Input, Output, node
+from ..types import COMBO, STRING
+from . import runtime
+
+HIDDEN_KINDS = ("PROMPT", "EXTRA_PNGINFO", "UNIQUE_ID", "DYNPROMPT", "AUTH_TOKEN_COMFY_ORG", "API_KEY_COMFY_ORG")
+WIDGET_NAMES = ("INT", "FLOAT", "STRING", "BOOLEAN")
+
+
+class ComfyDeclarationError(ValueError):
+    """A ComfyUI class whose declaration cannot be read; the message names the node and the part."""
+
+
+# --- reading the declaration ------------------------------------------------------------------------
+def _signature_args(fn) -> tuple[list[str], bool]:
+    if fn is None:
+        return [], False
+    spec = inspect.getfullargspec(fn)
+    return list(spec.args) + list(spec.kwonlyargs), spec.varkw is not None
+
+
+def _entry(node_name: str, name: str, entry) -> tuple[Any, dict]:
+    if isinstance(entry, str):  # a bare type name: accepted, ComfyUI's frontend reads it the same way
+        return entry, {}
+    if not isinstance(entry, (tuple, list)) or not entry:
+        raise ComfyDeclarationError(f"node {node_name}: input {name!r} must be declared as (type, options), "
+                                    f"got {entry!r}")
+    options = entry[1] if len(entry) > 1 else {}
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise ComfyDeclarationError(f"node {node_name}: options of input {name!r} must be a dict, got {options!r}")
+    return entry[0], options
+
+
+def _choices_of(kind, options: dict) -> list | None:
+    if isinstance(kind, (list, tuple)):
+        return list(kind)
+    if kind == "COMBO":
+        return list(options.get("options") or [])
+    return None
+
+
+def make_input(node_name: str, name: str, entry, *, optional: bool, is_list: bool, relaxed: bool,
+               live_choices) -> tuple[Input, bool]:
+    """One INPUT_TYPES entry as our Input; also whether it is a rawLink input."""
+    kind, options = _entry(node_name, name, entry)
+    raw_link = bool(options.get("rawLink"))
+    common = dict(optional=optional, is_list=is_list, tooltip=str(options.get("tooltip") or ""),
+                  lazy=bool(options.get("lazy")) or raw_link, force_input=bool(options.get("forceInput")))
+    choices = _choices_of(kind, options)
+    if choices is not None:
+        default = options.get("default", choices[0] if choices else MISSING)
+        if relaxed:  # VALIDATE_INPUTS takes over the membership check: any string goes
+            return Input(name, STRING, default=default, **common), raw_link
+        display = "image_upload" if options.get("image_upload") else str(options.get("display") or "")
+        return Input(name, COMBO, default=default, choices=live_choices(name), display=display,
+                     control_after_generate=bool(options.get("control_after_generate")), **common), raw_link
+    if not isinstance(kind, str) or not kind:
+        raise ComfyDeclarationError(f"node {node_name}: input {name!r} has type {kind!r}; expected a type "
+                                    "name or a list of choices")
+    if kind in WIDGET_NAMES:
+        bounded = not relaxed and kind in ("INT", "FLOAT")
+        return Input(name, kind, default=options.get("default", MISSING),
+                     min=options.get("min") if bounded else None, max=options.get("max") if bounded else None,
+                     step=options.get("step") if kind in ("INT", "FLOAT") else None,
+                     multiline=bool(options.get("multiline")), display=str(options.get("display") or ""),
+                     control_after_generate=bool(options.get("control_after_generate")), **common), raw_link
+    return Input(name, kind, **common), raw_link
+
+
+def make_outputs(node_name: str, cls: type) -> list[Output]:
+    types = getattr(cls, "RETURN_TYPES", None)
+    if not isinstance(types, (tuple, list)):
+        raise ComfyDeclarationError(f"node {node_name}: RETURN_TYPES must be a tuple, got {types!r}")
+    names = getattr(cls, "RETURN_NAMES", None) or [t if isinstance(t, str) else "COMBO" for t in types]
+    is_list = getattr(cls, "OUTPUT_IS_LIST", None) or [False] * len(types)
+    tooltips = getattr(cls, "OUTPUT_TOOLTIPS", None) or [""] * len(types)
+    if len(names) != len(types) or len(is_list) != len(types):
+        raise ComfyDeclarationError(f"node {node_name}: RETURN_NAMES / OUTPUT_IS_LIST must have one entry per "
+                                    f"RETURN_TYPES entry ({len(types)})")
+    outputs, seen = [], set()
+    for k, (kind, out_name) in enumerate(zip(types, names)):
+        out_name = str(out_name)
+        if out_name in seen:  # ComfyUI links by index and allows repeats; ours link by name too
+            out_name = f"{out_name}_{k}"
+        seen.add(out_name)
+        socket = "COMBO" if isinstance(kind, (list, tuple)) else kind
+        if not isinstance(socket, str) or not socket:
+            raise ComfyDeclarationError(f"node {node_name}: RETURN_TYPES[{k}] is {kind!r}, not a type name")
+        outputs.append(Output(out_name, socket, is_list=bool(is_list[k]),
+                              tooltip=str(tooltips[k] if k < len(tooltips) else "")))
+    return outputs
+
+
+# --- the adapter ----------------------------------------------------------------------------------
+def adapt(name: str, cls: type, pack: str, display_name: str | None = None) -> type:
+    """A nodegraph node class for a ComfyUI V1 class. Raises ComfyDeclarationError (or whatever
+    INPUT_TYPES raises) when the declaration cannot be read."""
+    if not isinstance(cls, type):
+        raise ComfyDeclarationError(f"node {name}: NODE_CLASS_MAPPINGS maps it to {cls!r}, not a class")
+    function = getattr(cls, "FUNCTION", None)
+    if not isinstance(function, str) or not callable(getattr(cls, function, None)):
+        raise ComfyDeclarationError(f"node {name}: FUNCTION must name a method of {cls.__name__}, got {function!r}")
+    declared = cls.INPUT_TYPES()
+    if not isinstance(declared, dict):
+        raise ComfyDeclarationError(f"node {name}: INPUT_TYPES() must return a dict, got {type(declared).__name__}")
+    input_is_list = bool(getattr(cls, "INPUT_IS_LIST", False))
+    validate_fn = getattr(cls, "VALIDATE_INPUTS", None)
+    validate_args, validate_kwargs = _signature_args(validate_fn)
+    wants_types = "input_types" in validate_args
+
+    def live_choices(input_name: str):
+        def choices(env) -> list[str]:
+            with runtime.using_env(env):
+                fresh = cls.INPUT_TYPES()
+            for section in ("required", "optional"):
+                entry = (fresh.get(section) or {}).get(input_name)
+                if entry is not None:
+                    kind, options = _entry(name, input_name, entry)
+                    return [str(c) for c in _choices_of(kind, options) or []]
+            return []
+
+        return choices
+
+    inputs: list[Input] = []
+    raw_links: set[str] = set()
+    for section in ("required", "optional"):
+        for input_name, entry in (declared.get(section) or {}).items():
+            relaxed = validate_kwargs or input_name in validate_args
+            inp, raw = make_input(name, input_name, entry, optional=section == "optional", is_list=input_is_list,
+                                  relaxed=relaxed, live_choices=live_choices)
+            if wants_types and not inp.is_widget:
+                inp.type = type(inp.type)("*")  # ComfyUI skips link type checks for such nodes
+            inputs.append(inp)
+            if raw:
+                raw_links.add(input_name)
+    hidden = {k: v for k, v in (declared.get("hidden") or {}).items() if v in HIDDEN_KINDS}
+    required = [i.name for i in inputs if not i.optional]
+
+    def call_args(kwargs: dict, args: list[str], varkw: bool) -> dict:
+        """What a hook gets: the inputs its signature names (all with **kwargs); links are None."""
+        out = {k: v for k, v in kwargs.items() if varkw or k in args}
+        for missing in required:
+            if missing not in out and (varkw or missing in args):
+                out[missing] = [None] if input_is_list else None
+        return out
+
+    class ComfyV1Node:
+        comfy_class = cls
+        comfy_pack = pack
+        comfy_name = name
+        comfy_raw_links = frozenset(raw_links)
+        comfy_hidden = hidden
+
+        def __init__(self) -> None:
+            self.obj = None
+
+        def instance(self):
+            if self.obj is None:
+                self.obj = cls()
+            return self.obj
+
+        def run(self, ctx, **kwargs):
+            with runtime.node_running(ctx, pack):
+                kwargs = dict(kwargs)
+                for raw in raw_links:
+                    kwargs[raw] = _raw_link(ctx, raw)
+                kwargs.update(hidden_values(ctx, hidden, input_is_list))
+                if wants_types:
+                    _validate_with_types(ctx, name, validate_fn, kwargs, validate_args, validate_kwargs)
+                result = _call(getattr(self.instance(), function), kwargs)
+                return _results(name, result, len(ComfyV1Node.outputs), ctx,
+                                [o.is_list for o in ComfyV1Node.outputs])
+
+        def check_lazy(self, ctx, **kwargs):
+            lazy_fn = getattr(cls, "check_lazy_status", None)
+            if lazy_fn is None:
+                return []
+            with runtime.node_running(ctx, pack):
+                if input_is_list:
+                    kwargs = {k: [v] for k, v in kwargs.items()}
+                kwargs.update(hidden_values(ctx, hidden, input_is_list))
+                wanted = _call(self.instance().check_lazy_status, kwargs) or []
+            return [w for w in wanted if isinstance(w, str) and w not in raw_links]
+
+    ComfyV1Node.__name__ = ComfyV1Node.__qualname__ = cls.__name__
+    ComfyV1Node.__module__ = cls.__module__
+    ComfyV1Node.__doc__ = str(getattr(cls, "DESCRIPTION", "") or "") or None
+    ComfyV1Node.inputs = inputs
+    ComfyV1Node.outputs = make_outputs(name, cls)
+
+    if hasattr(cls, "IS_CHANGED"):
+        changed_args, changed_kwargs = _signature_args(getattr(cls, "IS_CHANGED"))
+
+        def fingerprint(_cls, env, **literals):
+            values = {k: [v] for k, v in literals.items()} if input_is_list else dict(literals)
+            with runtime.using_env(env):
+                value = _call(getattr(cls, "IS_CHANGED"), call_args(values, changed_args, changed_kwargs))
+            if isinstance(value, float) and math.isnan(value):
+                return uuid.uuid4().hex  # ComfyUI: NaN never equals itself, so the node always runs
+            return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+
+        ComfyV1Node.fingerprint = classmethod(fingerprint)
+
+    if validate_fn is not None and not wants_types:
+        def validate_inputs(_cls, **literals):
+            values = {k: [v] for k, v in literals.items()} if input_is_list else dict(literals)
+            verdict = _call(validate_fn, call_args(values, validate_args, validate_kwargs))
+            return None if verdict is True else _custom_failure(verdict)
+
+        ComfyV1Node.validate_inputs = classmethod(validate_inputs)
+
+    return node(ComfyV1Node, name=name, category=str(getattr(cls, "CATEGORY", "sd")),
+                display_name=display_name or name, output_node=bool(getattr(cls, "OUTPUT_NODE", False)),
+                description=str(getattr(cls, "DESCRIPTION", "") or ""))
+
+
+def _custom_failure(verdict) -> str:
+    return "custom validation failed" + ("" if verdict is False else f": {verdict}")
+
+
+def _call(fn, kwargs: dict):
+    """Call a pack function; coroutine functions (ComfyUI allows async nodes) run to completion."""
+    result = fn(**kwargs)
+    if inspect.isawaitable(result):
+        result = asyncio.run(_await(result))
+    return result
+
+
+async def _await(awaitable):
+    return await awaitable
+
+
+def _results(name: str, result, count: int, ctx, is_list: list[bool]) -> tuple:
+    if isinstance(result, dict):
+        if "expand" in result:
+            raise NotImplementedError(f"{name} returned a node expansion ('expand'), which nodegraph does not "
+                                      "support yet for ComfyUI packs")
+        ui = result.get("ui")
+        if ui:
+            if not isinstance(ui, dict):
+                raise TypeError(f"{name} returned ui={ui!r}; expected a dict of lists")
+            ctx.show(**ui)
+        if "result" not in result:  # ComfyUI: an output node may return only its UI
+            return tuple([] if listed else None for listed in is_list)
+        result = result["result"]
+    if result is None and count == 0:
+        return ()
+    if not isinstance(result, (tuple, list)):
+        raise TypeError(f"{name} returned {type(result).__name__}; a ComfyUI node returns a tuple with one value "
+                        f"per RETURN_TYPES entry ({count})")
+    if len(result) < count:  # ComfyUI keeps the short tuple; a link to a missing output receives None
+        return tuple(result) + tuple([] if is_list[k] else None for k in range(len(result), count))
+    return tuple(result[:count])
+
+
+# --- hidden inputs, raw links -------------------------------------------------------------------------
+def hidden_values(ctx, hidden: dict[str, str], as_list: bool) -> dict:
+    out = {}
+    for input_name, kind in hidden.items():
+        if kind == "PROMPT":
+            value = comfy_prompt(ctx)
+        elif kind == "DYNPROMPT":
+            value = DynamicPrompt(comfy_prompt(ctx))
+        elif kind == "EXTRA_PNGINFO":
+            value = ctx.extra.get("extra_pnginfo")
+        elif kind == "UNIQUE_ID":
+            value = ctx.node_id
+        else:
+            value = ctx.extra.get(kind.lower())
+        out[input_name] = [value] if as_list else value
+    return out
+
+
+def comfy_prompt(ctx) -> dict:
+    """The job as a ComfyUI API prompt: the one submitted, else our workflow converted."""
+    given = (ctx.extra.get("metadata_text") or {}).get("prompt")  # what ComfyUI's /prompt route received
+    if isinstance(given, dict):
+        return given
+    from ..formats import comfy_api
+    from ..workflow import Workflow
+
+    try:
+        return comfy_api.from_native(Workflow.model_validate(ctx.workflow), ctx.env.registry)
+    except Exception:  # a workflow that cannot be written in ComfyUI's format: the pack sees none
+        return {}
+
+
+class DynamicPrompt:
+    """The read side of ComfyUI's DynamicPrompt over the job's API prompt."""
+
+    def __init__(self, prompt: dict) -> None:
+        self.original_prompt = prompt
+
+    def get_node(self, node_id):
+        if node_id not in self.original_prompt:
+            raise KeyError(f"node {node_id} not found")
+        return self.original_prompt[node_id]
+
+    def has_node(self, node_id) -> bool:
+        return node_id in self.original_prompt
+
+    def all_node_ids(self) -> set:
+        return set(self.original_prompt)
+
+    def get_original_prompt(self) -> dict:
+        return self.original_prompt
+
+
+def _raw_link(ctx, input_name: str):
+    """A rawLink input: the link itself as ComfyUI writes it, [source node id, output index]."""
+    entry = (ctx.workflow.get("nodes") or {}).get(ctx.node_id, {})
+    value = (entry.get("inputs") or {}).get(input_name)
+    if not (isinstance(value, dict) and "node" in value):
+        return value
+    output = value["output"]
+    if isinstance(output, str):
+        src = ctx.workflow["nodes"][value["node"]]["type"]
+        spec = ctx.env.registry.get(src)
+        output = spec.output_index.get(output, output) if spec is not None else output
+    return [value["node"], output]
+
+
+def _validate_with_types(ctx, name, fn, kwargs, args, varkw) -> None:
+    """VALIDATE_INPUTS(input_types=...) at run time: the linked inputs' types from the workflow."""
+    nodes = ctx.workflow.get("nodes") or {}
+    received = {}
+    for input_name, value in ((nodes.get(ctx.node_id) or {}).get("inputs") or {}).items():
+        if isinstance(value, dict) and "node" in value:
+            spec = ctx.env.registry.get(nodes[value["node"]]["type"])
+            if spec is not None:
+                index = spec.output_index.get(value["output"], value["output"])
+                received[input_name] = spec.outputs[int(index)].type.name
+    call = {k: (None if k in received else v) for k, v in kwargs.items() if varkw or k in args}
+    call["input_types"] = received  # links are None here, as at ComfyUI's validation
+    verdict = _call(fn, call)
+    if verdict is not True:
+        raise ValueError(f"{name}: {_custom_failure(verdict)}")
