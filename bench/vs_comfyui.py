@@ -65,9 +65,30 @@ def nodegraph_worker(args) -> None:
     env = Environment(registry=registry, folders=Folders(folder.parent.parent))
     images: dict[tuple, torch.Tensor] = {}
 
+    def unet_dtype() -> str:
+        modules = list(cuda_graphs.GraphRunner._by_module.keys())
+        return str(next(modules[-1].parameters()).dtype) if modules else str(env.devices.dtype)
+
+    def queue(job):
+        """job["jobs"] single-image jobs one after another, as a queue runs them: seconds for all."""
+        cuda_graphs.set_enabled(job["mode"] == "graphs")
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for i in range(job["jobs"]):
+            doc = workflow(args.size, 1, args.steps, seed=job["seed"] + i)
+            doc["nodes"]["4"]["inputs"]["ckpt_name"] = Path(args.ckpt).name
+            env.cache.clear()
+            result = Executor(env).run(doc)
+            assert result.status == "success", result.errors
+            result.value("8")
+        torch.cuda.synchronize()
+        return {"queue_s": time.perf_counter() - t0, "unet_dtype": unet_dtype()}
+
     def handle(job):
         if job.get("cmd") == "syncdebug":
             return sync_debug(job)
+        if job.get("jobs"):
+            return queue(job)
         cuda_graphs.set_enabled(job["mode"] == "graphs")
         doc = workflow(args.size, job["batch"], args.steps, seed=job["seed"])
         doc["nodes"]["4"]["inputs"]["ckpt_name"] = Path(args.ckpt).name
@@ -93,7 +114,7 @@ def nodegraph_worker(args) -> None:
         ks = stamps["8"] - stamps["3"]
         return {"ks_s": ks, "its": args.steps / ks, "vae_ms": (stamps["9"] - stamps["8"]) * 1e3,
                 "peak_gib": torch.cuda.max_memory_allocated() / 2**30, "psnr_vs_other_mode": psnr,
-                "finite": bool(torch.isfinite(image).all()), "unet_dtype": str(env.devices.dtype)}
+                "finite": bool(torch.isfinite(image).all()), "unet_dtype": unet_dtype()}
 
     def sync_debug(job):
         """Run one job with PyTorch's sync debug mode: every synchronizing call, by where it happened."""
@@ -144,7 +165,21 @@ def comfy_worker(args) -> None:
         positive = nodes.CLIPTextEncode().encode(clip, PROMPT)[0]
         negative = nodes.CLIPTextEncode().encode(clip, NEGATIVE)[0]
 
+    def queue(job):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            for i in range(job["jobs"]):
+                latent = nodes.EmptyLatentImage().generate(args.size, args.size, 1)[0]
+                out = nodes.common_ksampler(model, job["seed"] + i, args.steps, 7.0, "euler", "normal", positive,
+                                            negative, latent)[0]
+                nodes.VAEDecode().decode(vae, out)[0].cpu()
+        torch.cuda.synchronize()
+        return {"queue_s": time.perf_counter() - t0, "unet_dtype": str(model.model.get_dtype())}
+
     def handle(job):
+        if job.get("jobs"):
+            return queue(job)
         with torch.inference_mode():
             latent = nodes.EmptyLatentImage().generate(args.size, args.size, job["batch"])[0]
             torch.cuda.synchronize()
@@ -212,6 +247,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--reps", type=int, default=5, help="warm rounds (after one cold round)")
+    p.add_argument("--queue", type=int, default=8, help="single-image jobs per queue round (0: none)")
     p.add_argument("--out", default=None, help="folder for the results (markdown + json)")
     p.add_argument("--worker", choices=["nodegraph", "comfy"], default=None)
     args = p.parse_args(mine)
@@ -247,6 +283,12 @@ def main() -> None:
                     print(f"round {rnd} batch {batch} {name:>16}: {r['its']:7.2f} it/s  VAE {r['vae_ms']:6.1f} ms  "
                           f"peak {r['peak_gib']:.2f} GiB" + (f"  PSNR fast/eager {psnr:.1f} dB" if psnr else ""),
                           flush=True)
+            if args.queue:  # a queue of single-image jobs, txt2img + decode each, per engine
+                for name, worker, mode in engines[rnd % 3:] + engines[:rnd % 3]:
+                    r = worker.run({"jobs": args.queue, "seed": 2000 + rnd, "mode": mode})
+                    r.update(engine=name, batch=f"queue{args.queue}", round=rnd)
+                    rows.append(r)
+                    print(f"round {rnd} queue of {args.queue} {name:>16}: {r['queue_s']:6.2f} s", flush=True)
         for mode in ("eager", "graphs"):  # where nodegraph still synchronises, per whole job
             r = ng.run({"cmd": "syncdebug", "batch": 1, "seed": 5, "mode": mode})
             print(f"sync debug, nodegraph {mode}, one job of {args.steps} steps: "
@@ -286,6 +328,17 @@ def report(args, rows) -> None:
                          f"{its * batch / args.steps:.2f} | {ratio} | "
                          f"{statistics.median(r['vae_ms'] for r in warm):.1f} | "
                          f"{max(r['peak_gib'] for r in warm):.2f} | {cold[0]['its']:.2f} |" if cold else "")
+    if args.queue:
+        lines += ["", f"{args.queue} queued single-image jobs (txt2img + VAE decode each, one after another):", "",
+                  "| engine | seconds (median) | min–max | vs ComfyUI |", "|---|---|---|---|"]
+        q = {name: [r["queue_s"] for r in rows if r["engine"] == name and r["batch"] == f"queue{args.queue}"
+                    and r["round"] > 0] for name in ("nodegraph eager", "nodegraph fast", "ComfyUI")}
+        base = statistics.median(q["ComfyUI"]) if q["ComfyUI"] else None
+        for name, secs in q.items():
+            if secs:
+                med = statistics.median(secs)
+                lines.append(f"| {name} | {med:.2f} | {min(secs):.2f}–{max(secs):.2f} | "
+                             + (f"{base / med:.2f}× faster |" if base else "– |"))
     psnrs = [r["psnr_vs_other_mode"] for r in rows if r.get("psnr_vs_other_mode") is not None]
     if psnrs:
         lines += ["", f"nodegraph fast path vs eager, same seed: PSNR of the decoded images min {min(psnrs):.1f} dB "

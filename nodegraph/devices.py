@@ -6,6 +6,9 @@ One DeviceManager per process decides placement. Nodes never move modules themse
         out = module(x)
 
 - Device choice: cuda, then mps, then cpu; dtype bf16 (or fp16) on CUDA, fp16 on MPS, fp32 on CPU.
+  A handle may list the dtypes its model runs safely in, best first (info["inference_dtypes"], as
+  ComfyUI's supported_inference_dtypes): on CUDA, unless a dtype was given, the first one the GPU
+  runs fast is used (fp16 for SD1.x / SDXL U-Nets, as ComfyUI picks).
 - A VRAM budget: modules used recently stay resident; when a load does not fit, the least
   recently used modules that are not in use are offloaded to CPU RAM.
 - Weight patches (LoRA and friends) belong to a ModelHandle, not to the module: several handles
@@ -50,6 +53,17 @@ def pick_dtype(device: torch.device) -> torch.dtype:
     if device.type == "mps":
         return torch.float16
     return torch.float32
+
+
+def cuda_runs_fast(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether this CUDA device has fast math for the dtype (fp16 tensor cores from Volta on, bf16 from Ampere)."""
+    if dtype == torch.float32:
+        return True
+    if dtype == torch.float16:
+        return torch.cuda.get_device_capability(device) >= (7, 0)
+    if dtype == torch.bfloat16:
+        return torch.cuda.is_bf16_supported()
+    return False
 
 
 def module_bytes(module: torch.nn.Module) -> int:
@@ -109,6 +123,7 @@ class DeviceManager:
         self.device = pick_device(device)
         self.offload_device = torch.device("cpu")
         self.dtype = dtype or pick_dtype(self.device)
+        self.dtype_given = dtype is not None  # then every handle without its own dtype gets this one
         if vram_budget is None and self.device.type == "cuda":
             total = torch.cuda.get_device_properties(self.device).total_memory
             vram_budget = int(total * 0.8)  # leave room for activations
@@ -124,7 +139,7 @@ class DeviceManager:
     def use(self, handle: ModelHandle) -> Iterator[torch.nn.Module]:
         """The handle's module on the compute device, with the handle's patches applied; they are not
         changed by anyone until every holder has released the module."""
-        dtype = handle.dtype or self.dtype
+        dtype = self.dtype_for(handle)
         me = threading.get_ident()
         with self._released:
             while not self._may_use(handle, dtype):
@@ -147,6 +162,18 @@ class DeviceManager:
                     del rec.holders[me]
                 if rec.in_use == 0:
                     self._released.notify_all()
+
+    def dtype_for(self, handle: ModelHandle) -> torch.dtype:
+        """The compute dtype of a handle: its own, else the first of its model's safe dtypes that this
+        CUDA device runs fast, else the manager's."""
+        if handle.dtype is not None:
+            return handle.dtype
+        if not self.dtype_given and self.device.type == "cuda":
+            for name in handle.info.get("inference_dtypes", ()):
+                dtype = getattr(torch, name)
+                if cuda_runs_fast(dtype, self.device):
+                    return dtype
+        return self.dtype
 
     def _may_use(self, handle: ModelHandle, dtype: torch.dtype) -> bool:
         """Free to use now: nobody holds the module, or its holders use the same patches and dtype."""

@@ -417,8 +417,16 @@ def fit_latent_rgb(vae: "VAEModel", pixels: torch.Tensor) -> tuple[list[list[flo
     return solution[:-1].tolist(), solution[-1].tolist()
 
 
+# U-Net compute dtypes, best first, as ComfyUI 0.8.0's supported_models.py lists them (its BASE default,
+# fp16 first, for SD15 and SDXL). SD2 runs its attention in fp32 in ComfyUI when in fp16 (attn_precision);
+# this U-Net has no such upcast, so SD2 stays in bf16.
+INFERENCE_DTYPES = {"sd1": ("float16", "bfloat16", "float32"), "sdxl": ("float16", "bfloat16", "float32"),
+                    "sd2": ("bfloat16", "float32")}
+
+
 def model_info(model: DiffusionModel) -> dict:
     """Facts for ModelHandle.info (readable without touching the module)."""
-    return {"family": model.family, "prediction_type": model.prediction_type, "inpaint": model.inpaint,
+    return {"family": model.family, "inference_dtypes": INFERENCE_DTYPES.get(model.family, ()),
+            "prediction_type": model.prediction_type, "inpaint": model.inpaint,
             "latent_channels": model.latent_format.channels, "latent_downscale": model.latent_format.downscale,
             "scale_factor": model.latent_format.scale_factor}

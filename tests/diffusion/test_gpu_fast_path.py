@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from nodegraph.cli import build_parser, main
-from nodes.diffusion import checkpoint as C
+from tests import tiny_models as C  # tiny_components: the project's own random-weight models
 from nodes.diffusion import cuda_graphs
 from nodes.diffusion.models import DiffusionModel, LatentFormat, _constant
 from nodes.diffusion.previews import StepPreviews
@@ -230,3 +230,27 @@ def test_graphs_give_the_eager_images_and_are_reused_and_invalidated():
             weight.data = original
         assert runner.captures == 2
         assert _psnr(patched_fast, patched_eager) >= 45 and _psnr(patched_fast, eager[0]) < 45
+
+
+def test_sd15_and_sdxl_list_fp16_first_and_sd2_does_not():
+    """ComfyUI 0.8.0 supported_models_base.BASE.supported_inference_dtypes = [fp16, bf16, fp32] for SD15 and
+    SDXL; SD2 is fp16 there only with fp32 attention (attn_precision), which this U-Net lacks."""
+    from nodes.diffusion.models import model_info
+    for family, first in (("sd1", "float16"), ("sdxl", "float16"), ("sd2", "bfloat16")):
+        model = DiffusionModel(C.tiny_components(family, seed=1)["unet"], family)
+        assert model_info(model)["inference_dtypes"][0] == first
+
+
+def test_channels_last_layout_keeps_the_prediction_and_goes_back():
+    unet = C.tiny_components("sd1", seed=3)["unet"].eval()
+    model = DiffusionModel(unet, "sd1")
+    x, t, ctx = torch.randn(2, 4, 16, 16), torch.tensor([500.0, 20.0]), torch.randn(2, 77, unet.config.cross_attention_dim)
+    with torch.no_grad():
+        nchw = model.apply(x, t, ctx)
+        cuda_graphs.prepare_layout(unet, True)
+        assert unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+        assert not unet.conv_in.weight.is_contiguous()
+        nhwc = model.apply(x.contiguous(memory_format=torch.channels_last), t, ctx)
+        cuda_graphs.prepare_layout(unet, False)
+        assert unet.conv_in.weight.is_contiguous()
+    torch.testing.assert_close(nhwc, nchw, rtol=1e-4, atol=1e-4)

@@ -143,3 +143,38 @@ def test_a_concurrent_use_with_other_patches_waits_for_the_last_holder():
     for t in threads:
         t.join(10)
     assert seen == [("holder", True), ("other", True)]
+
+
+# --- compute dtype per model (issue 15): ComfyUI's supported_inference_dtypes order ---------------------
+
+def cuda_manager(monkeypatch, fast=(torch.float16, torch.bfloat16, torch.float32), dtype=None):
+    """A manager that believes it drives a CUDA device running `fast` dtypes fast (no GPU is touched)."""
+    import nodegraph.devices as devices
+    monkeypatch.setattr(devices, "pick_dtype", lambda device: torch.bfloat16)
+    monkeypatch.setattr(devices, "cuda_runs_fast", lambda dt, device: dt in fast)
+    return DeviceManager(device="cuda", dtype=dtype, vram_budget=1 << 30)
+
+
+def test_cuda_picks_the_first_fast_dtype_the_model_lists(monkeypatch):
+    sd15 = ModelHandle(linear(), info={"inference_dtypes": ("float16", "bfloat16", "float32")})
+    sd2 = ModelHandle(linear(), info={"inference_dtypes": ("bfloat16", "float32")})
+    other = ModelHandle(linear())
+    manager = cuda_manager(monkeypatch)
+    assert manager.dtype_for(sd15) == torch.float16  # ComfyUI runs SD1.5 / SDXL U-Nets in fp16
+    assert manager.dtype_for(sd2) == torch.bfloat16
+    assert manager.dtype_for(other) == torch.bfloat16  # no list: the manager's dtype
+    own = sd15.clone()
+    own.dtype = torch.float32
+    assert manager.dtype_for(own) == torch.float32
+    # a GPU without fast fp16 (before Volta) takes the next one listed
+    assert cuda_manager(monkeypatch, fast=(torch.bfloat16, torch.float32)).dtype_for(sd15) == torch.bfloat16
+    # a dtype given to the manager (the user's choice) wins over the model's list
+    assert cuda_manager(monkeypatch, dtype=torch.bfloat16).dtype_for(sd15) == torch.bfloat16
+
+
+def test_the_model_list_is_ignored_off_cuda():
+    sd15 = ModelHandle(linear(), info={"inference_dtypes": ("float16", "bfloat16", "float32")})
+    manager = DeviceManager(device="cpu")
+    assert manager.dtype_for(sd15) == torch.float32
+    with manager.use(sd15) as module:
+        assert module.weight.dtype == torch.float32
