@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .checkpoint_save_nodes import *  # noqa: F401,F403
 from .conditioning_area_nodes import *  # noqa: F401,F403
 from .conditioning_nodes import *  # noqa: F401,F403
 from .controlnet_nodes import *  # noqa: F401,F403
@@ -17,6 +18,7 @@ from .latent_file_nodes import *  # noqa: F401,F403
 from .latent_nodes import *  # noqa: F401,F403
 from .loader_nodes import *  # noqa: F401,F403
 from .lora_nodes import *  # noqa: F401,F403
+from .merge_nodes import *  # noqa: F401,F403
 from .model_sampling_nodes import *  # noqa: F401,F403
 from .sampler_nodes import *  # noqa: F401,F403
 from .sampler_select_nodes import *  # noqa: F401,F403
