@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .checkpoint_loader_nodes import *  # noqa: F401,F403
 from .checkpoint_save_nodes import *  # noqa: F401,F403
 from .conditioning_area_nodes import *  # noqa: F401,F403
 from .conditioning_nodes import *  # noqa: F401,F403
@@ -31,4 +32,4 @@ PACK_DIR = Path(__file__).parent
 
 # the shipped default weights are found like user models (ComfyUI's folder names)
 MODEL_FOLDERS = {"checkpoints": [PACK_DIR / "weights"], "loras": [PACK_DIR / "loras"],
-                 "controlnet": [PACK_DIR / "controlnet"]}
+                 "controlnet": [PACK_DIR / "controlnet"], "configs": [PACK_DIR / "ldm_configs"]}
