@@ -255,8 +255,7 @@ class DeviceManager:
                 weight = params[key]
                 acc = weight.detach().to(torch.float32, copy=True)
                 for strength, patch in items:
-                    delta = patch(acc) if callable(patch) else patch
-                    acc.add_(delta.to(device=acc.device, dtype=torch.float32).reshape(acc.shape), alpha=strength)
+                    _add_patch(acc, strength, patch)
                 if rec.swapped:
                     rec.backup[key] = weight.data
                     weight.data = acc.to(weight.dtype)
@@ -268,6 +267,24 @@ class DeviceManager:
             self._restore(rec, params)  # never leave a half-patched module behind
             raise
         rec.patched_by = patches
+
+    @torch.no_grad()
+    def patched_weight(self, handle: ModelHandle, key: str) -> torch.Tensor:
+        """One weight of a handle as its patches make it: float32, on the device its module is on.
+        Read from the base weights whatever patches the shared module holds now, so a patch of one
+        model may use another model's weights (model merging) without loading that model's patches."""
+        with self._lock:
+            params = dict(handle.module.named_parameters())
+            params.update(dict(handle.module.named_buffers()))
+            if key not in params:
+                raise KeyError(f"{handle.name} has no weight {key!r}")
+            rec = self._resident.get(id(handle.module))
+            base = rec.backup[key] if rec is not None and key in rec.backup else params[key]
+            acc = base.detach().to(device=params[key].device, dtype=torch.float32, copy=True)
+            for patch_key, strength, patch in handle.patches:
+                if patch_key == key:
+                    _add_patch(acc, strength, patch)
+            return acc
 
     @staticmethod
     def _restore(rec: _Resident, params: dict[str, torch.Tensor]) -> None:
@@ -308,6 +325,12 @@ class DeviceManager:
             free, total = torch.cuda.mem_get_info(self.device)
             info.update(name=torch.cuda.get_device_name(self.device), vram_total=total, vram_free=free)
         return info
+
+
+def _add_patch(acc: torch.Tensor, strength: float, patch: Patch) -> None:
+    """acc += strength * delta, in place; a callable patch computes its delta from acc."""
+    delta = patch(acc) if callable(patch) else patch
+    acc.add_(delta.to(device=acc.device, dtype=torch.float32).reshape(acc.shape), alpha=strength)
 
 
 def _same_patches(a: tuple, b: tuple) -> bool:

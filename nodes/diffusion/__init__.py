@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .checkpoint_loader_nodes import *  # noqa: F401,F403
+from .checkpoint_save_nodes import *  # noqa: F401,F403
 from .conditioning_area_nodes import *  # noqa: F401,F403
 from .conditioning_nodes import *  # noqa: F401,F403
 from .controlnet_nodes import *  # noqa: F401,F403
 from .custom_sampler_nodes import *  # noqa: F401,F403
+from .diff_controlnet_nodes import *  # noqa: F401,F403
 from .guidance_nodes import *  # noqa: F401,F403
 from .latent_batch_nodes import *  # noqa: F401,F403
 from .latent_combine_nodes import *  # noqa: F401,F403
@@ -18,6 +21,7 @@ from .latent_file_nodes import *  # noqa: F401,F403
 from .latent_nodes import *  # noqa: F401,F403
 from .loader_nodes import *  # noqa: F401,F403
 from .lora_nodes import *  # noqa: F401,F403
+from .merge_nodes import *  # noqa: F401,F403
 from .model_sampling_nodes import *  # noqa: F401,F403
 from .sampler_nodes import *  # noqa: F401,F403
 from .sampler_select_nodes import *  # noqa: F401,F403
@@ -30,4 +34,4 @@ PACK_DIR = Path(__file__).parent
 
 # the shipped default weights are found like user models (ComfyUI's folder names)
 MODEL_FOLDERS = {"checkpoints": [PACK_DIR / "weights"], "loras": [PACK_DIR / "loras"],
-                 "controlnet": [PACK_DIR / "controlnet"]}
+                 "controlnet": [PACK_DIR / "controlnet"], "configs": [PACK_DIR / "ldm_configs"]}

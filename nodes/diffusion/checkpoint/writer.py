@@ -38,7 +38,8 @@ def save_single_file(path: str | Path, unet: torch.nn.Module | None = None, vae:
                      text_encoder_2: torch.nn.Module | None = None, family: str | None = None,
                      prediction_type: str | None = None, dtype: torch.dtype | None = None,
                      latent_rgb_factors: list[list[float]] | None = None,
-                     latent_rgb_bias: list[float] | None = None) -> Path:
+                     latent_rgb_bias: list[float] | None = None,
+                     extra_tensors: Mapping[str, torch.Tensor] | None = None) -> Path:
     """Write diffusers/transformers modules as ONE safetensors file in the original checkpoint layout.
 
     family: "sd1" (one CLIP text encoder in the transformers layout), "sd2" (one text encoder in the
@@ -47,6 +48,7 @@ def save_single_file(path: str | Path, unet: torch.nn.Module | None = None, vae:
     prediction_type: "eps" (default) or "v". dtype: cast floating weights (e.g. torch.float16).
     metadata: extra str->str safetensors metadata; the loader's hints are added under "nodegraph.hints".
     latent_rgb_factors [channels][3] / latent_rgb_bias [3]: the preview projection (models.fit_latent_rgb).
+    extra_tensors: marker keys written as they are (ComfyUI's "v_pred" / "ztsnr" empty tensors).
     """
     family = family or ("sdxl" if text_encoder_2 is not None else "sd1")
     if family not in ("sd1", "sd2", "sdxl"):
@@ -78,6 +80,7 @@ def save_single_file(path: str | Path, unet: torch.nn.Module | None = None, vae:
         tensors.update({SDXL_CLIP_G_PREFIX + k: v for k, v in clip_to_open_clip(text_encoder_2).items()})
     if encoders:
         hints["text_encoders"] = [_clip_hints(e) for e in encoders]
+    tensors.update(extra_tensors or {})
     out: dict[str, torch.Tensor] = {}
     for key, value in tensors.items():
         value = value.detach()
