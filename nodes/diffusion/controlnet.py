@@ -38,11 +38,10 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from nodegraph import ModelHandle
-from nodegraph import center_crop_margins
+from nodegraph import ModelHandle, center_crop_margins, read_weights
 
 from .checkpoint.config_inference import groups_rule, walk_encoder
-from .checkpoint.files import read_hints, read_state_dict
+from .checkpoint.files import read_hints
 from .checkpoint.layout import HINTS_KEY, CheckpointError, key_indices
 from .checkpoint.modules import materialise
 from .checkpoint.to_ldm import unet_to_ldm
@@ -267,11 +266,12 @@ def load_controlnet_file(path: str | Path, *, dtype: torch.dtype | None = None) 
         sd: dict[str, torch.Tensor] = {}
         metadata: dict[str, str] = {}
         for f in files:
-            part, meta = read_state_dict(f)
-            sd.update(part)
-            metadata.update(meta)
+            part = read_weights(f)
+            sd.update(part.tensors)
+            metadata.update(part.metadata)
     else:
-        sd, metadata = read_state_dict(path)
+        file = read_weights(path)
+        sd, metadata = file.tensors, file.metadata
         if not _is_diffusers(sd):
             config = None  # a config.json beside an original-layout file is not its config
     return load_controlnet_state_dict(sd, metadata, name=path.name, config=config, dtype=dtype)

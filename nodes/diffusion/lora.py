@@ -35,6 +35,8 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
+from nodegraph import WeightsFile, read_weights
+
 log = logging.getLogger(__name__)
 
 
@@ -57,18 +59,14 @@ class LoraFile:
         return sum(t.numel() * t.element_size() for t in self.tensors.values())
 
 
+def lora_from_weights(weights: WeightsFile) -> LoraFile:
+    """The model-file service's builder: a LoRA is its tensors and metadata."""
+    return LoraFile(weights.tensors, weights.metadata, weights.name)
+
+
 def read_lora(path: str | Path) -> LoraFile:
     """Tensors and metadata of a LoRA file (.safetensors, or .pt/.ckpt/.bin read with weights_only)."""
-    from .checkpoint.files import read_state_dict
-    from .checkpoint.layout import CheckpointError
-    path = Path(path)
-    try:
-        tensors, metadata = read_state_dict(path)
-    except CheckpointError as exc:
-        raise LoraError(str(exc)) from exc
-    if not tensors:
-        raise LoraError(f"{path.name}: holds no tensors")
-    return LoraFile(tensors, metadata, path.name)
+    return lora_from_weights(read_weights(path))
 
 
 # =============================================================================================
