@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from nodegraph import CONDITIONING, CONTROL_NET, IMAGE, VAE, Float, Input, ModelFile, Output, node
 
-from .controlnet import ControlNet, controlnet_from_loaded, load_controlnet_file
+from .controlnet import ControlNet, controlnet_from_loaded
+from .controlnet_files import load_controlnet_file
 
 __all__ = ["ControlNetApply", "ControlNetApplyAdvanced", "ControlNetLoader"]
 
