@@ -12,8 +12,8 @@ from nodegraph import ModelFileError, ModelHandle, read_weights
 from nodegraph.executor import Executor
 from nodegraph.folders import FolderError
 
-from . import testnodes
-from .helpers import L, make_env, wf
+from tests.engine import testnodes
+from tests.engine.helpers import L, make_env, wf
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from nodegraph.executor import Executor
 from nodegraph.validate import ValidationFailed, validate
 from nodegraph.formats import parse_workflow
 
-from .helpers import L, make_env, wf
+from tests.engine.helpers import L, make_env, wf
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from nodegraph.formats import comfy_api
 from nodegraph.formats import load_workflow
 from training.default_world import read_image
 
-from .conftest import ServerThread
-from .test_comfy import comfy_socket, read_until_done
+from tests.server.conftest import ServerThread
+from tests.server.test_comfy import comfy_socket, read_until_done
 
 ROOT = Path(__file__).resolve().parents[2]
 LORA = ROOT / "nodes" / "diffusion" / "loras" / "nodegraph-silhouette.safetensors"

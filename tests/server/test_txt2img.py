@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from .conftest import ServerThread
-from .helpers import Events
+from tests.server.conftest import ServerThread
+from tests.server.helpers import Events
 
 ROOT = Path(__file__).resolve().parents[2]
 TXT2IMG = ROOT / "workflows" / "txt2img.json"
