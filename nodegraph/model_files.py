@@ -9,7 +9,8 @@
             return ctx.models.load("upscale_models", model_name, build_upscaler)
 
 `build(weights)` receives a `WeightsFile` (name, path, tensors, metadata) and returns the model,
-usually a ModelHandle. Files are read without running pickled code: .safetensors/.sft through
+usually a ModelHandle. A model that is a folder (diffusers) goes through `load_path`, whose builder
+gets the path and reads each weights file with `read_weights`. Files are read without running pickled code: .safetensors/.sft through
 safetensors, anything else through torch.load(weights_only=True).
 """
 from __future__ import annotations
@@ -119,12 +120,26 @@ class ModelFiles:
             return None
 
     def load(self, folder: str, name: str, build: Callable[[WeightsFile], Any], *,
-             wrappers: tuple[str, ...] = ("state_dict",), prefixes: tuple[str, ...] = (), variant: Any = None) -> Any:
+             wrappers: tuple[str, ...] = ("state_dict",), prefixes: tuple[str, ...] = (), variant: Any = None,
+             size: Callable[[Any], int] | None = None) -> Any:
         """Find `name` in the model folder kind `folder`, read it safely and `build` the model from it,
         once per file version: the result is cached by the device manager and shared across runs and
-        workflows. `build` must depend on the file alone; anything else it uses goes in `variant`."""
+        workflows. `build` must depend on the file alone; anything else it uses goes in `variant`.
+        `size` tells the cache the bytes of a result that holds no ModelHandle or module (raw tensors)."""
         path = self.find(folder, name)
-        builder = f"{getattr(build, '__module__', '')}.{getattr(build, '__qualname__', repr(build))}"
-        key = ("model-file", folder, file_stamp(path), builder, wrappers, prefixes, variant)
+        key = ("model-file", folder, file_stamp(path), _builder_name(build), wrappers, prefixes, variant)
         return self.devices.load_cached(
-            key, lambda: build(read_weights(path, name, wrappers=wrappers, prefixes=prefixes)))
+            key, lambda: build(read_weights(path, name, wrappers=wrappers, prefixes=prefixes)), size)
+
+    def load_path(self, folder: str, name: str, build: Callable[[Path], Any], *, variant: Any = None) -> Any:
+        """`load` for a model that is more than one weights file (a diffusers folder: config files beside
+        the weights): `build` receives the found path, file or folder, and reads its weights itself with
+        `read_weights`; cached once per version of every file in it."""
+        path = self.find(folder, name)
+        key = ("model-path", folder, file_stamp(path), _builder_name(build), variant)
+        return self.devices.load_cached(key, lambda: build(path))
+
+
+def _builder_name(build: Callable) -> str:
+    """Part of the cache key: two builders of the same file make different models."""
+    return f"{getattr(build, '__module__', '')}.{getattr(build, '__qualname__', repr(build))}"

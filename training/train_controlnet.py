@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
 from nodes.diffusion.checkpoint.single_file import load_checkpoint  # noqa: E402
-from nodes.diffusion.controlnet import controlnet_from_unet, load_controlnet_file, save_controlnet  # noqa: E402
+from nodes.diffusion.controlnet_files import controlnet_from_unet, load_controlnet_file, save_controlnet  # noqa: E402
 from training.default_world import (POSITION_NAMES, make_caption, read_image, render,  # noqa: E402
                                            sample_scenes, token_ids)
 from nodes.image.preprocessors import canny_edges  # noqa: E402

@@ -8,12 +8,10 @@ sampler (sampling/pipeline.py, guidance.py) runs them and adds the residuals ins
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from nodegraph import CONDITIONING, CONTROL_NET, IMAGE, VAE, Float, Input, ModelFile, Output, node
 
-from .controlnet import ControlNet, controlnet_from_loaded, load_controlnet_file
-from .loader_nodes import file_stamp
+from .controlnet import ControlNet, controlnet_from_loaded
+from .controlnet_files import load_controlnet_file
 
 __all__ = ["ControlNetApply", "ControlNetApplyAdvanced", "ControlNetLoader"]
 
@@ -27,18 +25,13 @@ class ControlNetLoader:
 
     @classmethod
     def fingerprint(cls, env, control_net_name):
-        try:
-            return repr(file_stamp(env.folders.find("controlnet", control_net_name)))
-        except Exception:
-            return None  # the run reports the missing file
+        return env.models.fingerprint("controlnet", control_net_name)
 
     def run(self, ctx, control_net_name):
-        path = ctx.folders.find("controlnet", control_net_name)
+        def build(path) -> ControlNet:  # by path: a diffusers ControlNet is a folder, or a file beside config.json
+            return controlnet_from_loaded(load_controlnet_file(path), ctx.devices, path.name)
 
-        def load() -> ControlNet:
-            return controlnet_from_loaded(load_controlnet_file(path), ctx.devices, Path(control_net_name).name)
-
-        return (ctx.devices.load_cached(("controlnet", file_stamp(path)), load),)
+        return (ctx.models.load_path("controlnet", control_net_name, build),)
 
 
 def _hint(control_net: ControlNet, image):

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nodegraph import CLIP, MODEL, VAE, Choice, ModelFile, Output, node
-from nodegraph import ModelHandle
+from nodegraph import CLIP, MODEL, VAE, Choice, ModelFile, ModelHandle, Output, WeightsFile, node, read_weights
 
 from .checkpoint.components import load_clip_file, load_unet_file, load_vae_file
 from .checkpoint.files import read_hints
@@ -20,22 +19,6 @@ DUAL_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_i
                    "kandinsky5", "kandinsky5_image", "ltxv", "newbie"]
 WEIGHT_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
 NO_SUCH_FAMILY = "needs text encoders of a model family nodegraph does not have (SD1.x, SD2.x and SDXL work)"
-
-
-def file_stamp(path: Path) -> tuple:
-    """What makes a cached load stale: the resolved path, size and modification time."""
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-        return (str(path.resolve()), tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
-    st = path.stat()
-    return (str(path.resolve()), st.st_size, st.st_mtime_ns)
-
-
-def _fingerprint(env, kind: str, name: str):
-    try:
-        return repr(file_stamp(env.folders.find(kind, name)))
-    except Exception:
-        return None  # validation / run reports the missing file
 
 
 def handles_from_checkpoint(ckpt: LoadedCheckpoint, name: str = "") -> tuple:
@@ -57,15 +40,49 @@ def handles_from_checkpoint(ckpt: LoadedCheckpoint, name: str = "") -> tuple:
     return model, clip, vae
 
 
-def _only_runnable_choice(name: str, value: str, runnable: str, why: str, works: str) -> str | None:
-    """validate_inputs' answer for a ComfyUI choice nodegraph cannot run: the input, the value, what works."""
+def _only_runnable_choice(name: str, value: str, runnable: str, why: str, works: str) -> dict[str, str] | None:
+    """validate_inputs' answer for a ComfyUI choice nodegraph cannot run: {input: the value, what works}."""
     if value == runnable:
         return None
-    return f"input {name!r}: {value!r} {why}; use {runnable!r} ({works})"
+    return {name: f"{value!r} {why}; use {runnable!r} ({works})"}
 
 
-def _cached(ctx, key, loader):
-    return ctx.devices.load_cached(key, loader)
+# Builders for the model-file service: each depends on the file alone (the name comes with it).
+def checkpoint_handles(weights: WeightsFile) -> tuple:
+    return handles_from_checkpoint(load_checkpoint(weights), Path(weights.name).stem)
+
+
+def diffusers_handles(path: Path) -> tuple:
+    if not path.is_dir():
+        raise CheckpointError(f"{path.name}: not a diffusers folder")
+    return handles_from_checkpoint(load_checkpoint(path), path.name)
+
+
+def unet_handle(weights: WeightsFile) -> ModelHandle:
+    return handles_from_checkpoint(load_unet_file(weights), Path(weights.name).stem)[0]
+
+
+def clip_handle(weights: WeightsFile) -> ModelHandle:
+    model, _config, open_clip = load_clip_file(weights)
+    family = "sd2" if open_clip else "sd1"
+    return ModelHandle(ClipModel([model], family), Path(weights.name).stem, info={"family": family, "layer_idx": None})
+
+
+def vae_handle(weights: WeightsFile) -> ModelHandle:
+    vae, config = load_vae_file(weights)
+    family = "sdxl" if abs(config["scaling_factor"] - 0.13025) < 1e-6 else "sd1"
+    downscale = 2 ** (len(config["block_out_channels"]) - 1)
+    fmt = latent_format_for(family, config["latent_channels"], downscale, config["scaling_factor"])
+    return ModelHandle(VAEModel(vae, fmt), Path(weights.name).stem, info={"family": family})
+
+
+def dual_clip_handle(first: WeightsFile, second: WeightsFile) -> ModelHandle:
+    loaded = [load_clip_file(first), load_clip_file(second)]
+    # CLIP-L (transformers layout) first, bigG (open_clip layout, projection) second, whatever the order given
+    loaded.sort(key=lambda item: item[2])
+    if [item[2] for item in loaded] != [False, True]:
+        raise CheckpointError(f"sdxl needs one CLIP-L and one OpenCLIP bigG file; got {first.name}, {second.name}")
+    return ModelHandle(ClipModel([m for m, _, _ in loaded], "sdxl"), "sdxl-clip", info={"family": "sdxl", "layer_idx": None})
 
 
 @node(category="loaders")
@@ -76,15 +93,10 @@ class CheckpointLoaderSimple:
 
     @classmethod
     def fingerprint(cls, env, ckpt_name):
-        return _fingerprint(env, "checkpoints", ckpt_name)
+        return env.models.fingerprint("checkpoints", ckpt_name)
 
     def run(self, ctx, ckpt_name):
-        path = ctx.folders.find("checkpoints", ckpt_name)
-
-        def load():
-            return handles_from_checkpoint(load_checkpoint(path), Path(ckpt_name).stem)
-
-        model, clip, vae = _cached(ctx, ("checkpoint", file_stamp(path)), load)
+        model, clip, vae = ctx.models.load("checkpoints", ckpt_name, checkpoint_handles)
         missing = [n for n, v in (("MODEL", model), ("CLIP", clip), ("VAE", vae)) if v is None]
         if missing:
             raise CheckpointError(f"{ckpt_name}: the checkpoint has no {', '.join(missing)} weights")
@@ -99,14 +111,10 @@ class DiffusersLoader:
 
     @classmethod
     def fingerprint(cls, env, model_path):
-        return _fingerprint(env, "diffusers", model_path)
+        return env.models.fingerprint("diffusers", model_path)
 
     def run(self, ctx, model_path):
-        path = ctx.folders.find("diffusers", model_path)
-        if not path.is_dir():
-            raise CheckpointError(f"{model_path}: not a diffusers folder")
-        return _cached(ctx, ("diffusers", file_stamp(path)),
-                       lambda: handles_from_checkpoint(load_checkpoint(path), Path(model_path).name))
+        return ctx.models.load_path("diffusers", model_path, diffusers_handles)
 
 
 @node(category="advanced/loaders")
@@ -122,12 +130,10 @@ class UNETLoader:
 
     @classmethod
     def fingerprint(cls, env, unet_name, weight_dtype="default"):
-        return _fingerprint(env, "diffusion_models", unet_name)
+        return env.models.fingerprint("diffusion_models", unet_name)
 
     def run(self, ctx, unet_name, weight_dtype="default"):
-        path = ctx.folders.find("diffusion_models", unet_name)
-        return _cached(ctx, ("unet", file_stamp(path)),
-                       lambda: handles_from_checkpoint(load_unet_file(path), Path(unet_name).stem)[0])
+        return (ctx.models.load("diffusion_models", unet_name, unet_handle),)
 
 
 @node(category="advanced/loaders")
@@ -144,17 +150,10 @@ class CLIPLoader:
 
     @classmethod
     def fingerprint(cls, env, clip_name, type="stable_diffusion", device="default"):
-        return _fingerprint(env, "text_encoders", clip_name)
+        return env.models.fingerprint("text_encoders", clip_name)
 
     def run(self, ctx, clip_name, type="stable_diffusion", device="default"):
-        path = ctx.folders.find("text_encoders", clip_name)
-
-        def load():
-            model, _config, open_clip = load_clip_file(path)
-            family = "sd2" if open_clip else "sd1"
-            return ModelHandle(ClipModel([model], family), Path(clip_name).stem, info={"family": family, "layer_idx": None})
-
-        return _cached(ctx, ("clip", file_stamp(path)), load)  # device: placement is the device manager's
+        return (ctx.models.load("text_encoders", clip_name, clip_handle),)  # device: the device manager places it
 
 
 @node(category="advanced/loaders")
@@ -170,21 +169,18 @@ class DualCLIPLoader:
 
     @classmethod
     def fingerprint(cls, env, clip_name1, clip_name2, type="sdxl", device="default"):
-        return repr((_fingerprint(env, "text_encoders", clip_name1), _fingerprint(env, "text_encoders", clip_name2)))
+        return repr((env.models.fingerprint("text_encoders", clip_name1),
+                     env.models.fingerprint("text_encoders", clip_name2)))
 
     def run(self, ctx, clip_name1, clip_name2, type="sdxl", device="default"):
-        paths = [ctx.folders.find("text_encoders", n) for n in (clip_name1, clip_name2)]
+        second = ctx.models.find("text_encoders", clip_name2)
 
-        def load():
-            loaded = [load_clip_file(p) for p in paths]
-            # CLIP-L (transformers layout) first, bigG (open_clip layout, projection) second, whatever the order given
-            loaded.sort(key=lambda item: item[2])
-            if [item[2] for item in loaded] != [False, True]:
-                raise CheckpointError(f"sdxl needs one CLIP-L and one OpenCLIP bigG file; got {clip_name1}, {clip_name2}")
-            return ModelHandle(ClipModel([m for m, _, _ in loaded], "sdxl"), "sdxl-clip",
-                               info={"family": "sdxl", "layer_idx": None})
+        def with_second(first: WeightsFile) -> ModelHandle:
+            return dual_clip_handle(first, read_weights(second, clip_name2))
 
-        return _cached(ctx, ("dualclip", *map(file_stamp, paths)), load)
+        # one handle per pair of file versions: the second file's version is the variant of the first's
+        return (ctx.models.load("text_encoders", clip_name1, with_second,
+                                variant=("with", ctx.models.fingerprint("text_encoders", clip_name2))),)
 
 
 @node(category="loaders")
@@ -195,16 +191,7 @@ class VAELoader:
 
     @classmethod
     def fingerprint(cls, env, vae_name):
-        return _fingerprint(env, "vae", vae_name)
+        return env.models.fingerprint("vae", vae_name)
 
     def run(self, ctx, vae_name):
-        path = ctx.folders.find("vae", vae_name)
-
-        def load():
-            vae, config = load_vae_file(path)
-            family = "sdxl" if abs(config["scaling_factor"] - 0.13025) < 1e-6 else "sd1"
-            downscale = 2 ** (len(config["block_out_channels"]) - 1)
-            fmt = latent_format_for(family, config["latent_channels"], downscale, config["scaling_factor"])
-            return ModelHandle(VAEModel(vae, fmt), Path(vae_name).stem, info={"family": family})
-
-        return _cached(ctx, ("vae", file_stamp(path)), load)
+        return (ctx.models.load("vae", vae_name, vae_handle),)

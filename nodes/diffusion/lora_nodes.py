@@ -8,8 +8,7 @@ from __future__ import annotations
 from nodegraph import CLIP, MODEL, Float, Input, ModelFile, Output, node
 from nodegraph import ModelHandle
 
-from .loader_nodes import _fingerprint, file_stamp
-from .lora import LoraError, LoraFile, LoraPatches, build_patches, read_lora, split_key
+from .lora import LoraError, LoraFile, LoraPatches, build_patches, lora_from_weights, split_key
 
 __all__ = ["LoraLoader", "LoraLoaderModelOnly"]
 
@@ -18,17 +17,8 @@ def _strength(name: str, tooltip: str):
     return Float(name, default=1.0, min=-100.0, max=100.0, step=0.01, tooltip=tooltip)
 
 
-def _load(ctx, lora_name: str) -> LoraFile:
-    path = ctx.folders.find("loras", lora_name)
-    try:
-        return ctx.devices.load_cached(("lora", file_stamp(path)), lambda: read_lora(path),
-                                       size=lambda lora: lora.nbytes)
-    except LoraError as exc:
-        raise LoraError(f"lora_name {lora_name!r}: {exc}") from exc
-
-
 def _patches(ctx, lora_name: str, model: ModelHandle | None, clip: ModelHandle | None) -> LoraPatches:
-    lora = _load(ctx, lora_name)
+    lora: LoraFile = ctx.models.load("loras", lora_name, lora_from_weights, size=lambda lora: lora.nbytes)
     if not any(split_key(k) for k in lora.tensors):
         raise LoraError(f"lora_name {lora_name!r}: not a LoRA file (none of its {len(lora.tensors)} keys is a "
                         f"LoRA weight, e.g. {next(iter(lora.tensors))!r})")
@@ -55,7 +45,7 @@ class LoraLoader:
 
     @classmethod
     def fingerprint(cls, env, lora_name, **_):
-        return _fingerprint(env, "loras", lora_name)
+        return env.models.fingerprint("loras", lora_name)
 
     def run(self, ctx, model, clip, lora_name, strength_model=1.0, strength_clip=1.0):
         if strength_model == 0 and strength_clip == 0:
@@ -75,7 +65,7 @@ class LoraLoaderModelOnly:
 
     @classmethod
     def fingerprint(cls, env, lora_name, **_):
-        return _fingerprint(env, "loras", lora_name)
+        return env.models.fingerprint("loras", lora_name)
 
     def run(self, ctx, model, lora_name, strength_model=1.0):
         if strength_model == 0:

@@ -9,7 +9,7 @@ import json
 import pytest
 from PIL import Image
 
-from .default_graph import sd15_default_graph
+from tests.comfy_frontend.default_graph import sd15_default_graph
 
 pytestmark = pytest.mark.slow
 OUR_CHECKPOINT = "nodegraph-default.safetensors"

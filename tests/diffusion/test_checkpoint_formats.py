@@ -11,9 +11,9 @@ import json
 import pytest
 import torch
 
+from nodegraph import ModelFileError, read_weights
 from nodes.diffusion.checkpoint.components import load_clip_file, load_unet_file, load_vae_file
 from nodes.diffusion.checkpoint.diffusers_folder import save_diffusers_folder
-from nodes.diffusion.checkpoint.files import read_state_dict
 from nodes.diffusion.checkpoint.layout import (HINTS_KEY, SD1_CLIP_PREFIX, SD2_CLIP_PREFIX, SDXL_CLIP_G_PREFIX,
                                               SDXL_CLIP_L_PREFIX, UNET_PREFIX, VAE_PREFIX, CheckpointError,
                                               reference_config)
@@ -389,7 +389,7 @@ def test_diffusers_folder_round_trip(tmp_path):
 
 def test_ckpt_pickle_loads_with_weights_only(tmp_path):
     src = save_tiny_checkpoint(tmp_path / "x.safetensors", "sd1")
-    sd, _ = read_state_dict(src)
+    sd = read_weights(src).tensors
     torch.save({"state_dict": sd, "global_step": 7}, tmp_path / "x.ckpt")
     ckpt = load_checkpoint(tmp_path / "x.ckpt")
     assert ckpt.family == "sd1" and ckpt.unet is not None
@@ -434,9 +434,9 @@ def test_errors_name_the_file_and_what_was_found(tmp_path):
     with pytest.raises(CheckpointError, match=r"other\.safetensors.*U-Net.*foo\.bar"):
         load_checkpoint(tmp_path / "other.safetensors")
     (tmp_path / "broken.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(CheckpointError, match="broken.safetensors"):
+    with pytest.raises(ModelFileError, match="broken.safetensors: not a readable safetensors file"):
         load_checkpoint(tmp_path / "broken.safetensors")
-    with pytest.raises(CheckpointError, match="does not exist"):
+    with pytest.raises(ModelFileError, match="missing.safetensors: no such file"):
         load_checkpoint(tmp_path / "missing.safetensors")
     refiner = {"conditioner.embedders.0.model.ln_final.weight": torch.zeros(2),
                UNET_PREFIX + "input_blocks.0.0.weight": torch.zeros(4, 4, 3, 3)}
@@ -451,7 +451,7 @@ def test_errors_name_the_file_and_what_was_found(tmp_path):
 
 def test_hints_are_written(tmp_path):
     path = save_tiny_checkpoint(tmp_path / "t.safetensors", "sd1")
-    _, metadata = read_state_dict(path)
+    metadata = read_weights(path).metadata
     hints = json.loads(metadata[HINTS_KEY])
     assert hints["family"] == "sd1" and hints["prediction_type"] == "eps"
     assert hints["unet"]["attention_head_dim"] == 2 and hints["unet"]["norm_num_groups"] == 8

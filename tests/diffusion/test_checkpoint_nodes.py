@@ -203,8 +203,8 @@ def test_choices_nodegraph_cannot_run_are_rejected_at_validation(env, tmp_path, 
     with pytest.raises(ValidationFailed) as err:
         Executor(env).run(workflow, outputs=["show_bad", "show_good"])
     [issue] = err.value.issues
-    assert (issue.node, issue.node_type) == ("bad", node)
-    assert f"input {name!r}" in issue.message and repr(value) in issue.message
+    assert (issue.node, issue.node_type, issue.input) == ("bad", node, name)  # the record names the input
+    assert repr(value) in issue.message and str(issue).startswith(f"node bad ({node}) input {name!r}: ")
     assert repr(RUNNABLE[(node, name)]) in issue.message  # says what works
 
 

@@ -8,8 +8,7 @@ from nodegraph.devices import ModelHandle
 from nodes.diffusion.checkpoint.modules import clip_core
 from nodes.diffusion.models import ClipModel
 from tests.tiny_models import tiny_components
-
-from nodecall import run  # tests/diffusion/nodecall.py
+from tests.diffusion.nodecall import run
 
 
 @pytest.fixture(scope="module")

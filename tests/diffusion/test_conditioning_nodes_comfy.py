@@ -11,8 +11,7 @@ from nodes.diffusion.models import ClipModel, DiffusionModel
 from nodes.diffusion.sampling.guidance import prepare_conds
 from nodes.diffusion.sampling.schedules import ModelSampling
 from tests.tiny_models import tiny_components
-
-from nodecall import run  # tests/diffusion/nodecall.py
+from tests.diffusion.nodecall import run
 
 
 def cond(value: float, tokens: int = 77, width: int = 4, **extras):

@@ -11,8 +11,9 @@ from safetensors.torch import save_file
 from nodes.diffusion.checkpoint.layout import reference_config
 from nodes.diffusion.checkpoint.modules import build_unet
 from nodes.diffusion.checkpoint.to_ldm import unet_to_ldm
-from nodes.diffusion.controlnet import (ControlNetError, broadcast_hint, build_controlnet, controlnet_from_unet,
-                                        diffusers_to_original, load_controlnet_file, save_controlnet, upscale_hint)
+from nodes.diffusion.controlnet import broadcast_hint, upscale_hint
+from nodes.diffusion.controlnet_files import (ControlNetError, build_controlnet, controlnet_from_unet,
+                                              diffusers_to_original, load_controlnet_file, save_controlnet)
 from nodes.diffusion.models import DiffusionModel, model_info
 from nodes.diffusion.sampling import ModelSampling
 from nodegraph.devices import ModelHandle
@@ -325,7 +326,7 @@ def test_diffusers_to_original_key_map_is_one_to_one(tiny):
 
 def test_sd15_diffusers_layout_without_hints_infers_the_sd15_config():
     """What the GPU benchmark writes (diffusers keys, no metadata) is read as SD1.5 again: shapes + SD1 rules."""
-    from nodes.diffusion.controlnet import infer_controlnet_config
+    from nodes.diffusion.controlnet_files import infer_controlnet_config
     reference = build_controlnet(reference_config("sd15_unet"))  # meta
     inferred = infer_controlnet_config(diffusers_to_original(reference.state_dict()))
     config = reference.config

@@ -14,7 +14,7 @@ from PIL import Image
 from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
-from workflow_files import load_workflow
+from tests.diffusion.workflow_files import load_workflow
 from training.default_world import Scene, draw, read_image
 
 ROOT = Path(__file__).resolve().parents[2]

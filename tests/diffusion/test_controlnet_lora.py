@@ -10,10 +10,10 @@ import pytest
 from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
-from workflow_files import load_workflow
+from tests.diffusion.workflow_files import load_workflow
 from training.default_world import read_image
 
-from test_controlnet_default import control_centroid, distance, silhouette
+from tests.diffusion.test_controlnet_default import control_centroid, distance, silhouette
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from nodegraph.executor import Executor
 from nodes.diffusion.latent_nodes import common_upscale
 
-from nodecall import run  # tests/diffusion/nodecall.py
+from tests.diffusion.nodecall import run
 
 
 def latent(*shape, seed=0, **extra):

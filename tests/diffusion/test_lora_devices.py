@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from nodegraph.devices import DeviceManager, ModelHandle
-from nodes.diffusion.lora import LowRank
+from nodes.diffusion.lora_patches import LowRank
 
 
 def module():

@@ -14,8 +14,9 @@ import torch
 from nodes.diffusion.checkpoint.layout import reference_config
 from nodes.diffusion.checkpoint.modules import build_clip, build_unet, clip_core
 from nodes.diffusion.checkpoint.to_ldm import unet_to_ldm
-from nodes.diffusion.lora import (DoRA, LoHa, LoKr, LowRank, build_patches, read_lora, save_lora, split_key,
-                                  unet_targets)
+from nodes.diffusion.lora import build_patches, read_lora, save_lora
+from nodes.diffusion.lora_keys import split_key, unet_targets
+from nodes.diffusion.lora_patches import DoRA, LoHa, LoKr, LowRank
 from nodes.diffusion.models import ClipModel, DiffusionModel
 from tests.tiny_models import tiny_components
 

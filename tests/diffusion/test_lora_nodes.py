@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 
+from nodegraph import ModelFileError
 from nodegraph.node import Context
 from nodes.diffusion.checkpoint.modules import clip_core
 from nodes.diffusion.lora import LoraError, save_lora
@@ -137,7 +138,7 @@ def test_unmatched_keys_give_a_warning_and_the_rest_applies(env, loaded):
 def test_bad_files_give_errors_naming_the_lora(env, loaded):
     model, clip = loaded
     (env.folders.models / "loras" / "broken.safetensors").write_bytes(b"not a safetensors file at all")
-    with pytest.raises(LoraError, match="broken.safetensors"):
+    with pytest.raises(ModelFileError, match="broken.safetensors: not a readable safetensors file"):
         run(env, "LoraLoader", model=model, clip=clip, lora_name="broken.safetensors", strength_model=1.0, strength_clip=1.0)
     save_lora(env.folders.models / "loras" / "checkpoint.safetensors", {"model.diffusion_model.out.2.weight": torch.zeros(2)})
     with pytest.raises(LoraError, match="checkpoint.safetensors.*not a LoRA"):

@@ -11,7 +11,7 @@ import torch
 from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
-from workflow_files import load_workflow
+from tests.diffusion.workflow_files import load_workflow
 from training.default_world.analyze import read_image
 from nodes.diffusion.lora import read_lora
 

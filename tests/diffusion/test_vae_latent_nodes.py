@@ -10,8 +10,7 @@ from nodegraph.validate import ValidationFailed
 from nodes.diffusion.latent_nodes import bislerp, common_upscale
 from nodes.diffusion.models import VAEModel
 from tests.tiny_models import tiny_components
-
-from nodecall import run  # tests/diffusion/nodecall.py
+from tests.diffusion.nodecall import run
 
 
 @pytest.fixture(scope="module")

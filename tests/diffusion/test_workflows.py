@@ -6,7 +6,7 @@ from nodegraph.environment import Environment
 from nodegraph.executor import Executor
 from nodegraph.folders import Folders
 from training.default_world.analyze import read_image
-from workflow_files import load_workflow
+from tests.diffusion.workflow_files import load_workflow
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from nodegraph.environment import Environment
 from nodegraph.folders import Folders
 from nodegraph.registry import Registry
 
-from . import testnodes
+from tests.engine import testnodes
 
 
 def make_env(tmp_path, builtin_registry) -> Environment:

@@ -9,8 +9,8 @@ from nodegraph.executor import Executor
 from nodegraph.node import RunControl
 from nodegraph.validate import ValidationFailed
 
-from . import testnodes
-from .helpers import L, Recorder, make_env, wf
+from tests.engine import testnodes
+from tests.engine.helpers import L, Recorder, make_env, wf
 
 
 @pytest.fixture

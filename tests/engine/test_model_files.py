@@ -12,8 +12,8 @@ from nodegraph import ModelFileError, ModelHandle, read_weights
 from nodegraph.executor import Executor
 from nodegraph.folders import FolderError
 
-from . import testnodes
-from .helpers import L, make_env, wf
+from tests.engine import testnodes
+from tests.engine.helpers import L, make_env, wf
 
 
 @pytest.fixture
@@ -119,3 +119,27 @@ def test_a_loader_node_reruns_when_its_file_changes_and_builds_once_per_version(
     changed = ex.run(doc)
     assert changed.executed == ["1", "2"] and changed.value("1") == sum(range(9))
     assert testnodes.CALLS["WeightsSum:build"] == 2
+
+
+def test_a_folder_model_is_built_from_its_path_once_per_version_of_any_file_in_it(env):
+    folder = env.folders.models / "things" / "pipe"
+    (folder / "unet").mkdir(parents=True)
+    save_file(weights(), str(folder / "unet" / "a.safetensors"))
+    (folder / "config.json").write_text("{}")
+    builds = []
+
+    def build(path):
+        builds.append(path)
+        return sum(float(t.sum()) for t in read_weights(path / "unet" / "a.safetensors").tensors.values())
+
+    assert env.models.load_path("things", "pipe", build) == 6.0
+    assert env.models.load_path("things", "pipe", build) == 6.0 and builds == [folder]
+    before = env.models.fingerprint("things", "pipe")
+    config = folder / "config.json"
+    config.write_text('{"changed": true}')  # not a weights file, still part of the model
+    os.utime(config, ns=(config.stat().st_atime_ns, config.stat().st_mtime_ns + 10**9))
+    assert env.models.fingerprint("things", "pipe") != before
+    env.models.load_path("things", "pipe", build)
+    assert builds == [folder, folder]
+    with pytest.raises(ModelFileError, match="pipe: is a folder, not a model file"):
+        env.models.load("things", "pipe", lambda w: w)  # load reads one file; folders go through load_path

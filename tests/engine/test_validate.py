@@ -1,10 +1,11 @@
 import pytest
 
+from nodegraph import INT, Choice, Int, Output, node
 from nodegraph.executor import Executor
 from nodegraph.validate import ValidationFailed, validate
 from nodegraph.formats import parse_workflow
 
-from .helpers import L, make_env, wf
+from tests.engine.helpers import L, make_env, wf
 
 
 @pytest.fixture
@@ -156,3 +157,31 @@ def test_a_string_link_feeds_a_choice_input_and_an_int_link_does_not(env):
     [issue] = issues_of(env, doc)
     assert (issue.kind, issue.node, issue.input) == ("type_mismatch", "2", "op")
     assert "expects COMBO" in issue.message and "gives INT" in issue.message
+
+
+@node
+class PickOddOrEven:
+    """A node whose own check names the input at fault (validate_inputs returns {input: message})."""
+    inputs = [Int("number", 1), Choice("parity", ["odd", "even"])]
+    outputs = [Output("number", INT)]
+
+    @classmethod
+    def validate_inputs(cls, number, parity):
+        if (number % 2 == 1) != (parity == "odd"):
+            return {"number": f"{number} is not {parity}"}
+        return None
+
+    def run(self, ctx, number, parity):
+        return number
+
+
+def test_a_node_check_that_names_its_input_is_reported_on_that_input(env):
+    env.registry.add_class(PickOddOrEven, "tests")
+    doc = wf(n1={"type": "PickOddOrEven", "inputs": {"number": 4, "parity": "odd"}},
+             n2={"type": "Collect", "inputs": {"value": L("1")}},
+             n3={"type": "PickOddOrEven", "inputs": {"number": 3, "parity": "odd"}},
+             n4={"type": "Collect", "inputs": {"value": L("3")}})
+    [issue] = issues_of(env, doc)
+    assert (issue.kind, issue.node, issue.node_type, issue.input) == ("bad_value", "1", "PickOddOrEven", "number")
+    assert issue.message == "4 is not odd"  # the input is a field of the record, not repeated in the text
+    assert str(issue) == "node 1 (PickOddOrEven) input 'number': 4 is not odd"

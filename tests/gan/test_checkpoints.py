@@ -9,7 +9,7 @@ from nodegraph import ModelFileError, read_weights
 from nodegraph.executor import Executor
 from nodes.gan.loaders import WRAPPER_KEYS, UnsupportedCheckpoint, compare, detect_and_build
 
-from .public_layouts import dcgan_keys, nlayer_keys, random_state_dict, resnet_keys, unet_keys
+from tests.gan.public_layouts import dcgan_keys, nlayer_keys, random_state_dict, resnet_keys, unet_keys
 
 
 def L(node, output=0):

@@ -13,7 +13,7 @@ from nodegraph.folders import Folders
 from nodegraph.registry import Registry
 from nodegraph.server import free_port_socket, make_server
 
-from .plugin_source import write_plugin
+from tests.server.plugin_source import write_plugin
 
 
 def make_env(base: Path, builtin_registry) -> Environment:

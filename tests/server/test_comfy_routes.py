@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .test_comfy import API_PROMPT
+from tests.server.test_comfy import API_PROMPT
 
 
 @pytest.mark.parametrize("prefix", ["", "/api"])
@@ -113,7 +113,7 @@ def test_a_cached_rerun_sends_executed_for_its_output_node(server, http):
     cached UI output, so websocket clients collecting images see them again. The sequence for a
     fully cached prompt: execution_start, execution_cached {nodes: all}, executed (output node),
     execution_success, executing {node: null}."""
-    from .test_comfy import comfy_socket, read_until_done
+    from tests.server.test_comfy import comfy_socket, read_until_done
 
     ws = comfy_socket(server, "rerun")
     ws.recv()  # the greeting status

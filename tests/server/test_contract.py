@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from nodegraph.server.openapi_export import REF, native_openapi
 from nodegraph.server.schemas import EVENTS, PreviewFrame, ServerEvent
 
-from .helpers import Events, L, picture_workflow
+from tests.server.helpers import Events, L, picture_workflow
 
 
 def submit(http, workflow: dict, client_id: str) -> str:

@@ -18,7 +18,7 @@ from PIL import Image
 
 from nodegraph.server.security import SAFE_METHODS, RedactTokens, check_token, redact, redact_argv
 
-from .conftest import ServerThread
+from tests.server.conftest import ServerThread
 
 TOKEN = "matrix-token-0123456789abcdef"
 FOREIGN = "http://evil.example"

@@ -14,8 +14,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from .conftest import ServerThread, make_env
-from .helpers import picture_workflow
+from tests.server.conftest import ServerThread, make_env
+from tests.server.helpers import picture_workflow
 
 EXAMPLES = 12  # per operation and mode
 

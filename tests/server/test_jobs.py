@@ -7,7 +7,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from .helpers import Events, L, picture_workflow, tiny_workflow
+from tests.server.helpers import Events, L, picture_workflow, tiny_workflow
 
 
 def submit(http, workflow, client_id=None, **kw) -> str:
@@ -290,7 +290,7 @@ def test_free_and_system_stats(server, http):
 def test_missing_editor_build_gives_a_clear_page_and_a_build_is_served(server, http, server_env, tmp_path):
     page = http.get("/")
     assert page.status_code == 200 and "npm run build" in page.text
-    from .conftest import ServerThread
+    from tests.server.conftest import ServerThread
 
     ui = tmp_path / "dist"
     (ui / "assets").mkdir(parents=True)

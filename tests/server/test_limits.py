@@ -13,8 +13,8 @@ from PIL import Image
 from nodegraph.cli import _environment, build_parser
 from nodegraph.limits import Limits, parse_size
 
-from .conftest import ServerThread
-from .helpers import L
+from tests.server.conftest import ServerThread
+from tests.server.helpers import L
 
 
 def png_bytes(size=(4, 4)) -> bytes:

@@ -8,6 +8,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -19,6 +21,7 @@ def load_bench():
     return module
 
 
+@pytest.mark.slow  # 50 clients, 200 jobs
 def test_fifty_clients_two_hundred_jobs_nothing_lost_nothing_crossed(server):
     bench = load_bench()
     report = asyncio.run(bench.run_load(server.url, clients=50, jobs=200, timeout=120))

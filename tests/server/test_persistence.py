@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from .conftest import ServerThread
-from .helpers import Events, picture_workflow, tiny_workflow
+from tests.server.conftest import ServerThread
+from tests.server.helpers import Events, picture_workflow, tiny_workflow
 
 ROOT = Path(__file__).resolve().parents[2]
 

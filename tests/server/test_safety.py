@@ -13,8 +13,8 @@ from websockets.sync.client import connect
 from nodegraph.server import Limits, make_server
 from nodegraph.server.security import is_loopback_host
 
-from .conftest import ServerThread
-from .helpers import tiny_workflow
+from tests.server.conftest import ServerThread
+from tests.server.helpers import tiny_workflow
 
 
 def png_bytes(size=(4, 4)) -> bytes:

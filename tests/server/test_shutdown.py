@@ -15,7 +15,7 @@ import httpx
 import pytest
 import websocket
 
-from .plugin_source import write_plugin
+from tests.server.plugin_source import write_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
 

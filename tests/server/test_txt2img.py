@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from .conftest import ServerThread
-from .helpers import Events
+from tests.server.conftest import ServerThread
+from tests.server.helpers import Events
 
 ROOT = Path(__file__).resolve().parents[2]
 TXT2IMG = ROOT / "workflows" / "txt2img.json"
 
 
+@pytest.mark.slow  # the default model sampled over HTTP + websocket
 @pytest.mark.skipif(not TXT2IMG.exists(), reason="workflows/txt2img.json has not landed yet")
 def test_default_txt2img_workflow_over_the_server(tmp_path, builtin_registry):
     from nodegraph.environment import Environment

@@ -13,7 +13,7 @@ from nodegraph.queue import JobStore
 from nodegraph.server.events import EventHub
 from nodegraph.server.worker import Worker
 
-from .helpers import picture_workflow
+from tests.server.helpers import picture_workflow
 
 
 @pytest.fixture

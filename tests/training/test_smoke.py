@@ -19,6 +19,7 @@ SCRIPTS = {  # script -> the weights file its smoke run must write
 }
 
 
+@pytest.mark.slow  # each script trains for a while, in a subprocess
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_smoke_run_writes_weights(script, tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "training" / script), "--smoke", "--out", str(tmp_path)],

@@ -152,7 +152,7 @@ def artifacts() -> Path:
 @pytest.fixture
 def editor(server, browser_context):
     """A fresh editor page (empty local storage) with console errors collected."""
-    from .helpers import Editor
+    from tests.ui.helpers import Editor
 
     page = browser_context.new_page()
     page.set_default_timeout(10000)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import torch
 
+from nodegraph import WeightsFile
+
 from .config_inference import infer_vae_config
-from .files import read_hints, read_state_dict
+from .files import read_hints, weights_of
 from .from_ldm import convert_vae
 from .layout import (SD1_CLIP_PREFIX, SD2_CLIP_PREFIX, SDXL_CLIP_G_PREFIX, SDXL_CLIP_L_PREFIX, UNET_PREFIX,
                      VAE_PREFIX, VAE_SCALING, CheckpointError, LoadedCheckpoint, key_indices, prefix_summary,
@@ -16,10 +18,10 @@ from .modules import build_vae, materialise
 from .single_file import load_state_dict_checkpoint, load_text_encoder
 from .to_ldm import unet_to_ldm, vae_to_ldm
 
-def load_unet_file(path: str | Path, *, dtype: torch.dtype | None = None) -> LoadedCheckpoint:
+def load_unet_file(source: str | Path | WeightsFile, *, dtype: torch.dtype | None = None) -> LoadedCheckpoint:
     """A diffusion-model-only file: original layout with or without 'model.diffusion_model.', or diffusers keys."""
-    path = Path(path)
-    sd, metadata = read_state_dict(path)
+    file = weights_of(source)
+    path, sd, metadata = file.path, file.tensors, file.metadata
     hints = read_hints(metadata)
     if any(k.startswith(UNET_PREFIX) for k in sd):
         sd = strip_prefix(sd, UNET_PREFIX)
@@ -39,11 +41,11 @@ def load_unet_file(path: str | Path, *, dtype: torch.dtype | None = None) -> Loa
                                       dtype=dtype, parts=("unet",), pooled_dim=pooled_dim)
 
 
-def load_vae_file(path: str | Path, *, dtype: torch.dtype | None = None, family: str | None = None):
+def load_vae_file(source: str | Path | WeightsFile, *, dtype: torch.dtype | None = None, family: str | None = None):
     """A VAE-only file: original layout (with or without 'first_stage_model.') or diffusers keys.
     Returns (AutoencoderKL, config)."""
-    path = Path(path)
-    sd, metadata = read_state_dict(path)
+    file = weights_of(source)
+    path, sd, metadata = file.path, file.tensors, file.metadata
     hints = read_hints(metadata)
     if any(k.startswith(VAE_PREFIX) for k in sd):
         sd = strip_prefix(sd, VAE_PREFIX)
@@ -57,10 +59,10 @@ def load_vae_file(path: str | Path, *, dtype: torch.dtype | None = None, family:
     return vae.eval(), config
 
 
-def load_clip_file(path: str | Path, *, dtype: torch.dtype | None = None):
+def load_clip_file(source: str | Path | WeightsFile, *, dtype: torch.dtype | None = None):
     """A text-encoder-only file (transformers layout, or open_clip layout). Returns (model, config, is_open_clip)."""
-    path = Path(path)
-    sd, metadata = read_state_dict(path)
+    file = weights_of(source)
+    path, sd, metadata = file.path, file.tensors, file.metadata
     hints = read_hints(metadata)
     for prefix in (SD1_CLIP_PREFIX, SDXL_CLIP_L_PREFIX, SD2_CLIP_PREFIX, SDXL_CLIP_G_PREFIX):
         if any(k.startswith(prefix) for k in sd):

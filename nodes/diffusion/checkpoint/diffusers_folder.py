@@ -8,7 +8,8 @@ from typing import Iterable
 
 import torch
 
-from .files import read_state_dict
+from nodegraph import read_weights
+
 from .layout import CheckpointError, LoadedCheckpoint, normalise_prediction
 from .modules import build_clip, build_unet, build_vae, clip_core, materialise
 
@@ -37,7 +38,7 @@ def load_diffusers_folder(path: str | Path, *, dtype: torch.dtype | None = None,
         for f in files:
             if f.name.endswith(".index.json"):
                 continue
-            sd.update(read_state_dict(f)[0])
+            sd.update(read_weights(f).tensors)
         return sd
 
     def clean(cfg: dict) -> dict:

@@ -1,38 +1,20 @@
-"""Reading model files safely: tensors and metadata of .safetensors, or of .ckpt/.pt/.bin with weights_only,
-and the loader hints that nodegraph's writer stores in the safetensors metadata."""
+"""Model files as the checkpoint readers take them: a path (read safely by nodegraph's read_weights) or
+a WeightsFile the model-file service has read already, and the loader hints that nodegraph's writer
+stores in the safetensors metadata."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Mapping
 
-import torch
+from nodegraph import WeightsFile, read_weights
 
-from .layout import HINTS_KEY, CheckpointError
+from .layout import HINTS_KEY
 
-def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of a .safetensors file, or of a .ckpt/.pt/.bin loaded with weights_only."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"model file {path} does not exist")
-    if path.suffix.lower() in (".safetensors", ".sft"):
-        from safetensors import safe_open
-        try:
-            with safe_open(str(path), framework="pt", device="cpu") as f:
-                metadata = dict(f.metadata() or {})
-                return {k: f.get_tensor(k) for k in f.keys()}, metadata
-        except Exception as exc:
-            raise CheckpointError(f"{path.name}: not a readable safetensors file ({exc})") from exc
-    try:
-        data = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path.name}: could not be loaded safely with weights_only=True ({exc}); "
-                              "convert it to .safetensors") from exc
-    if isinstance(data, Mapping) and isinstance(data.get("state_dict"), Mapping):
-        data = data["state_dict"]
-    if not isinstance(data, Mapping):
-        raise CheckpointError(f"{path.name}: holds a {type(data).__name__}, not a dict of tensors")
-    return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}, {}
+
+def weights_of(source: str | Path | WeightsFile) -> WeightsFile:
+    """The tensors and metadata of a model file, read unless the service has read them."""
+    return source if isinstance(source, WeightsFile) else read_weights(source)
 
 
 def read_hints(metadata: Mapping[str, str]) -> dict:

@@ -13,7 +13,9 @@ import torch
 
 from .config_inference import infer_clip_config, infer_unet_config, infer_vae_config
 from .diffusers_folder import load_diffusers_folder
-from .files import read_hints, read_state_dict
+from nodegraph import WeightsFile
+
+from .files import read_hints, weights_of
 from .from_ldm import convert_hf_clip, convert_open_clip, convert_unet, convert_vae
 from .layout import (SD1_CLIP_PREFIX, SD2_CLIP_PREFIX, SDXL_CLIP_G_PREFIX, SDXL_CLIP_L_PREFIX, UNET_PREFIX,
                      VAE_PREFIX, VAE_SCALING, CheckpointError, LoadedCheckpoint, key_indices, normalise_prediction,
@@ -172,16 +174,17 @@ def load_state_dict_checkpoint(sd: Mapping[str, torch.Tensor], metadata: Mapping
     return result
 
 
-def load_checkpoint(path: str | Path, *, dtype: torch.dtype | None = None,
+def load_checkpoint(source: str | Path | WeightsFile, *, dtype: torch.dtype | None = None,
                     parts: Iterable[str] = ("unet", "vae", "clip")) -> LoadedCheckpoint:
-    """Load a single-file checkpoint (.safetensors / .ckpt) or a diffusers folder (model_index.json)."""
-    path = Path(path)
-    if path.is_dir():
-        return load_diffusers_folder(path, dtype=dtype, parts=parts)
-    sd, metadata = read_state_dict(path)
+    """Load a single-file checkpoint (.safetensors / .ckpt, or the service's WeightsFile of one) or a
+    diffusers folder (model_index.json)."""
+    if not isinstance(source, WeightsFile) and Path(source).is_dir():
+        return load_diffusers_folder(source, dtype=dtype, parts=parts)
+    weights = weights_of(source)
+    name = weights.path.name
     try:
-        return load_state_dict_checkpoint(sd, metadata, name=path.name, dtype=dtype, parts=parts)
+        return load_state_dict_checkpoint(weights.tensors, weights.metadata, name=name, dtype=dtype, parts=parts)
     except CheckpointError as exc:
-        if path.name in str(exc):
+        if name in str(exc):
             raise
-        raise CheckpointError(f"{path.name}: {exc}") from exc
+        raise CheckpointError(f"{name}: {exc}") from exc

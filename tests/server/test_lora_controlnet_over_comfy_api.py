@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
@@ -16,8 +17,10 @@ from nodegraph.formats import comfy_api
 from nodegraph.formats import load_workflow
 from training.default_world import read_image
 
-from .conftest import ServerThread
-from .test_comfy import comfy_socket, read_until_done
+from tests.server.conftest import ServerThread
+from tests.server.test_comfy import comfy_socket, read_until_done
+
+pytestmark = pytest.mark.slow  # the default model, LoRA and ControlNet sampled over ComfyUI's HTTP + websocket
 
 ROOT = Path(__file__).resolve().parents[2]
 LORA = ROOT / "nodes" / "diffusion" / "loras" / "nodegraph-silhouette.safetensors"
