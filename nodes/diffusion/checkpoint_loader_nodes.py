@@ -12,7 +12,7 @@ import yaml
 from nodegraph import CLIP, MODEL, VAE, Choice, ModelFile, Output, node
 
 from .checkpoint.layout import CheckpointError
-from .loader_nodes import CheckpointLoaderSimple, _fingerprint
+from .loader_nodes import CheckpointLoaderSimple
 from .model_options import patched
 from .sampling.model_sampling import DiscreteSampling
 
@@ -69,7 +69,7 @@ class CheckpointLoader:
         config = next((root / config_name for root in env.folders.search_paths("configs")
                        if (root / config_name).is_file()), None)
         stamp = config.read_text() if config is not None else None
-        return repr((stamp, _fingerprint(env, "checkpoints", ckpt_name)))
+        return repr((stamp, env.models.fingerprint("checkpoints", ckpt_name)))
 
     def run(self, ctx, config_name, ckpt_name):
         path = next((root / config_name for root in ctx.folders.search_paths("configs")

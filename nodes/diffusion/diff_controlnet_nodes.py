@@ -9,12 +9,11 @@ from pathlib import Path
 
 import torch
 
-from nodegraph import CONTROL_NET, MODEL, Input, ModelFile, Output, node
+from nodegraph import CONTROL_NET, MODEL, Input, ModelFile, Output, node, read_weights
 
-from .checkpoint.files import read_state_dict
 from .checkpoint.to_ldm import unet_to_ldm
-from .controlnet import ControlNetError, controlnet_from_loaded, load_controlnet_state_dict
-from .loader_nodes import _fingerprint
+from .controlnet import controlnet_from_loaded
+from .controlnet_files import ControlNetError, load_controlnet_state_dict
 
 __all__ = ["DiffControlNetLoader"]
 
@@ -45,11 +44,11 @@ class DiffControlNetLoader:
 
     @classmethod
     def fingerprint(cls, env, control_net_name, **_):
-        return _fingerprint(env, "controlnet", control_net_name)
+        return env.models.fingerprint("controlnet", control_net_name)
 
     def run(self, ctx, model, control_net_name):
-        path = ctx.folders.find("controlnet", control_net_name)
-        sd, metadata = read_state_dict(path)
+        weights = read_weights(ctx.models.find("controlnet", control_net_name), control_net_name)
+        sd, metadata = dict(weights.tensors), weights.metadata
         if DIFFERENCE_KEY in sd:  # else a full ControlNet, loaded as it is (ComfyUI's workflows use both)
             with ctx.devices.use(model) as diffusion:
                 unet = diffusion.unet

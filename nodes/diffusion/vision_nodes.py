@@ -2,15 +2,13 @@
 CLIP vision, style models (T2I-Adapter style), unCLIP and InstructPix2Pix."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 
 from nodegraph import (CLIP, CONDITIONING, IMAGE, LATENT, MODEL, VAE, Choice, Float, Input, ModelFile, ModelHandle,
                        Output, node)
 
-from .checkpoint.single_file import load_checkpoint
-from .loader_nodes import file_stamp, handles_from_checkpoint
+from .loader_nodes import checkpoint_handles
 from .vae_nodes import vae_encode
 from .vision.clip_vision import ClipVision, ClipVisionOutput, build_clip_vision, load_clip_vision, open_clip_to_transformers
 from .vision.style_model import StyleModel, build_style_model
@@ -171,9 +169,7 @@ class unCLIPCheckpointLoader:
         return env.models.fingerprint("checkpoints", ckpt_name)
 
     def run(self, ctx, ckpt_name):
-        path = ctx.models.find("checkpoints", ckpt_name)
-        model, clip, vae = ctx.devices.load_cached(
-            ("checkpoint", file_stamp(path)), lambda: handles_from_checkpoint(load_checkpoint(path), Path(ckpt_name).stem))
+        model, clip, vae = ctx.models.load("checkpoints", ckpt_name, checkpoint_handles)
         if model is None or clip is None or vae is None:
             raise ValueError(f"ckpt_name: {ckpt_name} lacks a U-Net, text encoder or VAE")
         clip_vision = ctx.models.load("checkpoints", ckpt_name, _unclip_vision)

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from nodes.diffusion.checkpoint.layout import HINTS_KEY
 from nodes.diffusion.checkpoint.to_ldm import unet_to_ldm
 from nodes.diffusion.checkpoint.writer import unet_hints
-from nodes.diffusion.controlnet import diffusers_to_original
+from nodes.diffusion.controlnet_files import diffusers_to_original
 from tests.diffusion.nodecall import run
 from tests.diffusion.test_controlnet import conds, hint_image, put_files, sample, tiny  # noqa: F401
 
