@@ -356,6 +356,12 @@ class Context:
         logging.getLogger(f"nodegraph.nodes.{self.node_type}").warning("node %s: %s", self.node_id, message)
         self._emit("warning", {"node": self.node_id, "node_type": self.node_type, "message": str(message)})
 
+    def message(self, event: str, data, client_id: str | None = None) -> None:
+        """Send a message of the node's own to the client that submitted the job (`client_id`), or
+        to every client when None: a "node_message" event that the server posts to its websocket as
+        {"type": event, "data": data} unchanged, wherever the job runs (ComfyUI's send_sync)."""
+        self._emit("node_message", {"node": self.node_id, "event": str(event), "data": data, "client_id": client_id})
+
     def preview(self, image) -> None:
         """Emit a preview image (PIL image) for this node."""
         self._emit("preview", {"node": self.node_id, "image": image})

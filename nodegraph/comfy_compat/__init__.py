@@ -11,8 +11,8 @@ comfy_entrypoint). Then:
 4. its WEB_DIRECTORY is recorded for /extensions/<pack>/, its HTTP routes are mounted when a server
    starts (routes.py), and PromptServer.send_sync reaches that server's websocket clients.
 
-V3 packs (comfy_entrypoint) are recognised; turning their io.ComfyNode classes into NodeSpecs is
-the job of V3_LOADER, which the V3 contract module sets when it is present.
+V3 packs (comfy_entrypoint) import comfy_api.latest (comfy_api/: io, ui, ComfyExtension); V3_LOADER
+(v3.py) turns their io.ComfyNode classes into NodeSpecs through the V1 adapter.
 """
 from __future__ import annotations
 
@@ -27,9 +27,10 @@ from typing import Callable
 from . import runtime
 from .install import install, stand_ins
 from .surface import explain_import_error
+from .v3 import load_extension
 
-# set by the V3 contract (comfy_api.latest support): (registry, module, pack, source) -> nodes added
-V3_LOADER: Callable | None = None
+# the V3 contract (comfy_api.latest): (registry, module, pack, source) -> nodes added
+V3_LOADER: Callable | None = load_extension
 
 
 def is_comfy_module(module: ModuleType) -> bool:

@@ -1,6 +1,7 @@
 """Putting ComfyUI's module names into sys.modules, only once a ComfyUI pack is found.
 
-- folder_paths, node_helpers, server, comfy, comfy.utils, comfy.model_management: our modules
+- folder_paths, node_helpers, server, comfy, comfy.utils, comfy.model_management, comfy_api.latest
+  (the V3 contract): our modules
   under ComfyUI's names (ALIASES);
 - modules of ComfyUI that packs import at module level but nodegraph does not provide yet
   (PENDING: comfy.samplers, comfy.sample, latent_preview ...): importable, and every name asked of
@@ -32,12 +33,14 @@ ALIASES = {
     "comfy": "nodegraph.comfy_compat.comfy",
     "comfy.utils": "nodegraph.comfy_compat.comfy.utils",
     "comfy.model_management": "nodegraph.comfy_compat.comfy.model_management",
+    "comfy_api": "nodegraph.comfy_compat.comfy_api",
+    "comfy_api.latest": "nodegraph.comfy_compat.comfy_api.latest",
 }
 # ComfyUI modules a pack may import at module level that are not provided (yet): importable, every name explains itself
 PENDING = ("comfy.samplers", "comfy.sample", "comfy.sd", "comfy.model_patcher", "comfy.cli_args",
            "comfy.k_diffusion", "comfy.k_diffusion.sampling", "comfy.model_base", "comfy.ops",
            "comfy.clip_vision", "comfy.controlnet", "comfy_extras", "comfy_execution", "comfy_execution.graph",
-           "comfy_execution.graph_utils", "comfy_api", "comfy_api.latest", "latent_preview")
+           "comfy_execution.graph_utils", "latent_preview")
 COMFY_PACKAGES = ("comfy", "comfy_extras", "comfy_execution", "comfy_api", "comfy_api_nodes", "latent_preview",
                   "folder_paths", "node_helpers", "server", "execution", "app", "nodes")
 
@@ -67,6 +70,7 @@ def install() -> None:
     comfy = sys.modules["comfy"]
     for sub in ("utils", "model_management"):
         setattr(comfy, sub, sys.modules[f"comfy.{sub}"])
+    sys.modules["comfy_api"].latest = sys.modules["comfy_api.latest"]
     _graft_nodes()
     _installed = True
 

@@ -3,8 +3,10 @@
 `PromptServer.instance` exists from the first import (packs decorate routes at import time); its
 `routes` collect aiohttp-style handlers that nodegraph's server mounts on its app (routes.py).
 `send_sync(event, data, sid)` goes to the websocket clients of the server that is running (to
-client `sid`, or to everyone) with ComfyUI's {"type", "data"} shape; without a server (the CLI) it
-goes nowhere. `client_id` is the running job's client, as ComfyUI sets it.
+client `sid`, or to everyone) with ComfyUI's {"type", "data"} shape: from a running node as the
+node's "node_message" event, which reaches the server from its worker process over the pipe; from
+elsewhere (a route handler in the server) straight to the server's hub; without a server (the CLI)
+it goes nowhere. `client_id` is the running job's client, as ComfyUI sets it.
 """
 from __future__ import annotations
 
@@ -56,10 +58,11 @@ class PromptServer:
                         "those, so it is dropped", event)
             return
         current = runtime.running()
-        if current is not None:
+        if current is not None:  # as the running node's event: it reaches the server from a worker process too
             self.last_node_id = current.node_id
             self.last_prompt_id = current.ctx.job_id
-        if self.hub is not None:
+            current.ctx.message(event, data, sid)
+        elif self.hub is not None:  # outside a node run (a pack's route handler): straight to the clients
             self.hub.post(event, dict(data) if isinstance(data, dict) else data, client_id=sid)
 
     async def send(self, event, data, sid=None) -> None:

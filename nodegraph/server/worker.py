@@ -143,6 +143,9 @@ class Worker:
             if png is not None:
                 self.hub.post("preview", data, client, png)
                 return
+            if event == "node_message":  # a node's own message (ComfyUI's send_sync): posted as the node sent it
+                self.hub.post(data.get("event"), data.get("data"), data.get("client_id"))
+                return
             if event in ("executing", "executed"):
                 data["display_node"] = data.get("node")
             if event == "executing" and data.get("node") is None:

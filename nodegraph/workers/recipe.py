@@ -1,7 +1,8 @@
 """How to build, in another process, an Environment equal to one that exists here.
 
 An Environment holds classes, modules and devices, none of which cross a process boundary. Its
-recipe is plain data: which modules and plugin files registered its nodes, its folders, device
+recipe is plain data: which modules and plugin files registered its nodes (ComfyUI packs are
+plugin files too: the child's registry hands them to comfy_compat again), its folders, device
 settings and cache size. A worker process builds its own Environment from it, so the nodes it
 runs are the ones the server validated against.
 """
@@ -36,9 +37,13 @@ class EnvRecipe:
         import torch
 
         modules, plugins = [], []
+        pack_sources = {load.name: load.source for load in env.registry.loads}  # plugins folder: pack -> path
         for spec in env.registry.specs.values():
             name = spec.cls.__module__
-            if name.split(".")[0] == PLUGIN_PACKAGE:
+            pack = getattr(spec.cls, "comfy_pack", None)  # a ComfyUI pack's class may be defined anywhere
+            if pack in pack_sources:
+                plugins.append(pack_sources[pack])
+            elif name.split(".")[0] == PLUGIN_PACKAGE:
                 top = sys.modules.get(".".join(name.split(".")[:2]))
                 source = getattr(top, "__file__", None)
                 if source is None:

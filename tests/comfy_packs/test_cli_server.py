@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from tests.server.conftest import ServerThread
 from tests.server.helpers import Events
@@ -60,10 +61,21 @@ def test_cli_lists_import_times_and_runs_a_mixed_workflow(tmp_path):
 
 
 def test_server_serves_pack_routes_nodes_and_messages(tmp_path, comfy_registry):
+    serve_packs(tmp_path, comfy_registry, in_process=True)
+
+
+@pytest.mark.slow  # a worker process that imports torch and the packs again costs seconds
+def test_server_runs_packs_in_its_worker_process(tmp_path, comfy_registry):
+    """The default server: jobs run in a worker process that loads the packs again from the plugins
+    folder (EnvRecipe), and send_sync there reaches the server's websocket clients over the pipe."""
+    serve_packs(tmp_path, comfy_registry, in_process=False)
+
+
+def serve_packs(tmp_path, registry, in_process: bool) -> None:
     for name in ("models", "output", "input", "temp"):
         (tmp_path / name).mkdir()
-    env = Environment(registry=comfy_registry, folders=Folders(tmp_path))
-    with ServerThread(env, tmp_path) as server, server.client() as http:
+    env = Environment(registry=registry, folders=Folders(tmp_path))
+    with ServerThread(env, tmp_path, in_process=in_process) as server, server.client() as http:
         for prefix in ("", "/api"):
             answer = http.get(f"{prefix}/web_routes/hello/ada", params={"loud": "1"})
             assert answer.status_code == 200 and answer.json() == {"hello": "ada", "loud": True}

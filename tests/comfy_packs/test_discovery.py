@@ -36,7 +36,7 @@ def test_packs_load_beside_ours_and_failures_stay_per_pack(comfy_registry):
 
 def test_import_times_list_every_pack(comfy_registry):
     lines = comfy_registry.import_times()
-    assert len(lines) == 6
+    assert len(lines) == 7
     failed = [line for line in lines if "(IMPORT FAILED)" in line]
     assert len(failed) == 2 and any("broken_import" in line for line in failed)
     assert any("image_mask_utils (ComfyUI pack, 11 node(s))" in line for line in lines)
@@ -101,3 +101,28 @@ def test_nodes_package_serves_comfyui_names_and_stays_ours(comfy_registry):
     assert invert.FUNCTION == "invert" and invert.RETURN_TYPES == ("IMAGE",)
     assert nodes.NODE_CLASS_MAPPINGS["TestMaskBBox"].__name__ == "TestMaskBBox"  # a pack's own class
     assert sys.modules["folder_paths"].__name__ == "nodegraph.comfy_compat.folder_paths"
+
+
+def test_worker_recipe_loads_each_pack_again_from_its_plugin_path(tmp_path):
+    """A worker process rebuilds the registry from EnvRecipe: every pack node comes back through its pack's
+    path, even a class whose __module__ is a library the pack imported it from (not importable as a plugin)."""
+    from nodegraph.environment import Environment
+    from nodegraph.folders import Folders
+    from nodegraph.workers.recipe import EnvRecipe
+
+    pack = tmp_path / "plugins" / "foreign_class.py"
+    pack.parent.mkdir()
+    pack.write_text(
+        "class Passthrough:\n"
+        "    INPUT_TYPES = classmethod(lambda cls: {'required': {'value': ('INT', {'default': 1})}})\n"
+        "    RETURN_TYPES = ('INT',)\n"
+        "    FUNCTION = 'run'\n"
+        "    def run(self, value):\n"
+        "        return (value,)\n"
+        "Passthrough.__module__ = 'a_library_the_pack_uses.nodes'\n"
+        "NODE_CLASS_MAPPINGS = {'TestForeignPassthrough': Passthrough}\n")
+    registry = default_registry(pack.parent, builtins=False)
+    assert "TestForeignPassthrough" in registry
+    recipe = EnvRecipe.of(Environment(registry=registry, folders=Folders(tmp_path)))
+    assert recipe.plugin_paths == (str(pack),) and recipe.modules == ()
+    assert recipe.build().registry.specs.keys() == {"TestForeignPassthrough"}
