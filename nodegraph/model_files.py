@@ -37,13 +37,17 @@ class WeightsFile:
 
 
 def read_weights(path: str | Path, name: str | None = None, *, wrappers: tuple[str, ...] = ("state_dict",),
-                 prefixes: tuple[str, ...] = ()) -> WeightsFile:
+                 prefixes: tuple[str, ...] = (), nested: bool = False) -> WeightsFile:
     """The tensors of a weights file on the CPU, without running pickled code.
 
     Training wrappers are opened: the first of `wrappers` that holds a dict, else the only entry of a
     one-entry dict whose value is a dict (as ComfyUI's comfy.utils.load_torch_file does). Entries that
     are not tensors are dropped, and a prefix of `prefixes` that every key carries is removed
-    (DataParallel's "module.")."""
+    (DataParallel's "module.").
+
+    nested=True is for files that are trees rather than state dicts (A1111 hypernetworks: {768: [{...},
+    {...}], "activation_func": "relu", ...}): nested dicts and lists become dotted keys ("768.0.linear.0.weight")
+    and top-level str/bool/int/float settings go into the metadata as strings."""
     path = Path(path)
     name = name or path.name
     if path.is_dir():
@@ -68,7 +72,29 @@ def read_weights(path: str | Path, name: str | None = None, *, wrappers: tuple[s
             raise ModelFileError(
                 f"{name}: cannot be read with torch.load(weights_only=True): the file is damaged, not a PyTorch "
                 f"file, or holds pickled objects besides weights ({type(exc).__name__}: {first_line})") from exc
+    if nested and isinstance(obj, dict):
+        obj, settings = _flatten(obj)
+        metadata = {**settings, **metadata}
     return WeightsFile(name, path, _unwrap(obj, name, wrappers, prefixes), metadata)
+
+
+def _flatten(tree: dict) -> tuple[dict, dict[str, str]]:
+    """(dotted-key tensors of a nested dict/list tree, its top-level scalar settings as strings)."""
+    tensors: dict[str, Any] = {}
+    settings = {str(k): str(v) for k, v in tree.items() if isinstance(v, (str, bool, int, float))}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            tensors[prefix] = value
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(f"{prefix}.{i}" if prefix else str(i), v)
+
+    walk("", tree)
+    return tensors, settings
 
 
 def _unwrap(obj: Any, name: str, wrappers: tuple[str, ...], prefixes: tuple[str, ...]) -> dict[str, torch.Tensor]:
@@ -121,15 +147,15 @@ class ModelFiles:
 
     def load(self, folder: str, name: str, build: Callable[[WeightsFile], Any], *,
              wrappers: tuple[str, ...] = ("state_dict",), prefixes: tuple[str, ...] = (), variant: Any = None,
-             size: Callable[[Any], int] | None = None) -> Any:
+             size: Callable[[Any], int] | None = None, nested: bool = False) -> Any:
         """Find `name` in the model folder kind `folder`, read it safely and `build` the model from it,
         once per file version: the result is cached by the device manager and shared across runs and
         workflows. `build` must depend on the file alone; anything else it uses goes in `variant`.
         `size` tells the cache the bytes of a result that holds no ModelHandle or module (raw tensors)."""
         path = self.find(folder, name)
-        key = ("model-file", folder, file_stamp(path), _builder_name(build), wrappers, prefixes, variant)
+        key = ("model-file", folder, file_stamp(path), _builder_name(build), wrappers, prefixes, variant, nested)
         return self.devices.load_cached(
-            key, lambda: build(read_weights(path, name, wrappers=wrappers, prefixes=prefixes)), size)
+            key, lambda: build(read_weights(path, name, wrappers=wrappers, prefixes=prefixes, nested=nested)), size)
 
     def load_path(self, folder: str, name: str, build: Callable[[Path], Any], *, variant: Any = None) -> Any:
         """`load` for a model that is more than one weights file (a diffusers folder: config files beside

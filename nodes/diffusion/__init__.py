@@ -15,6 +15,7 @@ from .controlnet_nodes import *  # noqa: F401,F403
 from .custom_sampler_nodes import *  # noqa: F401,F403
 from .diff_controlnet_nodes import *  # noqa: F401,F403
 from .guidance_nodes import *  # noqa: F401,F403
+from .hypernetwork_nodes import *  # noqa: F401,F403
 from .latent_batch_nodes import *  # noqa: F401,F403
 from .latent_combine_nodes import *  # noqa: F401,F403
 from .latent_file_nodes import *  # noqa: F401,F403

@@ -47,16 +47,22 @@ def broadcast_hint(hint: torch.Tensor, batch: int, chunks: int) -> torch.Tensor:
 
 
 def _add_residuals(mine: dict, previous: dict | None) -> dict:
-    """Sum two sets of residuals (a ControlNet stacked on another one)."""
+    """Sum two sets of residuals key by key (a ControlNet or T2I-Adapter stacked on another one)."""
     if not previous:
         return mine
-    down = [a + b for a, b in zip(mine["down_block_additional_residuals"], previous["down_block_additional_residuals"])]
-    if len(mine["down_block_additional_residuals"]) != len(previous["down_block_additional_residuals"]):
-        raise ControlNetError("stacked ControlNets give different numbers of residuals: they do not fit the "
-                              "same U-Net")
-    return {"down_block_additional_residuals": down,
-            "mid_block_additional_residual": mine["mid_block_additional_residual"]
-            + previous["mid_block_additional_residual"]}
+    out = dict(previous)
+    for key, value in mine.items():
+        other = out.get(key)
+        if other is None:
+            out[key] = value
+        elif isinstance(value, (list, tuple)):
+            if len(value) != len(other):
+                raise ControlNetError("stacked controls give different numbers of residuals: they do not fit the "
+                                      "same U-Net")
+            out[key] = [a + b for a, b in zip(value, other)]
+        else:
+            out[key] = value + other
+    return out
 
 
 class ControlNetModule(torch.nn.Module):

@@ -12,6 +12,7 @@ from nodegraph import CONDITIONING, CONTROL_NET, IMAGE, VAE, Float, Input, Model
 
 from .controlnet import ControlNet, controlnet_from_loaded
 from .controlnet_files import load_controlnet_file
+from .t2i_adapter import load_t2i_adapter_file
 
 __all__ = ["ControlNetApply", "ControlNetApplyAdvanced", "ControlNetLoader"]
 
@@ -19,7 +20,8 @@ __all__ = ["ControlNetApply", "ControlNetApplyAdvanced", "ControlNetLoader"]
 @node(category="loaders", display_name="Load ControlNet Model")
 class ControlNetLoader:
     """Load a ControlNet: original single-file layout (control_model.* / input_hint_block / zero_convs,
-    with or without the prefix) or diffusers layout (a file, or a folder with config.json)."""
+    with or without the prefix) or diffusers layout (a file, or a folder with config.json); or a T2I-Adapter
+    (full, light, SDXL or diffusers layout; see t2i_adapter.py)."""
     inputs = [ModelFile("control_net_name", folder="controlnet")]
     outputs = [Output("CONTROL_NET", CONTROL_NET)]
 
@@ -29,6 +31,9 @@ class ControlNetLoader:
 
     def run(self, ctx, control_net_name):
         def build(path) -> ControlNet:  # by path: a diffusers ControlNet is a folder, or a file beside config.json
+            adapter = load_t2i_adapter_file(path, ctx.devices, path.name)
+            if adapter is not None:
+                return adapter
             return controlnet_from_loaded(load_controlnet_file(path), ctx.devices, path.name)
 
         return (ctx.models.load_path("controlnet", control_net_name, build),)

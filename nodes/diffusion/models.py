@@ -242,6 +242,7 @@ class DiffusionModel(torch.nn.Module):
                                    (InstructPix2Pix U-Nets: [B, 4, h, w], see ip2p_concat; default zeros)
           "y" [B, adm_channels]    unCLIP's class-embedding input (see unclip_y; default zeros)
           "down_block_additional_residuals" / "mid_block_additional_residual"  ControlNet residuals
+          "down_intrablock_additional_residuals"  T2I-Adapter features (added inside the encoder)
           "transformer_options"    ComfyUI's per-call U-Net patches (FreeU's output-block patch, attention
                                    replacements of PAG / SAG ...) and cond_or_uncond; see unet_patches.py
         The input is cast to the U-Net's dtype and the output back to x's dtype.
@@ -274,7 +275,8 @@ class DiffusionModel(torch.nn.Module):
             y = extras.get("y")
             y = torch.zeros(b, self.adm_channels, device=device) if y is None else _to_batch(y.to(device), b)
             kwargs["class_labels"] = y.to(dtype)
-        for key in ("down_block_additional_residuals", "mid_block_additional_residual"):
+        for key in ("down_block_additional_residuals", "mid_block_additional_residual",
+                    "down_intrablock_additional_residuals"):
             if extras.get(key) is not None:
                 value = extras[key]
                 kwargs[key] = [r.to(dtype) for r in value] if isinstance(value, (list, tuple)) else value.to(dtype)

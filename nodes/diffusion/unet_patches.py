@@ -2,7 +2,9 @@
 
 A MODEL handle's model_options may hold ComfyUI's "transformer_options":
 
-    {"patches": {"output_block_patch": [fn(h, hsp, transformer_options) -> (h, hsp), ...]},
+    {"patches": {"output_block_patch": [fn(h, hsp, transformer_options) -> (h, hsp), ...],
+                 "attn1_patch": [fn(n, context, value, extra_options) -> (n, context, value), ...],
+                 "attn2_patch": [...]},
      "patches_replace": {"attn1": {("middle", 0): fn(q, k, v, extra_options) -> out, ...},
                          "attn2": {...}}}
 
@@ -10,7 +12,10 @@ Block ids are ComfyUI's: ("input", i) counts conv_in, every down resnet and ever
 ("middle", 0) is the middle block; ("output", i) counts the up resnets. A replacement keyed
 (name, id, index) applies to one transformer block of that block, (name, id) to all of them. An
 output-block patch sees the backbone features h and the skip features hsp just before they are
-concatenated (ControlNet residuals already added to hsp), at every output block.
+concatenated (ControlNet residuals already added to hsp), at every output block. An attn1/attn2 patch
+(hypernetworks) changes the attention's inputs before the q/k/v projections: the normed hidden states, the
+states keys are made from and the states values are made from (for attn1 all three start as the normed
+hidden states, for attn2 the last two as the text context), as in ComfyUI's BasicTransformerBlock.
 
 The shared U-Net is never re-patched per handle: the first patched call installs hooks that do
 nothing unless a call is active in the current context (`active`), so unpatched calls, other
@@ -38,6 +43,7 @@ class _Call:
     options: dict  # the call's transformer_options
     output_block_patches: list[Callable]
     attn_replace: dict[str, dict[tuple, Callable]]
+    attn_patches: dict[str, list[Callable]]  # "attn1" / "attn2" -> input patches
 
 
 _ACTIVE: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("unet_patches", default=None)
@@ -84,8 +90,11 @@ def unet_sites(unet: torch.nn.Module) -> UNetSites:
     return sites
 
 
+_PATCH_KINDS = ("output_block_patch", "attn1_patch", "attn2_patch")
+
+
 def has_patches(options: dict | None) -> bool:
-    return bool(options) and bool(options.get("patches", {}).get("output_block_patch")
+    return bool(options) and bool(any(options.get("patches", {}).get(kind) for kind in _PATCH_KINDS)
                                   or any(options.get("patches_replace", {}).values()))
 
 
@@ -93,8 +102,10 @@ def has_patches(options: dict | None) -> bool:
 def active(unet: torch.nn.Module, options: dict) -> Iterator[None]:
     """Run the U-Net's forward passes inside this block with the options' patches."""
     _install(unet)
-    call = _Call(options, list(options.get("patches", {}).get("output_block_patch", [])),
-                 {name: dict(table) for name, table in options.get("patches_replace", {}).items()})
+    patches = options.get("patches", {})
+    call = _Call(options, list(patches.get("output_block_patch", [])),
+                 {name: dict(table) for name, table in options.get("patches_replace", {}).items()},
+                 {name: list(patches.get(f"{name}_patch", [])) for name in ("attn1", "attn2")})
     token = _ACTIVE.set(call)
     try:
         yield
@@ -149,8 +160,9 @@ def _skip_hook(channels: int, key: BlockKey):
 
 
 class PatchableAttnProcessor:
-    """Runs the wrapped diffusers processor, unless the active call replaces this attention: then q, k and v
-    are projected here and the replacement computes the attention (before the output projection)."""
+    """Runs the wrapped diffusers processor, unless the active call patches or replaces this attention: then
+    the input patches run, q, k and v are projected here and the replacement (or plain attention) computes
+    the attention (before the output projection)."""
 
     def __init__(self, inner: Any, name: str, block: BlockKey, index: int) -> None:
         self.inner, self.name, self.block, self.index = inner, name, block, index
@@ -162,21 +174,25 @@ class PatchableAttnProcessor:
         fn = None
         if table:
             fn = table.get(self.block + (self.index,), table.get(self.block))
-        if fn is None:
+        input_patches = call.attn_patches.get(self.name) if call is not None else None
+        if fn is None and not input_patches:
             return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
         if (attn.spatial_norm is not None or attn.group_norm is not None or attn.norm_q is not None
                 or attn.norm_k is not None or hidden_states.ndim != 3 or attention_mask is not None):
-            raise ValueError(f"an {self.name} replacement at {self.block} needs a plain transformer attention "
+            raise ValueError(f"an {self.name} patch or replacement at {self.block} needs a plain transformer attention "
                              "(no spatial/group/q-k norm, no mask, [B, T, C] input)")
         residual = hidden_states
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
         if encoder_hidden_states is not None and attn.norm_cross:
             context = attn.norm_encoder_hidden_states(context)
-        q, k, v = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)
-        extra = {**call.options, "n_heads": attn.heads, "dim_head": q.shape[-1] // attn.heads,
+        extra = {**call.options, "n_heads": attn.heads, "dim_head": attn.inner_dim // attn.heads,
                  "block": self.block, "block_index": self.index,
                  "attn_precision": torch.float32 if getattr(attn, "upcast_attention", False) else None}
-        out = fn(q, k, v, extra).to(q.dtype)
+        value = context
+        for patch in input_patches or ():
+            hidden_states, context, value = patch(hidden_states, context, value, extra)
+        q, k, v = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(value)
+        out = (fn(q, k, v, extra) if fn is not None else attention(q, k, v, attn.heads)).to(q.dtype)
         out = attn.to_out[1](attn.to_out[0](out))
         if attn.residual_connection:
             out = out + residual
