@@ -46,7 +46,7 @@ def broadcast_hint(hint: torch.Tensor, batch: int, chunks: int) -> torch.Tensor:
     return hint if hint.shape[0] == batch else torch.cat([hint] * chunks, dim=0)
 
 
-def _add_residuals(mine: dict, previous: dict | None) -> dict:
+def add_residuals(mine: dict, previous: dict | None) -> dict:
     """Sum two sets of residuals key by key (a ControlNet or T2I-Adapter stacked on another one)."""
     if not previous:
         return mine
@@ -189,7 +189,7 @@ class ControlNet:
 
         mine = {"down_block_additional_residuals": [scaled(r) for r in down],
                 "mid_block_additional_residual": scaled(mid)}
-        return _add_residuals(mine, previous)
+        return add_residuals(mine, previous)
 
     def chain(self) -> list["ControlNet"]:
         """This control and the ones below it, newest first."""

@@ -29,7 +29,7 @@ import torch
 
 from nodegraph import ModelHandle, read_weights
 
-from .controlnet import ControlNetError, _add_residuals, broadcast_hint, upscale_hint
+from .controlnet import ControlNetError, add_residuals, broadcast_hint, upscale_hint
 
 __all__ = ["T2IAdapterControl", "adapter_config", "is_t2i_adapter", "load_t2i_adapter_file", "to_diffusers_keys"]
 
@@ -222,7 +222,7 @@ class T2IAdapterControl:
                 hint = self.hint_for(x, n).to(param.device, param.dtype)
                 self._features = (key, [f.to(x.device) for f in net(hint)])
         mine = {"down_intrablock_additional_residuals": [(f * self.strength).to(x.dtype) for f in self._features[1]]}
-        return _add_residuals(mine, previous)
+        return add_residuals(mine, previous)
 
     def chain(self) -> list:
         out, c = [], self
