@@ -17,7 +17,8 @@ from schemathesis import GenerationMode
 from tests.server.conftest import ServerThread, make_env
 from tests.server.helpers import picture_workflow
 
-EXAMPLES = 12  # per operation and mode
+EXAMPLES = 12  # per operation and mode: a few hundred requests in the normal suite
+LONG_EXAMPLES = 150  # the long run, in the slow set
 
 
 @pytest.fixture
@@ -33,6 +34,15 @@ def fuzz_server(tmp_path, builtin_registry):
 
 
 def test_fuzz_every_route_no_server_errors(fuzz_server):
+    fuzz(fuzz_server, EXAMPLES)
+
+
+@pytest.mark.slow
+def test_fuzz_every_route_long(fuzz_server):
+    fuzz(fuzz_server, LONG_EXAMPLES)
+
+
+def fuzz(fuzz_server, examples: int) -> None:
     schema = schemathesis.openapi.from_url(f"{fuzz_server.url}/openapi.json")
     failures: list[str] = []
     operations = 0
@@ -44,7 +54,7 @@ def test_fuzz_every_route_no_server_errors(fuzz_server):
             strategy = operation.as_strategy(generation_mode=mode)
 
             @given(case=strategy)
-            @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+            @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
                       suppress_health_check=list(HealthCheck))
             def run(case):
                 nonlocal requests
