@@ -63,9 +63,10 @@ def _mask_bounds(mask: torch.Tensor) -> tuple[int, int, int, int]:
 
 def prepare_conds(conditioning: Sequence, model, ms: ModelSampling, noise: torch.Tensor,
                   latent_image: torch.Tensor | None = None, denoise_mask: torch.Tensor | None = None,
-                  seed: int | None = None) -> list[CondEntry]:
+                  seed: int | None = None, prompt_type: str = "") -> list[CondEntry]:
     """CONDITIONING -> CondEntries for a latent of noise's shape (model space latent_image); seed: the
-    sampler's (unCLIP's noise augmentation draws from it)."""
+    sampler's (unCLIP's noise augmentation draws from it); prompt_type: the side ("positive", "negative"),
+    as ComfyUI's encode_model_conds passes it (the SDXL refiner's default aesthetic score depends on it)."""
     b, _, h, w = noise.shape
     device = noise.device
     downscale = getattr(getattr(model, "latent_format", None), "downscale", 8)
@@ -95,19 +96,20 @@ def prepare_conds(conditioning: Sequence, model, ms: ModelSampling, noise: torch
             entry.sigma_end = ms.percent_to_sigma(float(extras["end_percent"]))
         entry.control = extras.get("control")
         entry.gligen = extras.get("gligen")
-        _encode_model_conds(entry, model, noise, latent_image, denoise_mask, downscale, seed)
+        _encode_model_conds(entry, model, noise, latent_image, denoise_mask, downscale, seed, prompt_type)
         out.append(entry)
     return out
 
 
 def _encode_model_conds(entry: CondEntry, model, noise, latent_image, denoise_mask, downscale: int,
-                        seed: int | None = None) -> None:
+                        seed: int | None = None, prompt_type: str = "") -> None:
     """What the model needs besides x and context, as ComfyUI's extra_conds builds it."""
     extras, device = entry.extras, noise.device
     if getattr(model, "adm", False):  # SDXL: pooled text embedding + size/crop ids
         sizes = dict(extras)
         sizes.setdefault("width", noise.shape[3] * downscale)  # defaults: the latent's pixel size
         sizes.setdefault("height", noise.shape[2] * downscale)
+        sizes.setdefault("prompt_type", prompt_type)
         pooled = extras.get("pooled_output")
         if pooled is not None:
             entry.model_conds["pooled_output"] = pooled.to(device=device, dtype=torch.float32)
