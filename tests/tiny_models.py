@@ -1,5 +1,5 @@
 """Tiny random Stable Diffusion models for tests and smoke runs: the same layouts as the real
-families (sd1, sd2, sdxl; inpainting U-Nets), a few MB, built from seeds.
+families (sd1, sd2, sdxl, sdxl_refiner; inpainting U-Nets), a few MB, built from seeds.
 
     from tests.tiny_models import save_tiny_checkpoint, tiny_components
 """
@@ -26,7 +26,7 @@ def tiny_components(family: str = "sd1", seed: int = 0, inpaint: bool = False, v
 
     torch.manual_seed(seed)
     width_l, width_g = 32, 48
-    context = {"sd1": width_l, "sd2": width_g, "sdxl": width_l + width_g}[family]
+    context = {"sd1": width_l, "sd2": width_g, "sdxl": width_l + width_g, "sdxl_refiner": width_g}[family]
     unet_kw: dict[str, Any] = dict(
         sample_size=8, in_channels=9 if inpaint else 4, out_channels=4, block_out_channels=[32, 64],
         layers_per_block=1, down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"],
@@ -37,6 +37,10 @@ def tiny_components(family: str = "sd1", seed: int = 0, inpaint: bool = False, v
                        projection_class_embeddings_input_dim=width_g + 6 * 8,
                        down_block_types=["DownBlock2D", "CrossAttnDownBlock2D"],
                        up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"], transformer_layers_per_block=[1, 2])
+    if family == "sdxl_refiner":  # bigG's pooled output + 5 ids (size, crop, aesthetic score), attention everywhere
+        unet_kw.update(addition_embed_type="text_time", addition_time_embed_dim=8,
+                       projection_class_embeddings_input_dim=width_g + 5 * 8,
+                       down_block_types=["CrossAttnDownBlock2D"] * 2, up_block_types=["CrossAttnUpBlock2D"] * 2)
     unet = UNet2DConditionModel(**unet_kw)
     vae = AutoencoderKL(block_out_channels=[16, 16, 32, 32], down_block_types=["DownEncoderBlock2D"] * 4,
                         up_block_types=["UpDecoderBlock2D"] * 4, layers_per_block=1, norm_num_groups=8,
@@ -51,7 +55,7 @@ def tiny_components(family: str = "sd1", seed: int = 0, inpaint: bool = False, v
     parts: dict[str, Any] = {"unet": unet, "vae": vae, "text_encoder_2": None}
     if family == "sd1":
         parts["text_encoder"] = clip(width_l, False, "quick_gelu")
-    elif family == "sd2":
+    elif family in ("sd2", "sdxl_refiner"):
         parts["text_encoder"] = clip(width_g, True, "gelu")
     else:
         parts["text_encoder"], parts["text_encoder_2"] = clip(width_l, False, "quick_gelu"), clip(width_g, True, "gelu")

@@ -14,6 +14,7 @@ from .conditioning_nodes import *  # noqa: F401,F403
 from .controlnet_nodes import *  # noqa: F401,F403
 from .custom_sampler_nodes import *  # noqa: F401,F403
 from .diff_controlnet_nodes import *  # noqa: F401,F403
+from .gligen_nodes import *  # noqa: F401,F403
 from .guidance_nodes import *  # noqa: F401,F403
 from .hypernetwork_nodes import *  # noqa: F401,F403
 from .latent_batch_nodes import *  # noqa: F401,F403

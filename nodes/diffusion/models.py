@@ -108,7 +108,7 @@ PLAYGROUND_2_5_LATENT_FORMAT = LatentFormat(
 def latent_format_for(family: str, channels: int = 4, downscale: int = 8, scale_factor: float | None = None,
                       hints: dict | None = None) -> LatentFormat:
     hints = hints or {}
-    if family == "sdxl":
+    if family in ("sdxl", "sdxl_refiner"):
         factors, bias, default_scale = SDXL_RGB_FACTORS, SDXL_RGB_BIAS, 0.13025
     else:
         factors, bias, default_scale = SD15_RGB_FACTORS, None, 0.18215
@@ -163,6 +163,7 @@ class DiffusionModel(torch.nn.Module):
         self.in_channels = int(cfg.get("in_channels", 4))
         self.inpaint = self.in_channels == 9
         self.adm = cfg.get("addition_embed_type") == "text_time"
+        self.refiner = family == "sdxl_refiner"  # ADM ids: size, crop and aesthetic score
         self.ip2p = self.in_channels == 8
         self.unclip = cfg.get("class_embed_type") == "projection"
         self.adm_channels = int(cfg.get("projection_class_embeddings_input_dim") or 0)
@@ -188,11 +189,16 @@ class DiffusionModel(torch.nn.Module):
     # --- conditioning helpers -----------------------------------------------------------------
     def sdxl_time_ids(self, extras: dict, batch: int, device: torch.device) -> torch.Tensor:
         """SDXL size/crop ids (height, width, crop_h, crop_w, target_height, target_width) from the
-        conditioning's extras; ComfyUI's defaults (768, 768, 0, 0, width, height)."""
+        conditioning's extras; ComfyUI's defaults (768, 768, 0, 0, width, height). The refiner's
+        (model_base.SDXLRefiner): (height, width, crop_h, crop_w, aesthetic_score), the score 6 by
+        default, 2.5 for the negative prompt ("prompt_type")."""
         width, height = extras.get("width", 768), extras.get("height", 768)
-        ids = [height, width, extras.get("crop_h", 0), extras.get("crop_w", 0),
-               extras.get("target_height", height), extras.get("target_width", width)]
-        return torch.tensor([ids], dtype=torch.float32, device=device).expand(batch, 6)
+        ids = [height, width, extras.get("crop_h", 0), extras.get("crop_w", 0)]
+        if self.refiner:
+            ids.append(extras.get("aesthetic_score", 2.5 if extras.get("prompt_type") == "negative" else 6.0))
+        else:
+            ids += [extras.get("target_height", height), extras.get("target_width", width)]
+        return torch.tensor([ids], dtype=torch.float32, device=device).expand(batch, len(ids))
 
     def blank_inpaint_latent(self, like: torch.Tensor) -> torch.Tensor:
         values = torch.tensor(SD_BLANK_INPAINT_LATENT[: like.shape[1]], device=like.device, dtype=like.dtype)
@@ -266,7 +272,7 @@ class DiffusionModel(torch.nn.Module):
         if self.adm:
             pooled = extras.get("pooled_output")
             width = self.config.get("projection_class_embeddings_input_dim", 0) - \
-                6 * self.config.get("addition_time_embed_dim", 256)
+                (5 if self.refiner else 6) * self.config.get("addition_time_embed_dim", 256)
             pooled = torch.zeros(b, width, device=device) if pooled is None else _to_batch(pooled.to(device), b)
             time_ids = extras.get("time_ids")
             time_ids = self.sdxl_time_ids(extras, b, device) if time_ids is None else _to_batch(time_ids.to(device), b)
@@ -345,6 +351,8 @@ def encoder_specs(family: str) -> list[EncoderSpec]:
         return [EncoderSpec("h", 0, -2, True, "clip_h")]
     if family == "sdxl":
         return [EncoderSpec("l", 49407, -2, False, "clip_l"), EncoderSpec("g", 0, -2, False, "clip_g")]
+    if family == "sdxl_refiner":  # ComfyUI's SDXLRefinerClipModel: bigG alone
+        return [EncoderSpec("g", 0, -2, False, "clip_g")]
     return [EncoderSpec("l", 49407, None, True, "clip_l")]
 
 

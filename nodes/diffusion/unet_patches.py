@@ -8,6 +8,10 @@ A MODEL handle's model_options may hold ComfyUI's "transformer_options":
      "patches_replace": {"attn1": {("middle", 0): fn(q, k, v, extra_options) -> out, ...},
                          "attn2": {...}}}
 
+and "patches": {"middle_patch": [fn(x, extra_options) -> x]} (GLIGEN's fusers): run on every transformer
+block's residual stream between its self-attention and its cross-attention; extra_options carries
+"transformer_index", the spatial transformer's position in the forward pass (ComfyUI's counter).
+
 Block ids are ComfyUI's: ("input", i) counts conv_in, every down resnet and every downsampler;
 ("middle", 0) is the middle block; ("output", i) counts the up resnets. A replacement keyed
 (name, id, index) applies to one transformer block of that block, (name, id) to all of them. An
@@ -44,6 +48,8 @@ class _Call:
     output_block_patches: list[Callable]
     attn_replace: dict[str, dict[tuple, Callable]]
     attn_patches: dict[str, list[Callable]]  # "attn1" / "attn2" -> input patches
+    middle_patches: list[Callable] = field(default_factory=list)
+    residuals: dict[int, torch.Tensor] = field(default_factory=dict)  # transformer block input, by id(block)
 
 
 _ACTIVE: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("unet_patches", default=None)
@@ -57,6 +63,8 @@ class UNetSites:
     skips: list[tuple[torch.nn.Module, int, BlockKey]] = field(default_factory=list)
     # every transformer block: (module, block key, index inside its block's transformer)
     transformer_blocks: list[tuple[torch.nn.Module, BlockKey, int]] = field(default_factory=list)
+    # every transformer block's spatial transformer index in forward order (ComfyUI's "transformer_index")
+    transformer_index: dict[int, int] = field(default_factory=dict)
 
 
 def unet_sites(unet: torch.nn.Module) -> UNetSites:
@@ -67,8 +75,10 @@ def unet_sites(unet: torch.nn.Module) -> UNetSites:
 
     def add_transformers(attentions, index: int, key: BlockKey) -> None:
         if attentions is not None and index < len(attentions):
+            spatial = len(set(sites.transformer_index.values()))
             for i, block in enumerate(attentions[index].transformer_blocks):
                 sites.transformer_blocks.append((block, key, i))
+                sites.transformer_index[id(block)] = spatial
 
     for down in unet.down_blocks:
         for j, resnet in enumerate(down.resnets):
@@ -90,7 +100,7 @@ def unet_sites(unet: torch.nn.Module) -> UNetSites:
     return sites
 
 
-_PATCH_KINDS = ("output_block_patch", "attn1_patch", "attn2_patch")
+_PATCH_KINDS = ("output_block_patch", "attn1_patch", "attn2_patch", "middle_patch")
 
 
 def has_patches(options: dict | None) -> bool:
@@ -105,7 +115,8 @@ def active(unet: torch.nn.Module, options: dict) -> Iterator[None]:
     patches = options.get("patches", {})
     call = _Call(options, list(patches.get("output_block_patch", [])),
                  {name: dict(table) for name, table in options.get("patches_replace", {}).items()},
-                 {name: list(patches.get(f"{name}_patch", [])) for name in ("attn1", "attn2")})
+                 {name: list(patches.get(f"{name}_patch", [])) for name in ("attn1", "attn2")},
+                 list(patches.get("middle_patch", [])))
     token = _ACTIVE.set(call)
     try:
         yield
@@ -138,6 +149,11 @@ def _install(unet: torch.nn.Module) -> None:
             sites = _installed[unet] = unet_sites(unet)
             for resnet, channels, key in sites.skips:
                 resnet.register_forward_pre_hook(_skip_hook(channels, key))
+            for block, key, index in sites.transformer_blocks:
+                if getattr(block, "norm_type", None) == "layer_norm" and block.attn1 is not None:
+                    block.norm1.register_forward_pre_hook(_residual_hook(id(block)))
+                    block.attn1.register_forward_hook(
+                        _middle_hook(id(block), key, index, sites.transformer_index[id(block)]))
         for block, key, index in sites.transformer_blocks:
             for name in ("attn1", "attn2"):
                 attn = getattr(block, name, None)
@@ -156,6 +172,33 @@ def _skip_hook(channels: int, key: BlockKey):
         for patch in call.output_block_patches:
             h, hsp = patch(h, hsp, options)
         return (torch.cat([h, hsp], dim=1),) + tuple(args[1:])
+    return hook
+
+
+def _residual_hook(block_id: int):
+    """Keeps the transformer block's input (the residual its self-attention output is added to)."""
+    def hook(module, args):
+        call = _ACTIVE.get()
+        if call is not None and call.middle_patches:
+            call.residuals[block_id] = args[0]
+        return None
+    return hook
+
+
+def _middle_hook(block_id: int, key: BlockKey, index: int, transformer_index: int):
+    """Applies the middle patches to x = attn1 output + residual: the patches' change of x is added to the
+    attention output, so the block continues with the patched x (a patch that returns x changes nothing)."""
+    def hook(module, args, output):
+        call = _ACTIVE.get()
+        if call is None or not call.middle_patches:
+            return None
+        residual = call.residuals.pop(block_id)
+        x = output + residual
+        options = {**call.options, "block": key, "block_index": index, "transformer_index": transformer_index}
+        patched = x
+        for patch in call.middle_patches:
+            patched = patch(patched, options)
+        return output + (patched - x)
     return hook
 
 

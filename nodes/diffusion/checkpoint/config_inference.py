@@ -146,10 +146,12 @@ def infer_unet_config(sd: Mapping[str, torch.Tensor], hints: Mapping[str, Any] |
                       projection_class_embeddings_input_dim=int(sd["label_emb.0.0.weight"].shape[1]))
     elif "label_emb.0.0.weight" in sd:
         adm_in = int(sd["label_emb.0.0.weight"].shape[1])
-        if pooled_dim is None or (adm_in - pooled_dim) % 6:
+        ids = 5 if family == "sdxl_refiner" else 6  # refiner: h, w, crop_h, crop_w, aesthetic score
+        if pooled_dim is None or (adm_in - pooled_dim) % ids:
             raise CheckpointError(f"{name}: U-Net has a class/ADM embedding ({adm_in} inputs) that fits no "
-                                  "supported model (SDXL base: pooled text embedding + 6 size/crop ids)")
-        config.update(addition_embed_type="text_time", addition_time_embed_dim=(adm_in - pooled_dim) // 6,
+                                  "supported model (SDXL base: pooled text embedding + 6 size/crop ids; "
+                                  "refiner: + 5 ids with the aesthetic score)")
+        config.update(addition_embed_type="text_time", addition_time_embed_dim=(adm_in - pooled_dim) // ids,
                       projection_class_embeddings_input_dim=adm_in)
     return config
 

@@ -7,6 +7,7 @@ Original key layout:
   SD1     cond_stage_model.transformer.text_model.*    (transformers CLIP layout)
   SD2     cond_stage_model.model.*                     (open_clip layout: transformer.resblocks.N)
   SDXL    conditioner.embedders.0.transformer.text_model.*  (CLIP-L) and conditioner.embedders.1.model.* (bigG)
+  SDXL refiner  conditioner.embedders.0.model.*        (bigG only; U-Net ADM: pooled + 5 ids with the aesthetic score)
 """
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ SD1_CLIP_PREFIX = "cond_stage_model.transformer."
 SD2_CLIP_PREFIX = "cond_stage_model.model."
 SDXL_CLIP_L_PREFIX = "conditioner.embedders.0.transformer."
 SDXL_CLIP_G_PREFIX = "conditioner.embedders.1.model."
+SDXL_REFINER_CLIP_G_PREFIX = "conditioner.embedders.0.model."  # the refiner has only bigG
 HINTS_KEY = "nodegraph.hints"
 CONFIG_DIR = Path(__file__).parent.parent / "configs"  # nodes/diffusion/configs
 
 # family -> latent scaling factor of its VAE
-VAE_SCALING = {"sd1": 0.18215, "sd2": 0.18215, "sdxl": 0.13025}
+VAE_SCALING = {"sd1": 0.18215, "sd2": 0.18215, "sdxl": 0.13025, "sdxl_refiner": 0.13025}
 
 
 class CheckpointError(ValueError):
@@ -45,7 +47,7 @@ def reference_config(name: str) -> dict:
 class LoadedCheckpoint:
     """The parts of a Stable Diffusion model file, as diffusers / transformers modules."""
 
-    family: str  # "sd1" | "sd2" | "sdxl"
+    family: str  # "sd1" | "sd2" | "sdxl" | "sdxl_refiner"
     prediction_type: str  # "eps" | "v"
     unet: Any = None  # diffusers UNet2DConditionModel
     vae: Any = None  # diffusers AutoencoderKL

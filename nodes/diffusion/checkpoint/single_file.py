@@ -17,7 +17,8 @@ from nodegraph import WeightsFile
 
 from .files import read_hints, weights_of
 from .from_ldm import convert_hf_clip, convert_open_clip, convert_unet, convert_vae
-from .layout import (SD1_CLIP_PREFIX, SD2_CLIP_PREFIX, SDXL_CLIP_G_PREFIX, SDXL_CLIP_L_PREFIX, UNET_PREFIX,
+from .layout import (SD1_CLIP_PREFIX, SD2_CLIP_PREFIX, SDXL_CLIP_G_PREFIX, SDXL_CLIP_L_PREFIX,
+                     SDXL_REFINER_CLIP_G_PREFIX, UNET_PREFIX,
                      VAE_PREFIX, VAE_SCALING, CheckpointError, LoadedCheckpoint, key_indices, normalise_prediction,
                      prefix_summary, strip_prefix)
 from .modules import build_clip, build_unet, build_vae, clip_core, materialise
@@ -29,7 +30,7 @@ _OPEN_CLIP_IGNORED = ("logit_scale", "attn_mask")
 
 
 def detect_family(sd: Mapping[str, torch.Tensor], hints: Mapping[str, Any] | None = None) -> str:
-    """sd1 / sd2 / sdxl from which text-encoder layout (or U-Net shapes) the file has."""
+    """sd1 / sd2 / sdxl / sdxl_refiner from which text-encoder layout (or U-Net shapes) the file has."""
     hints = hints or {}
     keys = sd.keys()
     if any(k.startswith("conditioner.embedders.") for k in keys):
@@ -37,15 +38,15 @@ def detect_family(sd: Mapping[str, torch.Tensor], hints: Mapping[str, Any] | Non
         has_g = any(k.startswith(SDXL_CLIP_G_PREFIX) for k in keys)
         if has_l and has_g:
             return "sdxl"
-        if any(k.startswith("conditioner.embedders.0.model.") for k in keys):
-            raise CheckpointError("SDXL refiner checkpoints (one bigG text encoder, aesthetic-score U-Net) are not supported")
+        if any(k.startswith(SDXL_REFINER_CLIP_G_PREFIX) for k in keys):
+            return "sdxl_refiner"  # ComfyUI's SDXLRefiner: bigG alone, aesthetic-score U-Net
         raise CheckpointError("conditioner.embedders.* keys found, but not the SDXL pair "
                               "(embedders.0.transformer = CLIP-L, embedders.1.model = bigG)")
     if any(k.startswith(SD2_CLIP_PREFIX) for k in keys):
         return "sd2"
     if any(k.startswith(SD1_CLIP_PREFIX) for k in keys):
         return "sd1"
-    if hints.get("family") in ("sd1", "sd2", "sdxl"):
+    if hints.get("family") in ("sd1", "sd2", "sdxl", "sdxl_refiner"):
         return hints["family"]
     # no text encoder in the file: decide from the U-Net
     unet = strip_prefix(sd, UNET_PREFIX) or sd
@@ -80,6 +81,8 @@ def _clip_parts(sd: Mapping[str, torch.Tensor], family: str) -> list[tuple[dict,
         parts = [(strip_prefix(sd, SD1_CLIP_PREFIX), False)]
     elif family == "sd2":
         parts = [(strip_prefix(sd, SD2_CLIP_PREFIX), True)]
+    elif family == "sdxl_refiner":
+        parts = [(strip_prefix(sd, SDXL_REFINER_CLIP_G_PREFIX), True)]
     else:
         parts = [(strip_prefix(sd, SDXL_CLIP_L_PREFIX), False), (strip_prefix(sd, SDXL_CLIP_G_PREFIX), True)]
     return [p for p in parts if p[0]]
@@ -129,7 +132,7 @@ def load_state_dict_checkpoint(sd: Mapping[str, torch.Tensor], metadata: Mapping
     result = LoadedCheckpoint(family=family, prediction_type="eps", metadata=metadata, source=name)
     clip_hints = list(hints.get("text_encoders") or [])
     clip_parts = _clip_parts(sd, family)
-    if "clip" in parts or family == "sdxl":
+    if "clip" in parts or family in ("sdxl", "sdxl_refiner"):  # the U-Net's ADM width needs bigG's pooled width
         for index, (raw, open_clip) in enumerate(clip_parts):
             keep_projection = open_clip  # SD1 / SDXL CLIP-L: pooled output is not projected
             if "clip" not in parts:

@@ -12,8 +12,8 @@ from typing import Any, Mapping
 
 import torch
 
-from .layout import (HINTS_KEY, SD1_CLIP_PREFIX, SD2_CLIP_PREFIX, SDXL_CLIP_G_PREFIX, SDXL_CLIP_L_PREFIX, UNET_PREFIX,
-                     VAE_PREFIX, CheckpointError, normalise_prediction)
+from .layout import (HINTS_KEY, SD1_CLIP_PREFIX, SD2_CLIP_PREFIX, SDXL_CLIP_G_PREFIX, SDXL_CLIP_L_PREFIX,
+                     SDXL_REFINER_CLIP_G_PREFIX, UNET_PREFIX, VAE_PREFIX, CheckpointError, normalise_prediction)
 from .to_ldm import clip_state, clip_to_open_clip, unet_to_ldm, vae_to_ldm
 
 def unet_hints(config: Mapping[str, Any]) -> dict:
@@ -43,7 +43,8 @@ def save_single_file(path: str | Path, unet: torch.nn.Module | None = None, vae:
     """Write diffusers/transformers modules as ONE safetensors file in the original checkpoint layout.
 
     family: "sd1" (one CLIP text encoder in the transformers layout), "sd2" (one text encoder in the
-    open_clip layout) or "sdxl" (text_encoder = CLIP-L, text_encoder_2 = bigG with projection).
+    open_clip layout), "sdxl" (text_encoder = CLIP-L, text_encoder_2 = bigG with projection) or
+    "sdxl_refiner" (text_encoder = bigG with projection, alone).
     Default: "sdxl" when text_encoder_2 is given, else "sd1".
     prediction_type: "eps" (default) or "v". dtype: cast floating weights (e.g. torch.float16).
     metadata: extra str->str safetensors metadata; the loader's hints are added under "nodegraph.hints".
@@ -51,8 +52,8 @@ def save_single_file(path: str | Path, unet: torch.nn.Module | None = None, vae:
     extra_tensors: marker keys written as they are (ComfyUI's "v_pred" / "ztsnr" empty tensors).
     """
     family = family or ("sdxl" if text_encoder_2 is not None else "sd1")
-    if family not in ("sd1", "sd2", "sdxl"):
-        raise CheckpointError(f"unknown family {family!r} (expected sd1, sd2 or sdxl)")
+    if family not in ("sd1", "sd2", "sdxl", "sdxl_refiner"):
+        raise CheckpointError(f"unknown family {family!r} (expected sd1, sd2, sdxl or sdxl_refiner)")
     if family == "sdxl" and text_encoder is not None and text_encoder_2 is None:
         raise CheckpointError("an sdxl checkpoint needs text_encoder (CLIP-L) and text_encoder_2 (bigG)")
     prediction_type = normalise_prediction(prediction_type or "eps")
@@ -72,6 +73,8 @@ def save_single_file(path: str | Path, unet: torch.nn.Module | None = None, vae:
     if family == "sd1" and text_encoder is not None:
         tensors.update({SD1_CLIP_PREFIX + k: v for k, v in clip_state(text_encoder).items()
                         if not k.startswith("text_projection")})
+    elif family == "sdxl_refiner" and text_encoder is not None:
+        tensors.update({SDXL_REFINER_CLIP_G_PREFIX + k: v for k, v in clip_to_open_clip(text_encoder).items()})
     elif family == "sd2" and text_encoder is not None:
         tensors.update({SD2_CLIP_PREFIX + k: v for k, v in clip_to_open_clip(text_encoder).items()})
     elif family == "sdxl" and encoders:

@@ -44,6 +44,7 @@ class CondEntry:
     sigma_start: float | None = None  # active while sigma <= sigma_start
     sigma_end: float | None = None  # ... and sigma >= sigma_end
     control: Any = None
+    gligen: tuple | None = None  # GLIGENTextBoxApply's ("position", GligenRef, boxes)
 
 
 # =============================================================================================
@@ -62,9 +63,10 @@ def _mask_bounds(mask: torch.Tensor) -> tuple[int, int, int, int]:
 
 def prepare_conds(conditioning: Sequence, model, ms: ModelSampling, noise: torch.Tensor,
                   latent_image: torch.Tensor | None = None, denoise_mask: torch.Tensor | None = None,
-                  seed: int | None = None) -> list[CondEntry]:
+                  seed: int | None = None, prompt_type: str = "") -> list[CondEntry]:
     """CONDITIONING -> CondEntries for a latent of noise's shape (model space latent_image); seed: the
-    sampler's (unCLIP's noise augmentation draws from it)."""
+    sampler's (unCLIP's noise augmentation draws from it); prompt_type: the side ("positive", "negative"),
+    as ComfyUI's encode_model_conds passes it (the SDXL refiner's default aesthetic score depends on it)."""
     b, _, h, w = noise.shape
     device = noise.device
     downscale = getattr(getattr(model, "latent_format", None), "downscale", 8)
@@ -93,19 +95,21 @@ def prepare_conds(conditioning: Sequence, model, ms: ModelSampling, noise: torch
         if "end_percent" in extras:
             entry.sigma_end = ms.percent_to_sigma(float(extras["end_percent"]))
         entry.control = extras.get("control")
-        _encode_model_conds(entry, model, noise, latent_image, denoise_mask, downscale, seed)
+        entry.gligen = extras.get("gligen")
+        _encode_model_conds(entry, model, noise, latent_image, denoise_mask, downscale, seed, prompt_type)
         out.append(entry)
     return out
 
 
 def _encode_model_conds(entry: CondEntry, model, noise, latent_image, denoise_mask, downscale: int,
-                        seed: int | None = None) -> None:
+                        seed: int | None = None, prompt_type: str = "") -> None:
     """What the model needs besides x and context, as ComfyUI's extra_conds builds it."""
     extras, device = entry.extras, noise.device
     if getattr(model, "adm", False):  # SDXL: pooled text embedding + size/crop ids
         sizes = dict(extras)
         sizes.setdefault("width", noise.shape[3] * downscale)  # defaults: the latent's pixel size
         sizes.setdefault("height", noise.shape[2] * downscale)
+        sizes.setdefault("prompt_type", prompt_type)
         pooled = extras.get("pooled_output")
         if pooled is not None:
             entry.model_conds["pooled_output"] = pooled.to(device=device, dtype=torch.float32)
@@ -184,6 +188,7 @@ class _Chunk:
     area: tuple | None
     control: Any
     side: int  # index into the list of sides (0 = positive, 1 = negative)
+    gligen: tuple | None = None
 
 
 def _feather(mult: torch.Tensor, area: tuple, full: tuple[int, int]) -> None:
@@ -230,11 +235,12 @@ def _chunk(entry: CondEntry, x: torch.Tensor, sigma: torch.Tensor, side: int) ->
         if area is not None:
             concat = concat[:, :, area[2]:area[2] + area[0], area[3]:area[3] + area[1]]
         conds["concat"] = repeat_to_batch(concat, batch)
-    return _Chunk(input_x, mult, conds, area, entry.control, side)
+    return _Chunk(input_x, mult, conds, area, entry.control, side, entry.gligen)
 
 
 def _compatible(a: _Chunk, b: _Chunk) -> bool:
-    if a.input_x.shape != b.input_x.shape or a.control is not b.control or a.conds.keys() != b.conds.keys():
+    if (a.input_x.shape != b.input_x.shape or a.control is not b.control or a.gligen is not b.gligen
+            or a.conds.keys() != b.conds.keys()):
         return False
     for key, va in a.conds.items():
         vb = b.conds[key]
@@ -280,6 +286,16 @@ def _predict(apply_fn: ApplyFn, batch: list[_Chunk], sigma: torch.Tensor,
     try:
         if batch[0].control is not None:  # ControlNet: residuals for this batch (None outside its steps)
             conds.update(batch[0].control.get_control(input_x, sigma_, conds, n) or {})
+        if batch[0].gligen is not None:  # GLIGEN boxes: the fusers as a middle patch (ComfyUI's cond patches)
+            kind, ref, params = batch[0].gligen
+            with ref.middle_patch(kind, params, input_x.shape, input_x.device) as patch:
+                options = dict(conds.get("transformer_options") or {"cond_or_uncond": [c.side for c in batch],
+                                                                      "sigmas": sigma_})
+                patches = dict(options.get("patches", {}))
+                patches["middle_patch"] = list(patches.get("middle_patch", [])) + [patch]
+                options["patches"] = patches
+                conds["transformer_options"] = options
+                return list(zip(batch, apply_fn(input_x, sigma_, conds).chunk(n)))
         return list(zip(batch, apply_fn(input_x, sigma_, conds).chunk(n)))
     except _OOM:
         if n == 1:

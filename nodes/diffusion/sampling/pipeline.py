@@ -73,7 +73,7 @@ def sample_guided(model, noise: torch.Tensor, guidance, sampler: SamplerChoice, 
     if torch.count_nonzero(latent_image) > 0:  # the empty latent is not shifted
         latent_image = model.latent_format.process_in(latent_image)
 
-    sides = {name: prepare_conds(cond, model, ms, noise, latent_image, denoise_mask, seed)
+    sides = {name: prepare_conds(cond, model, ms, noise, latent_image, denoise_mask, seed, prompt_type=name)
              for name, cond in guidance.conds.items()}
     for name in sides:  # every area of one side gets a counterpart on the others
         for other in sides:
