@@ -356,9 +356,11 @@ class Context:
         logging.getLogger(f"nodegraph.nodes.{self.node_type}").warning("node %s: %s", self.node_id, message)
         self._emit("warning", {"node": self.node_id, "node_type": self.node_type, "message": str(message)})
 
-    def preview(self, image) -> None:
-        """Emit a preview image (PIL image) for this node."""
-        self._emit("preview", {"node": self.node_id, "image": image})
+    def preview(self, image, image_format: str = "PNG", max_size: int | None = None) -> None:
+        """Emit a preview image (PIL image) for this node, to be sent as PNG or JPEG; `max_size`: resized
+        to fit that square, as ComfyUI's (image_format, image, max_size) preview tuples."""
+        self._emit("preview", {"node": self.node_id, "image": image, "image_format": image_format,
+                               "max_size": max_size})
 
     def show(self, **ui: Any) -> None:
         """Add UI outputs (e.g. images=[{filename, subfolder, type}]) to the node's executed event."""
