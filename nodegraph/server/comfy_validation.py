@@ -10,6 +10,8 @@ Source: ComfyUI 0.8 execution.py validate_prompt / validate_inputs, server.py po
   refused (400, `prompt_outputs_failed_validation`).
 - ComfyUI converts literal INT / FLOAT / STRING / BOOLEAN inputs (int(), float(), str(), bool())
   and unwraps {"__value__": v}, in the prompt it stores; inputs a node does not declare are ignored.
+- Deliberate difference: a missing widget input takes its declared default (ComfyUI reports
+  required_input_missing); a missing link input is reported as ComfyUI does.
 
 Our validator (validate.py) finds the problems; `comfy_error` is the one place that turns each
 validate.Issue into ComfyUI's error record {type, message, details, extra_info}. Our native API
