@@ -37,7 +37,8 @@ log = logging.getLogger("nodegraph.server")
 
 NATIVE, COMFY = "native", "comfy"
 STATUS_DELAY = 0.02  # status changes within this many seconds go out as one message
-PREVIEW_BACKLOG = 16  # drop previews for a client with more messages than this waiting
+PREVIEW_BACKLOG = 256  # drop previews for a client this far behind (a burst of one run fits: SaveImageWebsocket
+# sends its results as preview frames, which a busy loop must not drop)
 MAX_BACKLOG = 10_000  # close a client that stops reading altogether
 
 
@@ -152,24 +153,30 @@ class EventHub:
         if loop is None or loop.is_closed() or self.status is None:
             return
         try:
-            loop.call_soon_threadsafe(self._send_status if now else self._status_changed)
+            if now:  # read here, in order with this thread's events (the loop may get to it later)
+                loop.call_soon_threadsafe(self._send_status, self.status())
+            else:
+                loop.call_soon_threadsafe(self._status_changed)
         except RuntimeError:
             pass
+        except Exception:  # e.g. the store closed during shutdown
+            log.exception("could not read the queue status")
 
     # --- on the loop --------------------------------------------------------------------------
     def _status_changed(self) -> None:
         if self._status_due is None:
             self._status_due = self.loop.call_later(STATUS_DELAY, self._send_status)
 
-    def _send_status(self) -> None:
-        if self._status_due is not None:  # this one carries the same news
+    def _send_status(self, data: dict | None = None) -> None:
+        if self._status_due is not None:  # a coalesced one still due would carry the same news
             self._status_due.cancel()
             self._status_due = None
-        try:
-            data = self.status()
-        except Exception:  # e.g. the store closed during shutdown
-            log.exception("could not read the queue status")
-            return
+        if data is None:
+            try:
+                data = self.status()
+            except Exception:  # e.g. the store closed during shutdown
+                log.exception("could not read the queue status")
+                return
         self._dispatch(Message("status", data, None))
 
     def _dispatch(self, msg: Message) -> None:

@@ -103,7 +103,7 @@ def test_message_sequence_of_a_run_for_the_frontend(server, http):
                         "execution_success", "status", "executing"])
     texts = [m for kind, m in frames if kind == "json"]
     assert texts[-2] == {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}}}}
-    assert texts[0]["data"] == {"status": {"exec_info": {"queue_remaining": 1}}}
+    assert texts[0]["data"] == {"status": {"exec_info": {"queue_remaining": 1}}}, [(m["type"], m["data"]) for m in texts[:4]]
     states = [m["data"] for m in texts if m["type"] == "progress_state"]
     # comfy_execution/progress.py WebUIProgressHandler: every non-pending node, with its ids
     assert states[0] == {"prompt_id": prompt_id, "nodes": {"1": {
