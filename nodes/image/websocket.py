@@ -4,8 +4,7 @@ metadata), instead of to a file. Its ComfyUI script (websockets_api_example_ws_i
 them as `frame[8:]` while the node is executing."""
 from __future__ import annotations
 
-from nodegraph import IMAGE, Input, node
-from nodegraph.images import tensor_to_pil_truncated
+from nodegraph import IMAGE, Input, node, tensor_to_pil_truncated
 
 __all__ = ["SaveImageWebsocket"]
 

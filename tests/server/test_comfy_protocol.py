@@ -305,7 +305,7 @@ def test_sampler_previews_follow_the_preview_method(env):
         seen = []
         ctx = Context(env, node_id="3", node_type="KSampler", extra=extra, emit=lambda e, d: seen.append((e, d)))
         on_step = step_reporter(ctx, LatentFormat())
-        on_step(0, torch.zeros(1, 4, 8, 8), torch.zeros(1, 4, 8, 8), 2)
+        on_step(0, torch.zeros(1, 4, 8, 8), torch.zeros(1, 4, 8, 8), 1)  # the last step: its preview at once
         assert seen[0][0] == "progress"
         return [d for e, d in seen if e == "preview"]
 
