@@ -175,7 +175,7 @@ async def run_load(url: str, clients: int = 50, jobs: int = 200, token: str | No
         delivery.extend(person.delivery_ms)
         by_job: dict[str, list[str]] = {}
         for event, data in person.events:
-            if event == "status":
+            if event in ("status", "progress_state"):  # progress_state: ComfyUI's per-node view, comfy sockets only
                 continue
             by_job.setdefault(data.get("prompt_id"), []).append(event)
         for job_id in by_job:

@@ -257,6 +257,9 @@ def cmd_convert(args) -> int:
     return 0
 
 
+PREVIEW_METHODS = ("none", "auto", "latent2rgb", "taesd")  # ComfyUI's --preview-method
+
+
 def cmd_serve(args) -> int:
     import os
 
@@ -272,7 +275,8 @@ def cmd_serve(args) -> int:
     _print_import_times(env)
     serve(env, host=args.host, port=args.port, token=token, data_dir=args.data_dir, limits=env.limits,
           allowed_origins=tuple(args.allow_origin or ()), frontend=args.frontend,
-          in_process=args.in_process, interrupt_grace=args.interrupt_grace)
+          in_process=args.in_process, interrupt_grace=args.interrupt_grace,
+          preview_method=args.preview_method)
     # everything is closed and flushed; tearing down torch's modules would take seconds more
     sys.stdout.flush()
     sys.stderr.flush()
@@ -362,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run jobs on a thread of the server instead of a supervised worker process")
     serve.add_argument("--interrupt-grace", type=float, default=5.0, metavar="SECONDS",
                        help="kill and restart the worker when a node ignores an interrupt this long (default 5)")
+    serve.add_argument("--preview-method", default="none", choices=PREVIEW_METHODS,
+                       help="sampler previews for prompts on ComfyUI's routes unless a prompt asks otherwise "
+                            "(ComfyUI's option and default); auto and taesd give latent2rgb here")
     serve.set_defaults(func=cmd_serve)
     return parser
 

@@ -17,8 +17,9 @@
 
 Events (name, data) — every data dict carries "prompt_id":
 execution_start, execution_cached {nodes}, executing {node}, progress {node, value, max},
-preview {node, image}, executed {node, output}, execution_error {node_id, node_type,
-exception_message, exception_type, traceback}, execution_interrupted {node_id, node_type},
+preview {node, image, image_format, max_size}, executed {node, output}, execution_error {node_id,
+node_type, exception_message, exception_type, traceback, executed, current_inputs, current_outputs},
+execution_interrupted {node_id, node_type, executed},
 execution_success.
 """
 from __future__ import annotations
@@ -126,6 +127,7 @@ class _Run:
         self.state: dict[str, str] = {}  # node -> cached | done | failed | skipped
         self.lazy_wanted: dict[str, set[str]] = {}
         self.instances: dict[str, Any] = {}  # one node object per node, for check_lazy and run alike
+        self.cached_at_start: list[str] = []  # what execution_cached listed
         self._workflow_json: dict | None = None
 
     def workflow_json(self) -> dict:
@@ -144,7 +146,11 @@ class _Run:
         for warning in (self.plan.workflow.meta or {}).get("import_warnings") or []:  # what import tolerated
             self.emit("warning", dict(warning))
         newly_cached = self.request(self.plan.targets)
-        self.emit("execution_cached", {"nodes": newly_cached})
+        # as ComfyUI (execution.py): every node of the prompt with a cached result, in prompt order,
+        # also those upstream of another cached node, which this run never reaches
+        self.cached_at_start = [n for n in self.plan.workflow.nodes
+                                if n in self.plan.nodes and self.keys[n] in self.cache]
+        self.emit("execution_cached", {"nodes": self.cached_at_start})
         for node_id in self.plan.targets:  # as ComfyUI: a cached output node's UI is sent again (execution.py)
             if node_id in newly_cached:
                 self.emit("executed", {"node": node_id, "output": self.result.outputs.get(node_id)})
@@ -258,12 +264,13 @@ class _Run:
         spec = planned.spec
         self.emit("executing", {"node": node_id})
         ctx = self.context(node_id)
+        inputs = self.gather_inputs(node_id)
         try:
-            values = call_node(spec, self.instance(node_id), ctx, self.gather_inputs(node_id))
+            values = call_node(spec, self.instance(node_id), ctx, inputs)
         except Interrupted:
             return False
         except Exception as exc:
-            self.fail(node_id, exc)
+            self.fail(node_id, exc, inputs)
             return True
         self.result.values[node_id] = values
         self.state[node_id] = "done"
@@ -275,14 +282,29 @@ class _Run:
             self.emit("executed", {"node": node_id, "output": ctx.ui})
         return True
 
-    def fail(self, node_id: str, exc: BaseException) -> None:
+    def fail(self, node_id: str, exc: BaseException, inputs: dict[str, list] | None = None) -> None:
+        """Record and report a node's failure with ComfyUI's execution_error fields: what ran before it,
+        the inputs it got (JSON-born values as they are, others as text) and the cached nodes."""
         spec = self.plan.nodes[node_id].spec
         record = {"node_id": node_id, "node_type": spec.name, "exception_message": str(exc) or type(exc).__name__,
-                  "exception_type": type(exc).__name__,
-                  "traceback": traceback.format_exception(type(exc), exc, exc.__traceback__)}
+                  "exception_type": full_type_name(type(exc)),
+                  "traceback": traceback.format_exception(type(exc), exc, exc.__traceback__),
+                  "executed": list(self.result.executed),
+                  "current_inputs": {name: [_shown_value(v) for v in items] for name, items in (inputs or {}).items()},
+                  "current_outputs": list(self.cached_at_start)}
         self.state[node_id] = "failed"
         self.result.errors.append(record)
         self.emit("execution_error", dict(record))
+
+
+def full_type_name(cls: type) -> str:
+    """ComfyUI's exception_type: the qualified name, with its module unless a builtin."""
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _shown_value(value: Any) -> Any:
+    """ComfyUI's format_value: None, numbers, booleans and strings as they are; anything else as text."""
+    return value if value is None or isinstance(value, (int, float, bool, str)) else str(value)
 
 
 def call_node(spec, instance, ctx: Context, inputs: dict[str, list]) -> tuple:

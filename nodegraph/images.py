@@ -26,6 +26,17 @@ def tensor_to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(array)
 
 
+def tensor_to_pil_truncated(image: torch.Tensor) -> Image.Image:
+    """One image [H, W, C] as ComfyUI's SaveImage converts it: np.clip(255. * i, 0, 255).astype(np.uint8),
+    which truncates (tensor_to_pil rounds), so saved files match ComfyUI's byte for byte."""
+    if image.ndim == 4:
+        image = image[0]
+    array = np.clip(255.0 * image.detach().float().cpu().numpy(), 0, 255).astype(np.uint8)
+    if array.shape[-1] == 1:
+        array = array[..., 0]
+    return Image.fromarray(array)
+
+
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     """A PIL image as a batch of one [1, H, W, C] (RGB, or RGBA if it has alpha)."""
     mode = "RGBA" if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info else "RGB"
@@ -87,7 +98,7 @@ def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") ->
     records = []
     for k in range(images.shape[0]):
         name = f"{Path(prefix).name}_{counter + k:05d}_.png"
-        picture = tensor_to_pil(images[k])
+        picture = tensor_to_pil_truncated(images[k])
         write_atomically(folder / name, lambda f: picture.save(f, format="PNG", pnginfo=info, compress_level=4),
                          durable=kind == "output")
         records.append({"filename": name, "subfolder": sub.as_posix() if str(sub) != "." else "", "type": kind})

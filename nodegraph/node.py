@@ -362,9 +362,11 @@ class Context:
         {"type": event, "data": data} unchanged, wherever the job runs (ComfyUI's send_sync)."""
         self._emit("node_message", {"node": self.node_id, "event": str(event), "data": data, "client_id": client_id})
 
-    def preview(self, image) -> None:
-        """Emit a preview image (PIL image) for this node."""
-        self._emit("preview", {"node": self.node_id, "image": image})
+    def preview(self, image, image_format: str = "PNG", max_size: int | None = None) -> None:
+        """Emit a preview image (PIL image) for this node, to be sent as PNG or JPEG; `max_size`: resized
+        to fit that square, as ComfyUI's (image_format, image, max_size) preview tuples."""
+        self._emit("preview", {"node": self.node_id, "image": image, "image_format": image_format,
+                               "max_size": max_size})
 
     def show(self, **ui: Any) -> None:
         """Add UI outputs (e.g. images=[{filename, subfolder, type}]) to the node's executed event."""

@@ -50,7 +50,7 @@ def serve(env, host: str = "127.0.0.1", port: int = 8188, token: str | None = No
     """Serve until Ctrl-C (or SIGTERM), which stops it in well under a second: the running job is
     interrupted and put back at the front of the queue. Blocking; returns normally after Ctrl-C.
     `frontend`: None (our editor), "comfy" or a folder; `app_kw` go to create_app (in_process,
-    interrupt_grace ...)."""
+    interrupt_grace, preview_method: the default for prompts on ComfyUI's routes ...)."""
     server = make_server(env, host, port, token, data_dir, ui_dir, log_level, limits=limits,
                          allowed_origins=tuple(allowed_origins), shutdown_timeout=shutdown_timeout,
                          frontend=frontend, **app_kw)

@@ -2,6 +2,7 @@
 
     python -m nodegraph.server [--host H] [--port P] [--token T] [--data-dir D] [--base B] [--plugins DIR]
                                [--frontend comfy|PATH] [--in-process] [--interrupt-grace SECONDS] [--no-builtins]
+                               [--preview-method none|auto|latent2rgb|taesd]
 """
 from __future__ import annotations
 
@@ -26,13 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-builtins", action="store_true", help="only the plugins folder's nodes (tests)")
     parser.add_argument("--in-process", action="store_true", help="run jobs on a thread, not in a worker process")
     parser.add_argument("--interrupt-grace", type=float, default=5.0)
+    parser.add_argument("--preview-method", default="none", choices=("none", "auto", "latent2rgb", "taesd"))
     args = parser.parse_args(argv)
     env = Environment.create(base=args.base, plugins_dir=args.plugins, device=args.device,
                              builtins=not args.no_builtins)
     for problem in env.registry.problems:
         print(f"warning: {problem.source}: {problem.message}", file=sys.stderr)
     serve(env, host=args.host, port=args.port, token=args.token, data_dir=args.data_dir, log_level=args.log_level,
-          frontend=args.frontend, in_process=args.in_process, interrupt_grace=args.interrupt_grace)
+          frontend=args.frontend, in_process=args.in_process, interrupt_grace=args.interrupt_grace,
+          preview_method=args.preview_method)
     return 0
 
 

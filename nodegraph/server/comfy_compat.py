@@ -14,15 +14,18 @@
     /view_metadata, /internal/...                                           (comfy_support.py)
     WS   /ws?clientId=                status, execution_start, execution_cached, executing, progress,
                                       executed, execution_error, execution_interrupted, execution_success;
-                                      binary previews: >I 1, >I 2 (PNG), PNG bytes
+                                      progress_state, feature_flags (answering the client's);
+                                      binary previews: >I 1, >I image type, image; or >I 4
+                                      with metadata for clients that support it (comfy_protocol.py)
 
 Every route is served at `/` and again under `/api` (ComfyUI 0.8 registers each route twice,
 server.py add_routes; its frontend uses `/api`), except /api/jobs (only there, as in ComfyUI)
 and /internal (only at the root: ComfyUI mounts it as a sub-app, which the prefixing skips).
 
 ComfyUI's clients send JSON without a JSON content type (urllib's default is form-encoded), so
-these routes read the raw body themselves. Differences: a workflow with any invalid output is
-refused as a whole (ComfyUI runs the valid outputs and reports the rest).
+these routes read the raw body themselves. Validation follows ComfyUI's validate_prompt
+(comfy_validation.py): the valid outputs run, the others come back in node_errors. Differences:
+a body's "number" (an explicit queue priority) is not honoured; `front` is.
 """
 from __future__ import annotations
 
@@ -39,11 +42,15 @@ from ..node import NodeSpec, resolve_choices
 from ..queue import Job
 from ..workflow import Workflow
 from . import files
+from .comfy_support import server_features
+from .comfy_validation import check_prompt, submit_error
 from .events import COMFY, serve_socket
 from .service import MAX_ID_LENGTH, ServerState, SubmitError
 
 
 SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")  # execution.py
+DEFAULT_PREVIEW_KEY = "default_preview_method"
+PRIVATE_EXTRA_KEYS = ("metadata_text", DEFAULT_PREVIEW_KEY, "comfy_front")  # ours, not shown as extra_data
 
 
 # --- request bodies (documented in the OpenAPI schema; parsed from the raw body) -----------------
@@ -147,30 +154,6 @@ def object_info(spec: NodeSpec, env) -> dict:
     }
 
 
-def node_errors(err: SubmitError) -> tuple[dict, dict]:
-    """Our issues as ComfyUI's (error, node_errors)."""
-    per_node: dict[str, dict] = {}
-    general = []
-    for issue in err.issues:
-        record = {"type": issue.kind, "message": issue.message, "details": str(issue),
-                  "extra_info": {"input_name": issue.input} if issue.input else {}}
-        if issue.node is None:
-            general.append(record)
-            continue
-        entry = per_node.setdefault(str(issue.node), {"errors": [], "dependent_outputs": [],
-                                                      "class_type": issue.node_type})
-        entry["errors"].append(record)
-    if err.kind == "format":
-        error = {"type": "invalid_prompt", "message": err.message, "details": err.message, "extra_info": {}}
-    elif general and not per_node:
-        error = {"type": general[0]["type"], "message": general[0]["message"],
-                 "details": "; ".join(g["message"] for g in general), "extra_info": {}}
-    else:
-        error = {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
-                 "details": "; ".join(g["message"] for g in general), "extra_info": {}}
-    return error, per_node
-
-
 def comfy_prompt_of(job: Job, registry) -> dict:
     prompt = (job.extra.get("metadata_text") or {}).get("prompt")
     if isinstance(prompt, dict):
@@ -183,14 +166,19 @@ def comfy_prompt_of(job: Job, registry) -> dict:
 
 def queue_item(job: Job, registry) -> list:
     """ComfyUI's queue tuple: [number, prompt_id, prompt, extra_data, outputs_to_execute]."""
-    extra = {k: v for k, v in job.extra.items() if k != "metadata_text"}
+    extra = {k: v for k, v in job.extra.items() if k not in PRIVATE_EXTRA_KEYS}
     if job.client_id is not None:
         extra["client_id"] = job.client_id
     targets = job.targets
     if targets is None:
         targets = [nid for nid, n in (job.workflow.get("nodes") or {}).items()
                    if (spec := registry.get(n.get("type"))) is not None and spec.output_node]
-    return [job.number, job.job_id, comfy_prompt_of(job, registry), extra, targets]
+    return [comfy_number(job), job.job_id, comfy_prompt_of(job, registry), extra, targets]
+
+
+def comfy_number(job: Job) -> int:
+    """ComfyUI's number (server.py post_prompt): the submission counter, negated for a job put at the front."""
+    return -job.number if job.extra.get("comfy_front") else job.number
 
 
 def history_status(job: Job) -> dict:
@@ -236,16 +224,23 @@ def router(state: ServerState) -> APIRouter:
         for key in SENSITIVE_EXTRA_DATA_KEYS:  # never stored, never shown back (ComfyUI keeps them apart too)
             extra.pop(key, None)
         extra["create_time"] = int(time.time() * 1000)  # as ComfyUI stamps it, in ms
-        if state.format_of(body.prompt) == "comfy_api":
-            extra["metadata_text"] = {"prompt": body.prompt}  # saved files carry it, as ComfyUI's do
+        extra[DEFAULT_PREVIEW_KEY] = state.preview_method  # the server's --preview-method (samplers read it)
+        if body.front:
+            extra["comfy_front"] = True
+        checked = await run_in_threadpool(check_prompt, state, body.prompt, body.partial_execution_targets)
+        if checked.error is not None:
+            return JSONResponse({"error": checked.error, "node_errors": checked.node_errors}, status_code=400)
+        if checked.prompt is not None:
+            extra["metadata_text"] = {"prompt": checked.prompt}  # saved files carry it, as ComfyUI's do
         try:
             jobs = await run_in_threadpool(
-                state.submit, body.prompt, client_id=body.client_id or extra.get("client_id"), extra=extra,
-                front=bool(body.front), job_id=body.prompt_id, targets=body.partial_execution_targets)
+                state.submit, checked.doc, client_id=body.client_id or extra.get("client_id"), extra=extra,
+                front=bool(body.front), job_id=body.prompt_id, targets=checked.outputs)
         except SubmitError as exc:
-            error, per_node = node_errors(exc)
+            error, per_node = submit_error(exc, env.registry, env)
             return JSONResponse({"error": error, "node_errors": per_node}, status_code=400)
-        return JSONResponse({"prompt_id": jobs[0].job_id, "number": jobs[0].number, "node_errors": {}})
+        return JSONResponse({"prompt_id": jobs[0].job_id, "number": comfy_number(jobs[0]),
+                             "node_errors": checked.node_errors})
 
     @api.get("/prompt", summary="Queue size")
     def get_prompt() -> dict:
@@ -353,7 +348,8 @@ def router(state: ServerState) -> APIRouter:
     @api.websocket("/ws")
     async def comfy_socket(ws: WebSocket, clientId: str | None = None) -> None:  # noqa: N803 - ComfyUI's name
         sid = (clientId or "")[:MAX_ID_LENGTH] or uuid.uuid4().hex
-        await serve_socket(state.hub, ws, sid, COMFY, {**state.status(), "sid": sid})
+        await serve_socket(state.hub, ws, sid, COMFY, {**state.status(), "sid": sid},
+                           features=server_features(state.limits))
 
     return api
 

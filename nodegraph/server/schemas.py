@@ -118,8 +118,8 @@ class ExecutionErrorData(JobEventData):
     exception_type: str
     traceback: list[str]
     executed: list[str] = []
-    current_inputs: dict[str, Any] = {}
-    current_outputs: dict[str, Any] = {}
+    current_inputs: dict[str, Any] = {}  # input name -> its values (ComfyUI's format_value)
+    current_outputs: list[str] = []  # the nodes whose results were cached when the run began
 
 
 class ExecutionInterruptedData(JobEventData):
@@ -158,11 +158,12 @@ ServerEvent = Annotated[Union[tuple(FRAMES)], Field(discriminator="type")]
 
 
 class PreviewFrame(_Strict):
-    """A binary websocket frame, msgpack-encoded: a node's live preview as PNG bytes."""
+    """A binary websocket frame, msgpack-encoded: a node's live preview as PNG or JPEG bytes."""
     type: Literal["preview"]
     prompt_id: str | None
     node: str | None
     image: bytes
+    image_type: Literal["image/png", "image/jpeg"] = "image/png"
 
 
 def extra_component_schemas(ref_template: str = "#/components/schemas/{model}") -> dict[str, dict]:

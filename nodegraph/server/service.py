@@ -46,6 +46,7 @@ class ServerState:
     limits: Limits = field(default_factory=Limits)
     backend: ExecutionBackend | None = None  # where jobs run; None: a thread of this process
     worker: Worker | None = None
+    preview_method: str = "none"  # ComfyUI's --preview-method: the default for prompts on its routes
 
     def __post_init__(self) -> None:
         self.hub.status = self.status

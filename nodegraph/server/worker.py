@@ -155,7 +155,7 @@ class Worker:
                 messages.append([event, data])
             self.hub.post(event, data, client)
 
-        self.hub.post_status()
+        self.hub.post_status(now=True)  # ComfyUI: status (the job taken), then execution_start
         request = JobRequest.of(job)
         try:
             future = self.backend.submit(request, on_event)
@@ -175,7 +175,7 @@ class Worker:
             self.store.requeue(job.job_id)
         else:
             self.store.finish(job.job_id, outcome.status, outcome.outputs, outcome.errors, messages)
+        self.hub.post_status(now=True)  # ComfyUI (main.py): task_done sends status, then executing None
         for data in finals or [{"node": None, "display_node": None, "prompt_id": job.job_id}]:
             data["timestamp"] = now_ms()
             self.hub.post("executing", data, client)
-        self.hub.post_status()

@@ -8,7 +8,7 @@
 A back end runs at most `capacity` jobs at once. Its future always resolves with a JobOutcome:
 a node error, an interrupt, a crashed or killed worker all become the job's status and errors,
 never an exception out of result(). Event data is plain JSON (finite numbers) carrying
-"prompt_id" and "timestamp"; previews are PNG bytes.
+"prompt_id" and "timestamp"; previews are PNG or JPEG bytes (data["image_type"]).
 """
 from __future__ import annotations
 
@@ -98,5 +98,5 @@ def failure_events(job_id: str, started: bool, record: dict) -> list[tuple[str, 
     """The events of a job that failed outside its nodes (validation at run time, a dead worker)."""
     events = [] if started else [("execution_start", {"prompt_id": job_id})]
     events.append(("execution_error", {"prompt_id": job_id, **record, "executed": [], "current_inputs": {},
-                                       "current_outputs": {}}))
+                                       "current_outputs": []}))
     return events

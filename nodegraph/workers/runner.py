@@ -1,7 +1,7 @@
 """Running one job on an Executor, wherever the Executor lives (a thread here, a worker process).
 
 The runner turns the executor's events into what can cross a process boundary and go to a
-websocket as is: plain JSON data stamped with the time, previews encoded as PNG bytes once.
+websocket as is: plain JSON data stamped with the time, previews encoded once, as PNG or JPEG bytes (the node's choice).
 Whatever a job does (invalid at run time, a node raising) ends as a JobOutcome.
 """
 from __future__ import annotations
@@ -39,19 +39,26 @@ def jsonable(value, depth: int = 0):
     return str(value)
 
 
-def encode_preview(image) -> bytes:
-    """A preview (PIL image, or an IMAGE tensor) as PNG bytes, at most PREVIEW_MAX_SIDE on a side."""
+def encode_preview(image, image_format: str = "PNG", max_size: int | None = None) -> bytes:
+    """A preview (PIL image, or an IMAGE tensor) as PNG or JPEG bytes. With `max_size`, resized to fit
+    that square as ComfyUI's server does (ImageOps.contain, bilinear; small images grow); else at most
+    PREVIEW_MAX_SIDE on a side."""
+    from PIL import ImageOps
+
     if not hasattr(image, "save"):
         from ..images import tensor_to_pil
 
         image = tensor_to_pil(image)
-    if max(image.size) > PREVIEW_MAX_SIDE:
+    if max_size is not None:
+        image = ImageOps.contain(image, (max_size, max_size), ImageOps.Image.Resampling.BILINEAR)
+    elif max(image.size) > PREVIEW_MAX_SIDE:
         image = image.copy()
         image.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
-    if image.mode not in ("RGB", "RGBA", "L"):
+    jpeg = image_format.upper() == "JPEG"
+    if image.mode not in (("RGB", "L") if jpeg else ("RGB", "RGBA", "L")):
         image = image.convert("RGB")
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)
+    image.save(buffer, format="JPEG" if jpeg else "PNG", quality=95, compress_level=1)  # server.py's settings
     return buffer.getvalue()
 
 
@@ -76,7 +83,10 @@ class JobRunner:
                 if event == "execution_start":
                     started.append(True)
                 if event == "preview":
-                    send("preview", {"prompt_id": job.job_id, "node": data.get("node")}, encode_preview(data["image"]))
+                    fmt = str(data.get("image_format") or "PNG").upper()
+                    send("preview", {"prompt_id": job.job_id, "node": data.get("node"),
+                                     "image_type": "image/jpeg" if fmt == "JPEG" else "image/png"},
+                         encode_preview(data["image"], fmt, data.get("max_size")))
                     return
                 send(event, jsonable({k: v for k, v in data.items() if k != "image"}))
             except Exception:  # an event that cannot be sent must not fail the node

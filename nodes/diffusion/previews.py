@@ -35,7 +35,7 @@ class _Pending:
 class StepPreviews:
     """callback(step, x0, x, total) for the samplers: progress now, the preview of a step one step later."""
 
-    def __init__(self, progress: Callable[[int, int], None], preview: Callable[[Image.Image], None],
+    def __init__(self, progress: Callable[[int, int], None], preview: Callable[[Image.Image], None] | None,
                  latent_format, last_x0: dict | None = None) -> None:
         self.progress, self.preview, self.latent_format, self.last_x0 = progress, preview, latent_format, last_x0
         self.pending: _Pending | None = None
@@ -44,6 +44,8 @@ class StepPreviews:
         if self.last_x0 is not None:
             self.last_x0["x0"] = x0
         self.progress(step + 1, total)
+        if self.preview is None:  # the job wants no previews: nothing to project or copy
+            return
         current = _Pending(self.latent_format.to_rgb(x0[:1])[0])
         self.flush()
         self.pending = current

@@ -2,9 +2,9 @@
 
 The MODEL is a device-managed handle of a DiffusionModel (models.py); the sampling itself is
 nodes.diffusion.sampling.common_ksampler. Each step reports progress (which is also where an
-interrupt stops the run) with a cheap preview: the step's x0 projected to RGB by the model's
-latent format, no VAE. A handle may carry ComfyUI-style model options (CFG hooks, U-Net patches)
-and object patches (model sampling, latent format); see model_options.py.
+interrupt stops the run) and, when the job wants previews, a cheap one: the step's x0 projected to
+RGB by the model's latent format, no VAE. A handle may carry ComfyUI-style model options (CFG hooks,
+U-Net patches) and object patches (model sampling, latent format); see model_options.py.
 """
 from __future__ import annotations
 
@@ -36,9 +36,28 @@ def _inputs_head(seed_name: str) -> list[Input]:
     ]
 
 
+PREVIEW_METHODS = ("none", "auto", "latent2rgb", "taesd")  # ComfyUI's LatentPreviewMethod values
+PREVIEW_SIZE = 512  # ComfyUI's --preview-size default
+
+
+def previews_wanted(ctx) -> bool:
+    """ComfyUI's choice of preview (latent_preview.set_preview_method): the prompt's
+    extra_data["preview_method"], unless absent, "default" or unknown; then the server's default,
+    which the server puts in extra["default_preview_method"] ("none" for ComfyUI's routes, as
+    ComfyUI's --preview-method; jobs that carry neither, e.g. our own API's, preview). auto,
+    latent2rgb and taesd all project x0 with the latent format's factors: no TAESD decoder ships."""
+    method = ctx.extra.get("preview_method")
+    if method not in PREVIEW_METHODS:
+        method = ctx.extra.get("default_preview_method")
+    return method != "none"
+
+
 def step_reporter(ctx, latent_format, last_x0: dict | None = None):
-    """A sampling callback that reports progress with a preview of the step's x0 (and keeps the last x0)."""
-    return StepPreviews(ctx.progress, ctx.preview, latent_format, last_x0)
+    """A sampling callback that reports progress, with a preview of the step's x0 when the job wants
+    previews (a JPEG fitted to 512 pixels, as ComfyUI's prepare_callback), and keeps the last x0."""
+    if not previews_wanted(ctx):
+        return StepPreviews(ctx.progress, None, latent_format, last_x0)
+    return StepPreviews(ctx.progress, lambda image: ctx.preview(image, "JPEG", PREVIEW_SIZE), latent_format, last_x0)
 
 
 def run_sampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,

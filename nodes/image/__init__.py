@@ -15,3 +15,4 @@ from .postprocessing import *  # noqa: F401,F403
 from .preprocessors import *  # noqa: F401,F403
 from .scale import *  # noqa: F401,F403
 from .transform import *  # noqa: F401,F403
+from .websocket import *  # noqa: F401,F403

@@ -59,7 +59,8 @@ def test_identical_rerun_executes_nothing(env):
     assert result.cached == ["4"]  # the output hit cuts off everything upstream
     assert result.outputs["4"] == {"values": [3]}
     assert testnodes.CALLS == before
-    assert rec.of("execution_cached")[0]["nodes"] == ["4"]
+    # ComfyUI's execution.py lists every node of the prompt whose result is cached, in prompt order
+    assert rec.of("execution_cached")[0]["nodes"] == ["1", "2", "3", "4"]
 
 
 def test_changed_parameter_reruns_only_downstream(env):

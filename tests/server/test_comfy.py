@@ -99,23 +99,29 @@ def test_comfy_messages_previews_history_and_embedded_prompt(server, http):
 
 
 def test_comfy_validation_errors_use_node_errors(server, http):
+    """ComfyUI's validate_prompt: an unknown class refuses the prompt as invalid_prompt; a prompt whose
+    only output fails validation is refused with node_errors in validate_inputs' vocabulary."""
     bad = {"1": {"class_type": "GradientSteps", "inputs": {"steps": 0}},
-           "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}},
-           "3": {"class_type": "NoSuchNode", "inputs": {}}}
+           "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}
+    r = http.post("/prompt", json={"prompt": {**bad, "3": {"class_type": "NoSuchNode", "inputs": {}}}})
+    assert r.status_code == 400
+    assert r.json() == {"error": {"type": "invalid_prompt", "message": "Cannot execute because node NoSuchNode "
+                                  "does not exist.", "details": "Node ID '#3'", "extra_info": {}}, "node_errors": {}}
     r = http.post("/prompt", json={"prompt": bad})
     assert r.status_code == 400
     body = r.json()
     assert body["error"]["type"] == "prompt_outputs_failed_validation"
     assert body["node_errors"]["1"]["class_type"] == "GradientSteps"
+    assert body["node_errors"]["1"]["dependent_outputs"] == ["2"]
     [error] = body["node_errors"]["1"]["errors"]
-    assert error["type"] == "bad_value" and error["extra_info"]["input_name"] == "steps" and "minimum" in error["message"]
-    assert body["node_errors"]["3"]["errors"][0]["type"] == "unknown_type"
+    assert error["type"] == "value_smaller_than_min" and error["message"] == "Value 0 smaller than min of 1"
+    assert error["extra_info"]["input_name"] == "steps" and error["extra_info"]["received_value"] == 0
     r = http.post("/prompt", content=b"{not json")
     assert r.status_code == 400
     r = http.post("/prompt", json={"prompt": {"1": {"inputs": {}}}})
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_prompt"
     r = http.post("/prompt", json={"prompt": {"1": {"class_type": "PrimitiveInt", "inputs": {}}}})
-    assert r.status_code == 400 and r.json()["error"]["type"] == "no_outputs"
+    assert r.status_code == 400 and r.json()["error"]["type"] == "prompt_no_outputs"
 
 
 def test_comfy_queue_interrupt_and_client_chosen_prompt_id(server, http):

@@ -124,9 +124,9 @@ def test_a_cached_rerun_sends_executed_for_its_output_node(server, http):
     texts, _ = read_until_done(ws, second)
     ws.close()
     events = [(m["type"], m["data"]) for m in texts if m["data"].get("prompt_id") == second]
-    assert [e for e, _ in events] == ["execution_start", "execution_cached", "executed", "execution_success",
-                                      "executing"]
-    # ComfyUI lists every node whose cache hits (["1", "2"]); our executor lists the hits it reached
-    assert "2" in events[1][1]["nodes"]
+    assert [e for e, _ in events] == ["execution_start", "execution_cached", "executed", "progress_state",
+                                      "execution_success", "executing"]
+    assert events[1][1]["nodes"] == ["1", "2"]  # every cached node, as ComfyUI
+    assert events[3][1]["nodes"]["2"]["state"] == "finished"  # finish_progress after the cached UI
     executed = events[2][1]
     assert executed["node"] == "2" and executed["output"]["images"][0]["type"] == "output"
