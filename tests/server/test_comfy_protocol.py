@@ -270,9 +270,12 @@ def test_choice_errors_and_comfy_leniency(server, http):
 
 def test_front_jobs_are_numbered_negative(server, http):
     """server.py post_prompt: number = the counter, negated for front=True."""
-    slow = {"1": {"class_type": "GradientSteps", "inputs": {"steps": 30, "delay": 0.02}},
+    slow = {"1": {"class_type": "GradientSteps", "inputs": {"steps": 60, "delay": 0.05}},
             "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}
     first = post(http, slow).json()
+    deadline = time.monotonic() + 20  # the first job must be running, so the queue holds only the second
+    while not http.get("/queue").json()["queue_running"] and time.monotonic() < deadline:
+        time.sleep(0.02)
     second = post(http, API_PROMPT, front=True).json()
     assert second["number"] == -(first["number"] + 1)
     queue = http.get("/queue").json()
