@@ -191,6 +191,18 @@ class RayBackend(ExecutionBackend):
                 self._lock.wait(1.0)
 
     def _drive(self, job: JobRequest, sink: EventSink, future: Future, wanted: frozenset, submitted: float) -> None:
+        try:
+            self._drive_once(job, sink, future, wanted, submitted)
+        except Exception as exc:  # the future must resolve whatever happens here
+            log.exception("job %s: the Ray driver failed", job.job_id)
+            with self._lock:
+                self._running.pop(job.job_id, None)
+            if not future.done():
+                record = error_record(None, None, type(exc).__name__, str(exc) or type(exc).__name__)
+                future.set_result(JobOutcome("error", errors=[record]))
+
+    def _drive_once(self, job: JobRequest, sink: EventSink, future: Future, wanted: frozenset,
+                    submitted: float) -> None:
         import ray
 
         deaths: list[str] = []
@@ -240,7 +252,7 @@ class RayBackend(ExecutionBackend):
                                "another worker")
                     log.warning("job %s: %s", job.job_id, message)
                     self._emit(sink, job, "warning", {"prompt_id": job.job_id, "node": node,
-                                                      "node_type": job.node_type(node), "message": message})
+                                                      "node_type": job.node_type(node), "message": message}, None)
                     continue
                 message = (f"the job killed {len(deaths)} workers ({', '.join(deaths)}), the last while running "
                            f"{where}; it is not run again")
