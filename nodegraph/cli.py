@@ -142,6 +142,8 @@ def cmd_run(args) -> int:
     env = _environment(args)
     workflow = _load(args, env)
     _apply_sets(workflow, args.set or [])
+    if args.sweep or args.ray is not False:
+        return _run_sweep(args, env, workflow)
     bar = None
     current = {}
 
@@ -195,6 +197,71 @@ def cmd_run(args) -> int:
     for error in result.errors:
         print(f"  node {error['node_id']} ({error['node_type']}) failed: {error['exception_message']}")
     return {"success": 0, "error": 1, "interrupted": 130}[result.status]
+
+
+def _ray_backend(args, env):
+    try:
+        from .distributed import RayBackend
+    except ImportError as exc:
+        raise SystemExit(f"error: --ray needs Ray: pip install 'nodegraph[ray]' ({exc})") from None
+    return RayBackend(env, address=args.ray, workers=args.ray_workers,
+                      num_cpus=args.ray_workers if args.ray is None and args.ray_workers else None)
+
+
+def _run_sweep(args, env, workflow) -> int:
+    """--sweep (and run --ray): the jobs of the sweeps' product, one progress bar, a manifest."""
+    from tqdm import tqdm
+
+    from .sweep import SweepError, expand, parse_sweep, run_jobs
+    from .workers import InProcessBackend
+
+    try:
+        jobs = expand(workflow.to_json(), [parse_sweep(item) for item in args.sweep or []])
+    except SweepError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    backend = _ray_backend(args, env) if args.ray is not False else InProcessBackend(env)
+    failed = []
+    with tqdm(total=len(jobs), unit="job", file=sys.stderr, disable=args.quiet) as bar:
+        def progress(outcome) -> None:
+            bar.update(1)
+            if outcome.status != "success":
+                failed.append(outcome)
+
+        try:
+            backend.start()
+            manifest = run_jobs(jobs, backend, env.folders.output, progress, source=str(args.workflow))
+        finally:
+            backend.close()
+    print(f"{len(jobs) - len(failed)} of {len(jobs)} job(s) succeeded in {manifest['seconds']:.2f} s "
+          f"({backend.kind}); manifest: {env.folders.output / 'manifest.json'}")
+    for entry in manifest["jobs"]:
+        for error in entry.get("errors", [])[:1]:
+            print(f"  {entry['job']} {entry['parameters']}: {error.get('exception_message')}")
+    return 0 if not failed else 1
+
+
+def cmd_status(args) -> int:
+    """The server's workers (GET /v1/cluster): device, loaded models, current job, throughput."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    try:
+        reply = httpx.get(args.url.rstrip("/") + "/v1/cluster", headers=headers, timeout=10)
+    except httpx.HTTPError as exc:
+        raise SystemExit(f"error: {args.url}: {exc}") from None
+    if reply.status_code != 200:
+        raise SystemExit(f"error: {args.url}/v1/cluster: HTTP {reply.status_code}: {reply.text[:200]}")
+    data = reply.json()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"backend: {data['backend']}" + (f" at {data['address']}" if data.get("address") else ""))
+    for w in data["workers"]:
+        rate = w.get("jobs_per_busy_second")
+        print(f"  {w['name']:<14} {'up' if w.get('alive', True) else 'DEAD':<4} {w.get('device') or '?':<8} "
+              f"job={w.get('current_job') or '-':<12} jobs={w.get('jobs_run') or 0:<5} "
+              f"{f'{rate:.2f} jobs/s busy' if rate else '':<18} models={', '.join(w.get('models') or []) or '-'}")
+    return 0
 
 
 def cmd_validate(args) -> int:
@@ -276,7 +343,8 @@ def cmd_serve(args) -> int:
     serve(env, host=args.host, port=args.port, token=token, data_dir=args.data_dir, limits=env.limits,
           allowed_origins=tuple(args.allow_origin or ()), frontend=args.frontend,
           in_process=args.in_process, interrupt_grace=args.interrupt_grace,
-          preview_method=args.preview_method)
+          preview_method=args.preview_method,
+          backend=_ray_backend(args, env) if args.ray is not False else None)
     # everything is closed and flushed; tearing down torch's modules would take seconds more
     sys.stdout.flush()
     sys.stderr.flush()
@@ -311,6 +379,14 @@ def add_limit_flags(parser: argparse.ArgumentParser, server: bool = False) -> No
         group.add_argument("--max-upload-bytes", type=size, metavar="SIZE", help="largest uploaded image (default 32M)")
 
 
+def add_ray_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Ray (pip install 'nodegraph[ray]')")
+    group.add_argument("--ray", nargs="?", const=None, default=False, metavar="ADDRESS",
+                       help="run jobs on Ray actors: 'auto', ray://HOST:10001, or no address for a local Ray")
+    group.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                       help="CPU worker actors on a cluster without GPUs (default 1; with GPUs: one per GPU)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nodegraph", description="Run and serve node-graph image workflows.")
     parser.add_argument("--plugins", default="custom_nodes", help="custom nodes folder (default ./custom_nodes)")
@@ -328,6 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_limit_flags(run)
     run.add_argument("--no-cuda-graphs", action="store_true",
                      help="run the diffusion model eagerly instead of replaying CUDA graphs (sets NODEGRAPH_CUDA_GRAPHS=0)")
+    run.add_argument("--sweep", action="append", metavar="[NODE.]INPUT=A..B|V1,V2|@FILE",
+                     help="run once per value (repeatable: the Cartesian product); writes manifest.json")
+    add_ray_flags(run)
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser("validate", help="check a workflow and print every problem")
@@ -369,7 +448,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--preview-method", default="none", choices=PREVIEW_METHODS,
                        help="sampler previews for prompts on ComfyUI's routes unless a prompt asks otherwise "
                             "(ComfyUI's option and default); auto and taesd give latent2rgb here")
+    add_ray_flags(serve)
     serve.set_defaults(func=cmd_serve)
+
+    status = sub.add_parser("status", help="a server's workers: device, loaded models, current job, throughput")
+    status.add_argument("--url", default="http://127.0.0.1:8188")
+    status.add_argument("--token", default=os.environ.get("NODEGRAPH_TOKEN"))
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
     return parser
 
 

@@ -97,10 +97,16 @@ def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") ->
     info = png_info({k: json.dumps(v) if not isinstance(v, str) else v for k, v in chunks.items()})
     records = []
     for k in range(images.shape[0]):
-        name = f"{Path(prefix).name}_{counter + k:05d}_.png"
         picture = tensor_to_pil_truncated(images[k])
-        write_atomically(folder / name, lambda f: picture.save(f, format="PNG", pnginfo=info, compress_level=4),
-                         durable=kind == "output")
+        while True:  # several workers (Ray) may save into one folder at once: a name is taken, never overwritten
+            name = f"{Path(prefix).name}_{counter:05d}_.png"
+            try:
+                write_atomically(folder / name, lambda f: picture.save(f, format="PNG", pnginfo=info, compress_level=4),
+                                 durable=kind == "output", exclusive=True)
+                break
+            except FileExistsError:
+                counter = next_counter(folder, prefix)
+        counter += 1
         records.append({"filename": name, "subfolder": sub.as_posix() if str(sub) != "." else "", "type": kind})
     return records
 
@@ -117,10 +123,11 @@ def repeat_to_batch(x: torch.Tensor, batch: int) -> torch.Tensor:
 PARTIAL_SUFFIX = ".nodegraph-partial"  # a file being written; renamed into place once complete
 
 
-def write_atomically(path: Path, write, durable: bool = True) -> None:
+def write_atomically(path: Path, write, durable: bool = True, exclusive: bool = False) -> None:
     """`write(file)` into a temporary name in the same folder, then rename it to `path`: a reader, or a
     process killed mid-write, never leaves a half-written file under the final name. `durable`: the
-    bytes reach the disk before the rename (a power cut too leaves the old file or the whole new one)."""
+    bytes reach the disk before the rename (a power cut too leaves the old file or the whole new one).
+    `exclusive`: raise FileExistsError rather than replace an existing `path`."""
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{PARTIAL_SUFFIX}")
     try:
         with open(temp, "wb") as f:
@@ -128,7 +135,11 @@ def write_atomically(path: Path, write, durable: bool = True) -> None:
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
-        os.replace(temp, path)
+        if exclusive:
+            os.link(temp, path)  # fails if the name exists; the temporary name goes below
+            temp.unlink()
+        else:
+            os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

@@ -20,6 +20,7 @@ Native routes (documented in the OpenAPI schema at /openapi.json, browsable at /
     POST   /v1/upload/mask                 same plus original_ref (JSON {filename, subfolder, type})
     GET    /v1/view?filename=&subfolder=&type=
     POST   /v1/free                        {unload_models?, free_memory?}
+    GET    /v1/cluster                     workers (device, loaded models, current job, throughput)
     GET    /v1/system_stats                ComfyUI's {system, devices} plus queue, cache and device manager
     POST   /v1/convert                     {workflow: any format} -> {workflow: native} | 400
     POST   /v1/export/comfy_api            {workflow} -> ComfyUI API prompt | 400
@@ -306,7 +307,8 @@ def native_router(state: ServerState) -> APIRouter:
 
     def status() -> dict:
         current = state.worker.current
-        return {**state.status(), "running": current.job_id if current else None,
+        running = current.job_id if current else next(iter(state.worker.running), None)
+        return {**state.status(), "running": running,
                 "worker_alive": state.worker.alive, "clients": state.hub.count()}
 
     @api.post("/queue/pause", tags=["queue"], response_model=StatusOut,
@@ -377,6 +379,19 @@ def native_router(state: ServerState) -> APIRouter:
     def free(body: FreeIn | None = None):
         body = body or FreeIn()
         return state.worker.request_free(body.unload_models, body.free_memory)
+
+    @api.get("/cluster", tags=["system"], summary="Workers: device, loaded models, current job, throughput")
+    def cluster() -> dict:
+        backend = state.worker.backend
+        if hasattr(backend, "cluster"):  # the Ray back end
+            return backend.cluster()
+        stats = backend.stats()
+        current = state.worker.current
+        return {"backend": backend.kind, "workers": [{
+            "name": backend.kind, "pid": stats.get("pid"), "device": stats.get("device_manager", {}).get("device"),
+            "alive": backend.alive, "current_job": current.job_id if current else None,
+            "jobs_run": stats.get("jobs_run"), "cache": stats.get("cache"),
+            "device_manager": stats.get("device_manager")}]}
 
     @api.get("/system_stats", tags=["system"], summary="Devices, memory, versions, queue and cache")
     def system_stats() -> dict:

@@ -46,6 +46,9 @@ class Worker:
         self._submitted = False  # the current job is in the back end's hands
         self._interrupt_early = False  # interrupted between claim and submit
         self.jobs_run = 0
+        # a back end with capacity > 1 (Ray) takes several jobs at once: each on its own thread
+        self.running: dict[str, Job] = {}
+        self._job_threads: list[threading.Thread] = []
 
     @property
     def executor(self):
@@ -63,6 +66,8 @@ class Worker:
             self._wake.notify_all()
         self.interrupt()
         self._thread.join(timeout)
+        for thread in list(self._job_threads):
+            thread.join(timeout)
         if self._thread.is_alive():
             log.warning("the running job ignored the interrupt; it will be re-queued at the next start")
         self.backend.close(timeout=min(timeout, 5.0))
@@ -79,6 +84,10 @@ class Worker:
         """Interrupt the running job (only if it is `job_id`, when given); True if one was.
         It acts on that job only, so it can never stop the job that runs next."""
         with self._control_lock:
+            if self.running:  # several jobs at once: the back end finds the one(s) to interrupt
+                if job_id is not None and job_id not in self.running:
+                    return False
+                return self.backend.interrupt(job_id) or True
             current = self.current
             if current is None or (job_id is not None and job_id != current.job_id):
                 return False
@@ -111,6 +120,9 @@ class Worker:
                     if not self._stopping:
                         self._wake.wait(timeout=1.0)
                 continue
+            if self.backend.capacity > 1:
+                self._run_beside(job)
+                continue
             with self._control_lock:
                 self.current, self._submitted, self._interrupt_early = job, False, self._stopping
             try:
@@ -121,6 +133,28 @@ class Worker:
                 with self._control_lock:
                     self.current, self._submitted = None, False
             self.jobs_run += 1
+
+    def _run_beside(self, job: Job) -> None:
+        """Run `job` on its own thread, then wait until the back end has a free slot."""
+        def run() -> None:
+            try:
+                self._run(job)
+            except Exception:
+                log.exception("job %s: the dispatcher failed around it", job.job_id)
+            finally:
+                with self._control_lock:
+                    self.running.pop(job.job_id, None)
+                self.jobs_run += 1
+                self.wake()
+
+        with self._control_lock:
+            self.running[job.job_id] = job
+        thread = threading.Thread(target=run, name=f"nodegraph-dispatch-{job.job_id}", daemon=True)
+        self._job_threads = [t for t in self._job_threads if t.is_alive()] + [thread]
+        thread.start()
+        with self._wake:
+            while len(self.running) >= self.backend.capacity and not self._stopping:
+                self._wake.wait(timeout=1.0)
 
     def _ready(self) -> bool:
         """Start (or restart) the back end's worker before taking a job; retry later if it can't."""
