@@ -16,7 +16,7 @@ from nodegraph.workers.base import JobRequest
 from nodegraph.workers.runner import JobRunner
 from nodes.diffusion.sampling import common_ksampler
 from nodes.diffusion.sampling.jobs_batch import SamplerRun, batch_key, sample_runs_together
-from workflow_files import load_workflow
+from tests.diffusion.workflow_files import load_workflow
 
 
 def txt2img(seed, text, cfg, sampler="euler", batch_size=1, prefix="job"):
