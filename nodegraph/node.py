@@ -273,10 +273,11 @@ class RunControl:
     interrupt can arrive before the run starts (it is honoured before the first node) and can never
     reach another run. Thread-safe: any thread may call `interrupt()`."""
 
-    __slots__ = ("_stop",)
+    __slots__ = ("_stop", "cohort")
 
-    def __init__(self) -> None:
+    def __init__(self, cohort=None) -> None:
         self._stop = threading.Event()
+        self.cohort = cohort  # a nodegraph.batching.Cohort when this run is batched with other jobs
 
     def interrupt(self) -> None:
         self._stop.set()
@@ -348,6 +349,21 @@ class Context:
         self._emit("progress", {"node": self.node_id, "value": int(value), "max": int(total)})
         if preview is not None:
             self.preview(preview)
+
+    def batch(self, key, item, run_batch):
+        """Run `item` as part of one batch with the items other jobs of this run's cohort give under the
+        same `key` (see nodegraph/batching.py); alone (a batch of one) when the run has no cohort or
+        key is None. `run_batch(items)` returns one result (or Exception) per item. A batch of several
+        is reported by a "batched" event (node, size)."""
+        from .batching import run_alone
+
+        cohort = self.control.cohort
+        if cohort is None or key is None:
+            return run_alone(item, run_batch)
+        result, size = cohort.join(key, item, run_batch)
+        if size > 1:
+            self._emit("batched", {"node": self.node_id, "size": size})
+        return result
 
     def warn(self, message: str) -> None:
         """Report something the user should know that does not stop the node (e.g. LoRA keys that

@@ -9,9 +9,11 @@ from __future__ import annotations
 import io
 import logging
 import math
+import threading
 import time
 import traceback
 
+from ..batching import Cohort
 from ..executor import Executor
 from ..formats import parse_workflow
 from ..node import RunControl
@@ -115,6 +117,28 @@ class JobRunner:
         self.jobs_run += 1
         outcome.run_seconds = time.perf_counter() - began
         return outcome
+
+    def run_together(self, jobs: list[tuple[JobRequest, RunControl, EventSink]]) -> list[JobOutcome]:
+        """Run jobs as one cohort (nodegraph/batching.py): each in its own thread, one at a time, meeting
+        at nodes that batch (KSampler), so jobs that differ only in seed, prompt or CFG share the
+        sampler's batches. Outcomes in the order given."""
+        if len(jobs) == 1:
+            return [self.run(*jobs[0])]
+        cohort = Cohort(len(jobs))
+        outcomes: list[JobOutcome | None] = [None] * len(jobs)
+
+        def member(i: int, job: JobRequest, control: RunControl, sink: EventSink) -> None:
+            control.cohort = cohort
+            outcomes[i] = cohort.run_member(lambda: self.run(job, control, sink))
+
+        threads = [threading.Thread(target=member, args=(i, *item), name=f"nodegraph-job-{item[0].job_id}", daemon=True)
+                   for i, item in enumerate(jobs)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return [o if o is not None else JobOutcome("error", errors=[error_record(
+            None, None, "RuntimeError", "the job's thread ended without an outcome")]) for o in outcomes]
 
     def free(self, unload_models: bool, free_memory: bool) -> dict:
         freed, cleared = 0, 0

@@ -15,6 +15,7 @@ from nodegraph import CONDITIONING, LATENT, MODEL, Choice, Float, Input, Int, Ou
 from .model_options import sampling_model
 from .previews import StepPreviews
 from .sampling import SAMPLER_NAMES, SCHEDULER_NAMES, common_ksampler
+from .sampling.jobs_batch import SamplerRun, batch_key, sample_runs_together
 
 __all__ = ["KSampler", "KSamplerAdvanced"]
 
@@ -62,17 +63,28 @@ def step_reporter(ctx, latent_format, last_x0: dict | None = None):
 
 def run_sampler(ctx, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
                 denoise=1.0, disable_noise=False, start_step=None, last_step=None, force_full_denoise=False) -> dict:
-    """Sample on the model's device, reporting progress and previews through ctx."""
-    with ctx.devices.use(model) as diffusion:
-        diffusion = sampling_model(diffusion, model)  # with the handle's model-sampling / latent-format patches
-        on_step = step_reporter(ctx, diffusion.latent_format)
+    """Sample on the model's device, reporting progress and previews through ctx. When jobs run together
+    (nodegraph/batching.py), runs that can share a batch are sampled as one (sampling/jobs_batch.py)."""
+    run = SamplerRun(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise,
+                     disable_noise, start_step, last_step, force_full_denoise, check_interrupt=ctx.check_interrupt, ctx=ctx)
+    return ctx.batch(batch_key(run), run, _sample_runs)
+
+
+def _sample_runs(runs: list[SamplerRun]) -> list:
+    first = runs[0]
+    with first.ctx.devices.use(first.model) as diffusion:
+        diffusion = sampling_model(diffusion, first.model)  # with the handle's model-sampling / latent-format patches
+        for run in runs:
+            run.callback = step_reporter(run.ctx, diffusion.latent_format)
         with torch.no_grad():  # not inference_mode: later nodes may update the latent in place
-            return common_ksampler(diffusion, seed, steps, cfg, sampler_name, scheduler, positive, negative,
-                                   latent_image, denoise=denoise, disable_noise=disable_noise,
-                                   start_step=start_step, last_step=last_step,
-                                   force_full_denoise=force_full_denoise, callback=on_step,
-                                   check_interrupt=ctx.check_interrupt,
-                                   model_options=model.info.get("model_options"))
+            if len(runs) > 1:
+                return sample_runs_together(diffusion, runs)
+            return [common_ksampler(diffusion, first.seed, first.steps, first.cfg, first.sampler_name, first.scheduler,
+                                    first.positive, first.negative, first.latent, denoise=first.denoise,
+                                    disable_noise=first.disable_noise, start_step=first.start_step,
+                                    last_step=first.last_step, force_full_denoise=first.force_full_denoise,
+                                    callback=first.callback, check_interrupt=first.check_interrupt,
+                                    model_options=first.model.info.get("model_options"))]
 
 
 @node(category="sampling")
