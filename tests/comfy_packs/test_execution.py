@@ -138,7 +138,7 @@ def test_unsupported_surface_fails_the_node_with_a_clear_message(comfy_env):
     result, _ = run(comfy_env, {"x": {"type": "TestUsesMissing", "inputs": {"x": 2}},
                                 "p": {"type": "PreviewAny", "inputs": {"source": L("x")}}})
     [error] = result.errors
-    assert error["node_id"] == "x" and error["exception_type"] == "UnsupportedComfyFeature"
+    assert error["node_id"] == "x" and error["exception_type"] == "nodegraph.comfy_compat.surface.UnsupportedComfyFeature"  # full name, as ComfyUI reports it
     assert error["exception_message"].startswith(
         "pack 'broken_declaration' uses comfy.model_management.a_name_comfyui_never_had, which nodegraph's")
 
