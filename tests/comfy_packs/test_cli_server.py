@@ -57,7 +57,7 @@ def test_cli_lists_import_times_and_runs_a_mixed_workflow(tmp_path):
     assert proc.returncode == 0, proc.stderr
     first, second = sorted((tmp_path / "out").glob("mixed_*.png"))
     assert tuple(np.asarray(Image.open(first).convert("RGB"))[0, 0]) == (0, 127, 0)  # reversed: dimmed green first (0.5 saved as ComfyUI does: truncated)
-    assert tuple(np.asarray(Image.open(second).convert("RGB"))[0, 0]) == (128, 0, 0)
+    assert tuple(np.asarray(Image.open(second).convert("RGB"))[0, 0]) == (127, 0, 0)
 
 
 def test_server_serves_pack_routes_nodes_and_messages(tmp_path, comfy_registry):
