@@ -4,8 +4,8 @@ The public API for writing nodes and running workflows lives here. Node packs im
 module exports (plus torch, numpy, PIL and the like); tests/test_import_map.py holds them to it.
 """
 from .devices import ModelHandle, run_in_chunks
-from .images import (center_crop_margins, filename_prefix_problem, pil_to_tensor, pixel_budget_problem, repeat_to_batch,
-                     save_images, tensor_to_pil, tensor_to_pil_truncated)
+from .images import (center_crop_margins, common_upscale, filename_prefix_problem, pil_to_tensor, pixel_budget_problem,
+                     repeat_to_batch, save_images, tensor_to_pil, tensor_to_pil_truncated)
 from .model_files import ModelFileError, WeightsFile, read_weights
 from .node import (Boolean, Choice, Context, Float, Input, Int, Interrupted, ModelFile, Output, Seed, String,
                    node)
@@ -25,5 +25,5 @@ __all__ = [
     "ModelFileError", "WeightsFile", "read_weights", "ModelHandle", "run_in_chunks",
     # images and batches
     "tensor_to_pil", "tensor_to_pil_truncated", "pil_to_tensor", "save_images", "filename_prefix_problem", "center_crop_margins",
-    "pixel_budget_problem", "repeat_to_batch",
+    "common_upscale", "pixel_budget_problem", "repeat_to_batch",
 ]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 
@@ -172,6 +173,90 @@ def center_crop_margins(old_w: int, old_h: int, width: int, height: int) -> tupl
     elif old_aspect < new_aspect:
         y = round((old_h - old_h * (old_aspect / new_aspect)) / 2)
     return x, y
+
+
+# --- ComfyUI's comfy.utils.common_upscale, the one resize every pack uses ----------------------------
+# The arithmetic follows ComfyUI 0.8's comfy/utils.py step by step (tensor layouts included) so that
+# results match it to the bit: a different but equivalent formula drifts by ULPs.
+
+def _slerp_rows(a: torch.Tensor, b: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Slerp rows of a [N,C] towards b by r [N,1], the norms interpolated linearly. Zero rows count
+    as zero directions; (nearly) equal directions give a, opposite ones a plain lerp (ComfyUI's cases)."""
+    norm_a, norm_b = torch.norm(a, dim=-1, keepdim=True), torch.norm(b, dim=-1, keepdim=True)
+    unit_a = torch.where(norm_a == 0.0, torch.zeros_like(a), a / norm_a)
+    unit_b = torch.where(norm_b == 0.0, torch.zeros_like(b), b / norm_b)
+    dot = (unit_a * unit_b).sum(1)
+    omega = torch.acos(dot)
+    so = torch.sin(omega)
+    out = (torch.sin((1.0 - r.squeeze(1)) * omega) / so).unsqueeze(1) * unit_a \
+        + (torch.sin(r.squeeze(1) * omega) / so).unsqueeze(1) * unit_b
+    out = out * (norm_a * (1.0 - r) + norm_b * r)
+    out = torch.where((dot > 1 - 1e-5).unsqueeze(1), a, out)
+    return torch.where((dot < 1e-5 - 1).unsqueeze(1), a * (1.0 - r) + b * r, out)
+
+
+def _bilinear_taps(old: int, new: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ratio, left index, right index), each [new], of a half-pixel bilinear resize of one axis,
+    taken, as ComfyUI does, by bilinearly resizing the index ramps themselves."""
+    ramp = torch.arange(old, dtype=torch.float32, device=device).reshape(1, 1, 1, -1)
+    left = F.interpolate(ramp, size=(1, new), mode="bilinear")
+    right_ramp = ramp + 1
+    right_ramp[..., -1] -= 1
+    right = F.interpolate(right_ramp, size=(1, new), mode="bilinear")
+    return (left - left.floor()).flatten(), left.to(torch.int64).flatten(), right.to(torch.int64).flatten()
+
+
+def _bislerp_last_axis(x: torch.Tensor, new: int) -> torch.Tensor:
+    """Resize [N,C,H,W] along W, slerping between the two neighbouring channel vectors."""
+    n, c, h, _ = x.shape
+    ratio, left, right = _bilinear_taps(x.shape[-1], new, x.device)
+    a = x.gather(-1, left.view(1, 1, 1, -1).expand(n, c, h, -1)).movedim(1, -1).reshape(-1, c)
+    b = x.gather(-1, right.view(1, 1, 1, -1).expand(n, c, h, -1)).movedim(1, -1).reshape(-1, c)
+    r = ratio.view(1, 1, 1, -1).expand(n, 1, h, -1).movedim(1, -1).reshape(-1, 1)
+    return _slerp_rows(a, b, r).reshape(n, h, new, c).movedim(-1, 1)
+
+
+def bislerp(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """ComfyUI's "bislerp" resize of [B,C,H,W]: along the width, then the height, in float32."""
+    x = _bislerp_last_axis(samples.float(), width)
+    x = _bislerp_last_axis(x.transpose(-1, -2), height).transpose(-1, -2)
+    return x.to(samples.dtype)
+
+
+def lanczos(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """ComfyUI's "lanczos" resize of [B,C,H,W]: each image through PIL as 8-bit (truncated, not rounded)."""
+    out = []
+    for image in samples:
+        pixels = np.clip(255.0 * image.movedim(0, -1).float().cpu().numpy(), 0, 255).astype(np.uint8)
+        grey = pixels.shape[-1] == 1
+        resized = Image.fromarray(pixels[..., 0] if grey else pixels).resize((width, height), Image.Resampling.LANCZOS)
+        array = np.array(resized).astype(np.float32) / 255.0
+        out.append(torch.from_numpy(array[..., None] if grey else array).movedim(-1, 0))
+    return torch.stack(out).to(samples.device, samples.dtype)
+
+
+def common_upscale(samples: torch.Tensor, width: int, height: int, method: str, crop: str) -> torch.Tensor:
+    """Resize [B,C,H,W] (or [B,C,T,...,H,W]) to height x width: crop="center" first cuts the input to the
+    new aspect ratio; method is "bislerp", "lanczos" or a torch interpolate mode ("nearest-exact",
+    "bilinear", "area", "bicubic": half-pixel centres, no clamping, so bicubic may overshoot 0..1)."""
+    shape = tuple(samples.shape)
+    if len(shape) > 4:  # fold the extra dimensions into the batch, as ComfyUI does for video latents
+        samples = samples.reshape(shape[0], shape[1], -1, shape[-2], shape[-1]).movedim(2, 1)
+        samples = samples.reshape(-1, shape[1], shape[-2], shape[-1])
+    if crop == "center":
+        old_h, old_w = samples.shape[-2:]
+        x, y = center_crop_margins(old_w, old_h, width, height)
+        samples = samples.narrow(-2, y, old_h - 2 * y).narrow(-1, x, old_w - 2 * x)
+    if method == "bislerp":
+        out = bislerp(samples, width, height)
+    elif method == "lanczos":
+        out = lanczos(samples, width, height)
+    else:
+        out = F.interpolate(samples, size=(height, width), mode=method)
+    if len(shape) == 4:
+        return out
+    out = out.reshape(shape[0], -1, shape[1], height, width).movedim(2, 1)
+    return out.reshape(shape[:-2] + (height, width))
 
 
 def pixel_budget_problem(width: int, height: int, batch_size: int) -> str | None:

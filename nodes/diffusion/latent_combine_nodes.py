@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nodegraph import LATENT, MASK, Boolean, Float, Input, Int, Output, node, repeat_to_batch
+from nodegraph import LATENT, MASK, Boolean, Float, Input, Int, Output, common_upscale, node, repeat_to_batch
 
-from .latent_nodes import MAX_RESOLUTION, common_upscale
+from .latent_nodes import MAX_RESOLUTION
 
 
 def reshape_latent_to(shape: torch.Size, latent: torch.Tensor, repeat_batch: bool = True) -> torch.Tensor:

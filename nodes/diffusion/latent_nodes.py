@@ -8,10 +8,9 @@ Like ComfyUI, a node copies the dict and replaces "samples", so the other keys p
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from nodegraph import LATENT, MASK, Choice, Float, Input, Int, Output, node
-from nodegraph import center_crop_margins, pixel_budget_problem
+from nodegraph import common_upscale, pixel_budget_problem
 
 MAX_RESOLUTION = 16384
 # EmptyLatentImage has no model input: SD's latent space (4 channels, 1/8 of the pixels)
@@ -19,52 +18,6 @@ LATENT_CHANNELS = 4
 LATENT_DOWNSCALE = 8
 UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "bislerp"]
 CROP_METHODS = ["disabled", "center"]
-
-
-# --- resizing ---------------------------------------------------------------------------------
-
-def _bilinear_coords(old: int, new: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Source index pairs and ratios of a bilinear (half-pixel) resize of one axis."""
-    pos = (torch.arange(new, dtype=torch.float64) + 0.5) * old / new - 0.5
-    pos = pos.clamp(0, old - 1)
-    lo = pos.floor().long()
-    hi = (lo + 1).clamp(max=old - 1)
-    return lo, hi, (pos - lo).float()
-
-
-def _slerp(a: torch.Tensor, b: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation of channel vectors (dim 1), magnitudes interpolated linearly."""
-    na, nb = a.norm(dim=1, keepdim=True), b.norm(dim=1, keepdim=True)
-    ua, ub = a / na.clamp(min=1e-12), b / nb.clamp(min=1e-12)
-    dot = (ua * ub).sum(dim=1, keepdim=True).clamp(-1.0, 1.0)
-    omega = torch.acos(dot)
-    so = torch.sin(omega)
-    near = so.abs() < 1e-5  # (anti)parallel: fall back to linear direction interpolation
-    wa = torch.where(near, 1.0 - ratio, torch.sin((1.0 - ratio) * omega) / so.where(~near, torch.ones_like(so)))
-    wb = torch.where(near, ratio, torch.sin(ratio * omega) / so.where(~near, torch.ones_like(so)))
-    return (wa * ua + wb * ub) * (na * (1.0 - ratio) + nb * ratio)
-
-
-def bislerp(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Resize [B,C,h,w] with slerp between neighbouring latent vectors (along x, then y)."""
-    x = samples.float()
-    lo, hi, r = _bilinear_coords(x.shape[-1], width)
-    x = _slerp(x[..., lo], x[..., hi], r.view(1, 1, 1, -1))
-    lo, hi, r = _bilinear_coords(x.shape[-2], height)
-    x = _slerp(x[..., lo, :], x[..., hi, :], r.view(1, 1, -1, 1))
-    return x.to(samples.dtype)
-
-
-def common_upscale(samples: torch.Tensor, width: int, height: int, method: str, crop: str) -> torch.Tensor:
-    """Resize [B,C,h,w] to (height, width), optionally centre-cropping to the new aspect first."""
-    if crop == "center":
-        old_w, old_h = samples.shape[-1], samples.shape[-2]
-        x, y = center_crop_margins(old_w, old_h, width, height)
-        samples = samples[..., y:old_h - y, x:old_w - x]
-    if method == "bislerp":
-        return bislerp(samples, width, height)
-    kwargs = {"align_corners": False} if method in ("bilinear", "bicubic") else {}
-    return F.interpolate(samples, size=(height, width), mode=method, **kwargs)
 
 
 # --- nodes -------------------------------------------------------------------------------------

@@ -1,15 +1,12 @@
-"""Resizing: ComfyUI's common_upscale as one function, and the nodes built on it (nodes.py's ImageScale
+"""Resizing: the nodes built on ComfyUI's common_upscale (nodes.py's ImageScale
 and ImageScaleBy, comfy_extras' ImageScaleToTotalPixels and ResizeAndPadImage)."""
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
-from nodegraph import IMAGE, Choice, Float, Input, Int, Output, center_crop_margins, node
+from nodegraph import IMAGE, Choice, Float, Input, Int, Output, common_upscale, node
 
 from .common import MAX_SIDE
 
@@ -19,36 +16,8 @@ UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
 
 
 def resize(image: torch.Tensor, width: int, height: int, method: str, crop: str = "disabled") -> torch.Tensor:
-    """Resize an IMAGE batch [B,H,W,C] as ComfyUI's common_upscale does: an optional centre crop to
-    the target aspect ratio, then lanczos through PIL (8-bit, truncated like ComfyUI) or torch's
-    interpolate (bilinear/bicubic with half-pixel centres). Not clamped: bicubic may overshoot 0..1
-    slightly, as in ComfyUI (SaveImage clips)."""
-    if crop == "center":
-        image = center_crop_to(image, width, height)
-    if method == "lanczos":
-        return _lanczos(image, width, height)
-    mode = {"nearest-exact": "nearest-exact", "bilinear": "bilinear", "area": "area", "bicubic": "bicubic"}[method]
-    x = F.interpolate(image.movedim(-1, 1), size=(height, width), mode=mode)
-    return x.movedim(1, -1)
-
-
-def _lanczos(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    out = []
-    for k in range(image.shape[0]):
-        array = np.clip(image[k].float().cpu().numpy() * 255.0, 0, 255).astype(np.uint8)
-        grey = array.shape[-1] == 1
-        pil = Image.fromarray(array[..., 0] if grey else array).resize((width, height), Image.LANCZOS)
-        resized = np.asarray(pil, dtype=np.float32) / 255.0
-        out.append(torch.from_numpy(resized[..., None] if grey else resized))
-    return torch.stack(out).to(image.device, image.dtype)
-
-
-def center_crop_to(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Crop the centre to the aspect ratio of width:height (ComfyUI's offsets: the same margin,
-    rounded, taken from both sides)."""
-    h, w = image.shape[1:3]
-    x, y = center_crop_margins(w, h, width, height)
-    return image[:, y:h - y, x:w - x]
+    """ComfyUI's common_upscale for an IMAGE batch [B,H,W,C]."""
+    return common_upscale(image.movedim(-1, 1), width, height, method, crop).movedim(1, -1)
 
 
 @node(category="image/upscaling", display_name="Upscale Image")

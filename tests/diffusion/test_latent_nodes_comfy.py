@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from nodegraph.executor import Executor
-from nodes.diffusion.latent_nodes import common_upscale
+from nodegraph import common_upscale
 
 from tests.diffusion.nodecall import run
 

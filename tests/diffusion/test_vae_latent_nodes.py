@@ -1,13 +1,15 @@
 """VAE and latent nodes on a tiny random VAE (downscale 8, 4 latent channels, as SD)."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from nodegraph.devices import ModelHandle
 from nodegraph.executor import Executor
 from nodegraph.validate import ValidationFailed
-from nodes.diffusion.latent_nodes import bislerp, common_upscale
+from nodegraph.images import bislerp, common_upscale
 from nodes.diffusion.models import VAEModel
 from tests.tiny_models import tiny_components
 from tests.diffusion.nodecall import run
@@ -127,6 +129,22 @@ def test_bislerp_properties():
     mid = bislerp(a, 4, 1)
     assert torch.allclose(mid.norm(dim=1), torch.ones(1, 1, 4), atol=1e-5)
     assert common_upscale(x, 14, 10, "bislerp", "disabled").shape == (2, 4, 10, 14)
+
+
+def test_bislerp_edge_cases_as_comfyui():
+    """ComfyUI 0.8's comfy/utils.py bislerp: where the two neighbours point the same way (dot > 1 - 1e-5)
+    it takes the left one as it is, norm included; a zero neighbour has no direction (its unit vector
+    is 0, so omega = pi/2). Width 2 -> 4 reads at x = 0, 0.25, 0.75, 1 (half-pixel centres, clamped)."""
+    v = torch.tensor([3.0, 4.0])
+    parallel = torch.stack([v, 2 * v], dim=-1).reshape(1, 2, 1, 2)
+    out = bislerp(parallel, 4, 1)[0, :, 0].T
+    assert torch.equal(out, torch.stack([v, v, v, 2 * v]))
+    from_zero = torch.stack([torch.zeros(2), v], dim=-1).reshape(1, 2, 1, 2)
+    out = bislerp(from_zero, 4, 1)[0, :, 0].T
+    unit = v / 5
+    for k, r in enumerate([0.0, 0.25, 0.75]):  # sin(r pi/2) * unit * (|v| r)
+        assert torch.allclose(out[k], math.sin(r * math.pi / 2) * unit * 5 * r, atol=1e-6)
+    assert torch.equal(out[3], v)
 
 
 def test_latent_composite(env):

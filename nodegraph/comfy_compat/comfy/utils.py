@@ -10,13 +10,12 @@ from __future__ import annotations
 import itertools
 import math
 
-import numpy as np
 import safetensors.torch
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from .. import runtime
+from ...images import bislerp, common_upscale, lanczos  # noqa: F401  (ComfyUI's names here)
 from ..surface import unsupported
 
 PROGRESS_BAR_ENABLED = True
@@ -114,76 +113,6 @@ def resize_to_batch_size(tensor, batch_size):
         scale = n / batch_size
         index = [min(math.floor((i + 0.5) * scale), n - 1) for i in range(batch_size)]
     return tensor[index]
-
-
-# --- resizing [B,C,H,W] -------------------------------------------------------------------------------
-def _pair_coords(old: int, new: int, device):
-    """Left/right source indices and ratios of a half-pixel bilinear resize along one axis."""
-    pos = ((torch.arange(new, dtype=torch.float32, device=device) + 0.5) * old / new - 0.5).clamp(0, old - 1)
-    lo = pos.floor().long()
-    return lo, (lo + 1).clamp(max=old - 1), pos - lo
-
-
-def _slerp(a, b, r):
-    """Spherical interpolation of channel vectors (dim 1) with linearly interpolated norms."""
-    na, nb = a.norm(dim=1, keepdim=True), b.norm(dim=1, keepdim=True)
-    ua = torch.where(na == 0, torch.zeros_like(a), a / na)
-    ub = torch.where(nb == 0, torch.zeros_like(b), b / nb)
-    dot = (ua * ub).sum(dim=1, keepdim=True)
-    omega = torch.acos(dot.clamp(-1, 1))
-    so = torch.sin(omega)
-    out = (torch.sin((1 - r) * omega) / so) * ua + (torch.sin(r * omega) / so) * ub
-    out = out * (na * (1 - r) + nb * r)
-    out = torch.where(dot > 1 - 1e-5, a, out)
-    return torch.where(dot < 1e-5 - 1, a * (1 - r) + b * r, out)
-
-
-def bislerp(samples, width, height):
-    x = samples.float()
-    lo, hi, r = _pair_coords(x.shape[-1], width, x.device)
-    x = _slerp(x[..., lo], x[..., hi], r.view(1, 1, 1, -1))
-    lo, hi, r = _pair_coords(x.shape[-2], height, x.device)
-    x = _slerp(x[..., lo, :], x[..., hi, :], r.view(1, 1, -1, 1))
-    return x.to(samples.dtype)
-
-
-def lanczos(samples, width, height):
-    out = []
-    for image in samples:
-        pixels = np.clip(255.0 * image.movedim(0, -1).cpu().float().numpy(), 0, 255).astype(np.uint8)
-        pil = Image.fromarray(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels)
-        pil = pil.resize((width, height), resample=Image.Resampling.LANCZOS)
-        array = np.array(pil).astype(np.float32) / 255.0
-        out.append(torch.from_numpy(array if array.ndim == 3 else array[..., None]).movedim(-1, 0))
-    return torch.stack(out).to(samples.device, samples.dtype)
-
-
-def common_upscale(samples, width, height, upscale_method, crop):
-    """Resize [B,C,H,W] (or [B,C,T,H,W]) with ComfyUI's methods; crop="center" first cuts the input
-    to the new aspect ratio."""
-    shape = tuple(samples.shape)
-    if len(shape) > 4:  # fold the extra dimensions into the batch
-        samples = samples.reshape(shape[0], shape[1], -1, shape[-2], shape[-1]).movedim(2, 1)
-        samples = samples.reshape(-1, shape[1], shape[-2], shape[-1])
-    if crop == "center":
-        old_w, old_h = samples.shape[-1], samples.shape[-2]
-        old_aspect, new_aspect = old_w / old_h, width / height
-        x = y = 0
-        if old_aspect > new_aspect:
-            x = round((old_w - old_w * (new_aspect / old_aspect)) / 2)
-        elif old_aspect < new_aspect:
-            y = round((old_h - old_h * (old_aspect / new_aspect)) / 2)
-        samples = samples.narrow(-2, y, old_h - 2 * y).narrow(-1, x, old_w - 2 * x)
-    if upscale_method == "bislerp":
-        out = bislerp(samples, width, height)
-    elif upscale_method == "lanczos":
-        out = lanczos(samples, width, height)
-    else:
-        out = F.interpolate(samples, size=(height, width), mode=upscale_method)
-    if len(shape) == 4:
-        return out
-    out = out.reshape((shape[0], -1, shape[1], height, width))
-    return out.movedim(2, 1).reshape(shape[:-2] + (height, width))
 
 
 # --- tiles ---------------------------------------------------------------------------------------
