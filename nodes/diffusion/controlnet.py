@@ -15,23 +15,39 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from nodegraph import ModelHandle, center_crop_margins
+from nodegraph import ModelHandle, common_upscale
 
 from .controlnet_files import ControlNetError, LoadedControlNet, accepted_config, build_controlnet
 
 
 def upscale_hint(hint: torch.Tensor, width: int, height: int, method: str = "nearest-exact") -> torch.Tensor:
-    """ComfyUI's common_upscale(..., crop="center") for [B,C,H,W]: centre-crop to the target's
-    aspect ratio, then resize."""
-    old_h, old_w = hint.shape[-2:]
-    x, y = center_crop_margins(old_w, old_h, width, height)
-    hint = hint.narrow(-2, y, old_h - 2 * y).narrow(-1, x, old_w - 2 * x)
+    """ComfyUI's common_upscale(..., crop="center") for [B,C,H,W]; a hint already that size is kept."""
     if hint.shape[-2:] == (height, width):
         return hint
-    kw = {"align_corners": False} if method in ("bilinear", "bicubic") else {}
-    return F.interpolate(hint, size=(height, width), mode=method, **kw)
+    return common_upscale(hint, width, height, method, "center")
+
+
+def previous_and_active(control, kind: str, x: torch.Tensor, sigma: torch.Tensor, conds: dict,
+                        n: int) -> tuple[dict | None, bool]:
+    """The start of every control's get_control: the residuals of the controls chained before it, and
+    whether this one runs at sigma (strength not 0, sigma inside its step window). `control` has
+    previous_controlnet, strength, timestep_percent_range, cond_hint_original and the _sigma_range
+    that pre_run sets; `kind` names it in errors."""
+    previous = None
+    if control.previous_controlnet is not None:
+        previous = control.previous_controlnet.get_control(x, sigma, conds, n)
+    if control._sigma_range is None:
+        raise ControlNetError(f"{kind} used by a sampler that did not call pre_run(model, model_sampling)")
+    if control.strength == 0:
+        return previous, False
+    if control.timestep_percent_range != (0.0, 1.0):  # a step window: read sigma on the host (a sync)
+        s = float(sigma[0])
+        if s > control._sigma_range[0] or s < control._sigma_range[1]:
+            return previous, False
+    if control.cond_hint_original is None:
+        raise ControlNetError(f"{kind} has no hint image: apply it with ControlNetApply(Advanced)")
+    return previous, True
 
 
 def broadcast_hint(hint: torch.Tensor, batch: int, chunks: int) -> torch.Tensor:
@@ -148,19 +164,9 @@ class ControlNet:
     def get_control(self, x: torch.Tensor, sigma: torch.Tensor, conds: dict, n: int) -> dict | None:
         """Residuals for a batch of model inputs x [B,C,h,w] at sigma [B] made of n conditionings:
         this control's (if sigma is in its window) plus the previous controls', or None."""
-        previous = None
-        if self.previous_controlnet is not None:
-            previous = self.previous_controlnet.get_control(x, sigma, conds, n)
-        if self._ms is None:
-            raise ControlNetError("ControlNet used by a sampler that did not call pre_run(model, model_sampling)")
-        if self.strength == 0:
+        previous, active = previous_and_active(self, "ControlNet", x, sigma, conds, n)
+        if not active:
             return previous
-        if self.timestep_percent_range != (0.0, 1.0):  # a step window: read sigma on the host (a sync)
-            s = float(sigma[0])
-            if s > self._sigma_range[0] or s < self._sigma_range[1]:
-                return previous
-        if self.cond_hint_original is None:
-            raise ControlNetError("ControlNet has no hint image: apply it with ControlNetApply(Advanced)")
         with self.devices.use(self.handle) as net:
             param = next(net.parameters())
             dtype, device = param.dtype, param.device
@@ -243,4 +249,4 @@ def random_controlnet(devices, config_name: str = "sd15_unet", seed: int = 0,
 
 
 __all__ = ["ControlNet", "ControlNetModule", "broadcast_hint", "controlnet_from_loaded", "controlnet_info",
-           "random_controlnet", "upscale_hint"]
+           "previous_and_active", "random_controlnet", "upscale_hint"]

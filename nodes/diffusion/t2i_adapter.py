@@ -29,7 +29,7 @@ import torch
 
 from nodegraph import ModelHandle, read_weights
 
-from .controlnet import ControlNetError, add_residuals, broadcast_hint, upscale_hint
+from .controlnet import ControlNetError, add_residuals, broadcast_hint, previous_and_active, upscale_hint
 
 __all__ = ["T2IAdapterControl", "adapter_config", "is_t2i_adapter", "load_t2i_adapter_file", "to_diffusers_keys"]
 
@@ -202,19 +202,9 @@ class T2IAdapterControl:
         return broadcast_hint(hint, x.shape[0], chunks) if hint.shape[0] != x.shape[0] else hint
 
     def get_control(self, x: torch.Tensor, sigma: torch.Tensor, conds: dict, n: int) -> dict | None:
-        previous = None
-        if self.previous_controlnet is not None:
-            previous = self.previous_controlnet.get_control(x, sigma, conds, n)
-        if self._sigma_range is None:
-            raise ControlNetError("T2I-Adapter used by a sampler that did not call pre_run(model, model_sampling)")
-        if self.strength == 0:
+        previous, active = previous_and_active(self, "T2I-Adapter", x, sigma, conds, n)
+        if not active:
             return previous
-        if self.timestep_percent_range != (0.0, 1.0):  # a step window: read sigma on the host (a sync)
-            s = float(sigma[0])
-            if s > self._sigma_range[0] or s < self._sigma_range[1]:
-                return previous
-        if self.cond_hint_original is None:
-            raise ControlNetError("T2I-Adapter has no hint image: apply it with ControlNetApply(Advanced)")
         key = (tuple(x.shape), n, x.device)
         if self._features is None or self._features[0] != key:
             with self.devices.use(self.handle) as net:
