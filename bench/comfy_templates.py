@@ -8,10 +8,10 @@ folders of the `comfyui-workflow-templates*` wheels (`pip download --no-deps
 comfyui-workflow-templates-media-image`, unzip). Index and other non-workflow JSON is skipped.
 
 A workflow is *SD-family* when it loads its model from checkpoints none of which is named like
-another family (SD3, Flux, video, audio ...), and loads no separate diffusion model. In those, every model file that is not
-here (checkpoint, LoRA, ControlNet, upscaler, VAE ...) is replaced by the shipped default of its
-kind, and LoadImage / LoadImageMask get a generated picture, so "validated" measures nodes and
-wiring, not missing downloads. With --run the validated ones run on the CPU, with the sampler
+another family (SD3, Flux, video, audio ...), and loads no separate diffusion model. In those, every
+model file that is not here (checkpoint, LoRA, ControlNet, upscaler, VAE ...) is replaced by the
+shipped default of its kind (CLIP vision: a small random stand-in, as none ships), and LoadImage /
+LoadImageMask get a generated picture, so "validated" measures nodes and wiring, not missing downloads. With --run the validated ones run on the CPU, with the sampler
 steps capped (--max-steps) and every size and position scaled so that the largest latent
 fits in --max-side, to keep it quick.
 """
@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -46,6 +47,7 @@ SIZE_INPUTS = {"width", "height"}
 GEOMETRY_INPUTS = SIZE_INPUTS | {"x", "y"}
 STEP_INPUTS = {"steps"}
 DEFAULT_VAE = "nodegraph-default-vae.safetensors"
+STAND_IN_CLIP_VISION = "nodegraph-stand-in-clip-vision.safetensors"
 
 
 @dataclass
@@ -119,6 +121,20 @@ def write_default_vae(env) -> None:
                if k.startswith("first_stage_model.")}
     (env.folders.models / "vae").mkdir(parents=True, exist_ok=True)
     save_file(weights, str(env.folders.models / "vae" / DEFAULT_VAE))
+
+
+def write_stand_in_clip_vision(env) -> None:
+    """No CLIP vision model ships, so a small random one (transformers layout) stands in for the ones
+    workflows name: enough to measure CLIPVisionEncode / unCLIPConditioning wiring, not their pictures."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(0)
+    model = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=1, image_size=224,
+        patch_size=32, projection_dim=64))
+    weights = {k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith("position_ids")}
+    (env.folders.models / "clip_vision").mkdir(parents=True, exist_ok=True)
+    save_file(weights, str(env.folders.models / "clip_vision" / STAND_IN_CLIP_VISION))
 
 
 def make_quick(workflow, max_steps: int, max_side: int) -> None:
@@ -235,6 +251,7 @@ def main(argv=None) -> int:
         for name in ("models", "output", "input", "temp"):
             (Path(tmp) / name).mkdir()
         write_default_vae(env)
+        write_stand_in_clip_vision(env)
         image_name = "bench-input.png"
         Image.new("RGBA", (128, 128), (40, 90, 200, 255)).save(Path(tmp) / "input" / image_name)
         executor = Executor(env)
