@@ -145,3 +145,22 @@ def test_sdxl_prompt_with_size_conditioning_on_a_tiny_sdxl_model(env):
     same = copy.deepcopy(prompt)
     same["6"]["inputs"]["text_l"] = "a blue square"
     assert (first - run(env, same).value("8")).abs().mean() > 1e-4  # text_l reaches the first encoder
+
+
+def test_sdxl_base_then_refiner_on_tiny_models(env):
+    """ComfyUI's SDXL refiner example: the base's KSamplerAdvanced stops at step 4 of 6 with its leftover
+    noise, the refiner (its own CLIP-G and aesthetic-score conditioning) does the rest without new noise."""
+    from tests.tiny_models import save_tiny_checkpoint
+
+    folder = env.folders.models / "checkpoints"
+    save_tiny_checkpoint(folder / "corpus-sdxl.safetensors", "sdxl", seed=4)
+    save_tiny_checkpoint(folder / "corpus-sdxl-refiner.safetensors", "sdxl_refiner", seed=5)
+    prompt = load("api_sdxl_refiner.json")
+    refined = run(env, prompt).value("11")["samples"]
+    base_to_the_end = copy.deepcopy(prompt)
+    base_to_the_end["10"]["inputs"].update(end_at_step=10000, return_with_leftover_noise="disable")
+    assert (refined - run(env, base_to_the_end).value("10")["samples"]).abs().mean() > 1e-3  # the refiner did steps 4-6
+    low_score = copy.deepcopy(prompt)
+    low_score["15"]["inputs"]["ascore"] = 1.0  # the refiner's adm carries the aesthetic score
+    assert (refined - run(env, low_score).value("11")["samples"]).abs().mean() > 1e-5
+    assert run(env, prompt).value("17").shape[0] == 1
