@@ -15,7 +15,7 @@ from nodegraph import (IMAGE, MASK, Choice, Input, Int, Output, String, filename
 
 from .common import MAX_SIDE
 
-__all__ = ["LoadImage", "LoadImageMask", "SaveImage", "PreviewImage", "EmptyImage"]
+__all__ = ["LoadImage", "LoadImageOutput", "LoadImageMask", "SaveImage", "PreviewImage", "EmptyImage"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -28,8 +28,29 @@ def input_images(env) -> list[str]:
                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def file_fingerprint(env, image: str) -> str:
-    return hashlib.sha256(env.folders.safe_path("input", image).read_bytes()).hexdigest()
+def output_images(env) -> list[str]:
+    """The output folder's images as ComfyUI's frontend names them for LoadImageOutput: "name [output]"."""
+    root = env.folders.output
+    if not root.is_dir():
+        return []
+    return sorted(f"{p.relative_to(root).as_posix()} [output]" for p in root.rglob("*")
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+ANNOTATIONS = {" [output]": "output", " [input]": "input", " [temp]": "temp"}
+
+
+def annotated_path(folders, image: str, default: str = "input") -> Path:
+    """ComfyUI's folder_paths.get_annotated_filepath: a trailing " [output]" / " [input]" / " [temp]"
+    names the folder, else `default`; traversal out of the folder is refused."""
+    for suffix, kind in ANNOTATIONS.items():
+        if image.endswith(suffix):
+            return folders.safe_path(kind, image[: -len(suffix)])
+    return folders.safe_path(default, image)
+
+
+def file_fingerprint(env, image: str, default: str = "input") -> str:
+    return hashlib.sha256(annotated_path(env.folders, image, default).read_bytes()).hexdigest()
 
 
 def _eight_bit(frame: Image.Image) -> Image.Image:
@@ -77,6 +98,21 @@ class LoadImage:
 
     def run(self, ctx, image):
         return load_frames(ctx.folders.safe_path("input", image), ctx.env.limits)
+
+
+@node(category="image", display_name="Load Image (from Outputs)")
+class LoadImageOutput:
+    """Load an image from the output folder (ComfyUI's LoadImageOutput): pick a result of an earlier run
+    and keep working on it. Names carry ComfyUI's " [output]" annotation."""
+    inputs = [Choice("image", output_images, display="image_upload")]
+    outputs = [Output("IMAGE", IMAGE), Output("MASK", MASK)]
+
+    @classmethod
+    def fingerprint(cls, env, image):
+        return file_fingerprint(env, image, default="output")
+
+    def run(self, ctx, image):
+        return load_frames(annotated_path(ctx.folders, image, default="output"), ctx.env.limits)
 
 
 @node(category="mask", display_name="Load Image (as Mask)")
