@@ -1,7 +1,7 @@
 """More of the ComfyUI corpus: custom sampling (SamplerCustomAdvanced with its noise / guider / sampler /
 sigmas nodes, and a SplitSigmas two-stage run), area composition, a model-patch chain (FreeU_V2 +
 RescaleCFG), unCLIP with a CLIP vision encoding of a loaded image, and an SDXL prompt with its size
-conditioning. Each is a file in ComfyUI's UI or API shape, run end to end with a check of its effect.
+conditioning, and a GLIGEN text box. Each is a file in ComfyUI's UI or API shape, run end to end with a check of its effect.
 
 Where the expected behaviour comes from: ComfyUI 0.8's comfy_extras/nodes_custom_sampler.py (SamplerCustomAdvanced
 with RandomNoise + CFGGuider + KSamplerSelect + BasicScheduler is KSampler split into parts; DisableNoise adds
@@ -164,3 +164,37 @@ def test_sdxl_base_then_refiner_on_tiny_models(env):
     low_score["15"]["inputs"]["ascore"] = 1.0  # the refiner's adm carries the aesthetic score
     assert (refined - run(env, low_score).value("11")["samples"]).abs().mean() > 1e-5
     assert run(env, prompt).value("17").shape[0] == 1
+
+
+def test_gligen_box_steers_the_picture_and_a_zero_gate_does_not(env):
+    """ComfyUI's GLIGEN workflow (nodes.py GLIGENLoader + GLIGENTextBoxApply on an SD1 checkpoint): the box's phrase
+    reaches the U-Net through the gated fusers; tanh(0) gates add nothing, so a zero-gate file draws what the
+    workflow draws with GLIGENTextBoxApply bypassed (its conditioning_to passes through)."""
+    from tests.diffusion.test_gligen import save_gligen
+    from tests.tiny_models import save_tiny_checkpoint
+
+    save_tiny_checkpoint(env.folders.models / "checkpoints" / "corpus-gligen-sd1.safetensors", "sd1", seed=4)
+    save_gligen(env.folders.models / "gligen" / "corpus-gligen.safetensors", seed=2)
+    save_gligen(env.folders.models / "gligen" / "corpus-gligen-zero.safetensors", seed=2, gate=0.0)
+
+    def draw(mode=0, gligen="corpus-gligen.safetensors", box=(32, 32, 0, 0)):
+        doc = load("ui_gligen.json")
+        nodes = {n["type"]: n for n in doc["nodes"]}
+        nodes["GLIGENTextBoxApply"]["mode"] = mode
+        nodes["GLIGENTextBoxApply"]["widgets_values"] = ["a red circle", *box]
+        nodes["GLIGENLoader"]["widgets_values"] = [gligen]
+        return run(env, doc).value("8")
+
+    workflow = parse_workflow(load("ui_gligen.json"), env.registry)
+    assert workflow.nodes["10"].inputs["text"] == "a red circle"
+    assert [workflow.nodes["10"].inputs[k] for k in ("width", "height", "x", "y")] == [32, 32, 0, 0]
+    assert workflow.nodes["10"].inputs["gligen_textbox_model"] == {"node": "2", "output": 0}
+    boxed, bypassed = draw(), draw(mode=4)
+    moved = draw(box=(32, 32, 32, 32))
+    gated_off = draw(gligen="corpus-gligen-zero.safetensors")
+    assert boxed.shape == bypassed.shape == (1, 64, 64, 3)
+    # a GLIGEN cond runs in its own forward (not batched with the uncond), hence rounding, not equality
+    torch.testing.assert_close(gated_off, bypassed, rtol=1e-4, atol=1e-3)
+    rounding = (gated_off - bypassed).abs().mean()
+    assert (boxed - bypassed).abs().mean() > 100 * rounding + 1e-4
+    assert (boxed - moved).abs().mean() > 100 * rounding + 1e-4  # where the box is matters
