@@ -10,7 +10,7 @@ comfyui-workflow-templates-media-image`, unzip). Index and other non-workflow JS
 A workflow is *SD-family* when it loads its model from checkpoints none of which is named like
 another family (SD3, Flux, video, audio ...), and loads no separate diffusion model. In those, every
 model file that is not here (checkpoint, LoRA, ControlNet, upscaler, VAE ...) is replaced by the
-shipped default of its kind (CLIP vision: a small random stand-in, as none ships), and LoadImage /
+shipped default of its kind (CLIP vision, GLIGEN: small random stand-ins, as none ships), and LoadImage /
 LoadImageMask get a generated picture, so "validated" measures nodes and wiring, not missing downloads. With --run the validated ones run on the CPU, with the sampler
 steps capped (--max-steps) and every size and position scaled so that the largest latent
 fits in --max-side, to keep it quick.
@@ -48,6 +48,7 @@ GEOMETRY_INPUTS = SIZE_INPUTS | {"x", "y"}
 STEP_INPUTS = {"steps"}
 DEFAULT_VAE = "nodegraph-default-vae.safetensors"
 STAND_IN_CLIP_VISION = "nodegraph-stand-in-clip-vision.safetensors"
+STAND_IN_GLIGEN = "nodegraph-stand-in-gligen.safetensors"
 
 
 @dataclass
@@ -135,6 +136,42 @@ def write_stand_in_clip_vision(env) -> None:
     weights = {k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith("position_ids")}
     (env.folders.models / "clip_vision").mkdir(parents=True, exist_ok=True)
     save_file(weights, str(env.folders.models / "clip_vision" / STAND_IN_CLIP_VISION))
+
+
+def write_stand_in_gligen(env) -> None:
+    """No GLIGEN model ships, so a random one in GLIGEN's original layout, sized to the default checkpoint
+    (a fuser in each of its spatial transformers, keys as wide as its CLIP), stands in for the ones workflows name."""
+    source = env.folders.find("checkpoints", "nodegraph-default.safetensors")
+    checkpoint = load_file(str(source))
+    prefix, suffix = "model.diffusion_model.", ".transformer_blocks.0.attn1.to_q.weight"
+    blocks = [(k[len(prefix):-len(suffix)], int(v.shape[0])) for k, v in checkpoint.items()
+              if k.startswith(prefix) and k.endswith(suffix)]
+    key_dim = int(checkpoint["cond_stage_model.transformer.text_model.final_layer_norm.weight"].shape[0])
+    generator = torch.Generator().manual_seed(0)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=generator) * 0.02
+
+    weights = {}
+    for block, dim in blocks:
+        f = f"{block}.transformer_blocks.0.fuser."
+        weights.update({f + "linear.weight": r(dim, key_dim), f + "linear.bias": r(dim),
+                        **{f + f"attn.to_{p}.weight": r(dim, dim) for p in "qkv"},
+                        f + "attn.to_out.0.weight": r(dim, dim), f + "attn.to_out.0.bias": r(dim),
+                        f + "ff.net.0.proj.weight": r(dim * 8, dim), f + "ff.net.0.proj.bias": r(dim * 8),
+                        f + "ff.net.2.weight": r(dim, dim * 4), f + "ff.net.2.bias": r(dim),
+                        f + "norm1.weight": torch.ones(dim), f + "norm1.bias": torch.zeros(dim),
+                        f + "norm2.weight": torch.ones(dim), f + "norm2.bias": torch.zeros(dim),
+                        f + "alpha_attn": torch.tensor(0.1), f + "alpha_dense": torch.tensor(0.1)})
+    position_dim = 8 * 2 * 4  # 8 Fourier frequencies, sin and cos, of a box's 4 numbers
+    weights.update({"position_net.linears.0.weight": r(512, key_dim + position_dim),
+                    "position_net.linears.0.bias": r(512), "position_net.linears.2.weight": r(512, 512),
+                    "position_net.linears.2.bias": r(512), "position_net.linears.4.weight": r(key_dim, 512),
+                    "position_net.linears.4.bias": r(key_dim), "position_net.null_positive_feature": r(key_dim),
+                    "position_net.null_position_feature": r(position_dim)})
+    (env.folders.models / "gligen").mkdir(parents=True, exist_ok=True)
+    save_file(weights, str(env.folders.models / "gligen" / STAND_IN_GLIGEN),
+              metadata={"nodegraph.hints": json.dumps({"num_attention_heads": 8})})
 
 
 def make_quick(workflow, max_steps: int, max_side: int) -> None:
@@ -252,6 +289,7 @@ def main(argv=None) -> int:
             (Path(tmp) / name).mkdir()
         write_default_vae(env)
         write_stand_in_clip_vision(env)
+        write_stand_in_gligen(env)
         image_name = "bench-input.png"
         Image.new("RGBA", (128, 128), (40, 90, 200, 255)).save(Path(tmp) / "input" / image_name)
         executor = Executor(env)
