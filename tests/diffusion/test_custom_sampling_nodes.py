@@ -10,35 +10,12 @@ import pytest
 import torch
 
 from nodegraph.devices import ModelHandle
-from nodegraph.environment import Environment
 from nodegraph.executor import Executor
-from nodegraph.folders import Folders
-from nodegraph.registry import Registry
 from nodegraph.validate import ValidationFailed
 from nodes.diffusion.models import DiffusionModel, model_info
 from nodes.diffusion.sampling import SAMPLER_NAMES, SCHEDULER_NAMES, ModelSampling, ksampler_sigmas, prepare_noise
 from tests.diffusion.nodecall import run
 from tests.tiny_models import save_tiny_checkpoint, tiny_components
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def env(tmp_path, builtin_registry):
-    registry = Registry(specs=dict(builtin_registry.specs),
-                        model_folders={k: list(v) for k, v in builtin_registry.model_folders.items()})
-    if "SamplerCustom" not in registry:
-        registry.import_module("nodes.diffusion", "tests")
-    assert not registry.problems, registry.problems
-    for name in ("models", "output", "input", "temp"):
-        (tmp_path / name).mkdir(exist_ok=True)
-    return Environment(registry=registry, folders=Folders(tmp_path))
 
 
 @pytest.fixture(scope="module")

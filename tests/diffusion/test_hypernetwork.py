@@ -7,24 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nodegraph.environment import Environment
-from nodegraph.folders import Folders
-from nodegraph.registry import Registry
 from nodes.diffusion.hypernetwork_nodes import HypernetworkPatch, build_hypernetwork
 from nodegraph.model_files import read_weights
 from tests.diffusion.nodecall import run
 from tests.diffusion.test_model_patch_nodes import ksampler, tiny_model, tiny_unet  # noqa: F401
-
-
-@pytest.fixture
-def env(tmp_path, builtin_registry):
-    registry = Registry(specs=dict(builtin_registry.specs),
-                        model_folders={k: list(v) for k, v in builtin_registry.model_folders.items()})
-    if "HypernetworkLoader" not in registry:
-        registry.import_module("nodes.diffusion", "tests")
-    for name in ("models", "output", "input", "temp"):
-        (tmp_path / name).mkdir(exist_ok=True)
-    return Environment(registry=registry, folders=Folders(tmp_path))
 
 
 def net(width: int, layer_norm: bool, seed: int) -> dict:

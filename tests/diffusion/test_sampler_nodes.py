@@ -9,36 +9,12 @@ import torch
 from PIL import Image
 
 from nodegraph.devices import ModelHandle
-from nodegraph.environment import Environment
 from nodegraph.executor import Executor
-from nodegraph.folders import Folders
 from nodegraph.node import Context, Interrupted, RunControl
-from nodegraph.registry import Registry
 from nodes.diffusion.checkpoint.single_file import load_checkpoint
 from nodes.diffusion.models import DiffusionModel, model_info
 from nodes.diffusion.sampling import SAMPLER_NAMES, SCHEDULER_NAMES
 from tests.tiny_models import save_tiny_checkpoint, tiny_components
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a loaded shared machine: one thread is ~30x faster than two (no OpenMP spin-waits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def env(tmp_path, builtin_registry):
-    registry = Registry(specs=dict(builtin_registry.specs),
-                        model_folders={k: list(v) for k, v in builtin_registry.model_folders.items()})
-    if "KSampler" not in registry:  # until the diffusion pack is an installed entry point
-        registry.import_module("nodes.diffusion", "tests")
-    assert not registry.problems, registry.problems
-    for name in ("models", "output", "input", "temp"):
-        (tmp_path / name).mkdir(exist_ok=True)
-    return Environment(registry=registry, folders=Folders(tmp_path))
 
 
 @pytest.fixture(scope="module")
