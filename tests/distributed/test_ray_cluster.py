@@ -16,8 +16,8 @@ ray = pytest.importorskip("ray")
 from nodegraph.distributed import RayBackend, model_files_of  # noqa: E402
 from nodegraph.sweep import expand, parse_sweep, run_jobs  # noqa: E402
 
-from ..server.conftest import ServerThread, make_env  # noqa: E402
-from ..server.helpers import Events, picture_workflow  # noqa: E402
+from tests.server.conftest import ServerThread, make_env  # noqa: E402
+from tests.server.helpers import Events, picture_workflow, submit, wait_finished  # noqa: E402
 
 pytestmark = pytest.mark.slow
 WORKERS = 3
@@ -50,20 +50,6 @@ def cluster(tmp_path_factory, builtin_registry):
     ray.shutdown()
 
 
-def submit(http, workflow, client="ray") -> str:
-    r = http.post("/v1/jobs", json={"workflow": workflow, "client_id": client})
-    assert r.status_code == 200, r.text
-    return r.json()["job_id"]
-
-
-def wait_finished(http, job_id, timeout=120.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = http.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] not in ("pending", "running"):
-            return job
-        time.sleep(0.05)
-    raise TimeoutError(f"job {job_id} did not finish")
 
 
 def worker_of(backend, job_id, timeout=30.0) -> str:

@@ -60,3 +60,21 @@ class Events:
 
     def close(self) -> None:
         self.ws.close()
+
+
+def submit(http, workflow, client="tests") -> str:
+    """POST a native workflow to /v1/jobs; its job id."""
+    r = http.post("/v1/jobs", json={"workflow": workflow, "client_id": client})
+    assert r.status_code == 200, r.text
+    return r.json()["job_id"]
+
+
+def wait_finished(http, job_id, timeout=120.0) -> dict:
+    """Poll /v1/jobs/{id} until the job left pending/running; the job record."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = http.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] not in ("pending", "running"):
+            return job
+        time.sleep(0.05)
+    raise TimeoutError(f"job {job_id} did not finish")

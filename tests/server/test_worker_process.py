@@ -13,8 +13,8 @@ import pytest
 
 from nodegraph.workers import EnvRecipe, JobRequest, ProcessBackend
 
-from .conftest import ServerThread, make_env
-from .helpers import L, Events, picture_workflow
+from tests.server.conftest import ServerThread, make_env
+from tests.server.helpers import L, Events, picture_workflow, submit, wait_finished
 
 GRACE = 1.0
 
@@ -27,26 +27,12 @@ def process_server(tmp_path_factory, builtin_registry):
         yield s
 
 
-def submit(http, workflow, client="wp") -> str:
-    r = http.post("/v1/jobs", json={"workflow": workflow, "client_id": client})
-    assert r.status_code == 200, r.text
-    return r.json()["job_id"]
-
-
-def wait_finished(http, job_id, timeout=120.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = http.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] not in ("pending", "running"):
-            return job
-        time.sleep(0.05)
-    raise TimeoutError(f"job {job_id} did not finish")
 
 
 def test_a_job_runs_in_the_worker_process_with_its_events_previews_and_files(process_server):
     events = Events(process_server.ws_url, "wp")
     with process_server.client() as http:
-        job_id = submit(http, picture_workflow(steps=3, size=8, prefix="wp"))
+        job_id = submit(http, picture_workflow(steps=3, size=8, prefix="wp"), client="wp")
         seen = [e for e, _ in events.until_done(job_id, timeout=120)]
         job = wait_finished(http, job_id)
         stats = http.get("/v1/system_stats").json()
