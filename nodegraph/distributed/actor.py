@@ -10,7 +10,6 @@ import os
 import queue
 import socket
 import threading
-import time
 
 from ..node import RunControl
 from ..workers.runner import JobRunner
@@ -23,15 +22,13 @@ class WorkerActor:
         self._lock = threading.Lock()
         self._controls: dict[str, RunControl] = {}
         self._early: set[str] = set()  # interrupts that came before their job
-        self.models: set = set()  # (folder, file) of the jobs run here, until models are unloaded
         self.current: str | None = None
-        self.busy_seconds = 0.0
 
     def info(self) -> dict:
         return {"name": self.name, "pid": os.getpid(), "host": socket.gethostname(),
                 "device": str(self.runner.env.devices.device)}
 
-    def run(self, job, model_files):
+    def run(self, job):
         control = RunControl()
         with self._lock:
             self._controls[job.job_id] = control
@@ -40,7 +37,6 @@ class WorkerActor:
                 self._early.discard(job.job_id)
                 control.interrupt()
         items: queue.Queue = queue.Queue()
-        began = time.perf_counter()
 
         def work() -> None:
             try:
@@ -49,8 +45,6 @@ class WorkerActor:
                 with self._lock:
                     self._controls.pop(job.job_id, None)
                     self.current = None
-                    self.busy_seconds += time.perf_counter() - began
-            self.models |= set(model_files)
             items.put(("done", outcome, self.stats()))
 
         threading.Thread(target=work, name=f"nodegraph-job-{job.job_id}", daemon=True).start()
@@ -70,12 +64,7 @@ class WorkerActor:
         return True
 
     def free(self, unload_models: bool, free_memory: bool) -> dict:
-        result = self.runner.free(unload_models, free_memory)
-        if unload_models:
-            self.models.clear()
-        return result
+        return self.runner.free(unload_models, free_memory)
 
     def stats(self) -> dict:
-        return {**self.runner.stats(), **self.info(), "current_job": self.current,
-                "models": sorted(f"{folder}/{name}" for folder, name in self.models),
-                "busy_seconds": self.busy_seconds}
+        return {**self.runner.stats(), **self.info(), "current_job": self.current}  # models, busy_seconds: the runner's

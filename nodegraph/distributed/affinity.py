@@ -1,23 +1,10 @@
-"""Which model files a job loads, read from its workflow's ModelFile inputs (literal values of
-inputs declared with a `folder`): the scheduler sends a job to a worker that already holds them."""
+"""Which worker takes a job: the scheduler sends a job to a worker that already holds its model
+files (`model_files_of`, read from the workflow's ModelFile inputs; every runner tracks them)."""
 from __future__ import annotations
 
+from ..workers.base import model_files_of
 
-def model_files_of(workflow: dict, registry) -> frozenset[tuple[str, str]]:
-    """{(folder kind, file name)} of the literal model-file inputs of a native workflow document."""
-    found = set()
-    for node in (workflow.get("nodes") or {}).values():
-        if not isinstance(node, dict):
-            continue
-        spec = registry.specs.get(node.get("type"))
-        if spec is None:
-            continue
-        inputs = node.get("inputs") or {}
-        for inp in spec.inputs:
-            value = inputs.get(inp.name)
-            if inp.folder and isinstance(value, str):
-                found.add((inp.folder, value))
-    return frozenset(found)
+__all__ = ["model_files_of", "pick_worker"]
 
 
 def pick_worker(idle: list, wanted: frozenset) -> object | None:

@@ -224,7 +224,7 @@ class RayBackend(ExecutionBackend):
             if interrupted:
                 worker.actor.interrupt.remote(job.job_id)
             try:
-                stream = worker.actor.run.options(num_returns="streaming").remote(job, sorted(wanted))
+                stream = worker.actor.run.options(num_returns="streaming").remote(job)
                 for ref in stream:
                     item = ray.get(ref)
                     if item[0] == "done":

@@ -53,7 +53,7 @@ from . import comfy_compat, comfy_support, files
 from . import frontend as frontends
 from .comfy_support import LogBuffer
 from .events import NATIVE, STATUS_DELAY, EventHub, serve_socket
-from .models import (ConvertOut, CountOut, DeletedOut, ErrorOut, FreeIn, FreeOut, HistoryOut, InterruptIn,
+from .models import (ClusterOut, ConvertOut, CountOut, DeletedOut, ErrorOut, FreeIn, FreeOut, HistoryOut, InterruptIn,
                      InterruptOut, JobIn, JobOut, JobSubmitted, OkOut, QueueOut, StatusOut, UploadOut, ValidateOut,
                      WorkflowIn)
 from .schemas import NodeSchema, extra_component_schemas
@@ -380,18 +380,22 @@ def native_router(state: ServerState) -> APIRouter:
         body = body or FreeIn()
         return state.worker.request_free(body.unload_models, body.free_memory)
 
-    @api.get("/cluster", tags=["system"], summary="Workers: device, loaded models, current job, throughput")
+    @api.get("/cluster", tags=["system"], response_model=ClusterOut,
+             summary="Workers: device, loaded models, current job, throughput")
     def cluster() -> dict:
         backend = state.worker.backend
         if hasattr(backend, "cluster"):  # the Ray back end
             return backend.cluster()
         stats = backend.stats()
         current = state.worker.current
+        busy, jobs = stats.get("busy_seconds") or 0.0, stats.get("jobs_run") or 0
         return {"backend": backend.kind, "workers": [{
             "name": backend.kind, "pid": stats.get("pid"), "device": stats.get("device_manager", {}).get("device"),
             "alive": backend.alive, "current_job": current.job_id if current else None,
-            "jobs_run": stats.get("jobs_run"), "cache": stats.get("cache"),
-            "device_manager": stats.get("device_manager")}]}
+            "models": stats.get("models", []), "jobs_run": jobs, "busy_seconds": busy,
+            "jobs_per_busy_second": jobs / busy if busy else None,
+            "cache": stats.get("cache"), "device_manager": stats.get("device_manager")}],
+            "running": [current.job_id] if current else []}
 
     @api.get("/system_stats", tags=["system"], summary="Devices, memory, versions, queue and cache")
     def system_stats() -> dict:

@@ -118,3 +118,27 @@ class ValidateOut(BaseModel):
 
 class ConvertOut(BaseModel):
     workflow: dict[str, Any]
+
+
+class ClusterWorkerOut(BaseModel):
+    """One worker: where it runs, what it holds, what it is doing, how fast it has been."""
+    name: str
+    host: str | None = None
+    pid: int | None = None
+    device: str | None = None
+    alive: bool = True
+    current_job: str | None = None
+    models: list[str] = Field([], description="model files (folder/name) of the jobs run there, until unloaded")
+    jobs_run: int | None = None
+    busy_seconds: float | None = None
+    jobs_per_busy_second: float | None = Field(None, description="throughput while busy")
+    cache: dict[str, Any] | None = None
+    device_manager: dict[str, Any] | None = None
+
+
+class ClusterOut(BaseModel):
+    backend: str = Field(description="in-process, process or ray")
+    address: str | None = Field(None, description="the Ray cluster's address (ray back end)")
+    workers: list[ClusterWorkerOut]
+    deaths: int = Field(0, description="workers lost since the server started")
+    running: list[str] = Field([], description="jobs running now")

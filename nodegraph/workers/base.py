@@ -100,3 +100,20 @@ def failure_events(job_id: str, started: bool, record: dict) -> list[tuple[str, 
     events.append(("execution_error", {"prompt_id": job_id, **record, "executed": [], "current_inputs": {},
                                        "current_outputs": []}))
     return events
+
+
+def model_files_of(workflow: dict, registry) -> frozenset[tuple[str, str]]:
+    """{(folder kind, file name)} of the literal model-file inputs of a native workflow document."""
+    found = set()
+    for node in (workflow.get("nodes") or {}).values():
+        if not isinstance(node, dict):
+            continue
+        spec = registry.specs.get(node.get("type"))
+        if spec is None:
+            continue
+        inputs = node.get("inputs") or {}
+        for inp in spec.inputs:
+            value = inputs.get(inp.name)
+            if inp.folder and isinstance(value, str):
+                found.add((inp.folder, value))
+    return frozenset(found)

@@ -18,7 +18,7 @@ from ..executor import Executor
 from ..formats import parse_workflow
 from ..node import RunControl
 from ..validate import ValidationFailed
-from .base import EventSink, JobOutcome, JobRequest, error_record, failure_events, now_ms
+from .base import EventSink, JobOutcome, JobRequest, error_record, failure_events, model_files_of, now_ms
 
 log = logging.getLogger("nodegraph.workers")
 
@@ -71,6 +71,8 @@ class JobRunner:
         self.env = env
         self.executor = Executor(env)
         self.jobs_run = 0
+        self.busy_seconds = 0.0
+        self.models: set[tuple[str, str]] = set()  # (folder, file) of the jobs run here, until models are unloaded
 
     def run(self, job: JobRequest, control: RunControl, sink: EventSink) -> JobOutcome:
         began = time.perf_counter()
@@ -116,6 +118,9 @@ class JobRunner:
                 send(event, data)
         self.jobs_run += 1
         outcome.run_seconds = time.perf_counter() - began
+        self.busy_seconds += outcome.run_seconds
+        if isinstance(job.workflow, dict):
+            self.models |= model_files_of(job.workflow, self.env.registry)
         return outcome
 
     def run_together(self, jobs: list[tuple[JobRequest, RunControl, EventSink]]) -> list[JobOutcome]:
@@ -146,6 +151,7 @@ class JobRunner:
             freed = self.env.devices.free()
         if unload_models:
             self.env.devices.clear_models()
+            self.models.clear()
         if free_memory:
             cleared = len(self.env.cache)
             self.env.cache.clear()
@@ -155,4 +161,5 @@ class JobRunner:
         cache = self.env.cache
         return {"cache": {"entries": len(cache), "bytes": cache.size_bytes, "max_bytes": cache.max_bytes,
                           "hits": cache.hits, "misses": cache.misses},
-                "device_manager": self.env.devices.stats(), "jobs_run": self.jobs_run}
+                "device_manager": self.env.devices.stats(), "jobs_run": self.jobs_run,
+                "busy_seconds": self.busy_seconds, "models": sorted(f"{a}/{b}" for a, b in self.models)}

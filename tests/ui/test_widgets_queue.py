@@ -137,3 +137,24 @@ def test_node_failure_shows_on_node(editor, artifacts):
     editor.press("Control+Enter")
     expect(page.locator("[data-testid='output-3']").first).to_be_visible(timeout=20000)
     expect(err).to_have_count(0)
+
+
+def test_workers_tab_shows_the_worker_its_device_and_jobs(editor, artifacts):
+    """Issue 16: the side panel shows /v1/cluster — backend, each worker's device, jobs run, current job."""
+    page = editor.page
+    page.click("[data-testid=tab-workers]")
+    worker = page.locator("[data-testid=worker]")
+    expect(worker).to_have_count(1)
+    expect(page.locator("[data-testid=worker-device]")).to_contain_text("cpu")
+    before = int(page.locator("[data-testid=worker-summary]").inner_text().split()[0])
+    page.evaluate("""() => window.nodegraph.loadDocument({version: 1, nodes: {
+        "1": {type: "EmptyImage", inputs: {width: 16, height: 16, batch_size: 1, color: 255}, ui: {pos: [0, 0]}},
+        "2": {type: "UITestSteps", inputs: {image: {node: "1", output: "IMAGE"}, steps: 30, delay: 0.1, seed: 3},
+              ui: {pos: [300, 0]}},
+        "3": {type: "PreviewImage", inputs: {images: {node: "2", output: "IMAGE"}}, ui: {pos: [600, 0]}}}}, "workers")""")
+    page.click("[data-testid=queue-button]")
+    expect(worker).to_contain_text("busy", timeout=10000)  # polled every 2 s while the tab is open
+    expect(worker).to_contain_text("running")
+    editor.screenshot(artifacts / "16-workers-tab.png")
+    expect(worker).to_contain_text("idle", timeout=20000)
+    expect(page.locator("[data-testid=worker-summary]")).to_contain_text(f"{before + 1} job")

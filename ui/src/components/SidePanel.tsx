@@ -5,6 +5,7 @@ import { runtime, jobImages } from "../state/runtime";
 import { useStore } from "../state/store";
 import { cancelJob, clearQueue, interrupt } from "../state/run";
 import { loadDocument } from "../state/editor";
+import { WorkersPanel } from "./WorkersPanel";
 
 const when = (t: unknown) => {
   const n = Number(t);
@@ -55,7 +56,7 @@ function JobRow({ job, kind }: { job: Job; kind: "running" | "pending" | "done" 
 }
 
 export function SidePanel() {
-  const [tab, setTab] = useState<"queue" | "history" | "gallery">("queue");
+  const [tab, setTab] = useState<"queue" | "history" | "gallery" | "workers">("queue");
   const running = useStore(runtime, (s) => s.running);
   const pending = useStore(runtime, (s) => s.pending);
   const history = useStore(runtime, (s) => s.history);
@@ -73,6 +74,9 @@ export function SidePanel() {
         <button role="tab" className={tab === "gallery" ? "active" : ""} onClick={() => setTab("gallery")} data-testid="tab-gallery">
           Gallery {all.length > 0 && <span className="ng-count">{all.length}</span>}
         </button>
+        <button role="tab" className={tab === "workers" ? "active" : ""} onClick={() => setTab("workers")} data-testid="tab-workers">
+          Workers
+        </button>
       </div>
       <div className="ng-panel-body">
         {tab === "queue" && (
@@ -89,6 +93,7 @@ export function SidePanel() {
           </>
         )}
         {tab === "history" && (history.length ? history.map((j) => <JobRow key={jobId(j)} job={j} kind="done" />) : <div className="ng-empty-note">No finished jobs yet</div>)}
+        {tab === "workers" && <WorkersPanel />}
         {tab === "gallery" &&
           (all.length ? (
             <div className="ng-gallery" data-testid="gallery">

@@ -7,6 +7,8 @@ import { NativeWorkflow } from "./workflow";
 type Schemas = components["schemas"];
 export type ValidationError = Schemas["Issue"];
 export type Job = Native<Schemas["JobOut"]>;
+export type Cluster = Schemas["ClusterOut"];
+export type ClusterWorker = Schemas["ClusterWorkerOut"];
 
 export interface ImageRef {
   filename: string;
@@ -111,6 +113,7 @@ export const api = {
   exportApi: (workflow: NativeWorkflow) => call("post", "/v1/export/comfy_api", { body: { workflow: asBody(workflow) } }),
   validate: (workflow: NativeWorkflow) => call("post", "/v1/validate", { body: { workflow: asBody(workflow) } }),
   workflows: () => call("get", "/v1/workflows"),
+  cluster: () => call("get", "/v1/cluster"),
   workflow: async (name: string) => (await call("get", "/v1/workflows/{name}", { params: { name } })) as unknown as NativeWorkflow,
 };
 
