@@ -7,6 +7,7 @@ from .devices import ModelHandle, run_in_chunks
 from .images import (center_crop_margins, common_upscale, filename_prefix_problem, pil_to_tensor, pixel_budget_problem,
                      repeat_to_batch, save_images, tensor_to_pil, tensor_to_pil_truncated)
 from .model_files import ModelFileError, WeightsFile, read_weights
+from .providers import provide, provided
 from .node import (Boolean, Choice, Context, Float, Input, Int, Interrupted, ModelFile, Output, Seed, String,
                    node)
 from .types import (ANY, BOOLEAN, CLIP, COMBO, CONDITIONING, CONTROL_NET, FLOAT, IMAGE, INT, LATENT, MASK, MODEL,
@@ -26,4 +27,6 @@ __all__ = [
     # images and batches
     "tensor_to_pil", "tensor_to_pil_truncated", "pil_to_tensor", "save_images", "filename_prefix_problem", "center_crop_margins",
     "common_upscale", "pixel_budget_problem", "repeat_to_batch",
+    # services packs offer by name (the diffusion pack gives the ComfyUI layer its model surface)
+    "provide", "provided",
 ]

@@ -1,10 +1,10 @@
 """Putting ComfyUI's module names into sys.modules, only once a ComfyUI pack is found.
 
-- folder_paths, node_helpers, server, comfy, comfy.utils, comfy.model_management, comfy_api.latest
-  (the V3 contract): our modules
-  under ComfyUI's names (ALIASES);
+- folder_paths, node_helpers, server, comfy, comfy.utils, comfy.model_management, comfy.samplers,
+  comfy.sample, comfy.sd, comfy.model_patcher, comfy.k_diffusion.sampling, latent_preview,
+  comfy_api.latest (the V3 contract): our modules under ComfyUI's names (ALIASES);
 - modules of ComfyUI that packs import at module level but nodegraph does not provide yet
-  (PENDING: comfy.samplers, comfy.sample, latent_preview ...): importable, and every name asked of
+  (PENDING: comfy.model_base, comfy.ops ...): importable, and every name asked of
   them raises UnsupportedComfyFeature naming the pack, so a pack that only uses them in some nodes
   still loads and its other nodes work;
 - `server`: ours, unless a module of that name is already imported (e.g. a package called server on
@@ -33,14 +33,20 @@ ALIASES = {
     "comfy": "nodegraph.comfy_compat.comfy",
     "comfy.utils": "nodegraph.comfy_compat.comfy.utils",
     "comfy.model_management": "nodegraph.comfy_compat.comfy.model_management",
+    "comfy.samplers": "nodegraph.comfy_compat.comfy.samplers",
+    "comfy.sample": "nodegraph.comfy_compat.comfy.sample",
+    "comfy.sd": "nodegraph.comfy_compat.comfy.sd",
+    "comfy.model_patcher": "nodegraph.comfy_compat.comfy.model_patcher",
+    "comfy.k_diffusion": "nodegraph.comfy_compat.comfy.k_diffusion",
+    "comfy.k_diffusion.sampling": "nodegraph.comfy_compat.comfy.k_diffusion.sampling",
+    "latent_preview": "nodegraph.comfy_compat.latent_preview",
     "comfy_api": "nodegraph.comfy_compat.comfy_api",
     "comfy_api.latest": "nodegraph.comfy_compat.comfy_api.latest",
 }
 # ComfyUI modules a pack may import at module level that are not provided (yet): importable, every name explains itself
-PENDING = ("comfy.samplers", "comfy.sample", "comfy.sd", "comfy.model_patcher", "comfy.cli_args",
-           "comfy.k_diffusion", "comfy.k_diffusion.sampling", "comfy.model_base", "comfy.ops",
+PENDING = ("comfy.cli_args", "comfy.model_base", "comfy.ops",
            "comfy.clip_vision", "comfy.controlnet", "comfy_extras", "comfy_execution", "comfy_execution.graph",
-           "comfy_execution.graph_utils", "latent_preview")
+           "comfy_execution.graph_utils")
 COMFY_PACKAGES = ("comfy", "comfy_extras", "comfy_execution", "comfy_api", "comfy_api_nodes", "latent_preview",
                   "folder_paths", "node_helpers", "server", "execution", "app", "nodes")
 
@@ -67,9 +73,10 @@ def install() -> None:
             parent, _, child = name.rpartition(".")
             if parent:
                 setattr(sys.modules[parent], child, module)
-    comfy = sys.modules["comfy"]
-    for sub in ("utils", "model_management"):
-        setattr(comfy, sub, sys.modules[f"comfy.{sub}"])
+    for alias in ALIASES:  # submodules as attributes of their parents (comfy.samplers, comfy.k_diffusion.sampling)
+        parent, _, child = alias.rpartition(".")
+        if parent:
+            setattr(sys.modules[parent], child, sys.modules[alias])
     sys.modules["comfy_api"].latest = sys.modules["comfy_api.latest"]
     _graft_nodes()
     _installed = True

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 
-from . import runtime
+from . import model_surface, runtime
 from .surface import unsupported
 
 MAX_RESOLUTION = 16384
@@ -84,6 +84,7 @@ def core_class(spec) -> type:
         e.g. self.save_images(images, prefix, prompt, extra_pnginfo)); extra ones are ComfyUI's hidden
         inputs, which our nodes take from their context instead."""
         kwargs = {**dict(zip([i.name for i in spec.inputs], args)), **kwargs}
+        kwargs = {k: model_surface.unwrap(v) for k, v in kwargs.items()}  # a pack's ModelPatcher -> our handle
         current = runtime.running()
         ctx = current.ctx if current is not None else Context(runtime.env(), node_type=spec.name)
         values = {}
@@ -93,7 +94,8 @@ def core_class(spec) -> type:
             elif inp.has_default and inp.is_widget:
                 values[inp.name] = [inp.default]
         result = call_node(spec, spec.cls(), ctx, values)
-        return tuple(items if out.is_list else items[0] for out, items in zip(spec.outputs, result))
+        return tuple(model_surface.wrap(items if out.is_list else items[0], ctx)
+                     for out, items in zip(spec.outputs, result))
 
     attrs = {"INPUT_TYPES": classmethod(INPUT_TYPES), "RETURN_TYPES": tuple(o.type.name for o in spec.outputs),
              "RETURN_NAMES": tuple(o.name for o in spec.outputs),
@@ -190,9 +192,12 @@ def interrupt_processing(value: bool = True) -> None:
         current.ctx.control.interrupt()
 
 
-def common_ksampler(*args, **kwargs):
-    """Packs import it at module level; sampling through ComfyUI's API is not provided yet."""
-    return _missing("common_ksampler")
+def common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent, denoise=1.0,
+                    disable_noise=False, start_step=None, last_step=None, force_full_denoise=False):
+    """ComfyUI's nodes.common_ksampler: (LATENT,) sampled exactly as our KSampler / KSamplerAdvanced."""
+    return model_surface.service().sampling.common_ksampler(
+        model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent, denoise=denoise,
+        disable_noise=disable_noise, start_step=start_step, last_step=last_step, force_full_denoise=force_full_denoise)
 
 
 EXPORTED = ("common_ksampler", "MAX_RESOLUTION", "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "EXTENSION_WEB_DIRS",

@@ -33,7 +33,7 @@ from typing import Any
 
 from ..node import MISSING, Input, Output, node
 from ..types import COMBO, STRING
-from . import runtime
+from . import model_surface, runtime
 
 HIDDEN_KINDS = ("PROMPT", "EXTRA_PNGINFO", "UNIQUE_ID", "DYNPROMPT", "AUTH_TOKEN_COMFY_ORG", "API_KEY_COMFY_ORG")
 WIDGET_NAMES = ("INT", "FLOAT", "STRING", "BOOLEAN")
@@ -195,15 +195,16 @@ def adapt(name: str, cls: type, pack: str, display_name: str | None = None) -> t
 
         def run(self, ctx, **kwargs):
             with runtime.node_running(ctx, pack):
-                kwargs = dict(kwargs)
+                kwargs = {k: model_surface.wrap(v, ctx) for k, v in kwargs.items()}  # MODEL -> ModelPatcher ...
                 for raw in raw_links:
                     kwargs[raw] = _raw_link(ctx, raw)
                 kwargs.update(hidden_values(ctx, hidden, input_is_list))
                 if wants_types:
                     _validate_with_types(ctx, name, validate_fn, kwargs, validate_args, validate_kwargs)
                 result = _call(getattr(self.instance(), function), kwargs)
-                return _results(name, result, len(ComfyV1Node.outputs), ctx,
-                                [o.is_list for o in ComfyV1Node.outputs])
+                results = _results(name, result, len(ComfyV1Node.outputs), ctx,
+                                   [o.is_list for o in ComfyV1Node.outputs])
+                return tuple(model_surface.unwrap(v) for v in results)  # ModelPatcher ... -> our handles
 
         def check_lazy(self, ctx, **kwargs):
             lazy_fn = getattr(cls, "check_lazy_status", None)

@@ -31,6 +31,7 @@ from .scheduler_nodes import *  # noqa: F401,F403
 from .unet_patch_nodes import *  # noqa: F401,F403
 from .vae_nodes import *  # noqa: F401,F403
 from .vision_nodes import *  # noqa: F401,F403
+from . import comfy_surface  # noqa: F401,E402 - offers ComfyUI packs the ModelPatcher/CLIP/VAE surface
 
 PACK_DIR = Path(__file__).parent
 

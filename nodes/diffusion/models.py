@@ -82,6 +82,23 @@ class LatentFormat:
             return latent * std / self.scale_factor + mean
         return latent / self.scale_factor + self.shift_factor
 
+    # ComfyUI's latent_formats names, for ComfyUI packs
+    @property
+    def latent_channels(self) -> int:
+        return self.channels
+
+    @property
+    def latent_dimensions(self) -> int:
+        return 2
+
+    @property
+    def latent_rgb_factors(self):
+        return [list(row) for row in self.rgb_factors] if self.rgb_factors is not None else None
+
+    @property
+    def latent_rgb_factors_bias(self):
+        return list(self.rgb_bias) if self.rgb_bias is not None else None
+
     def to_rgb(self, x: torch.Tensor) -> torch.Tensor:
         """Cheap preview of model-space latents [B,C,h,w] -> images [B,h,w,3] in 0..1 (no VAE)."""
         x = x.float()

@@ -280,7 +280,7 @@ def _predict(apply_fn: ApplyFn, batch: list[_Chunk], sigma: torch.Tensor,
     input_x = torch.cat([c.input_x for c in batch])
     conds = _cat_conds([c.conds for c in batch])
     sigma_ = torch.cat([sigma] * n)
-    if transformer_options:  # U-Net patches; they see which chunk is which side, as in ComfyUI
+    if transformer_options is not None:  # U-Net patches; they see which chunk is which side, as in ComfyUI
         conds["transformer_options"] = {**transformer_options, "cond_or_uncond": [c.side for c in batch],
                                         "sigmas": sigma_}
     try:
@@ -312,7 +312,11 @@ def calc_cond_batch(apply_fn: ApplyFn, sides: Sequence[Sequence[CondEntry] | Non
                     sigma: torch.Tensor, model_options: dict | None = None) -> list[torch.Tensor]:
     """The weighted average x0 prediction of each side, running compatible chunks in one forward.
     model_options' "transformer_options" (U-Net patches) go to the model with each batch."""
-    transformer_options = (model_options or {}).get("transformer_options")
+    transformer_options = (model_options or {}).get("transformer_options") or None
+    wrapper = (model_options or {}).get("model_function_wrapper")
+    if wrapper is not None:  # ComfyUI's unet wrapper: it also sees which chunk is which side
+        apply_fn = _wrapped_apply(apply_fn, wrapper)
+        transformer_options = transformer_options or {}
     outs = [torch.zeros_like(x) for _ in sides]
     counts = [torch.ones_like(x) * 1e-37 for _ in sides]
     to_run: list[_Chunk] = []
@@ -335,6 +339,17 @@ def calc_cond_batch(apply_fn: ApplyFn, sides: Sequence[Sequence[CondEntry] | Non
             out += pred * c.mult
             cnt += c.mult
     return [o / c for o, c in zip(outs, counts)]
+
+
+def _wrapped_apply(apply_fn: ApplyFn, wrapper: Callable) -> ApplyFn:
+    """ComfyUI's model_options["model_function_wrapper"]: wrapper(apply_model, {"input", "timestep", "c",
+    "cond_or_uncond"}) -> x0, where apply_model(input, timestep, **c) is the model call it wraps."""
+    def call(x: torch.Tensor, sigma: torch.Tensor, conds: dict) -> torch.Tensor:
+        def apply_model(input_x: torch.Tensor, timestep: torch.Tensor, **c: Any) -> torch.Tensor:
+            return apply_fn(input_x, timestep, c)
+        sides = list((conds.get("transformer_options") or {}).get("cond_or_uncond", []))
+        return wrapper(apply_model, {"input": x, "timestep": sigma, "c": dict(conds), "cond_or_uncond": sides})
+    return call
 
 
 class ModelDenoiser:
@@ -406,6 +421,10 @@ class CFGDenoiser:
         skip_uncond = math.isclose(self.cfg, 1.0) and not mo.get("disable_cfg1_optimization", False)
         uncond = None if skip_uncond else self.negative
         cond_pred, uncond_pred = calc_cond_batch(self.apply_fn, [self.positive, uncond], x, sigma, mo)
+        for fn in mo.get("sampler_pre_cfg_function", []):  # ComfyUI's hooks between the predictions and CFG
+            cond_pred, uncond_pred = fn({"conds": [self.positive, uncond], "conds_out": [cond_pred, uncond_pred],
+                                         "cond_scale": self.cfg, "timestep": sigma, "input": x, "sigma": sigma,
+                                         "model": self.apply_fn, "model_options": mo})[:2]
         return cfg_function(cond_pred, uncond_pred, self.cfg, x, sigma, mo, model=self.apply_fn,
                             cond=self.positive, uncond=uncond)
 
@@ -422,8 +441,12 @@ class InpaintDenoiser:
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **kw: Any) -> torch.Tensor:
         if self.mask is None:
             return self.inner(x, sigma, **kw)
-        keep = 1.0 - self.mask
+        mask = self.mask
+        mask_function = getattr(self, "mask_function", None)  # ComfyUI's model_options["denoise_mask_function"]
+        if mask_function is not None:
+            mask = mask_function(sigma, mask, extra_options={"model": self.inner, "sigmas": getattr(self, "sigmas", None)})
+        keep = 1.0 - mask
         s = sigma.reshape([sigma.shape[0]] + [1] * (self.noise.ndim - 1))
-        x = x * self.mask + (self.latent_image + self.noise * s) * keep
+        x = x * mask + (self.latent_image + self.noise * s) * keep
         out = self.inner(x, sigma, **kw)
-        return out * self.mask + self.latent_image * keep
+        return out * mask + self.latent_image * keep

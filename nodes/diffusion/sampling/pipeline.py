@@ -105,6 +105,8 @@ def _run_sampler(model, noise, guidance, sides, sampler, sigmas, latent_image, d
         inpaint_noise = torch.randn(noise.shape, generator=generator, device="cpu").to(noise)
     denoiser = InpaintDenoiser(guided, latent_image, inpaint_noise, denoise_mask)
     denoiser.model_sampling = ms  # samplers that need the schedule itself (sa_solver's SDE window)
+    denoiser.mask_function = (model_options or {}).get("denoise_mask_function")
+    denoiser.sigmas = sigmas
 
     x = ms.noise_scaling(sigmas[0], noise, latent_image, ms.is_max_denoise(sigmas))
     total = len(sigmas) - 1

@@ -1,0 +1,126 @@
+"""ComfyUI's comfy.samplers, as packs use it: the sampler and scheduler names, KSampler (names and a working
+sample), KSAMPLER (a SAMPLER from a Python function), ksampler / sampler_object, calculate_sigmas, CFGGuider.
+
+The sampling itself is the diffusion pack's (offered through nodegraph.provide, see model_surface.py),
+so a pack sampling here gets the pixels of our KSampler with the same settings.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..model_surface import service
+from ..surface import unsupported
+
+
+def _sampling():
+    return service().sampling
+
+
+class _Names:
+    """A class attribute read from the diffusion pack when asked (KSampler.SAMPLERS ...)."""
+
+    def __init__(self, attr: str) -> None:
+        self.attr = attr
+
+    def __get__(self, obj, owner) -> list:
+        return list(getattr(_sampling(), self.attr))
+
+
+def calculate_sigmas(model_sampling, scheduler_name: str, steps: int) -> torch.Tensor:
+    """The scheduler's sigmas [steps + 1] for a model sampling (patcher.get_model_object("model_sampling"))."""
+    sampling = _sampling()
+    return sampling.calculate_sigmas(sampling.model_sampling_of(model_sampling), scheduler_name, int(steps))
+
+
+def sampler_object(name: str):
+    """A SAMPLER by name, as KSampler runs it ("ddim" is euler with fresh inpaint noise)."""
+    return _sampling().sampler_object(name)
+
+
+def ksampler(sampler_name: str, extra_options: dict | None = None, inpaint_options: dict | None = None):
+    """A SAMPLER by name with options (ComfyUI's ksampler)."""
+    return _sampling().ksampler(sampler_name, extra_options or {}, inpaint_options or {})
+
+
+def KSAMPLER(sampler_function, extra_options: dict | None = None, inpaint_options: dict | None = None):  # noqa: N802
+    """A SAMPLER from a Python function sampler_function(model, x, sigmas, extra_args=, callback=, disable=,
+    **extra_options), which our SamplerCustom / SamplerCustomAdvanced and comfy.sample.sample_custom run."""
+    return _sampling().FunctionSampler(sampler_function, extra_options, inpaint_options)
+
+
+class KSampler:
+    """ComfyUI's KSampler object: sigmas from (model, steps, scheduler, denoise), and sample()."""
+
+    SCHEDULERS = _Names("SCHEDULER_NAMES")
+    SAMPLERS = _Names("SAMPLER_NAMES")
+    DISCARD_PENULTIMATE_SIGMA_SAMPLERS = _Names("DISCARD_PENULTIMATE_SIGMA_SAMPLERS")
+
+    def __init__(self, model, steps: int, device=None, sampler: str | None = None, scheduler: str | None = None,
+                 denoise: float | None = None, model_options: dict | None = None) -> None:
+        self.model, self.device = model, device
+        self.sampler, self.scheduler = sampler, scheduler
+        self.model_options = model_options or {}
+        self.set_steps(steps, denoise)
+
+    def calculate_sigmas(self, steps: int) -> torch.Tensor:
+        sampling = _sampling()
+        return sampling.ksampler_sigmas(sampling.model_sampling_of(self.model), self.sampler, self.scheduler, steps)
+
+    def set_steps(self, steps: int, denoise: float | None = None) -> None:
+        self.steps = steps
+        sampling = _sampling()
+        self.sigmas = sampling.ksampler_sigmas(sampling.model_sampling_of(self.model), self.sampler, self.scheduler,
+                                               steps, 1.0 if denoise is None else denoise)
+
+    def sample(self, noise, positive, negative, cfg, latent_image=None, start_step=None, last_step=None,
+               force_full_denoise=False, denoise_mask=None, sigmas=None, callback=None, disable_pbar=False,
+               seed=None) -> torch.Tensor:
+        sampling = _sampling()
+        sigmas = sampling.trim_sigmas(self.sigmas if sigmas is None else sigmas, start_step, last_step,
+                                      force_full_denoise)
+        if latent_image is None:
+            latent_image = torch.zeros_like(noise)
+        if sigmas is None:  # the window starts after the last step
+            return latent_image
+        return sampling.guided_sample(self.model, noise, sampling.cfg_guidance(positive, negative, cfg),
+                                      sampler_object(self.sampler), sigmas, latent_image, denoise_mask, callback, seed,
+                                      what="comfy.samplers.KSampler.sample")
+
+
+class CFGGuider:
+    """ComfyUI's CFGGuider for packs that sample with it directly (set_conds, set_cfg, sample)."""
+
+    def __init__(self, model_patcher) -> None:
+        self.model_patcher = model_patcher
+        self.model_options = getattr(model_patcher, "model_options", {})
+        self.original_conds: dict[str, Any] = {}
+        self.cfg = 1.0
+
+    def set_conds(self, positive, negative) -> None:
+        self.inner_set_conds({"positive": positive, "negative": negative})
+
+    def set_cfg(self, cfg: float) -> None:
+        self.cfg = cfg
+
+    def inner_set_conds(self, conds: dict) -> None:
+        self.original_conds.update(conds)
+
+    def sample(self, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None, disable_pbar=False,
+               seed=None) -> torch.Tensor:
+        sampling = _sampling()
+        guidance = sampling.cfg_guidance(self.original_conds.get("positive"), self.original_conds.get("negative"),
+                                         self.cfg)
+        return sampling.guided_sample(self.model_patcher, noise, guidance, sampler, sigmas, latent_image,
+                                      denoise_mask, callback, seed, what="comfy.samplers.CFGGuider.sample")
+
+
+_LAZY = {"SAMPLER_NAMES": "SAMPLER_NAMES", "SCHEDULER_NAMES": "SCHEDULER_NAMES", "KSAMPLER_NAMES": "KSAMPLER_NAMES"}
+_missing = unsupported(__name__)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return list(getattr(_sampling(), _LAZY[name]))
+    return _missing(name)
