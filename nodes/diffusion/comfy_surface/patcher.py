@@ -85,6 +85,7 @@ class ComfyModelPatcher:
         self.weight_patches: list = list(handle.patches)  # our (key, strength, patch) triples
         self.model = ComfyBaseModel(self)
         self.parent = None
+        self._model_sampling = None  # made once, so model.model_sampling is one object (as ComfyUI's)
 
     # --- identity and copies ---------------------------------------------------------------------------
     def clone(self) -> "ComfyModelPatcher":
@@ -136,12 +137,15 @@ class ComfyModelPatcher:
         if name not in ("model_sampling", "latent_format"):
             raise _unsupported("ModelPatcher.add_object_patch", name)
         self.object_patches[name] = obj
+        self._model_sampling = None
 
     def get_model_object(self, name: str) -> Any:
         if name in self.object_patches:
             return self.object_patches[name]
         if name == "model_sampling":
-            return ModelSampling.for_model(sampling_model(self.handle.module, self.to_handle()))
+            if self._model_sampling is None:
+                self._model_sampling = ModelSampling.for_model(sampling_model(self.handle.module, self.to_handle()))
+            return self._model_sampling
         if name == "latent_format":
             return self.handle.module.latent_format
         if name == "diffusion_model":
