@@ -211,6 +211,7 @@ def adapt(name: str, cls: type, pack: str, display_name: str | None = None) -> t
             if lazy_fn is None:
                 return []
             with runtime.node_running(ctx, pack):
+                kwargs = {k: model_surface.wrap(v, ctx) for k, v in kwargs.items()}
                 if input_is_list:
                     kwargs = {k: [v] for k, v in kwargs.items()}
                 kwargs.update(hidden_values(ctx, hidden, input_is_list))
