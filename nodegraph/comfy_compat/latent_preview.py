@@ -20,9 +20,10 @@ class LatentPreviewer:
         self.latent_format = latent_format
 
     def decode_latent_to_preview(self, x0):
-        from ..images import tensor_to_pil
+        """ComfyUI's preview_to_image truncates to bytes (0.5 -> 127)."""
+        from ..images import tensor_to_pil_truncated
 
-        return tensor_to_pil(self.latent_format.to_rgb(x0[:1].float())[0].cpu())
+        return tensor_to_pil_truncated(self.latent_format.to_rgb(x0[:1].float())[0].cpu())
 
     def decode_latent_to_preview_image(self, preview_format: str, x0):
         return preview_format, self.decode_latent_to_preview(x0), MAX_PREVIEW_RESOLUTION

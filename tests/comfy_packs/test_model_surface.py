@@ -238,7 +238,7 @@ def test_custom_sample_api_and_calculate_sigmas(env):
     assert torch.equal(samples(result, "a"), samples(result, "b"))
 
 
-def test_sampler_lists_are_ours():
+def test_sampler_lists_are_ours(comfy_registry):
     import comfy.samplers
 
     from nodes.diffusion.sampling import SAMPLER_NAMES, SCHEDULER_NAMES
@@ -308,3 +308,48 @@ def test_clip_weight_patches(env):
     assert torch.allclose(result.value("a")[0][0], result.value("pos")[0][0], atol=1e-5)
     assert not torch.allclose(result.value("b")[0][0], result.value("pos")[0][0], atol=1e-3)
     assert result.value("ckpt", 1).patches == ()
+
+
+def test_cfg_guider_object_matches_sampler_custom(env):
+    nodes = {**base(), "sig": {"type": "BasicScheduler", "inputs": {"model": L("ckpt"), "scheduler": "simple",
+                                                                    "steps": 3, "denoise": 1.0}},
+             "py": {"type": "TestPythonEulerSampler", "inputs": {"s_scale": 1.0}},
+             "a": {"type": "TestGuiderSample", "inputs": {"model": L("ckpt"), "positive": L("pos"), "negative": L("neg"),
+                                                          "cfg": 6.0, "sampler": L("py"), "sigmas": L("sig"),
+                                                          "latent_image": L("empty"), "seed": 7}},
+             "b": custom(L("ckpt"), L("py"))}
+    result, events = run(env, nodes)
+    assert torch.equal(samples(result, "a"), samples(result, "b"))
+    assert [d["value"] for e, d in events if e == "progress" and d["node"] == "a"] == [1, 2, 3]
+
+
+def test_lora_through_comfy_sd_matches_lora_loader(env):
+    from nodes.diffusion.lora import save_lora
+    from tests.diffusion.test_lora_nodes import kohya_lora
+
+    loaded, _ = run(env, {**base()})
+    model, clip = loaded.value("ckpt"), loaded.value("ckpt", 1)
+    save_lora(env.folders.search_paths("loras")[0] / "a.safetensors", kohya_lora(model.module, clip.module, seed=1))
+    lora = {"lora_name": "a.safetensors", "strength_model": 0.8, "strength_clip": 0.6}
+    nodes = {"ckpt": base()["ckpt"], "empty": base()["empty"],
+             "ours": {"type": "LoraLoader", "inputs": {"model": L("ckpt"), "clip": L("ckpt", 1), **lora}},
+             "theirs": {"type": "TestLoraLoader", "inputs": {"model": L("ckpt"), "clip": L("ckpt", 1), **lora}}}
+    for side in ("ours", "theirs"):
+        nodes[f"pos_{side}"] = {"type": "CLIPTextEncode", "inputs": {"text": "a red circle", "clip": L(side, 1)}}
+        nodes[f"k_{side}"] = ksampler(L(side), pos=L(f"pos_{side}"), neg=L(f"pos_{side}"))
+    nodes["plain_pos"] = {"type": "CLIPTextEncode", "inputs": {"text": "a red circle", "clip": L("ckpt", 1)}}
+    nodes["plain"] = ksampler(L("ckpt"), pos=L("plain_pos"), neg=L("plain_pos"))
+    result, _ = run(env, nodes)
+    assert torch.equal(result.value("pos_theirs")[0][0], result.value("pos_ours")[0][0])
+    assert torch.equal(samples(result, "k_theirs"), samples(result, "k_ours"))
+    assert (samples(result, "k_ours") - samples(result, "plain")).abs().max() > 1e-3
+
+
+def test_previewer_projects_x0(comfy_registry):  # the registry installs the ComfyUI modules
+    import latent_preview
+
+    from nodes.diffusion.models import latent_format_for
+    previewer = latent_preview.get_previewer("cpu", latent_format_for("sd1"))
+    fmt, image, size = previewer.decode_latent_to_preview_image("JPEG", torch.zeros(2, 4, 8, 6))
+    assert (fmt, image.size, size) == ("JPEG", (6, 8), 512)
+    assert image.getpixel((0, 0)) == (127, 127, 127)  # zeros project to mid grey, truncated as ComfyUI

@@ -3,6 +3,7 @@ comfy.sd's checkpoint loader."""
 import folder_paths
 
 import comfy.sd
+import comfy.utils
 
 
 class TestTextEncodeScheduled:
@@ -101,5 +102,25 @@ class TestCLIPWeightScale:
         return (m,)
 
 
+class TestLoraLoader:
+    """ComfyUI's LoraLoader body: load_torch_file + comfy.sd.load_lora_for_models."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "clip": ("CLIP",),
+                             "lora_name": (folder_paths.get_filename_list("loras"),),
+                             "strength_model": ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0}),
+                             "strength_clip": ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0})}}
+
+    RETURN_TYPES = ("MODEL", "CLIP")
+    FUNCTION = "load_lora"
+    CATEGORY = "test_pack/loaders"
+
+    def load_lora(self, model, clip, lora_name, strength_model, strength_clip):
+        lora = comfy.utils.load_torch_file(folder_paths.get_full_path("loras", lora_name), safe_load=True)
+        return comfy.sd.load_lora_for_models(model, clip, lora, strength_model, strength_clip)
+
+
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
-    TestTextEncodeScheduled, TestTextEncodePooled, TestVAERoundTrip, TestCheckpointLoader, TestCLIPWeightScale)}
+    TestTextEncodeScheduled, TestTextEncodePooled, TestVAERoundTrip, TestCheckpointLoader, TestCLIPWeightScale,
+    TestLoraLoader)}

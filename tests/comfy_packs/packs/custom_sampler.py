@@ -129,5 +129,29 @@ class TestCustomSampleAPI:
         return ({"samples": samples}, sigmas)
 
 
+class TestGuiderSample:
+    """Sampling with comfy.samplers.CFGGuider directly (set_conds, set_cfg, sample)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "positive": ("CONDITIONING",), "negative": ("CONDITIONING",),
+                             "cfg": ("FLOAT", {"default": 8.0}), "sampler": ("SAMPLER",), "sigmas": ("SIGMAS",),
+                             "latent_image": ("LATENT",), "seed": ("INT", {"default": 0})}}
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "sample"
+    CATEGORY = "test_pack/sampling"
+
+    def sample(self, model, positive, negative, cfg, sampler, sigmas, latent_image, seed):
+        guider = comfy.samplers.CFGGuider(model)
+        guider.set_conds(positive, negative)
+        guider.set_cfg(cfg)
+        latent = latent_image["samples"]
+        noise = comfy.sample.prepare_noise(latent, seed)
+        callback = latent_preview.prepare_callback(model, sigmas.shape[-1] - 1)
+        return ({"samples": guider.sample(noise, latent, sampler, sigmas, callback=callback, seed=seed)},)
+
+
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
-    TestPythonEulerSampler, TestKDiffusionSampler, TestCommonKSampler, TestSampleAPI, TestCustomSampleAPI)}
+    TestPythonEulerSampler, TestKDiffusionSampler, TestCommonKSampler, TestSampleAPI, TestCustomSampleAPI,
+    TestGuiderSample)}
