@@ -353,3 +353,23 @@ def test_previewer_projects_x0(comfy_registry):  # the registry installs the Com
     fmt, image, size = previewer.decode_latent_to_preview_image("JPEG", torch.zeros(2, 4, 8, 6))
     assert (fmt, image.size, size) == ("JPEG", (6, 8), 512)
     assert image.getpixel((0, 0)) == (127, 127, 127)  # zeros project to mid grey, truncated as ComfyUI
+
+
+def test_pack_cfg_guider_in_sampler_custom_advanced(env):
+    nodes = {**base(), "sig": {"type": "BasicScheduler", "inputs": {"model": L("ckpt"), "scheduler": "normal",
+                                                                    "steps": 3, "denoise": 1.0}},
+             "euler": {"type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+             "noise": {"type": "RandomNoise", "inputs": {"noise_seed": 7}},
+             "theirs": {"type": "TestMakeGuider", "inputs": {"model": L("ckpt"), "positive": L("pos"),
+                                                             "negative": L("neg"), "cfg": 6.0, "custom": False}},
+             "ours": {"type": "CFGGuider", "inputs": {"model": L("ckpt"), "positive": L("pos"), "negative": L("neg"),
+                                                      "cfg": 6.0}}}
+    for side in ("theirs", "ours"):
+        nodes[f"s_{side}"] = {"type": "SamplerCustomAdvanced", "inputs": {
+            "noise": L("noise"), "guider": L(side), "sampler": L("euler"), "sigmas": L("sig"), "latent_image": L("empty")}}
+    result, _ = run(env, nodes)
+    assert torch.equal(samples(result, "s_theirs"), samples(result, "s_ours"))
+    nodes["theirs"]["inputs"]["custom"] = True
+    failed = Executor(env).run({"version": 1, "nodes": with_outputs(nodes)})
+    assert failed.status != "success"
+    assert "CFGGuider.predict_noise (overridden by HalfGuider)" in " ".join(str(e) for e in failed.errors)

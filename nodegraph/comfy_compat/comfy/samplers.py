@@ -107,11 +107,31 @@ class CFGGuider:
     def inner_set_conds(self, conds: dict) -> None:
         self.original_conds.update(conds)
 
+    # As a GUIDER output it goes to our SamplerCustomAdvanced, which reads the model handle and the guidance
+    @property
+    def model(self):
+        from ..model_surface import unwrap
+        self._check_plain()
+        return unwrap(self.model_patcher)
+
+    @property
+    def guidance(self):
+        self._check_plain()
+        return _sampling().cfg_guidance(self.original_conds.get("positive"), self.original_conds.get("negative"),
+                                        self.cfg)
+
+    def predict_noise(self, x, timestep, model_options=None, seed=None):
+        raise _missing("CFGGuider.predict_noise")
+
+    def _check_plain(self) -> None:
+        """A subclass with its own predict_noise (a custom guider) would be silently ignored: refuse it."""
+        if type(self).predict_noise is not CFGGuider.predict_noise:
+            _missing(f"CFGGuider.predict_noise (overridden by {type(self).__name__})")
+
     def sample(self, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None, disable_pbar=False,
                seed=None) -> torch.Tensor:
         sampling = _sampling()
-        guidance = sampling.cfg_guidance(self.original_conds.get("positive"), self.original_conds.get("negative"),
-                                         self.cfg)
+        guidance = self.guidance
         return sampling.guided_sample(self.model_patcher, noise, guidance, sampler, sigmas, latent_image,
                                       denoise_mask, callback, seed, what="comfy.samplers.CFGGuider.sample")
 

@@ -152,6 +152,31 @@ class TestGuiderSample:
         return ({"samples": guider.sample(noise, latent, sampler, sigmas, callback=callback, seed=seed)},)
 
 
+class TestMakeGuider:
+    """A GUIDER made with comfy.samplers.CFGGuider (for our SamplerCustomAdvanced); `custom` subclasses it
+    with its own predict_noise, which nodegraph refuses rather than ignores."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "positive": ("CONDITIONING",), "negative": ("CONDITIONING",),
+                             "cfg": ("FLOAT", {"default": 8.0}), "custom": ("BOOLEAN", {"default": False})}}
+
+    RETURN_TYPES = ("GUIDER",)
+    FUNCTION = "make"
+    CATEGORY = "test_pack/sampling"
+
+    def make(self, model, positive, negative, cfg, custom):
+        guider = (HalfGuider if custom else comfy.samplers.CFGGuider)(model)
+        guider.set_conds(positive, negative)
+        guider.set_cfg(cfg)
+        return (guider,)
+
+
+class HalfGuider(comfy.samplers.CFGGuider):
+    def predict_noise(self, x, timestep, model_options={}, seed=None):
+        return x * 0.5
+
+
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
-    TestPythonEulerSampler, TestKDiffusionSampler, TestCommonKSampler, TestSampleAPI, TestCustomSampleAPI,
+    TestMakeGuider, TestPythonEulerSampler, TestKDiffusionSampler, TestCommonKSampler, TestSampleAPI, TestCustomSampleAPI,
     TestGuiderSample)}
