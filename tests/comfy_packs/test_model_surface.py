@@ -373,3 +373,9 @@ def test_pack_cfg_guider_in_sampler_custom_advanced(env):
     failed = Executor(env).run({"version": 1, "nodes": with_outputs(nodes)})
     assert failed.status != "success"
     assert "CFGGuider.predict_noise (overridden by HalfGuider)" in " ".join(str(e) for e in failed.errors)
+
+
+def test_pack_checkpoint_loader_shares_our_model_cache(env):
+    result, _ = run(env, {**base("TestCheckpointLoader"), "ours": {"type": "CheckpointLoaderSimple",
+                                                                   "inputs": {"ckpt_name": "tiny.safetensors"}}})
+    assert result.value("ckpt").module is result.value("ours").module  # loaded once

@@ -50,14 +50,26 @@ def load_checkpoint(ctx, ckpt_path: str, output_vae: bool = True, output_clip: b
 
     from ..loader_nodes import checkpoint_handles, diffusers_handles
 
-    path = Path(ckpt_path)
-    key = ("comfy.sd.load_checkpoint_guess_config", str(path.resolve()), path.stat().st_mtime_ns)
-    if path.is_dir():
-        model, clip, vae = ctx.devices.load_cached(key, lambda: diffusers_handles(path))
+    path = Path(ckpt_path).resolve()
+    name = _name_in(ctx.folders.search_paths("checkpoints"), path)
+    if name is not None:  # in a checkpoints folder: the very load CheckpointLoaderSimple shares
+        build = diffusers_handles if path.is_dir() else checkpoint_handles
+        model, clip, vae = (ctx.models.load_path if path.is_dir() else ctx.models.load)("checkpoints", name, build)
     else:
-        model, clip, vae = ctx.devices.load_cached(key, lambda: checkpoint_handles(read_weights(path)))
+        key = ("comfy.sd.load_checkpoint_guess_config", str(path), path.stat().st_mtime_ns)
+        build_any = (lambda: diffusers_handles(path)) if path.is_dir() else (lambda: checkpoint_handles(read_weights(path)))
+        model, clip, vae = ctx.devices.load_cached(key, build_any)
     return (wrap(model, ctx) if output_model else None, wrap(clip, ctx) if output_clip else None,
             wrap(vae, ctx) if output_vae else None, None)
+
+
+def _name_in(folders, path) -> str | None:
+    for folder in folders:
+        try:
+            return path.relative_to(folder.resolve()).as_posix()
+        except ValueError:
+            continue
+    return None
 
 
 def load_lora_for_models(model: Any, clip: Any, lora: dict, strength_model: float, strength_clip: float) -> tuple:
