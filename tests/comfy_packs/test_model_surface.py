@@ -132,8 +132,9 @@ def test_denoise_mask_function(env):
     assert samples(result, "kept").abs().max() < 1e-4  # mask 0 everywhere: the empty latent is kept
 
 
-def test_post_cfg_helper_on_the_options_dict(env):
-    result, _ = run(env, {**base(), "p": {"type": "TestPostCFGHelper", "inputs": {"model": L("ckpt")}},
+@pytest.mark.parametrize("node", ["TestPostCFGHelper", "TestRecomputeCond"])
+def test_post_cfg_hooks_giving_the_cond_prediction(env, node):
+    result, _ = run(env, {**base(), "p": {"type": node, "inputs": {"model": L("ckpt")}},
                           "a": ksampler(L("p")), "cfg1": ksampler(L("ckpt"), cfg=1.0)})
     assert torch.allclose(samples(result, "a"), samples(result, "cfg1"), atol=1e-4)
 

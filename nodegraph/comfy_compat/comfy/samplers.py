@@ -1,5 +1,6 @@
 """ComfyUI's comfy.samplers, as packs use it: the sampler and scheduler names, KSampler (names and a working
-sample), KSAMPLER (a SAMPLER from a Python function), ksampler / sampler_object, calculate_sigmas, CFGGuider.
+sample), KSAMPLER (a SAMPLER from a Python function), ksampler / sampler_object, calculate_sigmas, CFGGuider,
+calc_cond_batch (for CFG hooks that call the model again).
 
 The sampling itself is the diffusion pack's (offered through nodegraph.provide, see model_surface.py),
 so a pack sampling here gets the pixels of our KSampler with the same settings.
@@ -32,6 +33,12 @@ def calculate_sigmas(model_sampling, scheduler_name: str, steps: int) -> torch.T
     """The scheduler's sigmas [steps + 1] for a model sampling (patcher.get_model_object("model_sampling"))."""
     sampling = _sampling()
     return sampling.calculate_sigmas(sampling.model_sampling_of(model_sampling), scheduler_name, int(steps))
+
+
+def calc_cond_batch(model, conds: list, x_in: torch.Tensor, timestep: torch.Tensor, model_options: dict) -> list:
+    """The x0 prediction of each list of conds, as a cfg hook's args["model"] and args["input_cond"] give them
+    (hooks such as self-attention guidance call the model again this way)."""
+    return _sampling().calc_cond_batch(model, conds, x_in, timestep, model_options)
 
 
 def sampler_object(name: str):

@@ -17,7 +17,8 @@ from ..sampler_nodes import run_sampler, step_reporter
 from ..sampling import (CFGGuidance, SCHEDULER_NAMES, SAMPLER_NAMES, DISCARD_PENULTIMATE_SIGMA_SAMPLERS,
                         SamplerChoice, calculate_sigmas, fix_empty_latent_channels, ksampler_sigmas, prepare_noise,
                         sample_guided, sampler_object, trim_sigmas)
-from ..sampling import BrownianTreeNoiseSampler, default_noise_sampler, get_ancestral_step, to_d  # noqa: F401
+from ..sampling import (BrownianTreeNoiseSampler, calc_cond_batch, default_noise_sampler,  # noqa: F401
+                        get_ancestral_step, to_d)
 from ..sampling.samplers import KSAMPLER_NAMES, SAMPLERS
 from .patcher import ComfyModelPatcher
 

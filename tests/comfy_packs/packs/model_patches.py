@@ -9,6 +9,7 @@ extra_options) -> mask. The rescale formula is the one of ComfyUI's RescaleCFG (
 import torch
 
 import comfy.model_patcher
+import comfy.samplers
 
 SEEN = {"cond_or_uncond": [], "wrapper_calls": 0, "timestep_embeddings": []}
 
@@ -197,6 +198,29 @@ class TestPostCFGHelper:
         return (m,)
 
 
+class TestRecomputeCond:
+    """A post-CFG hook that calls the model again through comfy.samplers.calc_cond_batch (as SAG-like packs do)
+    and returns the cond prediction alone."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",)}}
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+    CATEGORY = "test_pack/model"
+
+    def patch(self, model):
+        def post_cfg(args):
+            (cond,) = comfy.samplers.calc_cond_batch(args["model"], [args["cond"]], args["input"], args["sigma"],
+                                                     args["model_options"])
+            return cond
+
+        m = model.clone()
+        m.set_model_sampler_post_cfg_function(post_cfg)
+        return (m,)
+
+
 class TestUnsupportedPatch:
     @classmethod
     def INPUT_TYPES(cls):
@@ -214,4 +238,4 @@ class TestUnsupportedPatch:
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
     TestRescaleCFGPatch, TestOldStyleCFG, TestUnetScale, TestSwapPreCFG, TestMuteCrossAttention, TestIgnoreNoiseMask,
-    TestMergeSimple, TestModelFacts, TestPostCFGHelper, TestUnsupportedPatch)}
+    TestMergeSimple, TestModelFacts, TestPostCFGHelper, TestRecomputeCond, TestUnsupportedPatch)}
