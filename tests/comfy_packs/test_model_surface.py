@@ -380,3 +380,24 @@ def test_pack_checkpoint_loader_shares_our_model_cache(env):
     result, _ = run(env, {**base("TestCheckpointLoader"), "ours": {"type": "CheckpointLoaderSimple",
                                                                    "inputs": {"ckpt_name": "tiny.safetensors"}}})
     assert result.value("ckpt").module is result.value("ours").module  # loaded once
+
+
+def test_weight_patch_kinds_follow_comfyuis_calculate_weight():
+    """ComfyUI's calculate_weight: weight * strength_model, then + strength_patch * diff, or = value for set."""
+    from nodes.diffusion.comfy_surface.weight_patches import ComfyWeightPatch, comfy_patches
+
+    w = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    diff = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert torch.equal(w + ComfyWeightPatch("diff", diff, 0.5, 1.0)(w), w + 0.5 * diff)
+    assert torch.allclose(w + ComfyWeightPatch("diff", diff, 0.5, 0.2)(w), w * 0.2 + 0.5 * diff)
+    assert torch.equal(w + ComfyWeightPatch("set", diff, 1.0, 1.0)(w), diff)
+    assert torch.equal(w + ComfyWeightPatch("diff", diff.reshape(4), 1.0, 1.0)(w), w + diff)  # same size: reshaped
+    triples, accepted = comfy_patches({"diffusion_model.a": diff, "diffusion_model.b": (diff,),
+                                       "diffusion_model.c": ("set", (diff,)), "unknown": diff},
+                                      {"diffusion_model.a": "unet.a", "diffusion_model.b": "unet.b",
+                                       "diffusion_model.c": "unet.c"}, set(), 1.0, 1.0)
+    assert [t[0] for t in triples] == ["unet.a", "unet.b", "unet.c"]
+    assert accepted == ["diffusion_model.a", "diffusion_model.b", "diffusion_model.c"]  # keys the model lacks: left out
+    with pytest.raises(NotImplementedError, match="'lora'"):
+        comfy_patches({"diffusion_model.a": ("lora", (diff, diff, None, None))}, {"diffusion_model.a": "unet.a"},
+                      set(), 1.0, 1.0)
