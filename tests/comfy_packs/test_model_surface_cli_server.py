@@ -6,6 +6,7 @@ import json
 import time
 
 import numpy as np
+import pytest
 from PIL import Image
 from tests.server.conftest import ServerThread
 
@@ -74,6 +75,7 @@ def setup(tmp_path):
     save_tiny_checkpoint(tmp_path / "models" / "checkpoints" / "tiny.safetensors", "sd1", seed=5)
 
 
+@pytest.mark.slow  # ~50 s on 2 CPU cores (a subprocess importing torch, diffusers and the packs); the server test below runs the same workflow in-process
 def test_cli_runs_the_model_surface_packs(tmp_path):
     setup(tmp_path)
     workflow = tmp_path / "surface.json"
