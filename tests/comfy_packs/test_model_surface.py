@@ -105,6 +105,15 @@ def test_unet_wrapper_scales_x0_and_sees_the_sides(env):
     assert seen["cond_or_uncond"] and all(s == [1, 0] for s in seen["cond_or_uncond"])  # ComfyUI: 0 cond, 1 uncond, last first
 
 
+def test_unet_wrapper_may_replace_c_crossattn(env):
+    nodes = {**base(), "mute": {"type": "TestUnetScale", "inputs": {"model": L("ckpt"), "scale": 2.0}},
+             "zp": {"type": "ConditioningZeroOut", "inputs": {"conditioning": L("pos")}},
+             "zn": {"type": "ConditioningZeroOut", "inputs": {"conditioning": L("neg")}},
+             "a": ksampler(L("mute")), "b": ksampler(L("ckpt"), pos=L("zp"), neg=L("zn"))}
+    result, _ = run(env, nodes)
+    assert torch.allclose(samples(result, "a"), samples(result, "b"), atol=1e-4)
+
+
 def test_pre_cfg_function_swapping_the_predictions_is_swapping_the_prompts(env):
     result, _ = run(env, {**base(), "swap": {"type": "TestSwapPreCFG", "inputs": {"model": L("ckpt")}},
                           "a": ksampler(L("swap")), "b": ksampler(L("ckpt"), pos=L("neg"), neg=L("pos"))})

@@ -343,12 +343,16 @@ def calc_cond_batch(apply_fn: ApplyFn, sides: Sequence[Sequence[CondEntry] | Non
 
 def _wrapped_apply(apply_fn: ApplyFn, wrapper: Callable) -> ApplyFn:
     """ComfyUI's model_options["model_function_wrapper"]: wrapper(apply_model, {"input", "timestep", "c",
-    "cond_or_uncond"}) -> x0, where apply_model(input, timestep, **c) is the model call it wraps."""
+    "cond_or_uncond"}) -> x0, where apply_model(input, timestep, **c) is the model call it wraps. The text
+    states are in c under ComfyUI's name "c_crossattn" too, and a wrapper may replace them there."""
     def call(x: torch.Tensor, sigma: torch.Tensor, conds: dict) -> torch.Tensor:
         def apply_model(input_x: torch.Tensor, timestep: torch.Tensor, **c: Any) -> torch.Tensor:
+            if "c_crossattn" in c:
+                c["context"] = c.pop("c_crossattn")
             return apply_fn(input_x, timestep, c)
         sides = list((conds.get("transformer_options") or {}).get("cond_or_uncond", []))
-        return wrapper(apply_model, {"input": x, "timestep": sigma, "c": dict(conds), "cond_or_uncond": sides})
+        c = {**conds, "c_crossattn": conds["context"]}
+        return wrapper(apply_model, {"input": x, "timestep": sigma, "c": c, "cond_or_uncond": sides})
     return call
 
 

@@ -76,7 +76,11 @@ class TestUnetScale:
         def wrapper(apply_model, args):
             SEEN["wrapper_calls"] += 1
             SEEN["cond_or_uncond"].append(list(args["cond_or_uncond"]))
-            return apply_model(args["input"], args["timestep"], **args["c"]) * scale
+            c = dict(args["c"])
+            if scale == 2.0:  # mute the prompt through ComfyUI's name for the text states
+                c["c_crossattn"] = torch.zeros_like(c["c_crossattn"])
+                return apply_model(args["input"], args["timestep"], **c)
+            return apply_model(args["input"], args["timestep"], **c) * scale
 
         m = model.clone()
         m.set_model_unet_function_wrapper(wrapper)
