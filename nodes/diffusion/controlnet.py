@@ -169,33 +169,44 @@ class ControlNet:
             return previous
         with self.devices.use(self.handle) as net:
             param = next(net.parameters())
-            dtype, device = param.dtype, param.device
-            hint = self._hint_for(x.to(device), n, dtype)
-            if hint.shape[1] != self.hint_channels:
-                raise ControlNetError(f"the hint image has {hint.shape[1]} channels, this ControlNet takes "
-                                      f"{self.hint_channels}")
-            kwargs = {}
-            if getattr(net.config, "addition_embed_type", None) == "text_time":
-                pooled, time_ids = conds.get("pooled_output"), conds.get("time_ids")
-                if pooled is None or time_ids is None:
-                    raise ControlNetError("an SDXL ControlNet needs the pooled text embedding and size ids "
-                                          "(use an SDXL model and its CLIP)")
-                kwargs["added_cond_kwargs"] = {"text_embeds": pooled.to(device, dtype),
-                                               "time_ids": time_ids.to(device, dtype)}
-            xc = self._ms.calculate_input(sigma, x).to(device, dtype)
-            timestep = self._ms.timestep(sigma.to(device)).float()
-            down, mid = net(xc, timestep, encoder_hidden_states=conds["context"].to(device, dtype),
-                            controlnet_cond=hint, return_dict=False, **kwargs)
-        out_dtype = x.dtype
+            hint = self.hint_for(x.to(param.device), n, param.dtype)
+            xc = self._ms.calculate_input(sigma, x)
+            timestep = self._ms.timestep(sigma.to(param.device)).float()
+            mine = self.residuals(net, hint, xc, timestep, conds, x.dtype)
+        return add_residuals(mine, previous)
+
+    def hint_for(self, x: torch.Tensor, n: int, dtype: torch.dtype) -> torch.Tensor:
+        """The hint image at x's size and batch (cached for the run), checked against the net."""
+        hint = self._hint_for(x, n, dtype)
+        if hint.shape[1] != self.hint_channels:
+            raise ControlNetError(f"the hint image has {hint.shape[1]} channels, this ControlNet takes "
+                                  f"{self.hint_channels}")
+        return hint
+
+    def residuals(self, net: torch.nn.Module, hint: torch.Tensor, xc: torch.Tensor, timestep: torch.Tensor,
+                  conds: dict, out_dtype: torch.dtype) -> dict:
+        """This control's residuals, scaled, from the model input xc (c_in applied) and timestep. No host
+        sync and no allocation that outlives the call: CUDA graphs capture it (GraphedControl)."""
+        param = next(net.parameters())
+        dtype, device = param.dtype, param.device
+        kwargs = {}
+        if getattr(net.config, "addition_embed_type", None) == "text_time":
+            pooled, time_ids = conds.get("pooled_output"), conds.get("time_ids")
+            if pooled is None or time_ids is None:
+                raise ControlNetError("an SDXL ControlNet needs the pooled text embedding and size ids "
+                                      "(use an SDXL model and its CLIP)")
+            kwargs["added_cond_kwargs"] = {"text_embeds": pooled.to(device, dtype),
+                                           "time_ids": time_ids.to(device, dtype)}
+        down, mid = net(xc.to(device, dtype), timestep, encoder_hidden_states=conds["context"].to(device, dtype),
+                        controlnet_cond=hint, return_dict=False, **kwargs)
 
         def scaled(r: torch.Tensor) -> torch.Tensor:
             if self.global_average_pooling:
                 r = r.mean(dim=(2, 3), keepdim=True)
             return (r * self.strength).to(out_dtype)
 
-        mine = {"down_block_additional_residuals": [scaled(r) for r in down],
+        return {"down_block_additional_residuals": [scaled(r) for r in down],
                 "mid_block_additional_residual": scaled(mid)}
-        return add_residuals(mine, previous)
 
     def chain(self) -> list["ControlNet"]:
         """This control and the ones below it, newest first."""
@@ -250,3 +261,44 @@ def random_controlnet(devices, config_name: str = "sd15_unet", seed: int = 0,
 
 __all__ = ["ControlNet", "ControlNetModule", "broadcast_hint", "controlnet_from_loaded", "controlnet_info",
            "previous_and_active", "random_controlnet", "upscale_hint"]
+
+
+class GraphedControl:
+    """A chain of ControlNets run inside the U-Net's CUDA graph (cuda_graphs.graphed_apply), so a
+    ControlNet step is one replay too. Only chains that need nothing from the host per step qualify:
+    plain ControlNets over the whole schedule (a step window reads sigma on the host) that were
+    pre_run with the sampler's own model sampling (then their c_in input and timestep are the U-Net's).
+
+    What a graph bakes in is its key: each net's weight addresses and dtype, strength and pooling.
+    A new control image, strength or model therefore gives a new graph (or, for the image alone, new
+    input values: the hints are graph inputs, copied in before each replay)."""
+
+    def __init__(self, control: ControlNet, n: int) -> None:
+        self.chain = [c for c in control.chain() if c.strength != 0][::-1]  # oldest first, as get_control sums
+        self.n = n
+
+    @staticmethod
+    def supports(control: Any, model_sampling: Any) -> bool:
+        chain = control.chain() if isinstance(control, ControlNet) else None
+        return bool(chain) and all(type(c) is ControlNet and c.timestep_percent_range == (0.0, 1.0)
+                                   and c._ms is model_sampling and c.cond_hint_original is not None
+                                   for c in chain) and any(c.strength != 0 for c in chain)
+
+    def held(self, stack, x: torch.Tensor) -> tuple[tuple, list, list[torch.Tensor]]:
+        """Each net kept loaded (in `stack`, an ExitStack) for the call: (graph key, nets, hints)."""
+        nets, hints, key = [], [], []
+        for c in self.chain:
+            net = stack.enter_context(c.devices.use(c.handle))
+            params = list(net.parameters())
+            hints.append(c.hint_for(x.to(params[0].device), self.n, params[0].dtype))
+            nets.append(net)
+            key.append((id(net), params[0].data_ptr(), params[-1].data_ptr(), len(params), params[0].dtype,
+                        c.strength, c.global_average_pooling))
+        return ("control", self.n, *key), nets, hints
+
+    def residuals(self, nets: list, hints: list[torch.Tensor], xc: torch.Tensor, timestep: torch.Tensor,
+                  conds: dict, out_dtype: torch.dtype) -> dict:
+        out = None
+        for c, net, hint in zip(self.chain, nets, hints):
+            out = add_residuals(c.residuals(net, hint, xc, timestep, conds, out_dtype), out)
+        return out

@@ -31,7 +31,7 @@ import logging
 import os
 import threading
 import weakref
-from typing import Callable, Hashable, Sequence
+from typing import Callable, Hashable, NamedTuple, Sequence
 
 import torch
 
@@ -255,26 +255,46 @@ def runner_for(module) -> GraphRunner | None:
     return runner
 
 
+class ControlCall(NamedTuple):
+    """ControlNet residuals computed inside the graphed call (controlnet.GraphedControl): `key` names
+    what the captured graph bakes in, `hints` are graph inputs, `residuals(hints, xc, timestep, conds,
+    out_dtype)` gives the U-Net's extra residuals."""
+    key: Hashable
+    hints: list
+    residuals: Callable[..., dict]
+
+
 def graphed_apply(runner: GraphRunner | None, model, x: torch.Tensor, timestep: torch.Tensor,
-                  context: torch.Tensor, extras: dict, has_patches: bool) -> torch.Tensor:
-    """model.apply(x, timestep, context, extras) through the runner's graphs when it can be.
+                  context: torch.Tensor, extras: dict, has_patches: bool,
+                  control: ControlCall | None = None) -> torch.Tensor:
+    """model.apply(x, timestep, context, extras) through the runner's graphs when it can be, with
+    `control`'s residuals added to extras (inside the same graph).
     U-Net patches (transformer_options with patches) run Python inside the forward: always eager."""
+    def eager() -> torch.Tensor:
+        kw = extras
+        if control is not None:
+            kw = {**extras, **control.residuals(control.hints, x, timestep, {**extras, "context": context}, x.dtype)}
+        return model.apply(x, timestep, context, kw)
+
     if runner is None or has_patches:
-        return model.apply(x, timestep, context, extras)
+        return eager()
     graph_extras = {k: v for k, v in extras.items() if k != "transformer_options"}
-    flat = flatten_inputs({**graph_extras, "~x": x, "~timestep": timestep, "~context": context})
+    flat = flatten_inputs({**graph_extras, "~x": x, "~timestep": timestep, "~context": context,
+                           "~hints": None if control is None else list(control.hints)})
     if flat is None:
-        return model.apply(x, timestep, context, extras)
+        return eager()
     structure, tensors = flat
 
     nhwc = bool(getattr(runner._module(), "_nodegraph_channels_last", False))
 
     def call(static: Sequence[torch.Tensor]) -> torch.Tensor:
         kw = rebuild_inputs(structure, static)
-        x_in = kw.pop("~x")
+        x_in, t_in, ctx_in, hints = kw.pop("~x"), kw.pop("~timestep"), kw.pop("~context"), kw.pop("~hints")
+        if control is not None:
+            kw.update(control.residuals(hints, x_in, t_in, {**kw, "context": ctx_in}, x_in.dtype))
         if nhwc:
             x_in = x_in.contiguous(memory_format=torch.channels_last)
-        out = model.apply(x_in, kw.pop("~timestep"), kw.pop("~context"), kw)
+        out = model.apply(x_in, t_in, ctx_in, kw)
         return out.contiguous() if nhwc else out  # the sampler's math stays NCHW
 
-    return runner(call, ("apply", structure), tensors)
+    return runner(call, ("apply", structure, None if control is None else control.key), tensors)

@@ -14,7 +14,9 @@ CFG then mixes the two sides: uncond + cfg * (cond - uncond), skipping uncond wh
 from __future__ import annotations
 
 import math
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Callable, Sequence
 
 import torch
@@ -23,6 +25,7 @@ import torch.nn.functional as F
 from nodegraph import repeat_to_batch
 
 from .. import cuda_graphs, unet_patches
+from ..controlnet import GraphedControl
 from .schedules import ModelSampling
 
 ApplyFn = Callable[[torch.Tensor, torch.Tensor, dict], torch.Tensor]  # (x, sigma[B], conds) -> x0
@@ -269,6 +272,8 @@ def _cat_conds(conds: list[dict]) -> dict:
     return out
 
 
+DEFERRED_CONTROL = "~control"  # a batch's ControlNet chain, left to ModelDenoiser (GraphedControl)
+
 _OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 
@@ -285,7 +290,10 @@ def _predict(apply_fn: ApplyFn, batch: list[_Chunk], sigma: torch.Tensor,
                                         "sigmas": sigma_}
     try:
         if batch[0].control is not None:  # ControlNet: residuals for this batch (None outside its steps)
-            conds.update(batch[0].control.get_control(input_x, sigma_, conds, n) or {})
+            if isinstance(apply_fn, ModelDenoiser) and apply_fn.takes_control(batch[0].control):
+                conds[DEFERRED_CONTROL] = GraphedControl(batch[0].control, n)  # run by the denoiser, graphed
+            else:
+                conds.update(batch[0].control.get_control(input_x, sigma_, conds, n) or {})
         if batch[0].gligen is not None:  # GLIGEN boxes: the fusers as a middle patch (ComfyUI's cond patches)
             kind, ref, params = batch[0].gligen
             with ref.middle_patch(kind, params, input_x.shape, input_x.device) as patch:
@@ -364,15 +372,25 @@ class ModelDenoiser:
         self.calls = 0  # forwards run (tests, benchmarks)
         self.graphs = cuda_graphs.runner_for(getattr(model, "unet", None))  # None off CUDA / when turned off
 
+    def takes_control(self, control) -> bool:
+        """Whether this denoiser runs `control` itself, inside the U-Net's CUDA graph."""
+        return self.graphs is not None and cuda_graphs.enabled() and GraphedControl.supports(control, self.ms)
+
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, conds: dict) -> torch.Tensor:
         if self.check_interrupt is not None:
             self.check_interrupt()
         self.calls += 1
-        extras = {k: v for k, v in conds.items() if k != "context"}
+        extras = {k: v for k, v in conds.items() if k not in ("context", DEFERRED_CONTROL)}
         xc = self.ms.calculate_input(sigma, x)
+        timestep = self.ms.timestep(sigma)
         patched = unet_patches.has_patches(extras.get("transformer_options"))
-        out = cuda_graphs.graphed_apply(self.graphs, self.model, xc, self.ms.timestep(sigma), conds["context"],
-                                        extras, patched).float()
+        with ExitStack() as stack:
+            control = conds.get(DEFERRED_CONTROL)
+            if control is not None:
+                key, nets, hints = control.held(stack, x)
+                control = cuda_graphs.ControlCall(key, hints, partial(control.residuals, nets))
+            out = cuda_graphs.graphed_apply(self.graphs, self.model, xc, timestep, conds["context"], extras,
+                                            patched, control=control).float()
         return self.ms.calculate_denoised(sigma, out, x)
 
 
