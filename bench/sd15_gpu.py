@@ -35,12 +35,11 @@ from nodes.diffusion.checkpoint.writer import save_single_file
 
 
 def build_sd15(path: Path) -> None:
-    torch.manual_seed(0)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    unet = build_unet(reference_config("sd15_unet"))  # built on the meta device:
-    vae = build_vae(reference_config("sd15_vae"))     # materialise with default inits
-    clip = build_clip(reference_config("sd15_text_encoder"))
-    for model in (unet, vae, clip):
+    build_random_checkpoint(path, "sd1")
+
+
+def _materialise(models, device) -> None:
+    for model in models:
         model.to_empty(device=device)
         for module in model.modules():
             if hasattr(module, "reset_parameters"):
@@ -48,7 +47,22 @@ def build_sd15(path: Path) -> None:
         for name, buffer in model.named_buffers():  # e.g. CLIP's position ids
             if "position_ids" in name:
                 buffer.copy_(torch.arange(buffer.shape[-1], device=device).expand_as(buffer))
-    save_single_file(path, unet=unet, vae=vae, text_encoder=clip, family="sd1", dtype=torch.float16)
+
+
+def build_random_checkpoint(path: Path, family: str = "sd1") -> None:
+    """A full-size checkpoint with random weights in the original single-file layout, fp16: "sd1" (SD1.5)
+    or "sdxl" (SDXL base: both text encoders)."""
+    torch.manual_seed(0)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    prefix = "sd15" if family == "sd1" else "sdxl"
+    unet = build_unet(reference_config(f"{prefix}_unet"))  # built on the meta device:
+    vae = build_vae(reference_config(f"{prefix}_vae"))     # materialise with default inits
+    clips = [build_clip(reference_config(f"{prefix}_text_encoder"))]
+    if family == "sdxl":
+        clips.append(build_clip(reference_config("sdxl_text_encoder_2"), with_projection=True))
+    _materialise([unet, vae, *clips], device)
+    save_single_file(path, unet=unet, vae=vae, text_encoder=clips[0],
+                     text_encoder_2=clips[1] if len(clips) > 1 else None, family=family, dtype=torch.float16)
 
 
 def build_lora(path: Path, rank: int) -> int:
@@ -77,12 +91,23 @@ def build_lora(path: Path, rank: int) -> int:
     return sum(1 for k in tensors if k.endswith(".alpha"))
 
 
-def build_controlnet(path: Path) -> None:
-    """A full-size SD1.5 ControlNet (random) in the diffusers layout, as a single .safetensors file."""
+def build_controlnet(path: Path, layout: str = "diffusers") -> None:
+    """A full-size SD1.5 ControlNet (random, the zero convs too) as a single .safetensors file, in the
+    diffusers layout or the original (cldm, "control_model.") one that ComfyUI also loads."""
     from diffusers import ControlNetModel
     from safetensors.torch import save_file
+
+    from nodes.diffusion.controlnet_files import save_controlnet
     accepted = inspect.signature(ControlNetModel.__init__).parameters
+    torch.manual_seed(1)
     net = ControlNetModel(**{k: v for k, v in reference_config("sd15_unet").items() if k in accepted})
+    if layout == "original":
+        with torch.no_grad():  # zero convs at zero would make the residuals zero
+            for name, p in net.named_parameters():
+                if name.startswith(("controlnet_down_blocks", "controlnet_mid_block", "controlnet_cond_embedding.conv_out")):
+                    p.normal_(0, 0.02)
+        save_controlnet(path, net, dtype=torch.float16)
+        return
     save_file({k: v.to(torch.float16).contiguous() for k, v in net.state_dict().items()}, str(path))
 
 

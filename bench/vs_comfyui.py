@@ -4,7 +4,11 @@
                                [--reps 5] [--out bench/results] [-- ComfyUI CLI args]
 
 PATH is a ComfyUI source tree (0.8.0: the repository pollockjj/ComfyUI) with its requirements importable.
-Without --ckpt a random-weight SD1.5 checkpoint is built (bench/sd15_gpu.py's build_sd15, fp16, single file).
+Without --ckpt a random-weight SD1.5 checkpoint is built (bench/sd15_gpu.py's build_sd15, fp16, single file);
+--extra adds batch-1 rows for SDXL 1024² (a random SDXL base checkpoint, both text encoders, built beside it)
+and SD1.5 + one ControlNet (a random full-size ControlNet in the original cldm layout, models/controlnet/cn0,
+through ControlNetLoader + ControlNetApplyAdvanced with a white hint, strength 1, whole schedule); ComfyUI
+loads the same files.
 
 Two worker processes hold their engine loaded (nodegraph and ComfyUI cannot share one process: both have a
 top-level `nodes`); the parent sends them the same jobs in turn: per round and batch size nodegraph eager
@@ -14,7 +18,7 @@ the cold run (loading, warm-up, graph capture) and is reported apart; medians co
 Per job: txt2img, "a photo of a cat" / "", EmptyLatentImage, KSampler euler / normal, CFG 7, VAE decode.
 it/s = steps / wall time of the sampler node (both engines return the latent on the CPU, so the GPU is done;
 that time includes noise, conditioning set-up and every per-run cost); VAE ms = the decode node's wall time;
-peak = torch.cuda.max_memory_allocated in that worker since its start. nodegraph's two paths are compared
+peak = torch.cuda.max_memory_allocated in that worker during the job. nodegraph's two paths are compared
 image by image (same seed): PSNR in dB of the decoded images, fast path against eager.
 """
 from __future__ import annotations
@@ -31,6 +35,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT, NEGATIVE = "a photo of a cat", ""
+# what a job runs: checkpoint file (None: --ckpt), image size (None: --size), ControlNets stacked
+SCENARIOS = {
+    "sd15": {"label": "SD1.5", "ckpt": None, "size": None, "controlnets": 0},
+    "sdxl": {"label": "SDXL", "ckpt": "sdxl-random.safetensors", "size": 1024, "controlnets": 0},
+    "cn1": {"label": "SD1.5 + 1 ControlNet", "ckpt": None, "size": None, "controlnets": 1},
+}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -90,9 +100,12 @@ def nodegraph_worker(args) -> None:
         if job.get("jobs"):
             return queue(job)
         cuda_graphs.set_enabled(job["mode"] == "graphs")
-        doc = workflow(args.size, job["batch"], args.steps, seed=job["seed"])
-        doc["nodes"]["4"]["inputs"]["ckpt_name"] = Path(args.ckpt).name
+        scenario = SCENARIOS[job.get("scenario", "sd15")]
+        size = scenario["size"] or args.size
+        doc = workflow(size, job["batch"], args.steps, seed=job["seed"], controlnets=scenario["controlnets"])
+        doc["nodes"]["4"]["inputs"]["ckpt_name"] = scenario["ckpt"] or Path(args.ckpt).name
         stamps: dict[str, float] = {}
+        torch.cuda.reset_peak_memory_stats()
 
         def on_event(name, data):
             if name == "executing":
@@ -104,7 +117,7 @@ def nodegraph_worker(args) -> None:
         result = Executor(env).run(doc, on_event=on_event)
         assert result.status == "success", result.errors
         image = result.value("8").float()
-        key = (job["seed"], job["batch"])
+        key = (job.get("scenario", "sd15"), job["seed"], job["batch"])
         images[key + (job["mode"],)] = image
         other = images.get(key + ("eager" if job["mode"] == "graphs" else "graphs",))
         psnr = None
@@ -156,14 +169,33 @@ def comfy_worker(args) -> None:
     import cuda_malloc  # noqa: F401  (as ComfyUI's main.py: the allocator setting before torch starts)
     import torch
 
+    import comfy.controlnet
     import comfy.sd
     import nodes
 
+    loaded: dict[str, tuple] = {}
+
+    def models(scenario: dict) -> tuple:
+        """(model, vae, positive, negative) of a scenario, loaded once (ComfyUI's own memory management
+        moves them on and off the GPU between scenarios, as in a server)."""
+        ckpt = str(Path(args.ckpt).parent / scenario["ckpt"]) if scenario["ckpt"] else args.ckpt
+        if ckpt not in loaded:
+            model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(ckpt, output_vae=True, output_clip=True,
+                                                                        embedding_directory=None)
+            loaded[ckpt] = (model, vae, nodes.CLIPTextEncode().encode(clip, PROMPT)[0],
+                            nodes.CLIPTextEncode().encode(clip, NEGATIVE)[0])
+        model, vae, positive, negative = loaded[ckpt]
+        for k in range(scenario["controlnets"]):  # ControlNetLoader + ControlNetApplyAdvanced, a white hint
+            path = Path(args.ckpt).parent.parent / "controlnet" / f"cn{k}.safetensors"
+            if str(path) not in loaded:
+                loaded[str(path)] = comfy.controlnet.load_controlnet(str(path))
+            size = scenario["size"] or args.size
+            positive, negative = nodes.ControlNetApplyAdvanced().apply_controlnet(
+                positive, negative, loaded[str(path)], torch.ones(1, size, size, 3), 1.0, 0.0, 1.0)[:2]
+        return model, vae, positive, negative
+
     with torch.inference_mode():
-        model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(args.ckpt, output_vae=True, output_clip=True,
-                                                                    embedding_directory=None)
-        positive = nodes.CLIPTextEncode().encode(clip, PROMPT)[0]
-        negative = nodes.CLIPTextEncode().encode(clip, NEGATIVE)[0]
+        model, vae, positive, negative = models(SCENARIOS["sd15"])
 
     def queue(job):
         torch.cuda.synchronize()
@@ -180,9 +212,13 @@ def comfy_worker(args) -> None:
     def handle(job):
         if job.get("jobs"):
             return queue(job)
+        scenario = SCENARIOS[job.get("scenario", "sd15")]
+        size = scenario["size"] or args.size
         with torch.inference_mode():
-            latent = nodes.EmptyLatentImage().generate(args.size, args.size, job["batch"])[0]
+            model, vae, positive, negative = models(scenario)
+            latent = nodes.EmptyLatentImage().generate(size, size, job["batch"])[0]
             torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
             out = nodes.common_ksampler(model, job["seed"], args.steps, 7.0, "euler", "normal", positive, negative,
                                         latent)[0]
@@ -231,10 +267,16 @@ class Worker:
         self.proc.wait(timeout=60)
 
 
-def build_checkpoint(path: Path) -> None:
-    code = ("import sys; sys.path.insert(0, %r); from pathlib import Path; from bench.sd15_gpu import build_sd15; "
-            "build_sd15(Path(%r))" % (str(ROOT), str(path)))
+def build(call: str, path: Path) -> None:
+    """bench/sd15_gpu.py's builders, in a process of their own (its GPU memory goes back at the end)."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    code = ("import sys; sys.path.insert(0, %r); from pathlib import Path; from bench.sd15_gpu import *; "
+            "%s" % (str(ROOT), call % repr(str(path))))
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(ROOT))
+    print(f"built {path} in {time.perf_counter() - t:.1f} s", flush=True)
 
 
 def main() -> None:
@@ -248,7 +290,10 @@ def main() -> None:
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--reps", type=int, default=5, help="warm rounds (after one cold round)")
     p.add_argument("--queue", type=int, default=8, help="single-image jobs per queue round (0: none)")
+    p.add_argument("--extra", nargs="*", default=["sdxl", "cn1"], choices=["sdxl", "cn1"],
+                   help="batch-1 rows besides SD1.5: SDXL 1024² (random SDXL base), SD1.5 + one ControlNet")
     p.add_argument("--out", default=None, help="folder for the results (markdown + json)")
+    p.add_argument("--tag", default="", help="suffix of the result files' names")
     p.add_argument("--worker", choices=["nodegraph", "comfy"], default=None)
     args = p.parse_args(mine)
     args.comfy_args = theirs
@@ -261,26 +306,27 @@ def main() -> None:
         args.ckpt = str(Path(os.environ.get("TMPDIR", "/tmp")) / "vs-comfyui" / "models" / "checkpoints"
                         / "sd15-random.safetensors")
     ckpt = Path(args.ckpt)
-    if not ckpt.exists():
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        t = time.perf_counter()
-        build_checkpoint(ckpt)
-        print(f"built {ckpt} in {time.perf_counter() - t:.1f} s", flush=True)
+    build("build_sd15(Path(%s))", ckpt)
+    if "sdxl" in args.extra:
+        build("build_random_checkpoint(Path(%s), 'sdxl')", ckpt.parent / SCENARIOS["sdxl"]["ckpt"])
+    if "cn1" in args.extra:  # the original (cldm) layout, which both engines load
+        build("build_controlnet(Path(%s), 'original')", ckpt.parent.parent / "controlnet" / "cn0.safetensors")
     common = ["--ckpt", str(ckpt), "--steps", str(args.steps), "--size", str(args.size), "--comfy", args.comfy]
     ng = Worker("nodegraph", common + ["--worker", "nodegraph"])
     cf = Worker("comfy", common + ["--worker", "comfy", "--", *theirs])
     engines = [("nodegraph eager", ng, "eager"), ("nodegraph fast", ng, "graphs"), ("ComfyUI", cf, None)]
     rows = []
     try:
+        runs = [("sd15", b) for b in args.batches] + [(extra, 1) for extra in args.extra]
         for rnd in range(1 + args.reps):
-            for batch in args.batches:
+            for scenario, batch in runs:
                 order = engines[rnd % 3:] + engines[:rnd % 3]
                 for name, worker, mode in order:
-                    r = worker.run({"batch": batch, "seed": 1000 + rnd, "mode": mode})
-                    r.update(engine=name, batch=batch, round=rnd)
+                    r = worker.run({"batch": batch, "seed": 1000 + rnd, "mode": mode, "scenario": scenario})
+                    r.update(engine=name, batch=batch, round=rnd, scenario=scenario)
                     rows.append(r)
                     psnr = r.get("psnr_vs_other_mode")
-                    print(f"round {rnd} batch {batch} {name:>16}: {r['its']:7.2f} it/s  VAE {r['vae_ms']:6.1f} ms  "
+                    print(f"round {rnd} {scenario} batch {batch} {name:>16}: {r['its']:7.2f} it/s  VAE {r['vae_ms']:6.1f} ms  "
                           f"peak {r['peak_gib']:.2f} GiB" + (f"  PSNR fast/eager {psnr:.1f} dB" if psnr else ""),
                           flush=True)
             if args.queue:  # a queue of single-image jobs, txt2img + decode each, per engine
@@ -305,29 +351,36 @@ def report(args, rows) -> None:
     import torch
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"# nodegraph vs ComfyUI: SD1.5 random weights {args.size}², {args.steps} steps euler/normal, CFG 7",
+    lines = [f"# nodegraph vs ComfyUI: random-weight checkpoints, {args.steps} steps euler/normal, CFG 7",
              "", f"{device}, torch {torch.__version__}, {when}; median of {args.reps} warm interleaved runs "
-             "(round 0, cold, apart); ComfyUI args: " + (" ".join(args.comfy_args) or "none"), "",
-             "| engine | batch | it/s (median) | min–max | images/s | vs ComfyUI | VAE ms | peak GiB | cold it/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "(round 0, cold, apart); peak = max GPU memory allocated during the job; ComfyUI args: "
+             + (" ".join(args.comfy_args) or "none"), "",
+             "| what | engine | batch | it/s (median) | min–max | images/s | vs ComfyUI | VAE ms | peak GiB | cold it/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     summary = {}
-    for batch in args.batches:
+    runs = [("sd15", b) for b in args.batches] + [(extra, 1) for extra in args.extra]
+    for scenario, batch in runs:
+        size = SCENARIOS[scenario]["size"] or args.size
+        what = f"{SCENARIOS[scenario]['label']} {size}²"
         for name in ("nodegraph eager", "nodegraph fast", "ComfyUI"):
-            warm = [r for r in rows if r["engine"] == name and r["batch"] == batch and r["round"] > 0]
-            cold = [r for r in rows if r["engine"] == name and r["batch"] == batch and r["round"] == 0]
+            mine = [r for r in rows if r["engine"] == name and r["batch"] == batch
+                    and r.get("scenario", "sd15") == scenario]
+            warm = [r for r in mine if r["round"] > 0]
+            cold = [r for r in mine if r["round"] == 0]
             if warm:
-                summary[(name, batch)] = (statistics.median(r["its"] for r in warm), warm, cold)
-        base = summary.get(("ComfyUI", batch), (None,))[0]
+                summary[(name, scenario, batch)] = (statistics.median(r["its"] for r in warm), warm, cold)
+        base = summary.get(("ComfyUI", scenario, batch), (None,))[0]
         for name in ("nodegraph eager", "nodegraph fast", "ComfyUI"):
-            if (name, batch) not in summary:
+            if (name, scenario, batch) not in summary:
                 continue
-            its, warm, cold = summary[(name, batch)]
+            its, warm, cold = summary[(name, scenario, batch)]
             ratio = f"{its / base:.2f}×" if base else "–"
-            lines.append(f"| {name} ({warm[0].get('unet_dtype', '?')}) | {batch} | {its:.2f} | "
+            lines.append(f"| {what} | {name} ({warm[0].get('unet_dtype', '?')}) | {batch} | {its:.2f} | "
                          f"{min(r['its'] for r in warm):.2f}–{max(r['its'] for r in warm):.2f} | "
                          f"{its * batch / args.steps:.2f} | {ratio} | "
                          f"{statistics.median(r['vae_ms'] for r in warm):.1f} | "
-                         f"{max(r['peak_gib'] for r in warm):.2f} | {cold[0]['its']:.2f} |" if cold else "")
+                         f"{max(r['peak_gib'] for r in warm):.2f} | "
+                         + (f"{cold[0]['its']:.2f} |" if cold else "– |"))
     if args.queue:
         lines += ["", f"{args.queue} queued single-image jobs (txt2img + VAE decode each, one after another):", "",
                   "| engine | seconds (median) | min–max | vs ComfyUI |", "|---|---|---|---|"]
@@ -348,7 +401,7 @@ def report(args, rows) -> None:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        stem = "vs_comfyui-" + device.replace(" ", "_") + "-" + when[:10]
+        stem = "vs_comfyui-" + device.replace(" ", "_") + "-" + when[:10] + (f"-{args.tag}" if args.tag else "")
         (out / f"{stem}.md").write_text(text)
         (out / f"{stem}.json").write_text(json.dumps(rows, indent=1))
 

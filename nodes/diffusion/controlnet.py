@@ -259,9 +259,6 @@ def random_controlnet(devices, config_name: str = "sd15_unet", seed: int = 0,
     return controlnet_from_loaded(loaded, devices, f"random-{config_name}")
 
 
-__all__ = ["ControlNet", "ControlNetModule", "broadcast_hint", "controlnet_from_loaded", "controlnet_info",
-           "previous_and_active", "random_controlnet", "upscale_hint"]
-
 
 class GraphedControl:
     """A chain of ControlNets run inside the U-Net's CUDA graph (cuda_graphs.graphed_apply), so a
@@ -302,3 +299,7 @@ class GraphedControl:
         for c, net, hint in zip(self.chain, nets, hints):
             out = add_residuals(c.residuals(net, hint, xc, timestep, conds, out_dtype), out)
         return out
+
+
+__all__ = ["ControlNet", "ControlNetModule", "GraphedControl", "broadcast_hint", "controlnet_from_loaded", "controlnet_info",
+           "previous_and_active", "random_controlnet", "upscale_hint"]
