@@ -402,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available)")
     run.add_argument("--quiet", "-q", action="store_true")
     add_limit_flags(run)
+    run.add_argument("--no-compile", action="store_true",
+                     help="keep the diffusion model's eager kernels: no background torch.compile (sets NODEGRAPH_COMPILE=0)")
     run.add_argument("--no-cuda-graphs", action="store_true",
                      help="run the diffusion model eagerly instead of replaying CUDA graphs (sets NODEGRAPH_CUDA_GRAPHS=0)")
     run.add_argument("--sweep", action="append", metavar="[NODE.]INPUT=A..B|V1,V2|@FILE",
@@ -439,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-origin", action="append", metavar="SCHEME://HOST:PORT",
                        help="trust pages of this other origin as the server's own (repeatable)")
     add_limit_flags(serve, server=True)
+    serve.add_argument("--no-compile", action="store_true",
+                     help="keep the diffusion model's eager kernels: no background torch.compile (sets NODEGRAPH_COMPILE=0)")
     serve.add_argument("--no-cuda-graphs", action="store_true",
                        help="run the diffusion model eagerly instead of replaying CUDA graphs (sets NODEGRAPH_CUDA_GRAPHS=0)")
     serve.add_argument("--in-process", action="store_true",
@@ -463,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "no_cuda_graphs", False):  # in the environment, so worker processes see it too
         os.environ["NODEGRAPH_CUDA_GRAPHS"] = "0"
+    if getattr(args, "no_compile", False):
+        os.environ["NODEGRAPH_COMPILE"] = "0"
     try:
         return args.func(args)
     except KeyboardInterrupt:

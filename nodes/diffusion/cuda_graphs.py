@@ -35,6 +35,8 @@ from typing import Callable, Hashable, NamedTuple, Sequence
 
 import torch
 
+from . import unet_compile
+
 log = logging.getLogger("nodegraph.cuda_graphs")
 
 ENV = "NODEGRAPH_CUDA_GRAPHS"
@@ -127,6 +129,7 @@ class GraphRunner:
         self._failed: set[Hashable] = set()
         self._fingerprint: tuple | None = None
         self._pool = None
+        self._compile_on = unet_compile.enabled()
         self.captures = 0  # graphs captured (tests, benchmarks)
         self.replays = 0
 
@@ -144,10 +147,13 @@ class GraphRunner:
         if module is None or not enabled():
             return
         fingerprint = weights_fingerprint(module)
+        compiler = unet_compile.BackgroundCompiler.existing(module)
+        swapped = compiler is not None and unet_compile.enabled() and compiler.swap_in()  # compiled kernels ready
         with self._lock:
-            if fingerprint != self._fingerprint:
-                self.clear()
+            if fingerprint != self._fingerprint or swapped or self._compile_on != unet_compile.enabled():
+                self.clear()  # re-captured over the (newly) compiled or eager kernels
                 self._fingerprint = fingerprint
+                self._compile_on = unet_compile.enabled()
 
     def clear(self) -> None:
         with self._lock:
@@ -161,17 +167,22 @@ class GraphRunner:
                 and bool(tensors) and all(t.is_cuda for t in tensors))
 
     def __call__(self, fn: Callable[[Sequence[torch.Tensor]], object], key: Hashable,
-                 tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+                 tensors: Sequence[torch.Tensor], compilable: bool = False) -> torch.Tensor:
+        """fn(tensors), replayed for the same key; compilable: the module's forward in fn may be
+        compiled in the background (unet_compile.py) once its graph exists."""
         if not self.usable(tensors):
             return fn(tensors)
         full_key = (key, tuple((t.shape, t.dtype, t.device, t.stride()) for t in tensors))
-        with self._lock:
+        with self._lock, unet_compile.graphed_call():
             graph = self._graphs.get(full_key)
             if graph is None:
                 with _CudnnBenchmark():
                     graph = self._maybe_capture(fn, full_key, tensors)
                     if graph is None:
                         return fn(tensors)
+                module = self._module()
+                if compilable and unet_compile.enabled() and module is not None:
+                    unet_compile.BackgroundCompiler.for_module(module).request(full_key, fn, tensors)
             self.replays += 1
             return graph(tensors)
 
@@ -297,4 +308,5 @@ def graphed_apply(runner: GraphRunner | None, model, x: torch.Tensor, timestep: 
         out = model.apply(x_in, t_in, ctx_in, kw)
         return out.contiguous() if nhwc else out  # the sampler's math stays NCHW
 
-    return runner(call, ("apply", structure, None if control is None else control.key), tensors)
+    return runner(call, ("apply", structure, None if control is None else control.key), tensors,
+                  compilable=control is None)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from nodegraph.devices import ModelHandle
-from nodes.diffusion import cuda_graphs
+from nodes.diffusion import cuda_graphs, unet_compile
 from nodes.diffusion.controlnet import ControlNet, ControlNetModule, GraphedControl
 from nodes.diffusion.controlnet_files import controlnet_from_unet
 from nodes.diffusion.models import DiffusionModel
@@ -81,6 +81,7 @@ def test_deferred_control_gives_the_eager_images_exactly(monkeypatch):
         fast = sample(model, control)
     finally:
         cuda_graphs.set_enabled(None)
+        unet_compile.set_enabled(None)
     assert deferred and set(deferred) == {2}  # both controls ran inside the model call, every step
     assert torch.equal(fast, eager)
     assert not torch.equal(sample(model, stacked(nets, (1.0, 0.0))), eager)  # the control matters
@@ -113,6 +114,7 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 @cuda
 def test_cuda_graphed_controlnet_equals_eager_and_recaptures_on_a_new_strength():
     model, nets = tiny_setup("cuda", torch.float16)
+    unet_compile.set_enabled(False)  # counts captures: no background compile re-capturing mid-test
     runner = cuda_graphs.GraphRunner.for_module(model.unet)
     control = stacked(nets)
     try:
@@ -132,3 +134,4 @@ def test_cuda_graphed_controlnet_equals_eager_and_recaptures_on_a_new_strength()
         assert _psnr(fast_weaker, fast[0]) < 45
     finally:
         cuda_graphs.set_enabled(None)
+        unet_compile.set_enabled(None)

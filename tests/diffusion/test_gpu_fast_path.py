@@ -11,7 +11,7 @@ from PIL import Image
 
 from nodegraph.cli import build_parser, main
 from tests import tiny_models as C  # tiny_components: the project's own random-weight models
-from nodes.diffusion import cuda_graphs
+from nodes.diffusion import cuda_graphs, unet_compile
 from nodes.diffusion.models import DiffusionModel, LatentFormat, _constant
 from nodes.diffusion.previews import StepPreviews
 from nodes.diffusion.sampling import common_ksampler
@@ -188,6 +188,15 @@ def test_no_cuda_graphs_flag_reaches_the_environment(monkeypatch):
 # --- CUDA graphs on a GPU --------------------------------------------------------------------------------------
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(autouse=True)
+def _no_background_compile():
+    """These tests count graph captures: a background torch.compile finishing mid-test would re-capture
+    (test_unet_compile.py covers that path)."""
+    unet_compile.set_enabled(False)
+    yield
+    unet_compile.set_enabled(None)
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
