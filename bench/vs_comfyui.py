@@ -99,9 +99,9 @@ def nodegraph_worker(args) -> None:
         from nodes.diffusion import unet_compile
         t0 = time.perf_counter()
         compilers = list(unet_compile.BackgroundCompiler._by_module.values())
-        for compiler in compilers:
-            compiler.wait()
-        return {"waited_s": time.perf_counter() - t0, "mode": [c.mode for c in compilers],
+        end = time.monotonic() + job.get("timeout", 600)
+        done = all([compiler.wait(max(0.0, end - time.monotonic())) for compiler in compilers])
+        return {"waited_s": time.perf_counter() - t0, "all_done": done, "mode": [c.mode for c in compilers],
                 "compile_s": [sorted(c.compile_seconds.values()) for c in compilers],
                 "failed": [list(c.failed.values()) for c in compilers]}
 
@@ -306,6 +306,10 @@ def main() -> None:
     p.add_argument("--extra", nargs="*", default=["sdxl", "cn1"], choices=["sdxl", "cn1"],
                    help="batch-1 rows besides SD1.5: SDXL 1024² (random SDXL base), SD1.5 + one ControlNet")
     p.add_argument("--out", default=None, help="folder for the results (markdown + json)")
+    p.add_argument("--time-limit", type=float, default=1e9,
+                   help="seconds after which no new round starts (the report covers the rounds run)")
+    p.add_argument("--compile-wait", type=float, default=300,
+                   help="seconds to wait after the cold round for nodegraph's background torch.compile")
     p.add_argument("--tag", default="", help="suffix of the result files' names")
     p.add_argument("--worker", choices=["nodegraph", "comfy"], default=None)
     args = p.parse_args(mine)
@@ -331,7 +335,12 @@ def main() -> None:
     rows = []
     try:
         runs = [("sd15", b) for b in args.batches] + [(extra, 1) for extra in args.extra]
+        started = time.monotonic()
         for rnd in range(1 + args.reps):
+            if rnd > 1 and time.monotonic() - started > args.time_limit:
+                print(f"time limit: {rnd - 1} warm rounds", flush=True)
+                args.reps = rnd - 1
+                break
             for scenario, batch in runs:
                 order = engines[rnd % 3:] + engines[:rnd % 3]
                 for name, worker, mode in order:
@@ -343,13 +352,20 @@ def main() -> None:
                           f"peak {r['peak_gib']:.2f} GiB" + (f"  PSNR fast/eager {psnr:.1f} dB" if psnr else ""),
                           flush=True)
             if rnd == 0:  # the fast path's background torch.compile: done, swapped in, graphs re-captured
-                r = ng.run({"cmd": "wait_compile"})
-                print(f"background torch.compile: waited {r['waited_s']:.1f} s more after round 0; "
-                      f"mode {r['mode']}, seconds per compiled call {r['compile_s']}, failures {r['failed']}",
-                      flush=True)
+                deadline = time.monotonic() + args.compile_wait
+                compiled = -1
+                while True:  # a pass can ask for more (graphs put off while a compile held the GPU)
+                    for scenario, batch in runs:  # untimed: swap-ins, captures and new compile requests
+                        ng.run({"batch": batch, "seed": 999, "mode": "graphs", "scenario": scenario})
+                    r = ng.run({"cmd": "wait_compile", "timeout": max(0.0, deadline - time.monotonic())})
+                    done = sum(len(c) for c in r["compile_s"]) + sum(len(f) for f in r["failed"])
+                    print(f"background torch.compile: waited {r['waited_s']:.1f} s (all done: {r['all_done']}); "
+                          f"mode {r['mode']}, seconds per compiled call {r['compile_s']}, failures {r['failed']}",
+                          flush=True)
+                    if done == compiled or not r["all_done"]:
+                        break
+                    compiled = done
                 rows.append({"engine": "nodegraph fast", "compile": r, "round": 0, "batch": "compile"})
-                for scenario, batch in runs:  # untimed: the swap-in and re-capture happen here
-                    ng.run({"batch": batch, "seed": 999, "mode": "graphs", "scenario": scenario})
             if args.queue:  # a queue of single-image jobs, txt2img + decode each, per engine
                 for name, worker, mode in engines[rnd % 3:] + engines[:rnd % 3]:
                     r = worker.run({"jobs": args.queue, "seed": 2000 + rnd, "mode": mode})

@@ -199,12 +199,16 @@ class GraphRunner:
             return None
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
+        if not unet_compile.GPU_EXCLUSIVE.acquire(blocking=False):
+            return None  # a background compile is using the GPU: capture at a later call, eager till then
         try:
             graph = _Graph(fn, tensors, self._pool)
         except Exception as exc:  # an op that cannot be captured: this key stays eager
             self._failed.add(full_key)
             log.warning("CUDA graph capture failed, running eagerly: %s", exc)
             return None
+        finally:
+            unet_compile.GPU_EXCLUSIVE.release()
         self._graphs[full_key] = graph
         self.captures += 1
         return graph
