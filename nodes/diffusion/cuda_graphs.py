@@ -21,6 +21,11 @@ When a call is graphed:
   issue measured 10.7 against 12.3 ms of GPU time per SD1.5 CFG pair on an H100);
   NODEGRAPH_CHANNELS_LAST=0 keeps NCHW. The first (eager) call and the capture of a key run with cudnn.benchmark, so the
   captured convolutions are the fastest cuDNN found for those shapes (NODEGRAPH_CUDNN_BENCHMARK=0: off);
+- ControlNets: a plain ControlNet chain over the whole schedule runs inside the same graphed call
+  (controlnet.GraphedControl; its hints are graph inputs, its weights, strength and pooling in the key);
+  step windows and T2I-Adapters keep their residuals eager, added as graph inputs;
+- compiled kernels: once a graph exists, the U-Net's forward is compiled in the background
+  (unet_compile.py) and swapped in between jobs, then re-captured (--no-compile keeps eager kernels);
 - eager instead: on CPU/MPS, with gradients on, when turned off (`--no-cuda-graphs`, or
   NODEGRAPH_CUDA_GRAPHS=0), below MIN_FREE_BYTES of free GPU memory, after a capture failed for a key,
   and with more than MAX_GRAPHS keys per network (shapes that keep changing).
