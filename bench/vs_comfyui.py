@@ -14,6 +14,8 @@ Two worker processes hold their engine loaded (nodegraph and ComfyUI cannot shar
 top-level `nodes`); the parent sends them the same jobs in turn: per round and batch size nodegraph eager
 (CUDA graphs off), nodegraph fast path (graphs on) and ComfyUI, the order rotating every round. Round 0 is
 the cold run (loading, warm-up, graph capture) and is reported apart; medians come from the warm rounds.
+After it, nodegraph's background torch.compile of the U-Net (unet_compile.py, on here unless --no-compile)
+is waited for (--compile-wait) with untimed passes that swap the compiled kernels in and re-capture.
 
 Per job: txt2img, "a photo of a cat" / "", EmptyLatentImage, KSampler euler / normal, CFG 7, VAE decode.
 it/s = steps / wall time of the sampler node (both engines return the latent on the CPU, so the GPU is done;
@@ -67,6 +69,8 @@ def nodegraph_worker(args) -> None:
     from nodegraph.registry import default_registry
     from nodes.diffusion import cuda_graphs
 
+    from nodes.diffusion import unet_compile
+    unet_compile.set_enabled(args.compile)  # only graphed calls use it: the eager rows stay eager
     folder = Path(args.ckpt).parent
     registry = default_registry(plugins_dir=None)
     for pack in ("nodes.primitives", "nodes.image", "nodes.diffusion"):  # a source tree not pip-installed
@@ -310,6 +314,8 @@ def main() -> None:
                    help="seconds after which no new round starts (the report covers the rounds run)")
     p.add_argument("--compile-wait", type=float, default=300,
                    help="seconds to wait after the cold round for nodegraph's background torch.compile")
+    p.add_argument("--no-compile", dest="compile", action="store_false",
+                   help="nodegraph's fast path without the background torch.compile of the U-Net")
     p.add_argument("--tag", default="", help="suffix of the result files' names")
     p.add_argument("--worker", choices=["nodegraph", "comfy"], default=None)
     args = p.parse_args(mine)
@@ -328,7 +334,7 @@ def main() -> None:
         build("build_random_checkpoint(Path(%s), 'sdxl')", ckpt.parent / SCENARIOS["sdxl"]["ckpt"])
     if "cn1" in args.extra:  # the original (cldm) layout, which both engines load
         build("build_controlnet(Path(%s), 'original')", ckpt.parent.parent / "controlnet" / "cn0.safetensors")
-    common = ["--ckpt", str(ckpt), "--steps", str(args.steps), "--size", str(args.size), "--comfy", args.comfy]
+    common = ([] if args.compile else ["--no-compile"]) + ["--ckpt", str(ckpt), "--steps", str(args.steps), "--size", str(args.size), "--comfy", args.comfy]
     ng = Worker("nodegraph", common + ["--worker", "nodegraph"])
     cf = Worker("comfy", common + ["--worker", "comfy", "--", *theirs])
     engines = [("nodegraph eager", ng, "eager"), ("nodegraph fast", ng, "graphs"), ("ComfyUI", cf, None)]

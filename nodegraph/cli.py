@@ -403,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", "-q", action="store_true")
     add_limit_flags(run)
     run.add_argument("--no-compile", action="store_true",
-                     help="keep the diffusion model's eager kernels: no background torch.compile (sets NODEGRAPH_COMPILE=0)")
+                     help="no background torch.compile of the diffusion model (sets NODEGRAPH_COMPILE=0; NODEGRAPH_COMPILE=1 turns it on)")
     run.add_argument("--no-cuda-graphs", action="store_true",
                      help="run the diffusion model eagerly instead of replaying CUDA graphs (sets NODEGRAPH_CUDA_GRAPHS=0)")
     run.add_argument("--sweep", action="append", metavar="[NODE.]INPUT=A..B|V1,V2|@FILE",
@@ -442,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="trust pages of this other origin as the server's own (repeatable)")
     add_limit_flags(serve, server=True)
     serve.add_argument("--no-compile", action="store_true",
-                     help="keep the diffusion model's eager kernels: no background torch.compile (sets NODEGRAPH_COMPILE=0)")
+                     help="no background torch.compile of the diffusion model (sets NODEGRAPH_COMPILE=0; NODEGRAPH_COMPILE=1 turns it on)")
     serve.add_argument("--no-cuda-graphs", action="store_true",
                        help="run the diffusion model eagerly instead of replaying CUDA graphs (sets NODEGRAPH_CUDA_GRAPHS=0)")
     serve.add_argument("--in-process", action="store_true",

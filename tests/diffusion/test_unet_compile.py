@@ -56,8 +56,10 @@ def test_compiled_forward_only_for_swapped_in_signatures_inside_graph_calls():
     assert used == [small.shape]
 
 
-def test_no_compile_flag(monkeypatch):
+def test_compile_is_opt_in_and_no_compile_flag_turns_it_off(monkeypatch):
     monkeypatch.delenv(unet_compile.ENV, raising=False)
+    assert not unet_compile.enabled()
+    monkeypatch.setenv(unet_compile.ENV, "1")
     assert unet_compile.enabled()
     for command, extra in (("run", ["w.json"]), ("serve", [])):
         assert build_parser().parse_args([command, *extra, "--no-compile"]).no_compile
@@ -91,7 +93,7 @@ def _sample(model, seed):
 
 
 @cuda
-def test_background_compile_does_not_hold_the_first_image_and_gives_the_eager_images(monkeypatch):
+def test_cuda_background_compile_does_not_hold_the_first_image_and_gives_the_eager_images(monkeypatch):
     monkeypatch.setenv(unet_compile.MODE_ENV, "default")  # the tiny model's autotuning would only cost time
     unet = tiny_components("sd1", seed=4)["unet"].eval().to("cuda", torch.float16)
     model = DiffusionModel(unet, "sd1")
