@@ -31,7 +31,8 @@ def test_signature_tells_shapes_dtypes_layout_and_structure_apart():
                                           {"encoder_hidden_states": torch.zeros(2, 77, 32), "return_dict": False})
 
 
-def test_compiled_forward_only_for_swapped_in_signatures_inside_graph_calls():
+def test_compiled_forward_only_for_swapped_in_signatures_inside_graph_calls(monkeypatch):
+    monkeypatch.setenv(unet_compile.ENV, "1")
     module = torch.nn.Linear(3, 3)
     compiler = unet_compile.BackgroundCompiler(module, "default")  # never compiles: _compiled is a spy here
     used = []
