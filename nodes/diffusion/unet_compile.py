@@ -13,7 +13,8 @@ graphs. When a key is ready, GraphRunner.begin_run (between jobs) swaps it in: t
 and re-captured over the compiled kernels. Only input signatures compiled in the background ever go
 through the compiled forward; any other shape runs the eager forward (and is queued for compiling), so
 no job waits for dynamo. The inductor cache (FX graphs, autotuning) lives in TORCHINDUCTOR_CACHE_DIR,
-by default ~/.cache/nodegraph/inductor, so later processes compile from it in seconds.
+by default ~/.cache/nodegraph/inductor, for later processes to reuse (how much that saves is not
+measured yet).
 
 Opt-in for now: NODEGRAPH_COMPILE=1 turns it on (`--no-compile` or NODEGRAPH_COMPILE=0 keep it off). The
 kernel speed-up is measured (below); the swap-in under live jobs has its GPU test
