@@ -176,7 +176,8 @@ def cmd_run(args) -> int:
 
     started = time.perf_counter()
     try:
-        result = Executor(env).run(workflow, on_event=on_event)
+        result = Executor(env).run(workflow, on_event=on_event,
+                                   extra={"no_metadata": True} if args.disable_metadata else None)
     except ValidationFailed as exc:
         print("error: the workflow is invalid:", file=sys.stderr)
         for issue in exc.issues:
@@ -343,7 +344,7 @@ def cmd_serve(args) -> int:
     serve(env, host=args.host, port=args.port, token=token, data_dir=args.data_dir, limits=env.limits,
           allowed_origins=tuple(args.allow_origin or ()), frontend=args.frontend,
           in_process=args.in_process, interrupt_grace=args.interrupt_grace,
-          preview_method=args.preview_method,
+          preview_method=args.preview_method, disable_metadata=args.disable_metadata,
           backend=_ray_backend(args, env) if args.ray is not False else None)
     # everything is closed and flushed; tearing down torch's modules would take seconds more
     sys.stdout.flush()
@@ -401,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input-dir", default=None, help="where LoadImage looks (default ./input)")
     run.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available)")
     run.add_argument("--quiet", "-q", action="store_true")
+    run.add_argument("--disable-metadata", action="store_true",
+                     help="save images without the workflow in them (ComfyUI's flag of that name)")
     add_limit_flags(run)
     run.add_argument("--no-compile", action="store_true",
                      help="no background torch.compile of the diffusion model (sets NODEGRAPH_COMPILE=0; NODEGRAPH_COMPILE=1 turns it on)")
@@ -443,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_limit_flags(serve, server=True)
     serve.add_argument("--no-compile", action="store_true",
                      help="no background torch.compile of the diffusion model (sets NODEGRAPH_COMPILE=0; NODEGRAPH_COMPILE=1 turns it on)")
+    serve.add_argument("--disable-metadata", action="store_true",
+                       help="save images without the workflow in them (ComfyUI's flag of that name)")
     serve.add_argument("--no-cuda-graphs", action="store_true",
                        help="run the diffusion model eagerly instead of replaying CUDA graphs (sets NODEGRAPH_CUDA_GRAPHS=0)")
     serve.add_argument("--in-process", action="store_true",

@@ -78,9 +78,9 @@ def filename_prefix_problem(prefix: str) -> str | None:
 def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") -> list[dict]:
     """Write a batch as PNGs with the workflow embedded; returns UI records {filename, subfolder, type}.
 
-    Beside the native workflow, a PNG carries the text entries its job asks every saved file to carry:
-    `metadata_text` (set by the front door the job came through, e.g. ComfyUI's route adds the API
-    prompt as "prompt") and ComfyUI's `extra_pnginfo`; `no_metadata` writes none."""
+    A PNG carries ComfyUI's chunks ("prompt", and each `extra_pnginfo` entry such as "workflow") and our
+    native "nodegraph" document (formats/png.py metadata_chunks); `no_metadata` (the job's extra, set by
+    --disable-metadata) writes none, as ComfyUI's flag of that name."""
     root = ctx.folders.dir_for(kind)
     sub = Path(prefix).parent
     problem = filename_prefix_problem(prefix)
@@ -89,12 +89,9 @@ def save_images(ctx, images: torch.Tensor, prefix: str, kind: str = "output") ->
     folder = root / sub
     folder.mkdir(parents=True, exist_ok=True)
     counter = next_counter(folder, prefix)
-    chunks = {"nodegraph": ctx.workflow, **(ctx.extra.get("metadata_text") or {}),
-              **(ctx.extra.get("extra_pnginfo") or {})}
-    if ctx.extra.get("no_metadata"):
-        chunks = {}
-    from .formats.png import png_info  # here: importing the formats package loads every format adapter
+    from .formats.png import metadata_chunks, png_info  # here: importing the formats package loads every adapter
 
+    chunks = {} if ctx.extra.get("no_metadata") else metadata_chunks(ctx.workflow, ctx.extra, ctx.env.registry)
     info = png_info({k: json.dumps(v) if not isinstance(v, str) else v for k, v in chunks.items()})
     records = []
     for k in range(images.shape[0]):

@@ -108,7 +108,7 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
                limits: Limits | None = None, allowed_origins: tuple[str, ...] = (),
                stop_timeout: float = 10.0, frontend: str | Path | None = None, in_process: bool = False,
                interrupt_grace: float = DEFAULT_INTERRUPT_GRACE, backend: ExecutionBackend | None = None,
-               preview_method: str = "none") -> FastAPI:
+               preview_method: str = "none", disable_metadata: bool = False) -> FastAPI:
     """The ASGI app. `loopback_only`: the server listens on loopback only (adds a Host check when
     there is no token). `allowed_origins`: other sites' pages trusted as if they were the server's
     own (scheme://host:port). `stop_timeout`: how long shutdown waits for the running job to
@@ -128,7 +128,8 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
         backend = InProcessBackend(env) if in_process else ProcessBackend(env, interrupt_grace=interrupt_grace)
     state = ServerState(env=env, store=store, hub=EventHub(), token=token, ui_dir=front.root,
                         workflows_dir=Path(workflows_dir) if workflows_dir is not None else REPO_ROOT / "workflows",
-                        limits=env.limits, backend=backend, preview_method=preview_method)
+                        limits=env.limits, backend=backend, preview_method=preview_method,
+                        disable_metadata=disable_metadata)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

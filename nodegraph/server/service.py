@@ -47,6 +47,7 @@ class ServerState:
     backend: ExecutionBackend | None = None  # where jobs run; None: a thread of this process
     worker: Worker | None = None
     preview_method: str = "none"  # ComfyUI's --preview-method: the default for prompts on its routes
+    disable_metadata: bool = False  # ComfyUI's --disable-metadata: saved images carry no workflow chunks
 
     def __post_init__(self) -> None:
         self.hub.status = self.status
@@ -101,6 +102,8 @@ class ServerState:
         except (ValueError, TypeError) as exc:
             raise SubmitError(f"the workflow or its extra data holds a value JSON cannot carry: {exc}",
                               kind="format") from exc
+        if self.disable_metadata:
+            extra = {**(extra or {}), "no_metadata": True}
         ids = [job_id if (job_id and k == 0) else str(uuid.uuid4()) for k in range(max(1, min(count, MAX_BATCH)))]
         # one stored document however many copies
         jobs = self.store.add_many(ids, native, extra=extra or {}, client_id=client_id, targets=targets, front=front)
