@@ -6,6 +6,19 @@ import { SchemaMap } from "./schema";
 
 export type DocFormat = "native" | "comfy_api" | "comfy_ui";
 
+// ComfyUI's frontend facts, in one place for the editor (the server's are nodegraph/formats/comfy_graph.py
+// and comfy_ui.py): the node types that exist only in its frontend, the values of the control widget
+// written after a seed-like widget, the value of LoadImage's upload widget, litegraph's yellow that
+// its notes wear.
+export const REROUTE = "Reroute";
+export const FRONTEND_ONLY = new Set([REROUTE, "PrimitiveNode", "Note", "MarkdownNote"]);
+export const CONTROL_VALUES = ["fixed", "increment", "decrement", "randomize"];
+export const UPLOAD_VALUE = "image";
+export const NOTE_COLORS: Record<string, { color: string; bgcolor: string }> = {
+  Note: { color: "#432", bgcolor: "#653" },
+  MarkdownNote: { color: "#432", bgcolor: "#653" },
+};
+
 export function detectFormat(data: unknown): DocFormat | null {
   if (typeof data !== "object" || data === null || Array.isArray(data)) return null;
   const d = data as Record<string, unknown>;
@@ -73,7 +86,6 @@ export function nativeToApi(doc: NativeWorkflow, schemas: SchemaMap): ApiPrompt 
 
 /** Reroute and note nodes of a ComfyUI UI document (what the server resolves away), for a summary. */
 export function uiSummary(doc: { nodes?: { type?: string }[]; links?: unknown[] }): { nodes: number; links: number; frontendOnly: number } {
-  const frontend = new Set(["Reroute", "PrimitiveNode", "Note", "MarkdownNote"]);
   const nodes = doc.nodes ?? [];
-  return { nodes: nodes.length, links: (doc.links ?? []).length, frontendOnly: nodes.filter((n) => frontend.has(n.type ?? "")).length };
+  return { nodes: nodes.length, links: (doc.links ?? []).length, frontendOnly: nodes.filter((n) => FRONTEND_ONLY.has(n.type ?? "")).length };
 }

@@ -36,7 +36,19 @@ export interface GroupData {
   color?: string;
 }
 
-export type NodeData = OpData | RerouteData | GroupData;
+/** A ComfyUI Note / MarkdownNote: text on the canvas, saved and exported, never run. */
+export interface NoteData {
+  [key: string]: unknown;
+  kind: "note";
+  /** ComfyUI's node type: "Note" (plain text) or "MarkdownNote". */
+  noteType: string;
+  text: string;
+  title?: string;
+  color?: string;
+  bgcolor?: string;
+}
+
+export type NodeData = OpData | RerouteData | GroupData | NoteData;
 
 export interface XY {
   x: number;
@@ -97,6 +109,8 @@ export function handleName(handle: string | null | undefined): string {
 export const isOp = (n: GNode | undefined): n is GNode<OpData> => n?.data.kind === "op";
 export const isReroute = (n: GNode | undefined): n is GNode<RerouteData> => n?.data.kind === "reroute";
 export const isGroup = (n: GNode | undefined): n is GNode<GroupData> => n?.data.kind === "group";
+export const isNote = (n: GNode | undefined): n is GNode<NoteData> => n?.data.kind === "note";
+export const NOTE_TYPES = new Set(["Note", "MarkdownNote"]);
 
 export function edgeId(c: Connection): string {
   return `${c.source}:${handleName(c.sourceHandle)}->${c.target}:${handleName(c.targetHandle)}`;
@@ -284,6 +298,13 @@ export function newOpNode(schema: NodeSchema, id: string, position: XY, randomiz
 
 export function newReroute(id: string, position: XY): GNode<RerouteData> {
   return { id, type: "reroute", position, data: { kind: "reroute" } };
+}
+
+export function newNote(id: string, position: XY, text = "", noteType = "Note", size = { width: 400, height: 160 }): GNode<NoteData> {
+  return {
+    id, type: "note", position, data: { kind: "note", noteType, text },
+    width: size.width, height: size.height, style: { width: size.width, height: size.height },
+  };
 }
 
 export function newGroup(id: string, title: string, x: number, y: number, w: number, h: number, color?: string): GNode<GroupData> {

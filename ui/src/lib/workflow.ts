@@ -1,8 +1,8 @@
 // Native workflow JSON <-> editor graph. Reroutes and groups are editor-only: they live in the
 // document's "ui" and are resolved to direct links for the server.
 import {
-  GEdge, GNode, Graph, OpData, SeedControl, connect, handleName, inHandle, isGroup, isOp, isReroute,
-  newGroup, newReroute, nodeOutputs, nodeSize, outHandle, resolveSource, REROUTE_IN, REROUTE_OUT,
+  GEdge, GNode, Graph, OpData, SeedControl, connect, handleName, inHandle, isGroup, isNote, isOp, isReroute,
+  newGroup, newNote, newReroute, nodeOutputs, nodeSize, outHandle, resolveSource, REROUTE_IN, REROUTE_OUT,
 } from "./graph";
 import { SchemaMap, isWidgetInput, defaultValue } from "./schema";
 import type { components } from "../generated/api";
@@ -35,6 +35,18 @@ export interface GroupDoc {
   color?: string;
 }
 
+/** A note (ComfyUI's Note / MarkdownNote) as the native document keeps it, in "ui.notes". */
+export interface NoteDoc {
+  id: string;
+  type: string;
+  pos: [number, number];
+  size?: [number, number];
+  text: string;
+  title?: string;
+  color?: string;
+  bgcolor?: string;
+}
+
 export interface RerouteDoc {
   id: string;
   pos: [number, number];
@@ -65,6 +77,7 @@ export function toNative(g: Graph, schemas: SchemaMap, extra: { viewport?: { x: 
   const groups: GroupDoc[] = [];
   const reroutes: RerouteDoc[] = [];
   const rerouteLinks: RerouteLinkDoc[] = [];
+  const notes: NoteDoc[] = [];
 
   for (const n of g.nodes) {
     if (isGroup(n)) {
@@ -78,6 +91,15 @@ export function toNative(g: Graph, schemas: SchemaMap, extra: { viewport?: { x: 
     }
     if (isReroute(n)) {
       reroutes.push({ id: n.id, pos: [round(n.position.x), round(n.position.y)] });
+      continue;
+    }
+    if (isNote(n)) {
+      const s = nodeSize(n);
+      const { noteType, text, title, color, bgcolor } = n.data;
+      notes.push({
+        id: n.id, type: noteType, pos: [round(n.position.x), round(n.position.y)], size: [round(s.width), round(s.height)], text,
+        ...(title ? { title } : {}), ...(color ? { color } : {}), ...(bgcolor ? { bgcolor } : {}),
+      });
       continue;
     }
     if (!isOp(n)) continue;
@@ -123,6 +145,7 @@ export function toNative(g: Graph, schemas: SchemaMap, extra: { viewport?: { x: 
   }
   const ui: Record<string, unknown> = {};
   if (groups.length) ui.groups = groups;
+  if (notes.length) ui.notes = notes;
   if (reroutes.length) {
     ui.reroutes = reroutes;
     ui.reroute_links = rerouteLinks;
@@ -265,6 +288,13 @@ export function fromNative(doc: NativeWorkflow, schemas: SchemaMap): LoadedGraph
     const src = resolveSource(e.source, e.sourceHandle, nodes, edges);
     const n = src ? opIndex.get(src.node) : undefined;
     if (n && src) e.data = { type: edgeTypeOf(n, src.output, schemas) };
+  }
+
+  for (const note of Array.isArray(ui.notes) ? (ui.notes as NoteDoc[]) : []) {
+    const size = Array.isArray(note.size) ? { width: Number(note.size[0]) || 400, height: Number(note.size[1]) || 160 } : undefined;
+    const n = newNote(String(note.id), asXY(note.pos) ?? { x: 0, y: 0 }, String(note.text ?? ""), String(note.type || "Note"), size);
+    for (const k of ["title", "color", "bgcolor"] as const) if (typeof note[k] === "string") n.data[k] = note[k];
+    nodes.push(n);
   }
 
   const groups = Array.isArray(ui.groups) ? (ui.groups as GroupDoc[]) : [];
