@@ -188,7 +188,7 @@ def test_open_comfy_ui_json_and_export(editor, tmp_path):
     # export for ComfyUI: links as [id, output index]
     page.click("[data-testid=menu-workflow]")
     with page.expect_download() as dl:
-        page.get_by_text("Export ComfyUI API").click()
+        page.click("[data-testid=menu-export-api]")
     api = json.loads(Path(dl.value.path()).read_text())
     assert api["3"]["class_type"] == "SaveImage"
     assert api["3"]["inputs"] == {"images": ["1", 0], "filename_prefix": "from-comfy"}

@@ -1,6 +1,7 @@
 // The canvas: React Flow wired to the editor store, drops (palette entries, files), double-click
 // search, context menus and keyboard shortcuts.
 import { useCallback, useEffect, useRef, useState } from "react";
+import { addNote } from "../state/notes";
 import {
   Background, BackgroundVariant, Controls, MiniMap, ReactFlow, useReactFlow,
   type Connection as RFConnection, type Edge, type FinalConnectionState, type Node, type OnConnectEnd,
@@ -215,6 +216,8 @@ export function Canvas() {
         items: [
           { label: "Add node…", hint: "double-click", onClick: () => setSearch({ screen: { x: e.clientX, y: e.clientY }, flow }) },
           { label: "Add reroute point", onClick: () => addReroute(flow) },
+          { label: "Add note", onClick: () => addNote(flow) },
+          { label: "Add markdown note", onClick: () => addNote(flow, "MarkdownNote") },
           { label: "Add group", hint: "Ctrl+G", onClick: () => addGroup(flow) },
           { separator: true, label: "" },
           { label: "Paste", hint: "Ctrl+V", onClick: () => pasteAt(flow) },

@@ -1,5 +1,6 @@
 // How nodes draw: op nodes (header, sockets, widgets, progress, images, errors), reroutes and groups.
 import { memo, useState } from "react";
+import { NoteNode } from "./NoteNode";
 import { Handle, NodeResizer, Position, type NodeProps, type Node } from "@xyflow/react";
 import { GroupData, OpData, RerouteData, REROUTE_IN, REROUTE_OUT, inHandle, outHandle, outputType } from "../lib/graph";
 import { InputSchema, OutputSchema, checkValue, isWidgetInput, typeColor } from "../lib/schema";
@@ -225,4 +226,4 @@ export const GroupNode = memo(function GroupNode({ id, data, selected }: NodePro
   );
 });
 
-export const nodeTypes = { op: OpNode, reroute: RerouteNode, group: GroupNode };
+export const nodeTypes = { op: OpNode, reroute: RerouteNode, group: GroupNode, note: NoteNode };

@@ -4,7 +4,7 @@ import { api } from "../lib/api";
 import { editor, newWorkflow, redo, undo } from "../state/editor";
 import { runtime } from "../state/runtime";
 import { useStore } from "../state/store";
-import { exportComfyApi, openExample, openFile, saveWorkflow } from "../state/documents";
+import { exportComfyApi, exportComfyUI, openExample, openFile, saveWorkflow } from "../state/documents";
 import { interrupt, queueWorkflow } from "../state/run";
 
 function Menu({ label, children, testid }: { label: string; children: (close: () => void) => React.ReactNode; testid?: string }) {
@@ -98,7 +98,9 @@ export function Toolbar(props: {
             <button className="ng-menu-item" data-testid="menu-save" onClick={() => (close(), saveWorkflow(props.viewport()))}>
               Save <span className="ng-kbd">Ctrl+S</span>
             </button>
-            <button className="ng-menu-item" onClick={() => (close(), void exportComfyApi())}>Export ComfyUI API…</button>
+            <div className="ng-menu-head">Export</div>
+            <button className="ng-menu-item" data-testid="menu-export-comfyui" onClick={() => (close(), exportComfyUI(props.viewport()))}>ComfyUI workflow (.json)</button>
+            <button className="ng-menu-item" data-testid="menu-export-api" onClick={() => (close(), void exportComfyApi())}>ComfyUI API (.json)</button>
             <div className="ng-menu-sep" />
             <div className="ng-menu-head">Examples</div>
             <Examples close={close} />

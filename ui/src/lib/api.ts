@@ -95,8 +95,8 @@ function call<P extends keyof paths, M extends Method>(method: M, route: P, opts
 
 export const api = {
   nodes: () => call("get", "/v1/nodes"),
-  queueJob: (workflow: NativeWorkflow, clientId: string, number?: number) =>
-    call("post", "/v1/jobs", { body: { workflow: asBody(workflow), client_id: clientId, ...(number ? { number } : {}) } }),
+  queueJob: (workflow: NativeWorkflow, clientId: string, number?: number, extra?: Record<string, unknown>) =>
+    call("post", "/v1/jobs", { body: { workflow: asBody(workflow), client_id: clientId, ...(number ? { number } : {}), ...(extra ? { extra } : {}) } }),
   queue: () => call("get", "/v1/queue"),
   cancel: (id: string) => call("delete", "/v1/queue/{job_id}", { params: { job_id: id } }),
   clearQueue: () => call("post", "/v1/queue/clear"),

@@ -1,6 +1,7 @@
 // Opening, saving, importing and exporting workflows, and the autosave that survives reloads.
 import { api, ApiError } from "../lib/api";
 import { apiToNative, detectFormat, nativeToApi, unwrapApi } from "../lib/comfy";
+import { editorCanImport, fromComfyUI, toComfyUI } from "../lib/comfyui";
 import { embeddedWorkflow, isPng, readPngText } from "../lib/png";
 import { NativeWorkflow } from "../lib/workflow";
 import { currentWorkflow, editor, loadDocument, markSaved } from "./editor";
@@ -11,6 +12,9 @@ export async function toNativeDoc(data: unknown): Promise<NativeWorkflow> {
   const kind = detectFormat(data);
   if (kind === "native") return data as NativeWorkflow;
   if (kind === null) throw new Error("this is not a workflow (expected nodegraph or ComfyUI JSON)");
+  // a UI document the editor can show as it is keeps its notes, reroutes and seed controls
+  const { schemas } = editor.get();
+  if (kind === "comfy_ui" && editorCanImport(data as Record<string, unknown>, schemas)) return fromComfyUI(data as Record<string, unknown>, schemas);
   try {
     return (await api.convert(data)).workflow;
   } catch (e) {
@@ -77,6 +81,13 @@ export function saveWorkflow(viewport?: { x: number; y: number; zoom: number }) 
   const name = editor.get().name || "workflow";
   download(`${name}.json`, JSON.stringify(currentWorkflow(viewport), null, 2));
   markSaved();
+}
+
+/** Export → ComfyUI workflow: the UI-format document ComfyUI's frontend opens. */
+export function exportComfyUI(viewport?: { x: number; y: number; zoom: number }) {
+  const s = editor.get();
+  const doc = toComfyUI(currentWorkflow(viewport), s.schemas, { id: crypto.randomUUID?.() });
+  download(`${s.name || "workflow"}.comfyui.json`, JSON.stringify(doc, null, 2));
 }
 
 export async function exportComfyApi() {

@@ -1,5 +1,6 @@
 // Queueing the graph, and the queue's commands.
 import { api, ApiError } from "../lib/api";
+import { toComfyUI } from "../lib/comfyui";
 import { applySeedControls, currentWorkflow, editor } from "./editor";
 import { clientId, refreshQueue, runtime, showValidationErrors, toast } from "./runtime";
 
@@ -16,7 +17,9 @@ export async function queueWorkflow(count = 1): Promise<boolean> {
   try {
     for (let k = 0; k < Math.max(1, count); k++) {
       try {
-        await api.queueJob(currentWorkflow(), clientId);
+        const doc = currentWorkflow();
+        // saved PNGs carry the graph in ComfyUI's UI format too ("workflow" chunk), as ComfyUI's frontend sends it
+        await api.queueJob(doc, clientId, undefined, { extra_pnginfo: { workflow: toComfyUI(doc, editor.get().schemas) } });
       } catch (e) {
         if (e instanceof ApiError && e.status === 400) {
           const errors = e.errors;
