@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { editorCanImport, fromComfyUI, toComfyUI, NATIVE_ID, UiDoc } from "../src/lib/comfyui";
-import { apiToNative } from "../src/lib/comfy";
+import { apiToNative, nextControlValue } from "../src/lib/comfy";
 import { fromNative, isLink, toNative, NativeWorkflow } from "../src/lib/workflow";
 import { isNote, isOp, isReroute } from "../src/lib/graph";
 import { schemas, txt2imgApi } from "./fixtures";
@@ -168,5 +168,27 @@ describe("ComfyUI UI-format import in the editor", () => {
     const primitive = structuredClone(comfy);
     primitive.nodes[0].type = "PrimitiveNode";
     expect(editorCanImport(primitive as unknown as Record<string, unknown>, schemas)).toBe(false);
+  });
+});
+
+describe("control_after_generate, as ComfyUI's frontend (computeNextNumberValue) moves a value after a queue", () => {
+  const seed = { min: 0, max: 18446744073709551615, step: 1 };
+  it("increments and decrements by the step, clamped to the widget's range", () => {
+    expect(nextControlValue(7, "increment", seed)).toBe(8);
+    expect(nextControlValue(7, "decrement", seed)).toBe(6);
+    expect(nextControlValue(0, "decrement", seed)).toBe(0); // clamped, not wrapped
+    expect(nextControlValue(10, "increment", { min: 0, max: 10 })).toBe(10);
+    expect(nextControlValue(16, "increment", { min: 16, max: 4096, step: 8 })).toBe(24);
+    expect(nextControlValue(5, "fixed", seed)).toBe(5);
+  });
+  it("randomizes within [min, min(max, 2^50)] in whole steps", () => {
+    expect(nextControlValue(3, "randomize", seed, () => 0)).toBe(0);
+    expect(nextControlValue(3, "randomize", seed, () => 0.999999)).toBeLessThanOrEqual(2 ** 50);
+    expect(nextControlValue(3, "randomize", seed, () => 0.5)).toBe(2 ** 49);
+    expect(nextControlValue(3, "randomize", { min: 16, max: 64, step: 8 }, () => 0.5)).toBe(40);
+    for (let k = 0; k < 50; k++) {
+      const v = nextControlValue(3, "randomize", { min: -5, max: 5 });
+      expect(Number.isInteger(v) && v >= -5 && v <= 5).toBe(true);
+    }
   });
 });

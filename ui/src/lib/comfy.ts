@@ -89,3 +89,20 @@ export function uiSummary(doc: { nodes?: { type?: string }[]; links?: unknown[] 
   const nodes = doc.nodes ?? [];
   return { nodes: nodes.length, links: (doc.links ?? []).length, frontendOnly: nodes.filter((n) => FRONTEND_ONLY.has(n.type ?? "")).length };
 }
+
+/** ComfyUI's random range limit for control widgets: ±2^50 (its frontend's computeNextNumberValue). */
+export const CONTROL_LIMIT = 2 ** 50;
+
+/** The value a widget takes after a queue under its control, as ComfyUI's frontend computes it:
+ *  ± one step for increment/decrement, a random step in [min, max] for randomize, then clamped to
+ *  [max(min, -2^50), min(max, 2^50)] (clamped, not wrapped). */
+export function nextControlValue(value: number, control: string, opts: { min?: number | null; max?: number | null; step?: number | null }, random = Math.random): number {
+  const hi = Math.min(CONTROL_LIMIT, opts.max ?? 1);
+  const lo = Math.max(-CONTROL_LIMIT, opts.min ?? 0);
+  const step = opts.step || 1;
+  let v = value;
+  if (control === "increment") v += step;
+  else if (control === "decrement") v -= step;
+  else if (control === "randomize") v = Math.floor(random() * ((hi - lo) / step)) * step + lo;
+  return Math.min(Math.max(v, lo), hi);
+}

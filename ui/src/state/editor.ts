@@ -1,5 +1,6 @@
 // The graph being edited, its undo log, and every action that changes it.
 import { applyEdgeChanges, applyNodeChanges, type EdgeChange, type NodeChange, type Node, type Edge } from "@xyflow/react";
+import { nextControlValue } from "../lib/comfy";
 import { createStore } from "./store";
 import {
   Clipboard, Connection, GEdge, GNode, Graph, OpData, SeedControl, XY, boundsOf, checkConnection, connect, copySelection,
@@ -309,12 +310,7 @@ export function applySeedControls() {
       if (control === "fixed" || typeof values[name] !== "number") continue;
       if (s.linked.get(n.id)?.split(",").includes(name)) continue;
       const inp = schema?.inputs.find((i) => i.name === name);
-      const lo = inp?.min ?? 0;
-      const hi = Math.min(inp?.max ?? Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
-      const v = values[name] as number;
-      if (control === "randomize") values[name] = lo + Math.floor(Math.random() * (hi - lo + 1));
-      else if (control === "increment") values[name] = v + 1 > hi ? lo : v + 1;
-      else if (control === "decrement") values[name] = v - 1 < lo ? hi : v - 1;
+      values[name] = nextControlValue(values[name] as number, control, { min: inp?.min, max: inp?.max ?? Number.MAX_SAFE_INTEGER, step: inp?.step });
       touched = true;
     }
     if (!touched) return n;
