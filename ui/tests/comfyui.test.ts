@@ -159,9 +159,12 @@ describe("ComfyUI UI-format import in the editor", () => {
     expect(ends(again)).toEqual(ends(comfy));
   });
 
-  it("leaves subgraphs, primitive nodes and bypassed or muted nodes to the server's converter", () => {
+  it("leaves primitive nodes and bypassed or muted nodes to the server's converter", () => {
     expect(editorCanImport(doc, schemas)).toBe(true);
-    expect(editorCanImport({ ...doc, definitions: { subgraphs: [{ id: "x" }] } }, schemas)).toBe(false);
+    // an instance of a subgraph the document defines is known; of one it does not, is not
+    const withInstance = { ...doc, nodes: [...comfy.nodes, { ...comfy.nodes[3], id: 20, type: "x" }] };
+    expect(editorCanImport({ ...withInstance, definitions: { subgraphs: [{ id: "x" }] } }, schemas)).toBe(true);
+    expect(editorCanImport(withInstance, schemas)).toBe(false);
     const bypassed = structuredClone(comfy);
     bypassed.nodes[2].mode = 4;
     expect(editorCanImport(bypassed as unknown as Record<string, unknown>, schemas)).toBe(false);

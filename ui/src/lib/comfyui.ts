@@ -8,6 +8,7 @@
 import { CONTROL_VALUES, FRONTEND_ONLY, NOTE_COLORS, REROUTE, UPLOAD_VALUE } from "./comfy";
 import { SeedControl, NOTE_TYPES } from "./graph";
 import { InputSchema, NodeSchema, SchemaMap, defaultValue, isWidgetInput } from "./schema";
+import { SubgraphDef, subgraphSchemas } from "./subgraph";
 import { GroupDoc, NativeNode, NativeWorkflow, NoteDoc, RerouteDoc, RerouteLinkDoc, isLink } from "./workflow";
 
 type Pair = [number, number];
@@ -79,8 +80,10 @@ function estimateSize(schema: NodeSchema | undefined): Pair {
 }
 
 /** Native workflow → ComfyUI UI document (what Export → ComfyUI workflow writes). */
-export function toComfyUI(doc: NativeWorkflow, schemas: SchemaMap, opts: { id?: string } = {}): UiDoc {
+export function toComfyUI(doc: NativeWorkflow, given: SchemaMap, opts: { id?: string } = {}): UiDoc {
   const ui = doc.ui ?? {};
+  const defs = Array.isArray(ui.subgraphs) ? (ui.subgraphs as SubgraphDef[]) : [];
+  const schemas = defs.length ? { ...given, ...subgraphSchemas(defs) } : given;
   const notes = Array.isArray(ui.notes) ? (ui.notes as NoteDoc[]) : [];
   const reroutes = Array.isArray(ui.reroutes) ? (ui.reroutes as RerouteDoc[]) : [];
   const rlinks = Array.isArray(ui.reroute_links) ? (ui.reroute_links as RerouteLinkDoc[]) : [];
@@ -135,7 +138,7 @@ export function toComfyUI(doc: NativeWorkflow, schemas: SchemaMap, opts: { id?: 
     if (typeof nui.mode === "number") n.mode = nui.mode;
     for (const k of ["color", "bgcolor"]) if (typeof nui[k] === "string") n[k] = nui[k];
     if (entry.title) n.title = entry.title;
-    n.properties = { "Node name for S&R": entry.type, ...n.properties };
+    n.properties = { "Node name for S&R": entry.type, ...((nui.properties as object) ?? {}), ...n.properties };
     const converted = new Set(Array.isArray(nui.converted) ? nui.converted.map(String) : []);
     const slots: InputSchema[] = [...socketsOf(schema)];
     for (const w of widgetsOf(schema)) if (isLink(entry.inputs[w.name]) || converted.has(w.name)) slots.push(w);
@@ -143,7 +146,8 @@ export function toComfyUI(doc: NativeWorkflow, schemas: SchemaMap, opts: { id?: 
     n.inputs = slots.map((s) => ({ name: s.name, type: s.type, link: null, ...(isWidgetInput(s) ? { widget: { name: s.name } } : {}) }));
     const outs = schema ? schema.outputs : ((nui.outputs ?? []) as string[]).map((name) => ({ name, type: "*" }));
     n.outputs = outs.map((o, k) => ({ name: o.name, type: o.type, links: [], slot_index: k }));
-    if (schema) {
+    if (Array.isArray(nui.widgets_values)) n.widgets_values = [...nui.widgets_values]; // a subgraph's promoted values, as read
+    else if (schema) {
       const values = widgetValues(schema, entry);
       if (values.length) n.widgets_values = values; // litegraph writes none for a node without widgets
     } else {
@@ -198,17 +202,18 @@ export function toComfyUI(doc: NativeWorkflow, schemas: SchemaMap, opts: { id?: 
     last_node_id: Math.max(0, ...nodes.map((n) => n.id)), last_link_id: linkId,
     nodes, links, groups, config: {}, extra: { ds }, version: 0.4,
   };
+  if (defs.length) out.definitions = { subgraphs: structuredClone(defs) };
   return out;
 }
 
 /** Can the editor take this UI document as it is? (else the server converts it, resolving what it cannot show) */
 export function editorCanImport(doc: Record<string, unknown>, schemas: SchemaMap): boolean {
-  const defs = (doc.definitions as { subgraphs?: unknown[] } | undefined)?.subgraphs;
-  if (Array.isArray(defs) && defs.length) return false;
+  const defs = (doc.definitions as { subgraphs?: { id?: string }[] } | undefined)?.subgraphs;
+  const defIds = new Set((Array.isArray(defs) ? defs : []).map((d) => String(d?.id)));
   if (!Array.isArray(doc.nodes)) return false;
   return (doc.nodes as Partial<UiNode>[]).every((n) => {
     if (!n || typeof n.type !== "string" || (n.mode ?? 0) !== 0) return false;
-    if (n.type === REROUTE || NOTE_TYPES.has(n.type)) return true;
+    if (n.type === REROUTE || NOTE_TYPES.has(n.type) || defIds.has(n.type)) return true;
     return !FRONTEND_ONLY.has(n.type) && n.type in schemas;
   });
 }
@@ -229,8 +234,11 @@ function readLinks(raw: unknown): Map<string, LinkRec> {
 }
 
 /** ComfyUI UI document → native workflow that keeps notes, reroutes, seed controls and groups. */
-export function fromComfyUI(doc: Record<string, unknown>, schemas: SchemaMap): NativeWorkflow {
+export function fromComfyUI(doc: Record<string, unknown>, given: SchemaMap): NativeWorkflow {
   const raw = (doc.nodes ?? []) as UiNode[];
+  const found = (doc.definitions as { subgraphs?: SubgraphDef[] } | undefined)?.subgraphs;
+  const defs = Array.isArray(found) ? found : [];
+  const schemas = defs.length ? { ...given, ...subgraphSchemas(defs) } : given;
   const links = readLinks(doc.links);
   const uiNodes = new Map(raw.map((n) => [String(n.id), n]));
   const nativeId = (id: string) => {
@@ -299,6 +307,9 @@ export function fromComfyUI(doc: Record<string, unknown>, schemas: SchemaMap): N
     for (const k of ["color", "bgcolor"]) if (typeof n[k] === "string") ui[k] = n[k];
     if (n.flags && Object.keys(n.flags).length) ui.flags = { ...n.flags };
     if (Object.keys(controls).length) ui.controls = controls;
+    const props = Object.fromEntries(Object.entries(n.properties ?? {}).filter(([k]) => k !== "Node name for S&R" && k !== NATIVE_ID));
+    if (Object.keys(props).length) ui.properties = props; // e.g. cnr_id, ver, proxyWidgets: written back as read
+    if (schema?.module === "subgraph" && n.widgets_values !== undefined) ui.widgets_values = n.widgets_values;
     if (Object.keys(hidden).length) ui.linked_values = hidden;
     const entry: NativeNode = { type: n.type, inputs, ui };
     if (n.title && n.title !== n.type && n.title !== schema?.display_name) entry.title = n.title;
@@ -329,6 +340,7 @@ export function fromComfyUI(doc: Record<string, unknown>, schemas: SchemaMap): N
   const ds = (doc.extra as { ds?: { scale?: number; offset?: unknown } } | undefined)?.ds;
   const offset = xy(ds?.offset);
   if (ds && typeof ds.scale === "number" && offset) ui.viewport = { x: offset[0] * ds.scale, y: offset[1] * ds.scale, zoom: ds.scale };
+  if (defs.length) ui.subgraphs = structuredClone(defs);
   const out: NativeWorkflow = { version: 1, nodes };
   if (Object.keys(ui).length) out.ui = ui;
   return out;
