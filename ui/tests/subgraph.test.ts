@@ -95,7 +95,11 @@ describe("a ComfyUI file with nested subgraphs", () => {
     expect(editorCanImport(nested, schemas)).toBe(true);
     const native = fromComfyUI(nested, schemas);
     expect(definitionsOf(native).map((d) => d.name)).toEqual(nested.definitions.subgraphs.map((d: SubgraphDef) => d.name));
-    expect(native.nodes["10"].ui!.widgets_values).toEqual([42, "a red circle on a blue background"]); // promoted values kept
+    // promoted widgets: the instance's values by subgraph input name; the control value only where the file had one
+    expect(native.nodes["10"].inputs).toMatchObject({ seed: 42, text: "a red circle on a blue background" });
+    expect(native.nodes["10"].ui!.controls).toBeUndefined();
+    expect(native.nodes["11"].inputs).toMatchObject({ seed: 7, text: "a yellow square on a green background" });
+    expect(native.nodes["11"].ui!.controls).toEqual({ seed: "fixed" });
     const again = toComfyUI(native, schemas);
     expect(again.definitions).toEqual(nested.definitions);
     const shape = (nodes: { id: number; type: string; widgets_values?: unknown }[]) => nodes.map((n) => [n.id, n.type, n.widgets_values ?? null]);
@@ -107,13 +111,16 @@ describe("a ComfyUI file with nested subgraphs", () => {
   it("enters a definition that holds another, and writes it back the same", () => {
     const defs = nested.definitions.subgraphs as SubgraphDef[];
     const outer = defs.find((d) => d.name === "Generate")!;
-    const all = { ...schemas, ...subgraphSchemas(defs), ...boundarySchemas(outer) };
+    const all = { ...schemas, ...subgraphSchemas(defs, schemas), ...boundarySchemas(outer) };
     const level = definitionToNative(outer, all);
     const inner = Object.values(level.nodes).find((n) => n.type === defs.find((d) => d.name === "Prompt")!.id)!;
     expect(inner.inputs.clip).toEqual({ node: INPUT_NODE, output: "clip" });
     const back = nativeToDefinition(toNative(fromNative(level, all), all), outer, all);
     expect(back.links.map((l) => [l.origin_id, l.origin_slot, l.target_id, l.target_slot]).sort()).toEqual(
       outer.links.map((l) => [l.origin_id, l.origin_slot, l.target_id, l.target_slot]).sort());
-    expect(back.nodes.map((n) => [n.id, n.type, n.widgets_values ?? null])).toEqual(outer.nodes.map((n) => [n.id, n.type, n.widgets_values ?? null]));
+    // node widgets as they were; the nested instance, whose promoted text is linked, writes that widget's
+    // kept value where the file had an empty list (ComfyUI reads either the same way)
+    const plain = (nodes: SubgraphDef["nodes"]) => nodes.map((n) => [n.id, n.type, n.type in schemas ? n.widgets_values ?? null : "-"]);
+    expect(plain(back.nodes)).toEqual(plain(outer.nodes));
   });
 });

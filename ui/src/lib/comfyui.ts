@@ -8,7 +8,7 @@
 import { CONTROL_VALUES, FRONTEND_ONLY, NOTE_COLORS, REROUTE, UPLOAD_VALUE } from "./comfy";
 import { SeedControl, NOTE_TYPES } from "./graph";
 import { InputSchema, NodeSchema, SchemaMap, defaultValue, isWidgetInput } from "./schema";
-import { SubgraphDef, subgraphSchemas } from "./subgraph";
+import { SUBGRAPH_MODULE, SubgraphDef, subgraphSchemas } from "./subgraph";
 import { GroupDoc, NativeNode, NativeWorkflow, NoteDoc, RerouteDoc, RerouteLinkDoc, isLink } from "./workflow";
 
 type Pair = [number, number];
@@ -38,7 +38,7 @@ const xy = (v: unknown): Pair | null =>
 
 /** A node's widgets_values in ComfyUI's order: each widget's value, "fixed"/"randomize" ... after a
  *  seed-like one, "image" after an upload combo. Linked widgets keep their hidden value. */
-export function widgetValues(schema: NodeSchema, entry: NativeNode): unknown[] {
+export function widgetValues(schema: NodeSchema, entry: NativeNode, controlsAsSaved = false): unknown[] {
   const ui = entry.ui ?? {};
   const hidden = (ui.linked_values ?? {}) as Record<string, unknown>;
   const controls = (ui.controls ?? {}) as Record<string, SeedControl>;
@@ -46,7 +46,7 @@ export function widgetValues(schema: NodeSchema, entry: NativeNode): unknown[] {
   for (const inp of widgetsOf(schema)) {
     const v = entry.inputs[inp.name];
     out.push(v !== undefined && !isLink(v) ? v : inp.name in hidden ? hidden[inp.name] : defaultValue(inp));
-    if (inp.control_after_generate) out.push(controls[inp.name] ?? "fixed");
+    if (inp.control_after_generate && !(controlsAsSaved && !(inp.name in controls))) out.push(controls[inp.name] ?? "fixed");
     if (inp.display === "image_upload") out.push(UPLOAD_VALUE);
   }
   return out;
@@ -83,7 +83,7 @@ function estimateSize(schema: NodeSchema | undefined): Pair {
 export function toComfyUI(doc: NativeWorkflow, given: SchemaMap, opts: { id?: string } = {}): UiDoc {
   const ui = doc.ui ?? {};
   const defs = Array.isArray(ui.subgraphs) ? (ui.subgraphs as SubgraphDef[]) : [];
-  const schemas = defs.length ? { ...given, ...subgraphSchemas(defs) } : given;
+  const schemas = defs.length ? { ...given, ...subgraphSchemas(defs, given) } : given;
   const notes = Array.isArray(ui.notes) ? (ui.notes as NoteDoc[]) : [];
   const reroutes = Array.isArray(ui.reroutes) ? (ui.reroutes as RerouteDoc[]) : [];
   const rlinks = Array.isArray(ui.reroute_links) ? (ui.reroute_links as RerouteLinkDoc[]) : [];
@@ -146,9 +146,9 @@ export function toComfyUI(doc: NativeWorkflow, given: SchemaMap, opts: { id?: st
     n.inputs = slots.map((s) => ({ name: s.name, type: s.type, link: null, ...(isWidgetInput(s) ? { widget: { name: s.name } } : {}) }));
     const outs = schema ? schema.outputs : ((nui.outputs ?? []) as string[]).map((name) => ({ name, type: "*" }));
     n.outputs = outs.map((o, k) => ({ name: o.name, type: o.type, links: [], slot_index: k }));
-    if (Array.isArray(nui.widgets_values)) n.widgets_values = [...nui.widgets_values]; // a subgraph's promoted values, as read
-    else if (schema) {
-      const values = widgetValues(schema, entry);
+    if (schema) {
+      // a subgraph's promoted seed carries its control value only where the file had one (frontends differ)
+      const values = widgetValues(schema, entry, schema.module === SUBGRAPH_MODULE);
       if (values.length) n.widgets_values = values; // litegraph writes none for a node without widgets
     } else {
       const literal = Object.entries(entry.inputs).filter(([, v]) => !isLink(v));
@@ -238,7 +238,7 @@ export function fromComfyUI(doc: Record<string, unknown>, given: SchemaMap): Nat
   const raw = (doc.nodes ?? []) as UiNode[];
   const found = (doc.definitions as { subgraphs?: SubgraphDef[] } | undefined)?.subgraphs;
   const defs = Array.isArray(found) ? found : [];
-  const schemas = defs.length ? { ...given, ...subgraphSchemas(defs) } : given;
+  const schemas = defs.length ? { ...given, ...subgraphSchemas(defs, given) } : given;
   const links = readLinks(doc.links);
   const uiNodes = new Map(raw.map((n) => [String(n.id), n]));
   const nativeId = (id: string) => {
@@ -309,7 +309,6 @@ export function fromComfyUI(doc: Record<string, unknown>, given: SchemaMap): Nat
     if (Object.keys(controls).length) ui.controls = controls;
     const props = Object.fromEntries(Object.entries(n.properties ?? {}).filter(([k]) => k !== "Node name for S&R" && k !== NATIVE_ID));
     if (Object.keys(props).length) ui.properties = props; // e.g. cnr_id, ver, proxyWidgets: written back as read
-    if (schema?.module === "subgraph" && n.widgets_values !== undefined) ui.widgets_values = n.widgets_values;
     if (Object.keys(hidden).length) ui.linked_values = hidden;
     const entry: NativeNode = { type: n.type, inputs, ui };
     if (n.title && n.title !== n.type && n.title !== schema?.display_name) entry.title = n.title;

@@ -6,7 +6,7 @@
 // In the editor, a level is a native document in which "-10" and "-20" are nodes of the boundary
 // types below, whose outputs / inputs are named after the subgraph's inputs / outputs.
 import { NATIVE_ID, UiNode, fromComfyUI, toComfyUI } from "./comfyui";
-import { NodeSchema, SchemaMap } from "./schema";
+import { InputSchema, NodeSchema, SchemaMap, isWidgetInput } from "./schema";
 import { NativeLink, NativeNode, NativeWorkflow, isLink } from "./workflow";
 
 export const INPUT_NODE = "-10";
@@ -32,9 +32,37 @@ const schema = (name: string, display: string, inputs: SubgraphSlot[], outputs: 
     outputs: outputs.map((o) => ({ name: o.name, type: o.type || "*" })),
   }) as unknown as NodeSchema;
 
-/** A schema per definition, so its instances draw, connect and export like any node. */
-export function subgraphSchemas(defs: SubgraphDef[]): SchemaMap {
-  return Object.fromEntries(defs.map((d) => [d.id, schema(d.id, d.name || "Subgraph", d.inputs, d.outputs)]));
+/** The widget an input of `def` feeds inside it (ComfyUI promotes it onto the instance), else null. */
+function promotedSpec(def: SubgraphDef, index: number, known: SchemaMap): InputSchema | null {
+  for (const id of def.inputs[index].linkIds ?? []) {
+    const link = def.links.find((l) => l.id === id);
+    const target = link && def.nodes.find((n) => n.id === link.target_id);
+    const slot = target?.inputs?.[link!.target_slot];
+    if (!target || !slot) continue;
+    const name = slot.widget?.name ?? slot.name;
+    const spec = known[target.type]?.inputs.find((i) => i.name === name);
+    if (spec && isWidgetInput(spec)) return spec;
+  }
+  return null;
+}
+
+/** A schema per definition, so its instances draw, connect and export like any node. An input that
+ *  feeds a widget inside is a widget on the instance too (ComfyUI's promoted widget), with that
+ *  widget's type, range and choices; `base`: the node types' schemas. */
+export function subgraphSchemas(defs: SubgraphDef[], base: SchemaMap = {}): SchemaMap {
+  let out: SchemaMap = {};
+  for (let pass = 0; pass < 2; pass++) { // a second pass sees the widgets of subgraphs nested in others
+    const known = { ...base, ...out };
+    out = Object.fromEntries(defs.map((d) => {
+      const s = schema(d.id, d.name || "Subgraph", d.inputs, d.outputs);
+      s.inputs = s.inputs.map((inp, k) => {
+        const spec = promotedSpec(d, k, known);
+        return spec ? { ...spec, name: inp.name, required: false } : inp;
+      });
+      return [d.id, s];
+    }));
+  }
+  return out;
 }
 
 /** The boundary nodes' schemas while `def` is the level being edited. */
@@ -199,7 +227,7 @@ export function convertToSubgraph(doc: NativeWorkflow, selected: string[], schem
   level.nodes[INPUT_NODE] = { type: SG_INPUTS, inputs: {}, ui: { pos: [left - 300, top] } };
   level.nodes[OUTPUT_NODE] = { type: SG_OUTPUTS, inputs: outFeeds, ui: { pos: [right + 400, top] } };
   const base: SubgraphDef = { id: uuid(), name, inputs, outputs, nodes: [], links: [] };
-  const def = nativeToDefinition(level, base, { ...schemas, ...subgraphSchemas([base]), ...boundarySchemas(base) });
+  const def = nativeToDefinition(level, base, { ...schemas, ...subgraphSchemas([base], schemas), ...boundarySchemas(base) });
 
   const instance = nextNumericId(result.nodes);
   for (const id of inside) delete result.nodes[id];
@@ -220,7 +248,7 @@ export function unpackSubgraph(doc: NativeWorkflow, instance: string, schemas: S
   const inst = doc.nodes[instance];
   const def = definitionsOf(doc).find((d) => d.id === inst?.type);
   if (!inst || !def) throw new Error(`node ${instance} is not a subgraph`);
-  const level = definitionToNative(def, { ...schemas, ...subgraphSchemas(definitionsOf(doc)) });
+  const level = definitionToNative(def, { ...schemas, ...subgraphSchemas(definitionsOf(doc), schemas) });
   const result = structuredClone(doc);
   delete result.nodes[instance];
   const ids = new Map<string, string>();
