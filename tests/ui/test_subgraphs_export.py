@@ -23,10 +23,11 @@ def _text_chunks(data: bytes) -> dict[str, str]:
     return out
 
 
-def _wait_for_file(folder: Path, pattern: str, timeout: float = 30) -> Path:
+def _wait_for_file(folder: Path, pattern: str, timeout: float = 30, before: set | None = None) -> Path:
+    """The newest file matching `pattern` that was not there `before` (the server outlives one test)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = sorted(folder.glob(pattern))
+        found = sorted(set(folder.glob(pattern)) - (before or set()))
         if found:
             time.sleep(0.2)  # written atomically: a name that exists is complete
             return found[-1]
@@ -58,8 +59,9 @@ def test_export_comfyui_and_png_chunks(editor, artifacts):
     assert len(ui["links"]) == 3 and all(len(link) == 6 for link in ui["links"])
 
     # a run: the saved PNG carries prompt (API), workflow (UI) and nodegraph (native)
+    before = set((editor.server.base / "output").glob("image-basics_*.png"))
     editor.press("Control+Enter")
-    png = _wait_for_file(editor.server.base / "output", "image-basics_*.png")
+    png = _wait_for_file(editor.server.base / "output", "image-basics_*.png", before=before)
     chunks = _text_chunks(png.read_bytes())
     assert {"prompt", "workflow", "nodegraph"} <= set(chunks)
     workflow = json.loads(chunks["workflow"])
@@ -175,3 +177,86 @@ def test_add_note_from_the_canvas_menu(editor, artifacts):
     # undo takes the text back, redo restores it
     editor.press("Control+z")
     page.wait_for_function("() => (window.nodegraph.currentWorkflow().ui?.notes?.[0]?.text ?? '') !== 'remember the seed'")
+
+
+def test_subgraph_convert_enter_rename_exit_run_unpack(editor, artifacts):
+    page = editor.page
+    editor.open_example("image-basics")
+    # select Invert and Scale By, Ctrl+Shift+E (ComfyUI's key for Convert Selection to Subgraph)
+    editor.node("2").locator(".ng-node-header").click()
+    editor.node("3").locator(".ng-node-header").click(modifiers=["Control"])
+    editor.press("Control+Shift+E")
+    page.wait_for_function("() => window.nodegraph.graph().nodes.filter(n => n.data.kind === 'op').length === 3")
+    wf = editor.workflow()
+    [definition] = wf["ui"]["subgraphs"]
+    [instance] = [k for k, n in wf["nodes"].items() if n["type"] == definition["id"]]
+    assert [(s["name"], s["type"]) for s in definition["inputs"]] == [("image", "IMAGE")]
+    assert [(s["name"], s["type"]) for s in definition["outputs"]] == [("IMAGE", "IMAGE")]
+    assert wf["nodes"][instance]["inputs"] == {"image": {"node": "1", "output": "IMAGE"}}
+    assert wf["nodes"]["4"]["inputs"]["images"] == {"node": instance, "output": "IMAGE"}
+    expect(editor.node(instance)).to_contain_text("New Subgraph")
+    editor.screenshot(artifacts / "subgraph-converted.png")
+
+    # double-click enters it: the breadcrumb shows the way back, the boundary nodes its inputs/outputs
+    editor.node(instance).locator(".ng-node-header").dblclick()
+    expect(page.locator("[data-testid=subgraph-breadcrumb]")).to_contain_text("New Subgraph")
+    page.wait_for_function("() => window.nodegraph.graph().nodes.some(n => n.id === '-10')")
+    assert sorted(n["type"] or "" for n in editor.graph()["nodes"]) == \
+        sorted(["ImageInvert", "ImageScaleBy", "SubgraphInputs", "SubgraphOutputs"])
+    # rename the input, change a value inside
+    field = page.locator("[data-testid=sg-input-0]")
+    field.fill("picture")
+    field.press("Enter")
+    expect(editor.node("-10")).to_contain_text("picture")
+    editor.set_widget("3", "scale_by", 0.25)
+    editor.screenshot(artifacts / "subgraph-inside.png")
+    # the document saved from inside is the whole one
+    assert editor.workflow()["nodes"][instance]["inputs"] == {"picture": {"node": "1", "output": "IMAGE"}}
+
+    # out through the breadcrumb
+    page.click("[data-testid=crumb-0]")
+    expect(page.locator("[data-testid=subgraph-bar]")).to_have_count(0)
+    wf = editor.workflow()
+    [definition] = wf["ui"]["subgraphs"]
+    assert definition["inputs"][0]["name"] == "picture"
+    scale = next(n for n in definition["nodes"] if n["type"] == "ImageScaleBy")
+    assert scale["widgets_values"] == ["bilinear", 0.25]
+
+    # run it: the server expands the subgraph (128x96 inverted, scaled by 0.25)
+    before = set((editor.server.base / "output").glob("image-basics_*.png"))
+    editor.press("Control+Enter")
+    png = _wait_for_file(editor.server.base / "output", "image-basics_*.png", before=before)
+    with Image.open(png) as im:
+        assert im.size == (32, 24)
+        pixel = im.convert("RGB").getpixel((5, 5))
+    assert pixel == (0, 204, 204)  # 0xFF3333 inverted
+    saved = json.loads(_text_chunks(png.read_bytes())["workflow"])
+    assert saved["definitions"]["subgraphs"][0]["id"] == definition["id"]
+
+    # Export → ComfyUI workflow carries definitions.subgraphs, the instance typed by its id
+    page.click("[data-testid=menu-workflow]")
+    with page.expect_download() as dl:
+        page.click("[data-testid=menu-export-comfyui]")
+    ui = json.loads(Path(dl.value.path()).read_text())
+    assert [d["name"] for d in ui["definitions"]["subgraphs"]] == ["New Subgraph"]
+    assert any(n["type"] == definition["id"] for n in ui["nodes"])
+
+    # Esc leaves a subgraph too
+    editor.node(instance).locator(".ng-node-header").dblclick()
+    expect(page.locator("[data-testid=subgraph-bar]")).to_be_visible()
+    editor.press("Escape")
+    expect(page.locator("[data-testid=subgraph-bar]")).to_have_count(0)
+
+    # unpack: the two nodes come back, wired as before, with the value set inside
+    editor.node(instance).locator(".ng-node-header").click(button="right")
+    page.get_by_role("menuitem", name="Unpack subgraph").click()
+    page.wait_for_function("() => window.nodegraph.graph().nodes.filter(n => n.data.kind === 'op').length === 4")
+    wf = editor.workflow()
+    assert "subgraphs" not in wf.get("ui", {})
+    by_type = {n["type"]: (k, n) for k, n in wf["nodes"].items()}
+    inv_id, inv = by_type["ImageInvert"]
+    scale_id, scale = by_type["ImageScaleBy"]
+    assert inv["inputs"]["image"] == {"node": "1", "output": "IMAGE"}
+    assert scale["inputs"] == {"image": {"node": inv_id, "output": "IMAGE"}, "upscale_method": "bilinear", "scale_by": 0.25}
+    assert wf["nodes"]["4"]["inputs"]["images"] == {"node": scale_id, "output": "IMAGE"}
+    editor.screenshot(artifacts / "subgraph-unpacked.png")

@@ -75,6 +75,16 @@ describe("convert a selection to a subgraph", () => {
     expect(flat.nodes[neg.node].inputs).toEqual({ text: "blurry", clip: { node: "4", output: "CLIP" } });
   });
 
+  it("unpacks a chain whose first node takes the instance's id, wired as before", () => {
+    const chain: NativeWorkflow = JSON.parse(readFileSync(join(here, "..", "..", "workflows", "image-basics.json"), "utf-8"));
+    const packed = convertToSubgraph(chain, ["2", "3"], schemas);
+    expect(packed.instance).toBe("5");
+    const flat = unpackSubgraph(packed.doc, packed.instance, schemas);
+    expect(flat.nodes["5"]).toMatchObject({ type: "ImageInvert", inputs: { image: { node: "1", output: "IMAGE" } } });
+    expect(flat.nodes["6"]).toMatchObject({ type: "ImageScaleBy", inputs: { image: { node: "5", output: "IMAGE" }, scale_by: 0.5 } });
+    expect(flat.nodes["4"].inputs.images).toEqual({ node: "6", output: "IMAGE" });
+  });
+
   it("edits a level as a native document and writes it back unchanged", () => {
     const all = { ...schemas, ...subgraphSchemas([def]) };
     const level = definitionToNative(def, all);

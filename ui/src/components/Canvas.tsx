@@ -2,6 +2,8 @@
 // search, context menus and keyboard shortcuts.
 import { useCallback, useEffect, useRef, useState } from "react";
 import { addNote } from "../state/notes";
+import { subgraphMenu } from "../state/subgraphs";
+import { SubgraphBar } from "./SubgraphBar";
 import {
   Background, BackgroundVariant, Controls, MiniMap, ReactFlow, useReactFlow,
   type Connection as RFConnection, type Edge, type FinalConnectionState, type Node, type OnConnectEnd,
@@ -201,6 +203,7 @@ export function Canvas() {
         }
       }
       items.push({ separator: true, label: "" });
+      items.push(...subgraphMenu(n.id));
     }
     items.push({ label: "Delete", hint: "Del", onClick: () => (selectOnly(n.id), deleteSelection()) });
     setMenu({ x: e.clientX, y: e.clientY, items });
@@ -292,6 +295,7 @@ export function Canvas() {
       onDoubleClick={onDoubleClick}
       data-testid="canvas"
     >
+      <SubgraphBar />
       <ReactFlow
         nodes={nodes}
         edges={edges}

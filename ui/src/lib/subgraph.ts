@@ -233,7 +233,7 @@ export function convertToSubgraph(doc: NativeWorkflow, selected: string[], schem
   for (const id of inside) delete result.nodes[id];
   const feeds: Record<string, unknown> = {};
   inputs.forEach((i, k) => (feeds[i.name] = outerFeeds[k]));
-  result.nodes[instance] = { type: def.id, inputs: feeds, ui: { pos: [Math.round((left + right) / 2), top] } };
+  result.nodes[instance] = { type: def.id, inputs: feeds, ui: { pos: [left, top] } }; // where the selection began: free of the other nodes
   for (const n of Object.values(result.nodes))
     for (const [input, v] of Object.entries(n.inputs))
       if (isLink(v) && inside.has(String(v.node))) n.inputs[input] = { node: instance, output: outputs[outputOf.get(`${v.node}\u0000${v.output}`)!].name };
@@ -265,6 +265,20 @@ export function unpackSubgraph(doc: NativeWorkflow, instance: string, schemas: S
     const name = typeof input === "number" ? def.inputs[input]?.name : input;
     return name === undefined ? undefined : inst.inputs[name];
   };
+  // links out of the instance first: one of the unpacked nodes may take the instance's id
+  const feeds = level.nodes[OUTPUT_NODE]?.inputs ?? {};
+  for (const n of Object.values(result.nodes))
+    for (const [input, v] of Object.entries(n.inputs)) {
+      if (!isLink(v) || String(v.node) !== instance) continue;
+      const name = typeof v.output === "number" ? def.outputs[v.output]?.name : v.output;
+      const feed = name === undefined ? undefined : feeds[name];
+      if (!isLink(feed)) delete n.inputs[input];
+      else if (String(feed.node) === INPUT_NODE) {
+        const outer = fromOutside(feed.output);
+        if (outer === undefined) delete n.inputs[input];
+        else n.inputs[input] = outer;
+      } else n.inputs[input] = { node: ids.get(String(feed.node)) ?? String(feed.node), output: feed.output };
+    }
   for (const [id, fresh] of ids) {
     const n = structuredClone(level.nodes[id]);
     const hidden = (n.ui?.linked_values ?? {}) as Record<string, unknown>;
@@ -281,19 +295,6 @@ export function unpackSubgraph(doc: NativeWorkflow, instance: string, schemas: S
     n.ui = { ...(n.ui ?? {}), pos: [p[0] + dx, p[1] + dy] };
     result.nodes[fresh] = n;
   }
-  const feeds = level.nodes[OUTPUT_NODE]?.inputs ?? {};
-  for (const n of Object.values(result.nodes))
-    for (const [input, v] of Object.entries(n.inputs)) {
-      if (!isLink(v) || String(v.node) !== instance) continue;
-      const name = typeof v.output === "number" ? def.outputs[v.output]?.name : v.output;
-      const feed = name === undefined ? undefined : feeds[name];
-      if (!isLink(feed)) delete n.inputs[input];
-      else if (String(feed.node) === INPUT_NODE) {
-        const outer = fromOutside(feed.output);
-        if (outer === undefined) delete n.inputs[input];
-        else n.inputs[input] = outer;
-      } else n.inputs[input] = { node: ids.get(String(feed.node)) ?? String(feed.node), output: feed.output };
-    }
   if (result.ui?.reroute_links)
     result.ui.reroute_links = (result.ui.reroute_links as { source: string; target: string }[]).filter((l) => l.source !== instance && l.target !== instance);
   const stillUsed = (defId: string) =>

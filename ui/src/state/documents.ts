@@ -95,7 +95,8 @@ export async function exportComfyApi() {
   const doc = currentWorkflow();
   let prompt: unknown;
   try {
-    prompt = await api.exportApi(doc);
+    // subgraphs: the server flattens the UI document as ComfyUI's frontend does for its API format
+    prompt = await api.exportApi(doc.ui?.subgraphs ? (toComfyUI(doc, s.schemas) as unknown as NativeWorkflow) : doc);
   } catch (e) {
     if (e instanceof ApiError && e.status === 400) {
       toast(`Export failed: ${e.message}`, "error");

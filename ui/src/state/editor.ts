@@ -322,13 +322,21 @@ export function applySeedControls() {
 
 // --- documents -----------------------------------------------------------------------------------
 
+/** Extension points for documents of several levels (subgraphs: state/subgraphs.ts): `save` turns the
+ *  level on the canvas into the whole document, `beforeLoad` sees a document before it is shown. */
+export const levelHooks = {
+  save: (doc: NativeWorkflow): NativeWorkflow => doc,
+  beforeLoad: (_doc: NativeWorkflow): void => {},
+};
+
 export function currentWorkflow(viewport?: { x: number; y: number; zoom: number }): NativeWorkflow {
   const s = editor.get();
-  return toNative(graphOf(s), s.schemas, viewport ? { viewport } : {});
+  return levelHooks.save(toNative(graphOf(s), s.schemas, viewport ? { viewport } : {}));
 }
 
 /** Replace the canvas with a document; one undo step back to what was there. */
 export function loadDocument(doc: NativeWorkflow, name: string, opts: { resetHistory?: boolean; dirty?: boolean } = {}) {
+  levelHooks.beforeLoad(doc);
   const s = editor.get();
   const g = fromNative(doc, s.schemas);
   if (opts.resetHistory) history.reset({ nodes: g.nodes, edges: g.edges });

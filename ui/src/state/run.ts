@@ -1,6 +1,7 @@
 // Queueing the graph, and the queue's commands.
 import { api, ApiError } from "../lib/api";
 import { toComfyUI } from "../lib/comfyui";
+import type { NativeWorkflow } from "../lib/workflow";
 import { applySeedControls, currentWorkflow, editor } from "./editor";
 import { clientId, refreshQueue, runtime, showValidationErrors, toast } from "./runtime";
 
@@ -19,7 +20,10 @@ export async function queueWorkflow(count = 1): Promise<boolean> {
       try {
         const doc = currentWorkflow();
         // saved PNGs carry the graph in ComfyUI's UI format too ("workflow" chunk), as ComfyUI's frontend sends it
-        await api.queueJob(doc, clientId, undefined, { extra_pnginfo: { workflow: toComfyUI(doc, editor.get().schemas) } });
+        const ui = toComfyUI(doc, editor.get().schemas);
+        // with subgraphs, the server runs the UI document: it expands definitions as ComfyUI's frontend does
+        const runnable = doc.ui?.subgraphs ? (ui as unknown as NativeWorkflow) : doc;
+        await api.queueJob(runnable, clientId, undefined, { extra_pnginfo: { workflow: ui } });
       } catch (e) {
         if (e instanceof ApiError && e.status === 400) {
           const errors = e.errors;
