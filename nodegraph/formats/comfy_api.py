@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..workflow import Workflow, is_link, link
+from .comfy_names import comfy_name, native_name
 from .comfy_ui import coerce_literal
 from .errors import WorkflowFormatError
 
@@ -25,7 +26,7 @@ def to_native(prompt: dict, registry=None) -> dict:
     for node_id, entry in prompt.items():
         if not isinstance(entry, dict) or "class_type" not in entry:
             raise WorkflowFormatError(f"node {node_id}: a ComfyUI API node needs 'class_type' and 'inputs'")
-        kind = entry["class_type"]
+        kind = native_name(entry["class_type"], registry)
         spec = registry.get(kind) if registry is not None and isinstance(kind, str) else None
         inputs = {}
         for name, v in (entry.get("inputs") or {}).items():
@@ -63,6 +64,6 @@ def from_native(workflow: Workflow, registry) -> dict:
                 inputs[name] = [value["node"], out]
             else:
                 inputs[name] = value
-        prompt[node_id] = {"class_type": entry.type, "inputs": inputs,
+        prompt[node_id] = {"class_type": comfy_name(entry.type), "inputs": inputs,
                            "_meta": {"title": entry.title or entry.type}}
     return prompt

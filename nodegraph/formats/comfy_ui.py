@@ -22,6 +22,7 @@ from typing import Any
 
 from ..workflow import link
 from .errors import WorkflowFormatError
+from .comfy_names import native_name
 from .comfy_graph import (BYPASSED, FRONTEND_ONLY, MUTED, PRIMITIVE, REROUTE, SUBGRAPH_INPUT, Graph, Scope,
                           bypass_input)
 
@@ -82,6 +83,7 @@ class _Converter:
                 self.origins[flat] = scope.where(node["id"])
 
     def convert(self, scope: Scope, node: dict) -> dict:
+        node = {**node, "type": native_name(node["type"], self.registry)}
         spec = self.registry.get(node["type"])
         inputs: dict[str, Any] = {}
         values = node.get("widgets_values")

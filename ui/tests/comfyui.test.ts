@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { editorCanImport, fromComfyUI, toComfyUI, NATIVE_ID, UiDoc } from "../src/lib/comfyui";
-import { apiToNative, nextControlValue } from "../src/lib/comfy";
+import { apiToNative, nativeToApi, nextControlValue } from "../src/lib/comfy";
 import { fromNative, isLink, toNative, NativeWorkflow } from "../src/lib/workflow";
 import { isNote, isOp, isReroute } from "../src/lib/graph";
 import { schemas, txt2imgApi } from "./fixtures";
@@ -193,5 +193,25 @@ describe("control_after_generate, as ComfyUI's frontend (computeNextNumberValue)
       const v = nextControlValue(3, "randomize", { min: -5, max: 5 });
       expect(Number.isInteger(v) && v >= -5 && v <= 5).toBe(true);
     }
+  });
+});
+
+describe("node types ComfyUI names otherwise (nodegraph/formats/comfy_names.json)", () => {
+  const doc: NativeWorkflow = { version: 1, nodes: {
+    "1": { type: "PrimitiveBoolean", inputs: { value: true } },
+    "2": { type: "PrimitiveInt", inputs: { value: 3 } },
+    "3": { type: "Switch", inputs: { switch: { node: "1", output: "BOOLEAN" }, on_true: { node: "2", output: "INT" } } },
+  } };
+  it("exports our Switch as ComfyUI's ComfySoftSwitchNode, in both formats, and reads it back", () => {
+    const ui = toComfyUI(doc, schemas);
+    const sw = ui.nodes.find((n) => n.id === 3)!;
+    expect(sw.type).toBe("ComfySoftSwitchNode");
+    expect(sw.properties["Node name for S&R"]).toBe("ComfySoftSwitchNode");
+    const back = fromComfyUI(ui as unknown as Record<string, unknown>, schemas);
+    expect(back.nodes["3"].type).toBe("Switch");
+    expect(back.nodes["3"].inputs.on_true).toEqual({ node: "2", output: "INT" });
+    const api = nativeToApi(doc, schemas);
+    expect(api["3"].class_type).toBe("ComfySoftSwitchNode");
+    expect(apiToNative({ "3": { class_type: "ComfySwitchNode", inputs: { switch: true } } }).nodes["3"].type).toBe("Switch");
   });
 });

@@ -2,6 +2,7 @@
 // nodegraph/workflow.py detect_format and nodegraph/formats/comfy_api.py). The UI (litegraph)
 // format needs the node schemas' widget order and frontend-only nodes, so the server converts it.
 import { NativeWorkflow, isLink } from "./workflow";
+import namesTable from "../../../nodegraph/formats/comfy_names.json";
 import { SchemaMap } from "./schema";
 
 export type DocFormat = "native" | "comfy_api" | "comfy_ui";
@@ -11,6 +12,16 @@ export type DocFormat = "native" | "comfy_api" | "comfy_ui";
 // written after a seed-like widget, the value of LoadImage's upload widget, litegraph's yellow that
 // its notes wear.
 export const REROUTE = "Reroute";
+
+// Our node types that ComfyUI names otherwise: one table for the server and the editor
+// (nodegraph/formats/comfy_names.json; the first name is the one exported).
+const NAMES = Object.entries(namesTable as Record<string, unknown>).filter(([k, v]) => !k.startsWith("_") && Array.isArray(v)) as [string, string[]][];
+const EXPORT_NAMES = new Map(NAMES.map(([ours, theirs]) => [ours, theirs[0]]));
+const IMPORT_NAMES = new Map(NAMES.flatMap(([ours, theirs]) => theirs.map((t) => [t, ours] as [string, string])));
+/** The class_type ComfyUI knows our node type by. */
+export const comfyName = (type: string): string => EXPORT_NAMES.get(type) ?? type;
+/** Our node type for a ComfyUI class_type, unless the schemas have that name themselves (a pack brings it). */
+export const nativeName = (type: string, schemas: SchemaMap): string => (type in schemas ? type : IMPORT_NAMES.get(type) ?? type);
 export const FRONTEND_ONLY = new Set([REROUTE, "PrimitiveNode", "Note", "MarkdownNote"]);
 export const CONTROL_VALUES = ["fixed", "increment", "decrement", "randomize"];
 export const UPLOAD_VALUE = "image";
@@ -55,7 +66,7 @@ export function apiToNative(prompt: ApiPrompt): NativeWorkflow {
     const inputs: Record<string, unknown> = {};
     for (const [name, v] of Object.entries(entry.inputs ?? {}))
       inputs[name] = isApiLink(v) ? { node: String(v[0]), output: v[1] } : v;
-    nodes[String(id)] = { type: entry.class_type, inputs, ...(entry._meta?.title ? { title: entry._meta.title } : {}) };
+    nodes[String(id)] = { type: IMPORT_NAMES.get(entry.class_type) ?? entry.class_type, inputs, ...(entry._meta?.title ? { title: entry._meta.title } : {}) };
   }
   return { version: 1, nodes };
 }
@@ -79,7 +90,7 @@ export function nativeToApi(doc: NativeWorkflow, schemas: SchemaMap): ApiPrompt 
         inputs[name] = [v.node, index];
       } else inputs[name] = v;
     }
-    out[id] = { class_type: entry.type, inputs, _meta: { title: entry.title ?? entry.type } };
+    out[id] = { class_type: comfyName(entry.type), inputs, _meta: { title: entry.title ?? entry.type } };
   }
   return out;
 }

@@ -5,7 +5,7 @@
 // bypassed/muted nodes go to the server's converter (nodegraph/formats/comfy_ui.py), which resolves them.
 // The facts (widget order, the control value after a seed, the upload value after LoadImage's image,
 // frontend-only node types) live in comfy.ts, shared with the rest of the editor's ComfyUI code.
-import { CONTROL_VALUES, FRONTEND_ONLY, NOTE_COLORS, REROUTE, UPLOAD_VALUE } from "./comfy";
+import { CONTROL_VALUES, FRONTEND_ONLY, NOTE_COLORS, REROUTE, UPLOAD_VALUE, comfyName, nativeName } from "./comfy";
 import { SeedControl, NOTE_TYPES } from "./graph";
 import { InputSchema, NodeSchema, SchemaMap, defaultValue, isWidgetInput } from "./schema";
 import { SUBGRAPH_MODULE, SubgraphDef, subgraphSchemas } from "./subgraph";
@@ -133,12 +133,12 @@ export function toComfyUI(doc: NativeWorkflow, given: SchemaMap, opts: { id?: st
   for (const [id, entry] of Object.entries(doc.nodes)) {
     const schema = schemas[entry.type];
     const nui = entry.ui ?? {};
-    const n = base(id, entry.type, nui.pos, xy(nui.size) ?? estimateSize(schema));
+    const n = base(id, comfyName(entry.type), nui.pos, xy(nui.size) ?? estimateSize(schema));
     if (nui.flags && typeof nui.flags === "object") n.flags = { ...(nui.flags as object) };
     if (typeof nui.mode === "number") n.mode = nui.mode;
     for (const k of ["color", "bgcolor"]) if (typeof nui[k] === "string") n[k] = nui[k];
     if (entry.title) n.title = entry.title;
-    n.properties = { "Node name for S&R": entry.type, ...((nui.properties as object) ?? {}), ...n.properties };
+    n.properties = { "Node name for S&R": n.type, ...((nui.properties as object) ?? {}), ...n.properties };
     const converted = new Set(Array.isArray(nui.converted) ? nui.converted.map(String) : []);
     const slots: InputSchema[] = [...socketsOf(schema)];
     for (const w of widgetsOf(schema)) if (isLink(entry.inputs[w.name]) || converted.has(w.name)) slots.push(w);
@@ -214,7 +214,7 @@ export function editorCanImport(doc: Record<string, unknown>, schemas: SchemaMap
   return (doc.nodes as Partial<UiNode>[]).every((n) => {
     if (!n || typeof n.type !== "string" || (n.mode ?? 0) !== 0) return false;
     if (n.type === REROUTE || NOTE_TYPES.has(n.type) || defIds.has(n.type)) return true;
-    return !FRONTEND_ONLY.has(n.type) && n.type in schemas;
+    return !FRONTEND_ONLY.has(n.type) && nativeName(n.type, schemas) in schemas;
   });
 }
 
@@ -253,7 +253,7 @@ export function fromComfyUI(doc: Record<string, unknown>, given: SchemaMap): Nat
 
   const outputName = (id: string, slot: number): string => {
     const n = uiNodes.get(id);
-    return schemas[n?.type ?? ""]?.outputs[slot]?.name ?? n?.outputs?.[slot]?.name ?? String(slot);
+    return schemas[nativeName(n?.type ?? "", schemas)]?.outputs[slot]?.name ?? n?.outputs?.[slot]?.name ?? String(slot);
   };
   /** The op output a link delivers, through reroutes. */
   const sourceOf = (linkId: unknown, seen = new Set<string>()): { node: string; output: string } | null => {
@@ -287,7 +287,8 @@ export function fromComfyUI(doc: Record<string, unknown>, given: SchemaMap): Nat
       reroutes.push({ id: nativeId(id), pos });
       continue;
     }
-    const schema = schemas[n.type];
+    const type = nativeName(n.type, schemas);
+    const schema = schemas[type];
     const { values, controls } = schema ? readWidgetValues(schema, n.widgets_values) : { values: {}, controls: {} };
     const inputs: Record<string, unknown> = { ...values };
     const hidden: Record<string, unknown> = {};
@@ -310,8 +311,8 @@ export function fromComfyUI(doc: Record<string, unknown>, given: SchemaMap): Nat
     const props = Object.fromEntries(Object.entries(n.properties ?? {}).filter(([k]) => k !== "Node name for S&R" && k !== NATIVE_ID));
     if (Object.keys(props).length) ui.properties = props; // e.g. cnr_id, ver, proxyWidgets: written back as read
     if (Object.keys(hidden).length) ui.linked_values = hidden;
-    const entry: NativeNode = { type: n.type, inputs, ui };
-    if (n.title && n.title !== n.type && n.title !== schema?.display_name) entry.title = n.title;
+    const entry: NativeNode = { type, inputs, ui };
+    if (n.title && n.title !== n.type && n.title !== type && n.title !== schema?.display_name) entry.title = n.title;
     nodes[nativeId(id)] = entry;
   }
   // links into reroutes, kept so the editor draws the reroute chain
