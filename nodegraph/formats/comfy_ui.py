@@ -10,7 +10,8 @@ the server's /api/convert). What the frontend does, we do (see comfy_graph for t
 - widgets_values are positional: they map onto the node type's widget inputs in declaration
   order; an input declared with a control-after-generate widget (e.g. `Seed(...)`) may be followed
   by the control's value ("randomize" ...), which is skipped; a dict maps by name;
-- Reroute, PrimitiveNode, Note and MarkdownNote are resolved away; muted nodes are dropped;
+- Reroute, PrimitiveNode, Note and MarkdownNote are resolved away (the root's notes are kept in
+  `ui.notes` and seeds' control values in each node's `ui.controls`, for the editor); muted nodes are dropped;
   bypassed nodes pass an input of the matching type through, or nothing.
 Values are coerced as ComfyUI's backend does (int() for INT, float() for FLOAT widgets).
 Problems that ComfyUI's frontend tolerates (a link id that is not defined ...) become warnings in
@@ -27,6 +28,7 @@ from .comfy_graph import (BYPASSED, FRONTEND_ONLY, MUTED, PRIMITIVE, REROUTE, SU
                           bypass_input)
 
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
+NOTES = {"Note", "MarkdownNote"}
 
 
 def to_native(doc: dict, registry) -> dict:
@@ -51,8 +53,14 @@ class _Converter:
     def run(self) -> dict:
         self.expand(self.root)
         out: dict[str, Any] = {"version": 1, "nodes": self.nodes}
+        ui = {}
         if self.doc.get("groups"):
-            out["ui"] = {"groups": self.doc["groups"]}
+            ui["groups"] = self.doc["groups"]
+        notes = [note_doc(n) for n in self.root.graph.nodes.values() if n["type"] in NOTES]
+        if notes:
+            ui["notes"] = notes  # shown by the editor, never run
+        if ui:
+            out["ui"] = ui
         meta = {}
         if self.origins:
             meta["origins"] = self.origins
@@ -87,8 +95,10 @@ class _Converter:
         spec = self.registry.get(node["type"])
         inputs: dict[str, Any] = {}
         values = node.get("widgets_values")
+        controls = {}
         if spec is not None and values is not None:
-            inputs.update(widget_inputs(spec, values))
+            literal, controls = _read_widgets(spec, values)
+            inputs.update(literal)
         for k, slot in enumerate(node.get("inputs") or []):
             if not isinstance(slot, dict) or slot.get("link") is None:
                 continue
@@ -107,6 +117,8 @@ class _Converter:
         ui = {k: node[k] for k in ("pos", "size", "color", "bgcolor") if k in node}
         if scope.instance is not None and "pos" in ui:
             ui["pos"] = self._placed(scope, node)
+        if controls:
+            ui["controls"] = controls
         if ui:
             entry["ui"] = ui
         return entry
@@ -254,12 +266,23 @@ class _Converter:
 
 def widget_inputs(spec, values) -> dict[str, Any]:
     """Literal inputs from a node's widgets_values (a list in widget order, or a dict by name)."""
+    return _read_widgets(spec, values)[0]
+
+
+def widget_controls(spec, values) -> dict[str, str]:
+    """The control_after_generate values ("randomize" ...) written after seed-like widgets, by input
+    name, for the editor (which applies them after each queue as ComfyUI's frontend does)."""
+    return _read_widgets(spec, values)[1]
+
+
+def _read_widgets(spec, values) -> tuple[dict[str, Any], dict[str, str]]:
     widgets = [i for i in spec.inputs if i.is_widget]
     if isinstance(values, dict):
-        return {i.name: coerce_literal(i, values[i.name]) for i in widgets if i.name in values}
+        return {i.name: coerce_literal(i, values[i.name]) for i in widgets if i.name in values}, {}
     if not isinstance(values, list):
-        return {}
+        return {}, {}
     out: dict[str, Any] = {}
+    controls: dict[str, str] = {}
     k = 0
     for n, inp in enumerate(widgets):
         if k >= len(values):
@@ -267,8 +290,10 @@ def widget_inputs(spec, values) -> dict[str, Any]:
         out[inp.name] = coerce_literal(inp, values[k])
         k += 1
         if inp.control_after_generate and k < len(values) and _is_control_value(values[k], widgets[n + 1:]):
+            if values[k] in CONTROL_VALUES:
+                controls[inp.name] = values[k]
             k += 1
-    return out
+    return out, controls
 
 
 def _is_control_value(value: Any, following: list) -> bool:
@@ -296,6 +321,20 @@ def coerce_literal(inp, value: Any) -> Any:
     except (ValueError, OverflowError):
         return value
     return value
+
+
+def note_doc(node: dict) -> dict:
+    """A Note / MarkdownNote as the native document keeps it ("ui.notes", the editor's NoteDoc)."""
+    values = node.get("widgets_values")
+    text = values[0] if isinstance(values, list) and values else (node.get("properties") or {}).get("text", "")
+    doc = {"id": str(node["id"]), "type": node["type"], "pos": list(node["pos"][:2]) if _is_pos(node.get("pos")) else [0, 0],
+           "text": str(text)}
+    if _is_pos(node.get("size")):
+        doc["size"] = list(node["size"][:2])
+    for key in ("title", "color", "bgcolor"):
+        if isinstance(node.get(key), str):
+            doc[key] = node[key]
+    return doc
 
 
 def _is_pos(value: Any) -> bool:

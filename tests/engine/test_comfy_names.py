@@ -44,3 +44,20 @@ def test_registry_name_wins(env):
         def get(self, kind):
             return object() if kind == "ComfySwitchNode" else None
     assert native_name("ComfySwitchNode", WithIt()) == "ComfySwitchNode"
+
+
+def test_server_conversion_keeps_notes_and_seed_controls(env):
+    """A UI document the editor cannot show as it is (here: a bypassed node) is converted by the
+    server; its root notes and the seeds' control values still reach the editor."""
+    doc = {"last_node_id": 9, "last_link_id": 1, "version": 0.4, "groups": [], "links": [[1, 1, 0, 2, 0, "INT"]],
+           "nodes": [{"id": 1, "type": "PrimitiveInt", "widgets_values": [3, "randomize"],
+                      "outputs": [{"name": "INT", "type": "INT", "links": [1]}]},
+                     {"id": 2, "type": "PreviewAny", "mode": 4, "inputs": [{"name": "source", "type": "*", "link": 1}]},
+                     {"id": 9, "type": "MarkdownNote", "pos": [5, 6], "size": [300, 80], "widgets_values": ["# hi"],
+                      "color": "#432", "bgcolor": "#653"}]}
+    workflow = parse_workflow(doc, env.registry)
+    assert workflow.nodes["1"].inputs == {"value": 3}
+    assert workflow.nodes["1"].ui["controls"] == {"value": "randomize"}
+    assert workflow.ui["notes"] == [{"id": "9", "type": "MarkdownNote", "pos": [5, 6], "text": "# hi", "size": [300, 80],
+                                     "color": "#432", "bgcolor": "#653"}]
+    assert "9" not in workflow.nodes
