@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { editorCanImport, fromComfyUI, toComfyUI, NATIVE_ID, UiDoc } from "../src/lib/comfyui";
 import { apiToNative, nativeToApi, nextControlValue } from "../src/lib/comfy";
 import { fromNative, isLink, toNative, NativeWorkflow } from "../src/lib/workflow";
-import { isNote, isOp, isReroute } from "../src/lib/graph";
+import { copySelection, isNote, isOp, isReroute, paste } from "../src/lib/graph";
 import { schemas, txt2imgApi } from "./fixtures";
 
 /** The txt2img graph as the editor saves it, with a note, a reroute on the VAE link, a group, a
@@ -213,5 +213,16 @@ describe("node types ComfyUI names otherwise (nodegraph/formats/comfy_names.json
     const api = nativeToApi(doc, schemas);
     expect(api["3"].class_type).toBe("ComfySoftSwitchNode");
     expect(apiToNative({ "3": { class_type: "ComfySwitchNode", inputs: { switch: true } } }).nodes["3"].type).toBe("Switch");
+  });
+});
+
+describe("notes in the editor graph", () => {
+  it("copy and paste a note: a new note id, the text kept, saved in ui.notes", () => {
+    const g = fromNative({ version: 1, nodes: {}, ui: { notes: [{ id: "n1", type: "Note", pos: [0, 0], size: [200, 90], text: "keep me" }] } }, schemas);
+    const { graph, ids } = paste(g, copySelection(g, ["n1"]), { x: 50, y: 50 });
+    expect(ids).toEqual(["n2"]);
+    const saved = toNative(graph, schemas);
+    expect((saved.ui!.notes as { id: string; text: string }[]).map((n) => [n.id, n.text])).toEqual([["n1", "keep me"], ["n2", "keep me"]]);
+    expect(saved.nodes).toEqual({});
   });
 });

@@ -380,7 +380,7 @@ export function paste(g: Graph, clip: Clipboard, at: XY): { graph: Graph; ids: s
   const created: GNode[] = [];
   for (const n of clip.nodes) {
     const all = [...nodes, ...created];
-    const id = isOp(n) ? nextId(all) : nextId(all, isReroute(n) ? "r" : "g");
+    const id = isOp(n) ? nextId(all) : nextId(all, isReroute(n) ? "r" : isNote(n) ? "n" : "g");
     rename.set(n.id, id);
     created.push({
       ...structuredClone(n),
