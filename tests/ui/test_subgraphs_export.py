@@ -35,9 +35,19 @@ def _wait_for_file(folder: Path, pattern: str, timeout: float = 30, before: set 
     raise AssertionError(f"no {pattern} in {folder}")
 
 
-def _latest_job(editor) -> dict:
-    items = editor.server.get("/v1/history?limit=1")["items"]
-    return items[0] if items else {}
+def _history_ids(editor) -> set:
+    return {j["job_id"] for j in editor.server.get("/v1/history?limit=100")["items"]}
+
+
+def _new_finished_job(editor, before: set, timeout: float = 30) -> dict:
+    """The job that finished after `before` was taken (the server outlives one test)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for job in editor.server.get("/v1/history?limit=100")["items"]:
+            if job["job_id"] not in before and job["status"] in ("success", "error", "interrupted"):
+                return job
+        time.sleep(0.2)
+    raise AssertionError("no job finished")
 
 
 def test_export_comfyui_and_png_chunks(editor, artifacts):
@@ -139,12 +149,10 @@ def test_drop_comfyui_png_keeps_notes_reroute_and_controls(editor, artifacts):
     assert wf["nodes"]["3"]["inputs"]["a"] == {"node": "1", "output": "INT"}
 
     # queue: the job runs 5 + 10, then the value moves on (increment), as ComfyUI's frontend does
+    before = _history_ids(editor)
     editor.press("Control+Enter")
     page.wait_for_function("() => window.nodegraph.currentWorkflow().nodes['1'].inputs.value === 6")
-    deadline = time.monotonic() + 30
-    while _latest_job(editor).get("status") != "success" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    job = _latest_job(editor)
+    job = _new_finished_job(editor, before)
     assert job["status"] == "success"
     assert set(job["workflow"]["nodes"]) == {"1", "3", "4"}
     assert job["outputs"]["4"]["text"] == ["15"]
@@ -260,3 +268,64 @@ def test_subgraph_convert_enter_rename_exit_run_unpack(editor, artifacts):
     assert scale["inputs"] == {"image": {"node": inv_id, "output": "IMAGE"}, "upscale_method": "bilinear", "scale_by": 0.25}
     assert wf["nodes"]["4"]["inputs"]["images"] == {"node": scale_id, "output": "IMAGE"}
     editor.screenshot(artifacts / "subgraph-unpacked.png")
+
+
+NESTED = Path(__file__).parents[1] / "comfy_workflows" / "ui_subgraphs_nested.json"
+
+
+def test_comfyui_file_with_nested_subgraphs_opens_runs_and_saves_back(editor, artifacts, tmp_path):
+    import pytest
+
+    checkpoints = editor.server.get("/v1/models/checkpoints")
+    if "nodegraph-default.safetensors" not in checkpoints:
+        pytest.skip("the default checkpoint is not in the models folders")
+    page = editor.page
+    original = json.loads(NESTED.read_text())
+    page.set_input_files("[data-testid=open-file]", str(NESTED))
+    page.wait_for_function("() => window.nodegraph.graph().nodes.filter(n => n.data.kind === 'op').length === 5")
+    generate = next(d for d in original["definitions"]["subgraphs"] if d["name"] == "Generate")
+    expect(editor.node("10")).to_have_attribute("data-node-type", generate["id"])
+    expect(editor.node("10")).to_contain_text("Red")  # the instance's title
+    # the promoted widgets show the instance's values
+    expect(editor.node("10").locator("[name=seed]")).to_have_value("42")
+    expect(editor.node("11").locator("[name=text]")).to_have_value("a yellow square on a green background")
+    editor.screenshot(artifacts / "nested-subgraphs-root.png")
+    # into Generate, then into the Prompt inside it, and back to the root
+    editor.node("10").locator(".ng-node-header").dblclick()
+    expect(page.locator("[data-testid=subgraph-breadcrumb]")).to_contain_text("Generate")
+    inner_prompt = next(n["id"] for n in generate["nodes"] if n["type"] != "KSampler" and n["type"] not in (
+        "CLIPTextEncode", "EmptyLatentImage", "VAEDecode"))
+    editor.node(str(inner_prompt)).locator(".ng-node-header").dblclick()
+    expect(page.locator("[data-testid=subgraph-breadcrumb]")).to_contain_text("Prompt")
+    editor.screenshot(artifacts / "nested-subgraphs-inner.png")
+    page.click("[data-testid=crumb-0]")
+    expect(page.locator("[data-testid=subgraph-bar]")).to_have_count(0)
+
+    # run: the server expands both instances (red circle on blue, yellow square on green)
+    before = set((editor.server.base / "output").glob("*.png"))
+    editor.press("Control+Enter")
+    deadline = time.monotonic() + 120
+    while len(set((editor.server.base / "output").glob("*.png")) - before) < 2 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    made = sorted(set((editor.server.base / "output").glob("*.png")) - before)
+    assert len(made) == 2, made
+    time.sleep(0.3)
+    colours = {}
+    for png in made:
+        with Image.open(png) as im:
+            rgb = im.convert("RGB")
+            colours[png.name.split("_")[0]] = rgb.getpixel((2, 2))  # the background, in a corner
+    assert colours["red"][2] > 150 and colours["red"][0] < 100, colours  # blue background
+    assert colours["yellow"][1] > 100 and colours["yellow"][2] < 100, colours  # green background
+    editor.screenshot(artifacts / "nested-subgraphs-ran.png")
+
+    # saved back in ComfyUI's format: the definitions as they came, the instances typed by them
+    page.click("[data-testid=menu-workflow]")
+    with page.expect_download() as dl:
+        page.click("[data-testid=menu-export-comfyui]")
+    ui = json.loads(Path(dl.value.path()).read_text())
+    assert ui["definitions"] == original["definitions"]
+    assert [(n["id"], n["type"]) for n in ui["nodes"]] == [(n["id"], n["type"]) for n in original["nodes"]]
+    by_id = {n["id"]: n for n in ui["nodes"]}
+    assert by_id[10]["widgets_values"] == [42, "a red circle on a blue background"]
+    assert by_id[11]["widgets_values"] == [7, "fixed", "a yellow square on a green background"]

@@ -118,6 +118,15 @@ describe("a ComfyUI file with nested subgraphs", () => {
     expect(ends(again.links)).toEqual(ends(nested.links));
   });
 
+  it("writes every definition back exactly as it came after a trip through the editor", () => {
+    const defs = nested.definitions.subgraphs as SubgraphDef[];
+    for (const def of defs) {
+      const all = { ...schemas, ...subgraphSchemas(defs, schemas), ...boundarySchemas(def) };
+      const edited = toNative(fromNative(definitionToNative(def, all), all), all);
+      expect(nativeToDefinition(edited, def, all)).toEqual(def); // link ids, localized names, boundary sizes
+    }
+  });
+
   it("enters a definition that holds another, and writes it back the same", () => {
     const defs = nested.definitions.subgraphs as SubgraphDef[];
     const outer = defs.find((d) => d.name === "Generate")!;

@@ -43,6 +43,8 @@ export function widgetValues(schema: NodeSchema, entry: NativeNode, controlsAsSa
   const hidden = (ui.linked_values ?? {}) as Record<string, unknown>;
   const controls = (ui.controls ?? {}) as Record<string, SeedControl>;
   const out: unknown[] = [];
+  // a subgraph node whose promoted widgets are all fed by links shows none: nothing to write
+  if (controlsAsSaved && widgetsOf(schema).every((w) => isLink(entry.inputs[w.name]))) return out;
   for (const inp of widgetsOf(schema)) {
     const v = entry.inputs[inp.name];
     out.push(v !== undefined && !isLink(v) ? v : inp.name in hidden ? hidden[inp.name] : defaultValue(inp));
@@ -138,7 +140,8 @@ export function toComfyUI(doc: NativeWorkflow, given: SchemaMap, opts: { id?: st
     if (typeof nui.mode === "number") n.mode = nui.mode;
     for (const k of ["color", "bgcolor"]) if (typeof nui[k] === "string") n[k] = nui[k];
     if (entry.title) n.title = entry.title;
-    n.properties = { "Node name for S&R": n.type, ...((nui.properties as object) ?? {}), ...n.properties };
+    const isInstance = schema?.module === SUBGRAPH_MODULE;
+    n.properties = { ...(isInstance ? {} : { "Node name for S&R": n.type }), ...((nui.properties as object) ?? {}), ...n.properties };
     const converted = new Set(Array.isArray(nui.converted) ? nui.converted.map(String) : []);
     const slots: InputSchema[] = [...socketsOf(schema)];
     for (const w of widgetsOf(schema)) if (isLink(entry.inputs[w.name]) || converted.has(w.name)) slots.push(w);

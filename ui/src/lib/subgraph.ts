@@ -98,6 +98,19 @@ export function definitionToNative(def: SubgraphDef, schemas: SchemaMap): Native
   const doc = { nodes: [...def.nodes, inNode, outNode], links: def.links, groups: (def.groups as unknown[]) ?? [] };
   const native = fromComfyUI(doc, { ...schemas, ...boundarySchemas(def) });
   if (native.ui) delete native.ui.viewport;
+  // ComfyUI draws its boundary nodes narrow and close; ours are node-wide: move them clear of the
+  // nodes on the canvas, remembering where the file had them (written back unless moved)
+  const room = (id: string, x: number, clear: number, before: boolean) => {
+    const ui = native.nodes[id].ui!;
+    const pos = ui.pos as number[];
+    if (before ? x > clear : x < clear) {
+      ui.pos = [clear, pos[1]];
+      ui.file_pos = [pos[0], pos[1], clear];
+    }
+  };
+  const widest = Math.max(0, ...def.nodes.map((n) => n.size?.[0] ?? 315));
+  room(INPUT_NODE, ib[0], left - 260, true);
+  room(OUTPUT_NODE, ob[0], right + widest + 80, false);
   return native;
 }
 
@@ -149,18 +162,63 @@ export function nativeToDefinition(level: NativeWorkflow, def: SubgraphDef, sche
     (n.outputs[s].links ??= []).push(id);
     outputs[t.k].linkIds.push(id);
   }
-  const bounding = (e: NativeNode | undefined, fallback: number[]) => {
-    const p = e?.ui?.pos as number[] | undefined;
-    return Array.isArray(p) ? [p[0], p[1], 140, 60] : fallback;
+  const bounding = (e: NativeNode | undefined, was: unknown, fallback: number[]) => {
+    let p = e?.ui?.pos as number[] | undefined;
+    const file = e?.ui?.file_pos as number[] | undefined;
+    if (p && file && p[0] === file[2] && p[1] === file[1]) p = [file[0], file[1]]; // not moved: where the file had it
+    const b = (was as { bounding?: number[] } | undefined)?.bounding;
+    return Array.isArray(p) ? [p[0], p[1], b?.[2] ?? 140, b?.[3] ?? 60] : fallback;
   };
+  const nodes = keepIdentity(def, ui.nodes, links, inputs, outputs);
   const state = (def.state as Record<string, unknown> | undefined) ?? {};
   return {
     version: 1, revision: 0, config: {}, widgets: [], extra: {}, ...def,
-    state: { lastGroupId: 0, lastRerouteId: 0, ...state, lastNodeId: ui.last_node_id, lastLinkId: last },
-    inputNode: { id: Number(INPUT_NODE), bounding: bounding(inEntry, [-300, 0, 140, 60]) },
-    outputNode: { id: Number(OUTPUT_NODE), bounding: bounding(outEntry, [600, 0, 140, 60]) },
-    inputs, outputs, nodes: ui.nodes, links, groups: ui.groups,
+    state: {
+      lastGroupId: 0, lastRerouteId: 0, ...state,
+      lastNodeId: Math.max(ui.last_node_id, Number(state.lastNodeId) || 0),
+      lastLinkId: Math.max(0, Number(state.lastLinkId) || 0, ...links.map((l) => l.id)),
+    },
+    inputNode: { id: Number(INPUT_NODE), bounding: bounding(inEntry, def.inputNode, [-300, 0, 140, 60]) },
+    outputNode: { id: Number(OUTPUT_NODE), bounding: bounding(outEntry, def.outputNode, [600, 0, 140, 60]) },
+    inputs, outputs, nodes, links, groups: ui.groups,
   };
+}
+
+/** What a definition had and the rebuilt one would lose: a link between the same slots keeps its id,
+ *  a node and its slots keep the keys the editor does not write (localized_name ...), so a file from
+ *  ComfyUI saves back as it came. Renumbers `links` and the references to them in place. */
+function keepIdentity(was: SubgraphDef, nodes: UiNode[], links: LinkObj[], inputs: SubgraphSlot[], outputs: SubgraphSlot[]): UiNode[] {
+  const ends = (l: LinkObj) => `${l.origin_id}:${l.origin_slot}>${l.target_id}:${l.target_slot}`;
+  const old = new Map((was.links ?? []).map((l) => [ends(l), l.id]));
+  let next = Math.max(0, ...(was.links ?? []).map((l) => l.id), ...links.map((l) => l.id));
+  const remap = new Map<number, number>();
+  for (const l of links) {
+    const kept = old.get(ends(l));
+    remap.set(l.id, kept ?? ++next);
+    if (kept !== undefined) old.delete(ends(l));
+  }
+  const id = (v: number) => remap.get(v) ?? v;
+  for (const l of links) l.id = id(l.id);
+  links.sort((a, b) => a.id - b.id);
+  for (const s of [...inputs, ...outputs]) s.linkIds = (s.linkIds ?? []).map(id);
+  const before = new Map((was.nodes ?? []).map((n) => [n.id, n]));
+  return nodes.map((n) => {
+    for (const s of n.inputs) if (typeof s.link === "number") s.link = id(s.link);
+    for (const s of n.outputs) if (Array.isArray(s.links)) s.links = s.links.map(id);
+    const o = before.get(n.id);
+    if (!o || o.type !== n.type) return n;
+    const merge = <T extends { name: string; [k: string]: unknown }>(mine: T[], theirs: T[] | undefined) =>
+      mine.map((slot) => {
+        const t = theirs?.find((x) => x.name === slot.name);
+        if (!t) return slot;
+        const out = { ...t, ...slot };
+        if (!("slot_index" in t)) delete out.slot_index;
+        return out;
+      });
+    const out: UiNode = { ...o, ...n, inputs: merge(n.inputs, o.inputs), outputs: merge(n.outputs, o.outputs) };
+    for (const k of ["inputs", "outputs"] as const) if (!(k in o) && !out[k].length) delete (out as Partial<UiNode>)[k];
+    return out;
+  });
 }
 
 const uuid = () =>

@@ -217,14 +217,16 @@ export function fromNative(doc: NativeWorkflow, schemas: SchemaMap): LoadedGraph
         if (!isWidgetInput(inp)) continue;
         const v = entry.inputs?.[inp.name];
         values[inp.name] = v !== undefined && !isLink(v) ? v : inp.name in hidden ? hidden[inp.name] : defaultValue(inp);
-        if (inp.control_after_generate) controls[inp.name] = "fixed";
+        // a subgraph's promoted seed has a control only where its file wrote one (frontends differ)
+        if (inp.control_after_generate && schema.module !== "subgraph") controls[inp.name] = "fixed";
       }
     }
     for (const [name, v] of Object.entries(entry.inputs ?? {})) {
       if (!isLink(v) && !(name in values)) values[name] = v; // unknown inputs survive a round trip
     }
     const savedControls = (ui.controls ?? {}) as Record<string, SeedControl>;
-    for (const [k, v] of Object.entries(savedControls)) if (k in controls || !schema) controls[k] = v;
+    for (const [k, v] of Object.entries(savedControls))
+      if (k in controls || !schema || schema.inputs.some((i) => i.name === k && i.control_after_generate)) controls[k] = v;
     const data: OpData = { kind: "op", nodeType: entry.type, values };
     if (entry.title) data.title = entry.title;
     if (Array.isArray(ui.converted) && ui.converted.length) data.converted = ui.converted.map(String);
