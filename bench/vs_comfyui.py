@@ -71,6 +71,12 @@ def nodegraph_worker(args) -> None:
 
     from nodes.diffusion import unet_compile
     unet_compile.set_enabled(args.compile)  # only graphed calls use it: the eager rows stay eager
+
+    def compile_for(scenario_name: str) -> None:
+        """--compile-models: compile on for this job's model or not (per model, so each U-Net's graphs
+        see one setting and are never re-captured for a switch; cn1 runs the SD1.5 U-Net)."""
+        model = "sdxl" if scenario_name == "sdxl" else "sd15"
+        unet_compile.set_enabled(args.compile and model in args.compile_models)
     folder = Path(args.ckpt).parent
     registry = default_registry(plugins_dir=None)
     for pack in ("nodes.primitives", "nodes.image", "nodes.diffusion"):  # a source tree not pip-installed
@@ -86,6 +92,7 @@ def nodegraph_worker(args) -> None:
     def queue(job):
         """job["jobs"] single-image jobs one after another, as a queue runs them: seconds for all."""
         cuda_graphs.set_enabled(job["mode"] == "graphs")
+        compile_for("sd15")
         torch.cuda.synchronize()
         t0 = time.perf_counter()
         for i in range(job["jobs"]):
@@ -117,6 +124,7 @@ def nodegraph_worker(args) -> None:
         if job.get("jobs"):
             return queue(job)
         cuda_graphs.set_enabled(job["mode"] == "graphs")
+        compile_for(job.get("scenario", "sd15"))
         scenario = SCENARIOS[job.get("scenario", "sd15")]
         size = scenario["size"] or args.size
         doc = workflow(size, job["batch"], args.steps, seed=job["seed"], controlnets=scenario["controlnets"])
@@ -311,11 +319,15 @@ def main() -> None:
                    help="batch-1 rows besides SD1.5: SDXL 1024² (random SDXL base), SD1.5 + one ControlNet")
     p.add_argument("--out", default=None, help="folder for the results (markdown + json)")
     p.add_argument("--time-limit", type=float, default=1e9,
-                   help="seconds after which no new round starts (the report covers the rounds run)")
+                   help="no warm round starts that would end after this many seconds, judged by the last round "
+                        "(the report covers the rounds run; it is rewritten after each warm round)")
     p.add_argument("--compile-wait", type=float, default=300,
                    help="seconds to wait after the cold round for nodegraph's background torch.compile")
     p.add_argument("--no-compile", dest="compile", action="store_false",
                    help="nodegraph's fast path without the background torch.compile of the U-Net")
+    p.add_argument("--compile-models", nargs="*", default=["sd15", "sdxl"], choices=["sd15", "sdxl"],
+                   help="the U-Nets compiled in the background (sd15 also serves the ControlNet row); the others "
+                        "keep the eager kernels under their CUDA graphs (a shorter compile wait)")
     p.add_argument("--tag", default="", help="suffix of the result files' names")
     p.add_argument("--worker", choices=["nodegraph", "comfy"], default=None)
     args = p.parse_args(mine)
@@ -334,7 +346,7 @@ def main() -> None:
         build("build_random_checkpoint(Path(%s), 'sdxl')", ckpt.parent / SCENARIOS["sdxl"]["ckpt"])
     if "cn1" in args.extra:  # the original (cldm) layout, which both engines load
         build("build_controlnet(Path(%s), 'original')", ckpt.parent.parent / "controlnet" / "cn0.safetensors")
-    common = ([] if args.compile else ["--no-compile"]) + ["--ckpt", str(ckpt), "--steps", str(args.steps), "--size", str(args.size), "--comfy", args.comfy]
+    common = ([] if args.compile else ["--no-compile"]) + ["--compile-models", *args.compile_models] + ["--ckpt", str(ckpt), "--steps", str(args.steps), "--size", str(args.size), "--comfy", args.comfy]
     ng = Worker("nodegraph", common + ["--worker", "nodegraph"])
     cf = Worker("comfy", common + ["--worker", "comfy", "--", *theirs])
     engines = [("nodegraph eager", ng, "eager"), ("nodegraph fast", ng, "graphs"), ("ComfyUI", cf, None)]
@@ -342,10 +354,13 @@ def main() -> None:
     try:
         runs = [("sd15", b) for b in args.batches] + [(extra, 1) for extra in args.extra]
         started = time.monotonic()
-        for rnd in range(1 + args.reps):
-            if rnd > 1 and time.monotonic() - started > args.time_limit:
+        last_round_s = 0.0
+        wanted = args.reps
+        for rnd in range(1 + wanted):
+            round_start = time.monotonic()
+            # no warm round starts that would end after --time-limit (judged by the last round's length)
+            if rnd > 1 and round_start - started + last_round_s > args.time_limit:
                 print(f"time limit: {rnd - 1} warm rounds", flush=True)
-                args.reps = rnd - 1
                 break
             for scenario, batch in runs:
                 order = engines[rnd % 3:] + engines[:rnd % 3]
@@ -354,7 +369,8 @@ def main() -> None:
                     r.update(engine=name, batch=batch, round=rnd, scenario=scenario)
                     rows.append(r)
                     psnr = r.get("psnr_vs_other_mode")
-                    print(f"round {rnd} {scenario} batch {batch} {name:>16}: {r['its']:7.2f} it/s  VAE {r['vae_ms']:6.1f} ms  "
+                    print(f"[{time.monotonic() - started:4.0f} s] "
+                          f"round {rnd} {scenario} batch {batch} {name:>16}: {r['its']:7.2f} it/s  VAE {r['vae_ms']:6.1f} ms  "
                           f"peak {r['peak_gib']:.2f} GiB" + (f"  PSNR fast/eager {psnr:.1f} dB" if psnr else ""),
                           flush=True)
             if rnd == 0:  # the fast path's background torch.compile: done, swapped in, graphs re-captured
@@ -365,7 +381,7 @@ def main() -> None:
                         ng.run({"batch": batch, "seed": 999, "mode": "graphs", "scenario": scenario})
                     r = ng.run({"cmd": "wait_compile", "timeout": max(0.0, deadline - time.monotonic())})
                     done = sum(len(c) for c in r["compile_s"]) + sum(len(f) for f in r["failed"])
-                    print(f"background torch.compile: waited {r['waited_s']:.1f} s (all done: {r['all_done']}); "
+                    print(f"[{time.monotonic() - started:4.0f} s] background torch.compile: waited {r['waited_s']:.1f} s (all done: {r['all_done']}); "
                           f"mode {r['mode']}, seconds per compiled call {r['compile_s']}, failures {r['failed']}",
                           flush=True)
                     if done == compiled or not r["all_done"]:
@@ -377,7 +393,12 @@ def main() -> None:
                     r = worker.run({"jobs": args.queue, "seed": 2000 + rnd, "mode": mode})
                     r.update(engine=name, batch=f"queue{args.queue}", round=rnd)
                     rows.append(r)
-                    print(f"round {rnd} queue of {args.queue} {name:>16}: {r['queue_s']:6.2f} s", flush=True)
+                    print(f"[{time.monotonic() - started:4.0f} s] "
+                          f"round {rnd} queue of {args.queue} {name:>16}: {r['queue_s']:6.2f} s", flush=True)
+            if rnd > 0:  # the report of the warm rounds so far, written each round: a run cut off keeps it
+                args.reps = rnd
+                report(args, rows, echo=False)
+                last_round_s = time.monotonic() - round_start
         for mode in ("eager", "graphs"):  # where nodegraph still synchronises, per whole job
             r = ng.run({"cmd": "syncdebug", "batch": 1, "seed": 5, "mode": mode})
             print(f"sync debug, nodegraph {mode}, one job of {args.steps} steps: "
@@ -390,7 +411,7 @@ def main() -> None:
     report(args, rows)
 
 
-def report(args, rows) -> None:
+def report(args, rows, echo: bool = True) -> None:
     import torch
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -440,7 +461,8 @@ def report(args, rows) -> None:
         lines += ["", f"nodegraph fast path vs eager, same seed: PSNR of the decoded images min {min(psnrs):.1f} dB "
                   f"over {len(psnrs)} pairs"]
     text = "\n".join(lines) + "\n"
-    print(text)
+    if echo:
+        print(text)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -214,7 +214,7 @@ def _sample(model, seed, batch=1, cfg=7.0):
 
 
 @cuda
-def test_graphs_give_the_eager_images_and_are_reused_and_invalidated():
+def test_cuda_graphs_give_the_eager_images_and_are_reused_and_invalidated():
     unet = C.tiny_components("sd1", seed=3)["unet"].eval().to("cuda", torch.float16)
     model = DiffusionModel(unet, "sd1")
     runner = cuda_graphs.GraphRunner.for_module(unet)
