@@ -16,9 +16,12 @@ no job waits for dynamo. The inductor cache (FX graphs, autotuning) lives in TOR
 by default ~/.cache/nodegraph/inductor, for later processes to reuse (how much that saves is not
 measured yet).
 
-Opt-in for now: NODEGRAPH_COMPILE=1 turns it on (`--no-compile` or NODEGRAPH_COMPILE=0 keep it off). The
-kernel speed-up is measured (below); the swap-in under live jobs has its GPU test
-(test_cuda_background_compile_...) but has not yet run on a GPU, so it is not the default. NODEGRAPH_COMPILE_MODE picks the mode (default "default":
+Opt-in for now: NODEGRAPH_COMPILE=1 turns it on (`--no-compile` or NODEGRAPH_COMPILE=0 keep it off). On an
+H100 (bench/results/vs_comfyui-...-d.md) it takes SD1.5 from 93 to 138 it/s at batch 1 and from 34 to 48 at
+batch 4, and its GPU test (test_cuda_background_compile_...) passes; but the compile runs on a thread of the
+jobs' interpreter and starves them while it lasts (77-90 s per signature with a cold cache): the first job
+sampled at 1.6 it/s instead of 64, a batch-4 job beside the compile at 0.4 it/s instead of 31. It becomes the
+default once the compile leaves the jobs' interpreter (a compile process filling the inductor cache). NODEGRAPH_COMPILE_MODE picks the mode (default "default":
 measured on an H100, SD1.5 batch 8: 29.7 -> 19.7 ms per U-Net call, 71 s to compile;
 "max-autotune-no-cudagraphs" autotunes longer; the CUDA graphs are always our own capture).
 
