@@ -424,6 +424,10 @@ def _as_v1_result(cls, result) -> dict:
     out: dict = {}
     if result.args:
         out["result"] = result.args
+    if result.block_execution is not None:  # as ComfyUI: every output blocks what uses it
+        from ...expansion import ExecutionBlocker
+
+        out["result"] = ExecutionBlocker(result.block_execution)
     if result.ui is not None:
         ui = result.ui.as_dict() if isinstance(result.ui, _UIOutput) else dict(result.ui)
         out["ui"] = {k: list(v) if isinstance(v, tuple) else v for k, v in ui.items()}
