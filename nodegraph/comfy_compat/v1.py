@@ -174,7 +174,8 @@ def adapt(name: str, cls: type, pack: str, display_name: str | None = None) -> t
             inputs.append(inp)
             if raw:
                 raw_links.add(input_name)
-    hidden = {k: v for k, v in (declared.get("hidden") or {}).items() if v in HIDDEN_KINDS}
+    hidden = {k: kind for k, v in (declared.get("hidden") or {}).items()
+              if (kind := v[0] if isinstance(v, (tuple, list)) and v else v) in HIDDEN_KINDS}  # V3 writes (kind,)
     required = [i.name for i in inputs if not i.optional]
 
     def call_args(kwargs: dict, args: list[str], varkw: bool) -> dict:

@@ -77,7 +77,7 @@ class Output:
     Parent: Any = None
 
     def __init__(self, id: str = None, display_name: str = None, tooltip: str = None, is_output_list=False) -> None:
-        self.id, self.display_name, self.tooltip, self.is_output_list = id, display_name or id, tooltip, is_output_list
+        self.id, self.display_name, self.tooltip, self.is_output_list = id, display_name, tooltip, is_output_list
 
     @property
     def io_type(self) -> str:
@@ -390,8 +390,8 @@ class ComfyNode(metaclass=_V1Surface):
             options = inp.as_dict()
             options.pop("optional", None)
             declared.setdefault("optional" if inp.optional else "required", {})[inp.id] = (inp.get_io_type(), options)
-        if schema.hidden:
-            declared["hidden"] = {Hidden(h).name: Hidden(h).value for h in schema.hidden}
+        if schema.hidden:  # as ComfyUI's get_v1_info: {name: (kind,)}
+            declared["hidden"] = {Hidden(h).name: (Hidden(h).value,) for h in schema.hidden}
         return declared
 
     @classmethod
