@@ -31,7 +31,7 @@ class NumberDisplay(str, Enum):
 
 
 def _pruned(d: dict) -> dict:
-    return {k: v for k, v in d.items() if v is not None and v is not False}
+    return {k: v for k, v in d.items() if v is not None}  # as ComfyUI's prune_dict: False stays
 
 
 # --- inputs and outputs -------------------------------------------------------------------------
@@ -192,6 +192,7 @@ class Combo(ComfyTypeIO):
 
         def as_dict(self):
             return super().as_dict() | _pruned({
+                "multiselect": False,  # ComfyUI's single-choice Combo says so (MultiCombo says True)
                 "options": self.options, "control_after_generate": self.control_after_generate,
                 **({self.upload.value: True} if self.upload is not None else {}),
                 "image_folder": self.image_folder.value if self.image_folder else None})

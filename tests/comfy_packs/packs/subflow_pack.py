@@ -8,12 +8,18 @@ from comfy_execution.graph_utils import GraphBuilder
 class TestSubflowInvertBlend:
     @classmethod
     def INPUT_TYPES(cls):
+        # options only ComfyUI's frontend reads (round, display, placeholder, dynamicPrompts): /object_info keeps them
         return {"required": {"image": ("IMAGE",),
-                             "factor": ("FLOAT", {"default": 0.25, "min": 0.0, "max": 1.0, "step": 0.05}),
-                             "filename_prefix": ("STRING", {"default": "subflow"})}}
+                             "factor": ("FLOAT", {"default": 0.25, "min": 0.0, "max": 1.0, "step": 0.05,
+                                                  "round": 0.01, "display": "slider"}),
+                             "filename_prefix": ("STRING", {"default": "subflow", "placeholder": "file name prefix",
+                                                            "dynamicPrompts": False,
+                                                            "tooltip": "where the blend is saved"})}}
 
     RETURN_TYPES = ("IMAGE", "IMAGE")
     RETURN_NAMES = ("doubled", "blended")
+    OUTPUT_TOOLTIPS = ("the blend at twice the size", "the blend")
+    DESCRIPTION = "Blends an image with its inverse, saves it, and doubles it."
     FUNCTION = "expand"
     CATEGORY = "test_pack/subflow"
 
