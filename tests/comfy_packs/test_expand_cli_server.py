@@ -9,6 +9,7 @@ import json
 import time
 
 import numpy as np
+import pytest
 from PIL import Image
 from tests.server.conftest import ServerThread
 from tests.server.test_comfy_protocol import ComfySocket, post
@@ -52,11 +53,12 @@ def history_of(http, prompt_id) -> dict:
     return history[prompt_id]
 
 
-def test_server_runs_them_with_comfyuis_messages(tmp_path, comfy_registry):
+@pytest.mark.parametrize("in_process", [True, pytest.param(False, marks=pytest.mark.slow)])  # False: the
+def test_server_runs_them_with_comfyuis_messages(tmp_path, comfy_registry, in_process):    # worker process
     for name in ("models", "output", "input", "temp"):
         (tmp_path / name).mkdir()
     env = Environment(registry=comfy_registry, folders=Folders(tmp_path))
-    with ServerThread(env, tmp_path) as server, server.client() as http:
+    with ServerThread(env, tmp_path, in_process=in_process) as server, server.client() as http:
         socket = ComfySocket(server, "expand-client")
         try:
             answer = post(http, SUBFLOW, client_id="expand-client").json()
