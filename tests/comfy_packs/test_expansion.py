@@ -96,3 +96,17 @@ def test_a_bad_expansion_names_the_pack_node(comfy_env):
     assert error["node_id"] == "2" and error["node_type"] == "TestBrokenExpansion"
     assert error["exception_message"].startswith("the expansion of node 2 (TestBrokenExpansion): node 2.0.0.1 "
                                                  "(ImageBlur): input 'blur_radius': ")
+
+
+def test_a_node_called_once_per_item_expands_once_per_call(comfy_env):
+    """ComfyUI sets GraphBuilder's prefix to <node>.<call index>.0. before each call and joins the
+    calls' resolved results (execution.py merge_result_data)."""
+    prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 2, "height": 2, "batch_size": 2, "color": 0}},
+              "2": {"class_type": "TestImageListFromBatch", "inputs": {"images": ["1", 0]}},
+              "3": {"class_type": "TestSubflowV3Invert", "inputs": {"image": ["2", 0]}},
+              "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}}}
+    result = Executor(comfy_env).run(prompt)
+    assert result.status == "success", result.errors
+    assert {"3.0.0.1", "3.1.0.1"} <= set(result.executed)
+    inverted = result.values["3"][0]
+    assert len(inverted) == 2 and all(torch.equal(i, torch.ones(1, 2, 2, 3)) for i in inverted)

@@ -136,3 +136,17 @@ def test_an_execution_blocker_stops_what_uses_it_and_the_run_goes_on(env):
     assert (blocked["node_id"], blocked["exception_message"], blocked["exception_type"]) == (
         "3", "Execution Blocked: not today", "ExecutionBlocked")
     assert [d["node"] for d in rec.of("executed")] == ["5"]
+
+
+def test_an_expansion_may_link_to_a_workflow_node_nothing_else_needed(env):
+    flow = wf(n1={"type": "Source", "inputs": {"value": 41, "tag": "aside"}},  # no output depends on it
+              n2={"type": "Alias", "inputs": {"source": "1"}},
+              n3={"type": "AddOne", "inputs": {"x": L("2")}},
+              n4={"type": "Collect", "inputs": {"value": L("3")}})
+    result = Executor(env).run(flow)
+    assert result.status == "success", result.errors
+    assert result.outputs["4"] == {"values": [42]} and result.executed == ["1", "2", "3", "4"]  # 2 ends after 1
+    missing = Executor(env).run(wf(n2={"type": "Alias", "inputs": {"source": "nowhere"}},
+                                   n4={"type": "Collect", "inputs": {"value": L("2")}}))
+    assert missing.errors[0]["exception_message"] == ("the expansion of node 2 (Alias): output 0 links to node "
+                                                      "'nowhere', which does not exist")

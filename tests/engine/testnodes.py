@@ -221,3 +221,15 @@ class BlockUnless:
         from nodegraph import ExecutionBlocker
 
         return x if allow else ExecutionBlocker(message or None)
+
+
+@node(category="test")
+class Alias:
+    """Expands into nothing: its output is a link to the workflow node named by `source`."""
+    inputs = [String("source", "1")]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, source):
+        from nodegraph import Expansion, link
+
+        return Expansion({}, (link(source, 0),))
