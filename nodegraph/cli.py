@@ -153,8 +153,11 @@ def cmd_run(args) -> int:
             return
         if event == "executing" and data.get("node") is not None:
             node_id = data["node"]
-            entry = workflow.nodes[node_id]
-            current["label"] = f"{node_id} {entry.title or entry.type}"
+            entry = workflow.nodes.get(node_id)
+            if entry is not None:
+                current["label"] = f"{node_id} {entry.title or entry.type}"
+            else:  # a node an expansion added: shown with the workflow node it stands for
+                current["label"] = f"{node_id} (expanded, in node {data.get('display_node')})"
             if bar is not None:
                 bar.close()
                 bar = None
@@ -170,7 +173,10 @@ def cmd_run(args) -> int:
         elif event == "warning":
             print(f"⚠ node {data['node']} ({data['node_type']}): {data['message']}", file=sys.stderr)
         elif event == "execution_error":
-            print(f"✗ node {data['node_id']} ({data['node_type']}): {data['exception_message']}", file=sys.stderr)
+            inside = (f" in expanded node {data['expanded_node']} ({data['expanded_node_type']})"
+                      if data.get("expanded_node") else "")
+            print(f"✗ node {data['node_id']} ({data['node_type']}){inside}: {data['exception_message']}",
+                  file=sys.stderr)
             if args.verbose:
                 print("".join(data["traceback"]), file=sys.stderr)
 

@@ -302,14 +302,17 @@ class Context:
     The executor makes one per node. Everything but the environment has a default, so a test makes a
     real one with only what it needs, e.g. `Context(env, node_type="KSampler", emit=record)`.
     `workflow` is the native document as JSON, or a function giving it (serialised on first use);
-    `control` is the run's RunControl (a fresh one when not given)."""
+    `control` is the run's RunControl (a fresh one when not given); `graph` the run's RunGraph
+    (nodegraph/expansion.py: the workflow's nodes and those expansions added), None outside a run."""
 
-    __slots__ = ("env", "node_id", "node_type", "job_id", "_workflow", "extra", "_emit", "control", "ui")
+    __slots__ = ("env", "node_id", "node_type", "job_id", "_workflow", "extra", "_emit", "control", "ui", "graph")
 
     def __init__(self, env: Any = None, *, node_id: str = "", node_type: str = "", job_id: str = "",
                  workflow: dict | Callable[[], dict] | None = None, extra: dict | None = None,
-                 emit: Callable[[str, dict], None] | None = None, control: RunControl | None = None) -> None:
+                 emit: Callable[[str, dict], None] | None = None, control: RunControl | None = None,
+                 graph: Any = None) -> None:
         self.env = env
+        self.graph = graph
         self.node_id = node_id
         self.node_type = node_type
         self.job_id = job_id

@@ -42,11 +42,12 @@ ALIASES = {
     "latent_preview": "nodegraph.comfy_compat.latent_preview",
     "comfy_api": "nodegraph.comfy_compat.comfy_api",
     "comfy_api.latest": "nodegraph.comfy_compat.comfy_api.latest",
+    "comfy_execution": "nodegraph.comfy_compat.comfy_execution",
+    "comfy_execution.graph": "nodegraph.comfy_compat.comfy_execution.graph",
+    "comfy_execution.graph_utils": "nodegraph.comfy_compat.comfy_execution.graph_utils",
 }
 # ComfyUI modules a pack may import at module level that are not provided (yet): importable, every name explains itself
-PENDING = ("comfy.cli_args", "comfy.model_base", "comfy.ops",
-           "comfy.clip_vision", "comfy.controlnet", "comfy_extras", "comfy_execution", "comfy_execution.graph",
-           "comfy_execution.graph_utils")
+PENDING = ("comfy.cli_args", "comfy.model_base", "comfy.ops", "comfy.clip_vision", "comfy.controlnet", "comfy_extras")
 COMFY_PACKAGES = ("comfy", "comfy_extras", "comfy_execution", "comfy_api", "comfy_api_nodes", "latent_preview",
                   "folder_paths", "node_helpers", "server", "execution", "app", "nodes")
 

@@ -21,7 +21,11 @@ ComfyUI class; the executor only ever sees NodeSpecs. Semantics follow ComfyUI 0
   that call happens when the node runs, as nodegraph's validation hook sees literals only.
 - check_lazy_status: asked which lazy inputs to compute, with None for those not computed yet.
 - Results: a tuple (or list), or {"ui": {...}, "result": (...)}; ui entries go to the node's
-  executed event. Node expansion ({"expand": ...}) is not supported yet and says so.
+  executed event. {"expand": graph, "result": (...)} (a GraphBuilder graph, links [id, index] in the
+  result) becomes a nodegraph Expansion; before each call GraphBuilder's default prefix is set to
+  "<node id>.<call index>.0." as ComfyUI sets it. An ExecutionBlocker (as the result or inside it)
+  blocks what uses it. A node with a hidden UNIQUE_ID (or NOT_IDEMPOTENT) is cached per node id, as
+  ComfyUI's cache signature does.
 """
 from __future__ import annotations
 
@@ -31,9 +35,12 @@ import math
 import uuid
 from typing import Any
 
+from ..expansion import ExecutionBlocker, Expansion
 from ..node import MISSING, Input, Output, node
 from ..types import COMBO, STRING
 from . import model_surface, runtime
+from .comfy_execution.graph import DynamicPrompt
+from .comfy_execution.graph_utils import GraphBuilder, is_link as is_comfy_link
 
 HIDDEN_KINDS = ("PROMPT", "EXTRA_PNGINFO", "UNIQUE_ID", "DYNPROMPT", "AUTH_TOKEN_COMFY_ORG", "API_KEY_COMFY_ORG")
 WIDGET_NAMES = ("INT", "FLOAT", "STRING", "BOOLEAN")
@@ -167,7 +174,8 @@ def adapt(name: str, cls: type, pack: str, display_name: str | None = None) -> t
             inputs.append(inp)
             if raw:
                 raw_links.add(input_name)
-    hidden = {k: v for k, v in (declared.get("hidden") or {}).items() if v in HIDDEN_KINDS}
+    hidden = {k: kind for k, v in (declared.get("hidden") or {}).items()
+              if (kind := v[0] if isinstance(v, (tuple, list)) and v else v) in HIDDEN_KINDS}  # V3 writes (kind,)
     required = [i.name for i in inputs if not i.optional]
 
     def call_args(kwargs: dict, args: list[str], varkw: bool) -> dict:
@@ -184,9 +192,11 @@ def adapt(name: str, cls: type, pack: str, display_name: str | None = None) -> t
         comfy_name = name
         comfy_raw_links = frozenset(raw_links)
         comfy_hidden = hidden
+        cache_by_node_id = "UNIQUE_ID" in hidden.values() or bool(getattr(cls, "NOT_IDEMPOTENT", False))
 
         def __init__(self) -> None:
             self.obj = None
+            self.calls = 0  # the call index of GraphBuilder's default prefix
 
         def instance(self):
             if self.obj is None:
@@ -201,9 +211,16 @@ def adapt(name: str, cls: type, pack: str, display_name: str | None = None) -> t
                 kwargs.update(hidden_values(ctx, hidden, input_is_list))
                 if wants_types:
                     _validate_with_types(ctx, name, validate_fn, kwargs, validate_args, validate_kwargs)
+                GraphBuilder.set_default_prefix(ctx.node_id, self.calls, 0)
+                self.calls += 1
                 result = _call(getattr(self.instance(), function), kwargs)
                 results = _results(name, result, len(ComfyV1Node.outputs), ctx,
                                    [o.is_list for o in ComfyV1Node.outputs])
+                if isinstance(results, Expansion):  # computed values inside it are unwrapped the same way
+                    return Expansion({node_id: {**entry, "inputs": {k: model_surface.unwrap(v)
+                                                                    for k, v in entry["inputs"].items()}}
+                                      for node_id, entry in results.nodes.items()},
+                                     tuple(model_surface.unwrap(v) for v in results.outputs))
                 return tuple(model_surface.unwrap(v) for v in results)  # ModelPatcher ... -> our handles
 
         def check_lazy(self, ctx, **kwargs):
@@ -266,19 +283,22 @@ async def _await(awaitable):
     return await awaitable
 
 
-def _results(name: str, result, count: int, ctx, is_list: list[bool]) -> tuple:
+def _results(name: str, result, count: int, ctx, is_list: list[bool]):
+    if isinstance(result, ExecutionBlocker):
+        return tuple(result for _ in range(count))
     if isinstance(result, dict):
-        if "expand" in result:
-            raise NotImplementedError(f"{name} returned a node expansion ('expand'), which nodegraph does not "
-                                      "support yet for ComfyUI packs")
         ui = result.get("ui")
         if ui:
             if not isinstance(ui, dict):
                 raise TypeError(f"{name} returned ui={ui!r}; expected a dict of lists")
             ctx.show(**ui)
+        if result.get("expand") is not None:
+            return _expansion(name, result["expand"], result.get("result"), count)
         if "result" not in result:  # ComfyUI: an output node may return only its UI
             return tuple([] if listed else None for listed in is_list)
         result = result["result"]
+        if isinstance(result, ExecutionBlocker):
+            return tuple(result for _ in range(count))
     if result is None and count == 0:
         return ()
     if not isinstance(result, (tuple, list)):
@@ -289,6 +309,32 @@ def _results(name: str, result, count: int, ctx, is_list: list[bool]) -> tuple:
     return tuple(result[:count])
 
 
+def _expansion(name: str, graph, result, count: int) -> Expansion:
+    """ComfyUI's {"expand": {id: {"class_type", "inputs", "override_display_id"?}}, "result": (...)} as
+    our Expansion: links [id, index] become {"node", "output"}; other values pass as they are."""
+    if not isinstance(graph, dict):
+        raise TypeError(f"{name} returned expand={type(graph).__name__}; expected a dict of nodes (GraphBuilder.finalize())")
+    nodes = {}
+    for node_id, entry in graph.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("class_type"), str):
+            raise TypeError(f"{name} expanded into node {node_id!r} = {entry!r}; expected "
+                            "{'class_type': name, 'inputs': {...}}")
+        node_entry = {"type": entry["class_type"],
+                      "inputs": {k: _native_value(v) for k, v in (entry.get("inputs") or {}).items()}}
+        if entry.get("override_display_id") is not None:
+            node_entry["display"] = str(entry["override_display_id"])
+        nodes[str(node_id)] = node_entry
+    if isinstance(result, ExecutionBlocker):
+        result = tuple(result for _ in range(count))
+    if result is not None and not isinstance(result, (tuple, list)):
+        raise TypeError(f"{name} returned an expansion whose result is {type(result).__name__}, not a tuple")
+    return Expansion(nodes, tuple(_native_value(v) for v in (result or ())))
+
+
+def _native_value(value):
+    return {"node": value[0], "output": int(value[1])} if is_comfy_link(value) else value
+
+
 # --- hidden inputs, raw links -------------------------------------------------------------------------
 def hidden_values(ctx, hidden: dict[str, str], as_list: bool) -> dict:
     out = {}
@@ -296,7 +342,7 @@ def hidden_values(ctx, hidden: dict[str, str], as_list: bool) -> dict:
         if kind == "PROMPT":
             value = comfy_prompt(ctx)
         elif kind == "DYNPROMPT":
-            value = DynamicPrompt(comfy_prompt(ctx))
+            value = DynamicPrompt(comfy_prompt(ctx), getattr(ctx, "graph", None))
         elif kind == "EXTRA_PNGINFO":
             value = ctx.extra.get("extra_pnginfo")
         elif kind == "UNIQUE_ID":
@@ -321,48 +367,33 @@ def comfy_prompt(ctx) -> dict:
         return {}
 
 
-class DynamicPrompt:
-    """The read side of ComfyUI's DynamicPrompt over the job's API prompt."""
-
-    def __init__(self, prompt: dict) -> None:
-        self.original_prompt = prompt
-
-    def get_node(self, node_id):
-        if node_id not in self.original_prompt:
-            raise KeyError(f"node {node_id} not found")
-        return self.original_prompt[node_id]
-
-    def has_node(self, node_id) -> bool:
-        return node_id in self.original_prompt
-
-    def all_node_ids(self) -> set:
-        return set(self.original_prompt)
-
-    def get_original_prompt(self) -> dict:
-        return self.original_prompt
+def _node_entry(ctx, node_id: str) -> dict:
+    """A node of the run as {"type", "inputs"}: from the run's graph (which has the nodes expansions
+    added), else from the workflow."""
+    graph = getattr(ctx, "graph", None)
+    if graph is not None:
+        return graph.entry(node_id) or {}
+    return (ctx.workflow.get("nodes") or {}).get(node_id) or {}
 
 
 def _raw_link(ctx, input_name: str):
     """A rawLink input: the link itself as ComfyUI writes it, [source node id, output index]."""
-    entry = (ctx.workflow.get("nodes") or {}).get(ctx.node_id, {})
-    value = (entry.get("inputs") or {}).get(input_name)
+    value = (_node_entry(ctx, ctx.node_id).get("inputs") or {}).get(input_name)
     if not (isinstance(value, dict) and "node" in value):
         return value
     output = value["output"]
     if isinstance(output, str):
-        src = ctx.workflow["nodes"][value["node"]]["type"]
-        spec = ctx.env.registry.get(src)
+        spec = ctx.env.registry.get(_node_entry(ctx, value["node"]).get("type"))
         output = spec.output_index.get(output, output) if spec is not None else output
     return [value["node"], output]
 
 
 def _validate_with_types(ctx, name, fn, kwargs, args, varkw) -> None:
     """VALIDATE_INPUTS(input_types=...) at run time: the linked inputs' types from the workflow."""
-    nodes = ctx.workflow.get("nodes") or {}
     received = {}
-    for input_name, value in ((nodes.get(ctx.node_id) or {}).get("inputs") or {}).items():
+    for input_name, value in (_node_entry(ctx, ctx.node_id).get("inputs") or {}).items():
         if isinstance(value, dict) and "node" in value:
-            spec = ctx.env.registry.get(nodes[value["node"]]["type"])
+            spec = ctx.env.registry.get(_node_entry(ctx, value["node"]).get("type"))
             if spec is not None:
                 index = spec.output_index.get(value["output"], value["output"])
                 received[input_name] = spec.outputs[int(index)].type.name

@@ -131,6 +131,10 @@ def input_entry(inp, env) -> list:
 
 
 def object_info(spec: NodeSpec, env) -> dict:
+    if getattr(spec.cls, "comfy_class", None) is not None:  # a ComfyUI pack's node: as ComfyUI writes it
+        from ..comfy_compat.node_info import pack_node_info
+
+        return pack_node_info(spec, env)
     required = {i.name: input_entry(i, env) for i in spec.inputs if not i.optional}
     optional = {i.name: input_entry(i, env) for i in spec.inputs if i.optional}
     inputs: dict[str, Any] = {"required": required}

@@ -181,7 +181,7 @@ class Worker:
                 self.hub.post(data.get("event"), data.get("data"), data.get("client_id"))
                 return
             if event in ("executing", "executed"):
-                data["display_node"] = data.get("node")
+                data.setdefault("display_node", data.get("node"))
             if event == "executing" and data.get("node") is None:
                 finals.append(data)
                 return

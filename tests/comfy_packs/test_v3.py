@@ -30,12 +30,13 @@ def test_v3_nodes_load_with_their_schema(comfy_registry):
 
     tint = latest.io.ComfyNode.__subclasses__()
     declared = next(c for c in tint if c.__name__ == "TestV3Tint").INPUT_TYPES()
-    assert declared["required"]["channel"] == ("COMBO", {"default": "red", "options": ["red", "green", "blue"]})
+    assert declared["required"]["channel"] == ("COMBO", {"default": "red", "multiselect": False,
+                                                         "options": ["red", "green", "blue"]})
     assert declared["required"]["factor"] == ("FLOAT", {"default": 0.5, "min": 0.0, "max": 2.0, "step": 0.25})
     assert declared["optional"] == {"mask": ("MASK", {})}
-    assert declared["hidden"] == {"unique_id": "UNIQUE_ID"}
+    assert declared["hidden"] == {"unique_id": ("UNIQUE_ID",)}  # get_v1_info writes (hidden.value,)
     describe = next(c for c in tint if c.__name__ == "TestV3Describe")
-    assert describe.INPUT_TYPES()["hidden"] == {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
+    assert describe.INPUT_TYPES()["hidden"] == {"prompt": ("PROMPT",), "extra_pnginfo": ("EXTRA_PNGINFO",)}
     assert describe.OUTPUT_NODE and describe.RETURN_TYPES == ()
     assert [o.name for o in spec.outputs] == ["tinted", "width"]
 

@@ -141,3 +141,95 @@ class WeightsSum:
 
     def run(self, ctx, weights_name):
         return ctx.models.load("things", weights_name, _sum_of)
+
+
+# --- expansion (nodegraph/expansion.py) -----------------------------------------------------------
+@node(category="test")
+class AddN:
+    """Expands into a chain of n AddOne nodes (or into `inner` nodes of another type, to fail)."""
+    inputs = [Input("x", INT), Int("n", 3, min=0, max=100), String("inner", "AddOne")]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, x, n, inner):
+        from nodegraph import Expansion, link
+
+        count("AddN")
+        nodes, previous = {}, x  # the first node gets the computed value itself
+        for k in range(n):
+            nid = f"{ctx.node_id}.{k}"
+            nodes[nid] = {"type": inner, "inputs": {"x": previous, **({"tag": f"step{k}"} if inner == "AddOne" else {})}}
+            previous = link(nid, 0)
+        return Expansion(nodes, (previous,))
+
+
+@node(category="test")
+class CountTo:
+    """A loop by recursion: below `stop`, expands into AddOne -> CountTo again (ComfyUI's while loops
+    do the same with GraphBuilder)."""
+    inputs = [Input("x", INT), Int("stop", 5, min=0, max=1000)]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, x, stop):
+        from nodegraph import Expansion, link
+
+        if x >= stop:
+            return x
+        step, again = f"{ctx.node_id}.add", f"{ctx.node_id}.again"
+        return Expansion({step: {"type": "AddOne", "inputs": {"x": x}},
+                          again: {"type": "CountTo", "inputs": {"x": link(step, 0), "stop": stop}}},
+                         (link(again, 0),))
+
+
+@node(category="test")
+class LazyPick:
+    """Expands into RemembersLazyAnswer choosing between two Source nodes: lazy inputs of expanded nodes."""
+    inputs = [Boolean("use_a", True)]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, use_a):
+        from nodegraph import Expansion, link
+
+        p = ctx.node_id
+        return Expansion({f"{p}.a": {"type": "Source", "inputs": {"value": 10, "tag": "lazy-a"}},
+                          f"{p}.b": {"type": "Source", "inputs": {"value": 20, "tag": "lazy-b"}},
+                          f"{p}.pick": {"type": "RemembersLazyAnswer",
+                                        "inputs": {"use_a": use_a, "a": link(f"{p}.a", 0), "b": link(f"{p}.b", 0)}},
+                          f"{p}.show": {"type": "Collect", "inputs": {"value": link(f"{p}.pick", 0), "tag": "inside"}}},
+                         (link(f"{p}.pick", 0),))
+
+
+@node(category="test")
+class SlowInside:
+    """Expands into Steps (which waits on GATE when wait=1): interrupt must reach it."""
+    inputs = [Input("x", INT)]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, x):
+        from nodegraph import Expansion, link
+
+        nid = f"{ctx.node_id}.steps"
+        return Expansion({nid: {"type": "Steps", "inputs": {"x": x, "n": 50, "wait": 1}}}, (link(nid, 0),))
+
+
+@node(category="test")
+class BlockUnless:
+    """Passes x through, or blocks whatever uses it (ComfyUI's ExecutionBlocker)."""
+    inputs = [Input("x", INT), Boolean("allow", False), String("message", "")]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, x, allow, message):
+        from nodegraph import ExecutionBlocker
+
+        return x if allow else ExecutionBlocker(message or None)
+
+
+@node(category="test")
+class Alias:
+    """Expands into nothing: its output is a link to the workflow node named by `source`."""
+    inputs = [String("source", "1")]
+    outputs = [Output("INT", INT)]
+
+    def run(self, ctx, source):
+        from nodegraph import Expansion, link
+
+        return Expansion({}, (link(source, 0),))

@@ -31,7 +31,7 @@ class NumberDisplay(str, Enum):
 
 
 def _pruned(d: dict) -> dict:
-    return {k: v for k, v in d.items() if v is not None and v is not False}
+    return {k: v for k, v in d.items() if v is not None}  # as ComfyUI's prune_dict: False stays
 
 
 # --- inputs and outputs -------------------------------------------------------------------------
@@ -77,7 +77,7 @@ class Output:
     Parent: Any = None
 
     def __init__(self, id: str = None, display_name: str = None, tooltip: str = None, is_output_list=False) -> None:
-        self.id, self.display_name, self.tooltip, self.is_output_list = id, display_name or id, tooltip, is_output_list
+        self.id, self.display_name, self.tooltip, self.is_output_list = id, display_name, tooltip, is_output_list
 
     @property
     def io_type(self) -> str:
@@ -192,6 +192,7 @@ class Combo(ComfyTypeIO):
 
         def as_dict(self):
             return super().as_dict() | _pruned({
+                "multiselect": False,  # ComfyUI's single-choice Combo says so (MultiCombo says True)
                 "options": self.options, "control_after_generate": self.control_after_generate,
                 **({self.upload.value: True} if self.upload is not None else {}),
                 "image_folder": self.image_folder.value if self.image_folder else None})
@@ -390,8 +391,8 @@ class ComfyNode(metaclass=_V1Surface):
             options = inp.as_dict()
             options.pop("optional", None)
             declared.setdefault("optional" if inp.optional else "required", {})[inp.id] = (inp.get_io_type(), options)
-        if schema.hidden:
-            declared["hidden"] = {Hidden(h).name: Hidden(h).value for h in schema.hidden}
+        if schema.hidden:  # as ComfyUI's get_v1_info: {name: (kind,)}
+            declared["hidden"] = {Hidden(h).name: (Hidden(h).value,) for h in schema.hidden}
         return declared
 
     @classmethod
@@ -424,6 +425,10 @@ def _as_v1_result(cls, result) -> dict:
     out: dict = {}
     if result.args:
         out["result"] = result.args
+    if result.block_execution is not None:  # as ComfyUI: every output blocks what uses it
+        from ...expansion import ExecutionBlocker
+
+        out["result"] = ExecutionBlocker(result.block_execution)
     if result.ui is not None:
         ui = result.ui.as_dict() if isinstance(result.ui, _UIOutput) else dict(result.ui)
         out["ui"] = {k: list(v) if isinstance(v, tuple) else v for k, v in ui.items()}
