@@ -132,6 +132,7 @@ def mount_routes(app, state) -> None:
     runtime.bind_env(state.env)
     PromptServer.instance.hub = state.hub
     routes.mount(app, PromptServer.instance.routes)
+    routes.mount(app, PromptServer.instance.app.route_defs)  # what packs added to ComfyUI's aiohttp app
 
 
 __all__ = ["is_comfy_module", "load_pack", "register", "install", "V3_LOADER"]

@@ -10,6 +10,7 @@ behaves as torchvision does; anything else raises an error saying the stand-in l
 from __future__ import annotations
 
 import enum
+import importlib.machinery
 import sys
 import types
 
@@ -177,6 +178,9 @@ def _module(name: str, attrs: dict) -> types.ModuleType:
     module = types.ModuleType(name)
     module.__dict__.update(attrs)
     setattr(module, STAND_IN_MARK, True)
+    # importlib.util.find_spec("torchvision") raises ValueError on a module without a spec (libraries
+    # such as transformers probe that way while a pack imports)
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None)
 
     def __getattr__(attr: str):
         if attr.startswith("__"):
@@ -197,9 +201,12 @@ def build() -> dict[str, types.ModuleType]:
     f2 = _module("torchvision.transforms.v2.functional", dict(functional))
     v2 = _module("torchvision.transforms.v2", {**classes, "functional": f2})
     transforms = _module("torchvision.transforms", {**classes, "functional": f1, "v2": v2})
-    root = _module("torchvision", {"transforms": transforms, "__version__": "0.0+nodegraph-stand-in"})
+    # torchvision.io: nothing in it, but libraries that see "torchvision" import it at module level
+    # (transformers' video_utils, which BLIP/CLIP processors pull in); its names fail when used
+    io = _module("torchvision.io", {})
+    root = _module("torchvision", {"transforms": transforms, "io": io, "__version__": "0.0+nodegraph-stand-in"})
     return {"torchvision": root, "torchvision.transforms": transforms, "torchvision.transforms.functional": f1,
-            "torchvision.transforms.v2": v2, "torchvision.transforms.v2.functional": f2}
+            "torchvision.transforms.v2": v2, "torchvision.transforms.v2.functional": f2, "torchvision.io": io}
 
 
 def needed() -> bool:
