@@ -98,11 +98,12 @@ def core_class(spec) -> type:
                      for out, items in zip(spec.outputs, result))
 
     attrs = {"INPUT_TYPES": classmethod(INPUT_TYPES), "RETURN_TYPES": tuple(o.type.name for o in spec.outputs),
-             "RETURN_NAMES": tuple(o.name for o in spec.outputs),
-             "OUTPUT_IS_LIST": tuple(o.is_list for o in spec.outputs), "FUNCTION": function,
+             "RETURN_NAMES": tuple(o.name for o in spec.outputs), "FUNCTION": function,
              "CATEGORY": spec.category, "OUTPUT_NODE": spec.output_node, "DESCRIPTION": spec.description,
              "execute": execute, function: execute, "__module__": "nodes",
              "__doc__": f"nodegraph's {spec.name}, seen as a ComfyUI class."}
+    if any(o.is_list for o in spec.outputs):  # as ComfyUI's core classes: absent unless a list comes out,
+        attrs["OUTPUT_IS_LIST"] = tuple(o.is_list for o in spec.outputs)  # so subclasses may add outputs
     return type(spec.name, (), attrs)
 
 

@@ -133,5 +133,14 @@ def _instance_missing(name: str):
     return _module_missing(name)
 
 
+def _aiohttp_web():
+    try:
+        from aiohttp import web
+    except ImportError:
+        from . import aiohttp_web as web
+    return web
+
+
+web = _aiohttp_web()  # ComfyUI's server.py imports aiohttp's web; packs use it as server.web
 PromptServer()
 __getattr__ = _module_missing

@@ -1,0 +1,178 @@
+"""The names popular public packs reach for beyond the basics (found by bench/comfy_packs_try.py),
+through the test pack public_like/public_surface. Expected behaviour: ComfyUI 0.8's comfy/utils.py
+(common_upscale, state_dict_prefix_replace, set_attr/get_attr), comfy/comfy_types/node_typing.py (IO),
+comfy/k_diffusion/utils.py (FolderOfImages), server.py (BinaryEventTypes and send_sync of preview
+images, app routes) and execution.py (PromptQueue.currently_running tuples)."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from nodegraph.environment import Environment
+from nodegraph.executor import Executor
+from nodegraph.folders import Folders
+from nodegraph.registry import default_registry
+
+PUBLIC_LIKE = Path(__file__).parent / "public_like"
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return default_registry(PUBLIC_LIKE)
+
+
+@pytest.fixture
+def env(tmp_path, registry):
+    for name in ("models", "output", "input", "temp"):
+        (tmp_path / name).mkdir()
+    return Environment(registry=registry, folders=Folders(tmp_path))
+
+
+def L(node, output=0):
+    return {"node": node, "output": output}
+
+
+def run(env, nodes, outputs=None):
+    events = []
+    result = Executor(env).run({"version": 1, "nodes": nodes}, outputs=outputs,
+                               on_event=lambda e, d: events.append((e, d)))
+    return result, events
+
+
+def test_the_pack_imports_with_every_node(registry):
+    assert [p.message for p in registry.problems] == []
+    assert {"PublicResize", "PublicPreview", "PublicQueueInfo", "PublicRequeue", "PublicFolderCount"} <= set(registry.specs)
+    assert registry.specs["PublicResize"].input_by_name["image"].type.name == "IMAGE"  # IO.IMAGE is "IMAGE"
+
+
+def test_common_upscale_takes_comfyuis_keyword_names(env):
+    result, _ = run(env, {
+        "img": {"type": "EmptyImage", "inputs": {"width": 4, "height": 3, "batch_size": 1, "color": 0x3366CC}},
+        "big": {"type": "PublicResize", "inputs": {"image": L("img"), "width": 8, "height": 6}},
+        "show": {"type": "PreviewAny", "inputs": {"source": L("big")}}})
+    assert result.status == "success", result.errors
+    image = result.value("img")
+    expected = F.interpolate(image.movedim(-1, 1), size=(6, 8), mode="bilinear").movedim(1, -1)
+    assert torch.allclose(result.value("big"), expected)
+
+
+def test_a_core_node_subclass_may_add_an_output(env):
+    result, _ = run(env, {
+        "img": {"type": "EmptyImage", "inputs": {"width": 4, "height": 3, "batch_size": 1, "color": 0x3366CC}},
+        "inv": {"type": "PublicInvertWithNote", "inputs": {"image": L("img")}},
+        "show": {"type": "PreviewAny", "inputs": {"source": L("inv", 1)}}})
+    assert result.status == "success", result.errors
+    assert torch.equal(result.value("inv"), 1.0 - result.value("img")) and result.value("inv", 1) == "inverted"
+
+
+def test_binary_preview_events_become_the_nodes_previews(env):
+    result, events = run(env, {
+        "img": {"type": "EmptyImage", "inputs": {"width": 5, "height": 4, "batch_size": 1, "color": 0xFF0000}},
+        "pv": {"type": "PublicPreview", "inputs": {"image": L("img")}}})
+    assert result.status == "success", result.errors
+    previews = [d for e, d in events if e == "preview"]
+    assert [(p["node"], p["image_format"]) for p in previews] == [("pv", "JPEG"), ("pv", "PNG")]
+    for p in previews:
+        assert isinstance(p["image"], Image.Image) and p["image"].size == (5, 4)
+        assert p["image"].convert("RGB").getpixel((2, 2))[0] > 240
+
+
+def test_prompt_queue_shows_the_running_job_and_refuses_changes(env):
+    result, _ = run(env, {"q": {"type": "PublicQueueInfo", "inputs": {"tag": "t"}},
+                          "show": {"type": "PreviewAny", "inputs": {"source": L("q", 2)}}})
+    assert result.status == "success", result.errors
+    remaining, prompt_id, kinds = (result.value("q", i) for i in range(3))
+    assert remaining == 1 and prompt_id == result.job_id and kinds == "PreviewAny,PublicQueueInfo"
+    result, _ = run(env, {"r": {"type": "PublicRequeue", "inputs": {}}})
+    [error] = result.errors
+    assert error["exception_type"].endswith("UnsupportedComfyFeature")
+    assert "pack 'public_surface' uses server.PromptServer.instance.prompt_queue.put" in error["exception_message"]
+
+
+def test_folder_of_images_lists_images_recursively(env, tmp_path):
+    folder = tmp_path / "frames"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("b.png", "sub/a.JPG", "notes.txt"):
+        Image.new("RGB", (2, 2)).save(folder / name, format="PNG") if name != "notes.txt" else (folder / name).write_text("x")
+    result, _ = run(env, {"c": {"type": "PublicFolderCount", "inputs": {"folder": str(folder)}},
+                          "show": {"type": "PreviewAny", "inputs": {"source": L("c")}}})
+    assert result.status == "success", result.errors
+    assert result.value("c") == 2
+    from comfy.k_diffusion.utils import FolderOfImages
+
+    listed = FolderOfImages(folder)
+    assert [p.name for p in listed.paths] == ["b.png", "a.JPG"] and listed[0][0].mode == "RGB"
+
+
+def test_app_routes_and_static_folders_are_mounted(env, registry):
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from nodegraph import comfy_compat
+
+    app = Starlette()
+    comfy_compat.mount_routes(app, SimpleNamespace(env=env, hub=None))
+    client = TestClient(app)
+    for prefix in ("", "/api"):
+        assert client.get(prefix + "/public_surface/count").json() == {"count": 3}
+        static = client.get(prefix + "/public_surface_static/hello.js")
+        assert static.status_code == 200 and "static folder" in static.text
+
+
+def test_comfy_utils_state_dict_and_attribute_helpers(registry):
+    import comfy.utils
+
+    sd = {"model.a": 1, "model.b.c": 2, "other": 3}
+    assert comfy.utils.state_dict_prefix_replace(sd, {"model.": "m."}) is sd  # in place, as ComfyUI
+    assert sd == {"m.a": 1, "m.b.c": 2, "other": 3}
+    filtered = comfy.utils.state_dict_prefix_replace({"x.1": 1, "y": 2}, {"x.": ""}, filter_keys=True)
+    assert filtered == {"1": 1}
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    old = comfy.utils.set_attr(net, "0.bias", torch.nn.Parameter(torch.zeros(2)))
+    assert comfy.utils.get_attr(net, "0.bias").sum() == 0 and old.shape == (2,)
+    comfy.utils.set_attr_param(net, "0.weight", torch.ones(2, 2))
+    assert isinstance(net[0].weight, torch.nn.Parameter) and not net[0].weight.requires_grad
+
+
+def test_io_compares_as_comfyui_does(registry):
+    from comfy.comfy_types.node_typing import IO
+
+    assert IO.IMAGE == "IMAGE" and str(IO.ANY) == "*" and {IO.MASK: 1}["MASK"] == 1
+    assert not (IO.ANY != "LATENT") and not (IO.NUMBER != "INT") and not (IO.INT != "FLOAT,INT")
+    assert IO.IMAGE != "MASK" and IO.IMAGE != 3
+
+
+def test_model_management_names(registry):
+    import comfy.model_management as mm
+
+    x = torch.ones(2, dtype=torch.float32)
+    assert mm.cast_to(x) is x and mm.cast_to(x, dtype=torch.float16).dtype == torch.float16
+    assert mm.should_use_fp16(torch.device("cpu")) is False and mm.is_directml_enabled() is False
+    assert issubclass(mm.OOM_EXCEPTION, Exception)
+
+
+def test_torchvision_stand_in_answers_find_spec_and_io():
+    from nodegraph.comfy_compat import torchvision_stand_in
+
+    modules = torchvision_stand_in.build()
+    saved = {name: sys.modules.get(name) for name in modules}
+    sys.modules.update(modules)
+    try:
+        assert importlib.util.find_spec("torchvision") is not None  # no ValueError for a spec-less module
+        from torchvision import io  # transformers imports it when it sees torchvision
+
+        with pytest.raises(AttributeError, match="uses torchvision.io.read_video, which torchvision is not installed"):
+            io.read_video
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
