@@ -6,7 +6,9 @@ every node whose inputs nodegraph can make up on synthetic inputs, and print a t
 PACKS_DIR holds the packs as they are cloned (one folder each); they are third-party code and stay
 out of this repository (e.g. /tmp/packs). Each pack is loaded in its own Python process (packs
 change sys.modules; one that hangs or crashes must not take the others down), through the registry's
-plugin discovery, beside the built-in packs.
+plugin discovery, beside the built-in packs, in a fresh folder with ComfyUI's models/, input/,
+output/ and temp/ (the pack's requirements must be importable: install them, or put a --target
+folder on PYTHONPATH).
 
 A node is run when each of its required inputs is IMAGE, MASK, LATENT or a widget (INT, FLOAT,
 STRING, BOOLEAN, COMBO): a 64x48 picture (colour gradients and a white disc), a mask of the disc,
@@ -130,10 +132,7 @@ def try_pack(path: Path, timeout: float) -> dict:
     pack_nodes = [name for name, spec in registry.specs.items()
                   if name not in builtin and not spec.name.startswith("TrySynthetic")]
     report["loaded"] = len(pack_nodes)
-    base = Path(tempfile.mkdtemp(prefix="comfy_packs_try_"))
-    for sub in ("models", "input", "output", "temp"):
-        (base / sub).mkdir()
-    env = Environment(registry=registry, folders=Folders(base))
+    env = Environment(registry=registry, folders=Folders(Path.cwd()))  # the parent made a fresh folder
     executor = Executor(env)
 
     def alarm(signum, frame):
@@ -207,10 +206,15 @@ def pack_version(path: Path) -> str:
 
 
 def run_child(path: Path, timeout: float, pack_timeout: float) -> dict:
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        cmd = [sys.executable, __file__, "--one", str(path), "--timeout", str(timeout), "--json", out.name]
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.NamedTemporaryFile(suffix=".json") as out, tempfile.TemporaryDirectory(prefix="comfy_packs_try_") as home:
+        for sub in ("models", "input", "output", "temp"):  # ComfyUI's folders, where the pack's import looks
+            (Path(home) / sub).mkdir()
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--one", str(path), "--timeout", str(timeout),
+               "--json", out.name]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=pack_timeout)
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=pack_timeout, cwd=home, env=env)
         except subprocess.TimeoutExpired:
             return {"pack": path.name, "crashed": f"the pack's process ran past {pack_timeout:g} s", "nodes": {}}
         text = Path(out.name).read_text()

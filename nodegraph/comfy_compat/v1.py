@@ -93,7 +93,7 @@ def make_input(node_name: str, name: str, entry, *, optional: bool, is_list: boo
                                     "name or a list of choices")
     if kind in WIDGET_NAMES:
         bounded = not relaxed and kind in ("INT", "FLOAT")
-        return Input(name, kind, default=options.get("default", MISSING),
+        return Input(name, kind, default=_widget_default(kind, options.get("default", MISSING)),
                      min=options.get("min") if bounded else None, max=options.get("max") if bounded else None,
                      step=options.get("step") if kind in ("INT", "FLOAT") else None,
                      multiline=bool(options.get("multiline")), display=str(options.get("display") or ""),
@@ -290,6 +290,16 @@ def _results(name: str, result, count: int, ctx, is_list: list[bool]) -> tuple:
 
 
 # --- hidden inputs, raw links -------------------------------------------------------------------------
+def _widget_default(kind: str, default):
+    """ComfyUI casts widget values to their type when it validates (int(val) for INT, float(val) for
+    FLOAT), so packs declare INT defaults such as 0.0 and still get 0."""
+    if kind == "INT" and isinstance(default, float) and default.is_integer():
+        return int(default)
+    if kind == "FLOAT" and isinstance(default, int) and not isinstance(default, bool):
+        return float(default)
+    return default
+
+
 def hidden_values(ctx, hidden: dict[str, str], as_list: bool) -> dict:
     out = {}
     for input_name, kind in hidden.items():

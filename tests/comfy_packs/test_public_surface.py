@@ -72,6 +72,27 @@ def test_a_core_node_subclass_may_add_an_output(env):
     assert torch.equal(result.value("inv"), 1.0 - result.value("img")) and result.value("inv", 1) == "inverted"
 
 
+def test_int_widgets_declared_with_float_defaults_run_with_ints(env, registry):
+    spec = registry.specs["PublicStep"]
+    assert spec.input_by_name["start"].default == 1 and type(spec.input_by_name["start"].default) is int
+    assert type(spec.input_by_name["scale"].default) is float
+    result, _ = run(env, {"s": {"type": "PublicStep", "inputs": {}},
+                          "show": {"type": "PreviewAny", "inputs": {"source": L("s")}}})
+    assert result.status == "success", result.errors
+    assert result.value("s") == 2 and type(result.value("s")) is int and result.value("s", 1) == 3.0
+
+
+def test_the_input_directory_is_made_when_missing(registry, tmp_path):
+    import folder_paths
+
+    from nodegraph.comfy_compat import runtime
+
+    env = SimpleNamespace(folders=Folders(tmp_path / "fresh"))
+    with runtime.using_env(env):
+        made = folder_paths.get_input_directory()  # ComfyUI's folder_paths makes it at import
+    assert Path(made).is_dir() and Path(made) == (tmp_path / "fresh" / "input").resolve()
+
+
 def test_binary_preview_events_become_the_nodes_previews(env):
     result, events = run(env, {
         "img": {"type": "EmptyImage", "inputs": {"width": 5, "height": 4, "batch_size": 1, "color": 0xFF0000}},

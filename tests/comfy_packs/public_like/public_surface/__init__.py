@@ -102,6 +102,22 @@ class PublicRequeue:
         return {}
 
 
+class PublicStep:
+    """An INT declared with float numbers, as Comfyroll's schedulers do (ComfyUI casts with int())."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"start": ("INT", {"default": 1.0, "min": 0, "max": 10.0}),
+                             "scale": ("FLOAT", {"default": 2, "min": 0, "max": 10})}}
+
+    RETURN_TYPES = ("INT", "FLOAT")
+    FUNCTION = "step"
+    CATEGORY = "public_surface"
+
+    def step(self, start, scale):
+        return (start + 1, scale * 1.5)
+
+
 class PublicFolderCount(CheckLazyMixin):
     @classmethod
     def INPUT_TYPES(cls):
@@ -125,6 +141,6 @@ class PublicInvertWithNote(ImageInvert):
         return (*getattr(super(), ImageInvert.FUNCTION)(**kwargs), "inverted")
 
 
-NODE_CLASS_MAPPINGS = {"PublicInvertWithNote": PublicInvertWithNote,
+NODE_CLASS_MAPPINGS = {"PublicStep": PublicStep, "PublicInvertWithNote": PublicInvertWithNote,
                        "PublicResize": PublicResize, "PublicPreview": PublicPreview, "PublicQueueInfo": PublicQueueInfo,
                        "PublicRequeue": PublicRequeue, "PublicFolderCount": PublicFolderCount}
