@@ -13,7 +13,8 @@ folder on PYTHONPATH).
 A node is run when each of its required inputs is IMAGE, MASK, LATENT or a widget (INT, FLOAT,
 STRING, BOOLEAN, COMBO): a 64x48 picture (colour gradients and a white disc), a mask of the disc,
 a 4-channel latent of that picture's size, and each widget's default (a COMBO's default, else its
-first choice). Optional inputs of other types are left out. The node runs through nodegraph's
+first choice; without a default, what ComfyUI's frontend puts in the widget: min or 0, "", false),
+optional widgets included, as the frontend sends them all. Optional inputs of other types are left out. The node runs through nodegraph's
 Executor, each output shown by a PreviewAny (so the node runs as an ancestor of the requested
 outputs); an input that takes only links (forceInput) gets one from a Primitive node. "ran" means it returned without an error; the values are
 not checked (default widgets are not always meaningful), "failed" prints the error's first line.
@@ -154,7 +155,7 @@ def try_pack(path: Path, timeout: float) -> dict:
                         continue
                     nodes.setdefault(kind, {"type": f"TrySynthetic{kind.title()}", "inputs": {}})
                     inputs[inp.name] = {"node": kind, "output": 0}
-                elif kind in RUNNABLE and inp.is_widget and (not inp.optional or inp.has_default):
+                elif kind in RUNNABLE and inp.is_widget:  # optional ones too: ComfyUI's frontend sends every widget
                     inputs[inp.name] = widget_value(inp, env)
                 elif kind in PRIMITIVES and not inp.optional:  # forceInput: a link from our primitive node
                     value = inp.default if inp.has_default else {"STRING": "a red circle"}.get(kind, 0)
@@ -212,7 +213,8 @@ def run_child(path: Path, timeout: float, pack_timeout: float) -> dict:
             (Path(home) / sub).mkdir()
         cmd = [sys.executable, str(Path(__file__).resolve()), "--one", str(path), "--timeout", str(timeout),
                "--json", out.name]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # nodes that download weights fail at once
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=pack_timeout, cwd=home, env=env)
         except subprocess.TimeoutExpired:

@@ -82,6 +82,10 @@ def install() -> None:
             parent, _, child = name.rpartition(".")
             if parent:
                 setattr(sys.modules[parent], child, module)
+    if sys.modules["comfy_extras"].__name__ == ALIASES["comfy_extras"]:  # ComfyUI's nodes_* modules: our nodes
+        from .comfy_extras import node_modules
+
+        node_modules.install(sys.modules["comfy_extras"])
     for alias in ALIASES:  # submodules as attributes of their parents (comfy.samplers, comfy.k_diffusion.sampling)
         parent, _, child = alias.rpartition(".")
         if parent:

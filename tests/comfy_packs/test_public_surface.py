@@ -93,6 +93,24 @@ def test_the_input_directory_is_made_when_missing(registry, tmp_path):
     assert Path(made).is_dir() and Path(made) == (tmp_path / "fresh" / "input").resolve()
 
 
+def test_comfy_extras_node_modules_answer_with_our_nodes(env, registry):
+    import comfy_extras
+
+    result, _ = run(env, {
+        "dst": {"type": "EmptyImage", "inputs": {"width": 6, "height": 4, "batch_size": 1, "color": 0}},
+        "src": {"type": "EmptyImage", "inputs": {"width": 2, "height": 2, "batch_size": 1, "color": 0x00FF00}},
+        "c": {"type": "PublicComposite", "inputs": {"destination": L("dst"), "source": L("src"), "x": 1, "y": 1,
+                                                    "resize_source": False}},
+        "show": {"type": "PreviewAny", "inputs": {"source": L("c")}}})
+    assert result.status == "success", result.errors
+    out = result.value("c")
+    assert out[0, 1, 1, 1] == 1.0 and out[0, 0, 0, 1] == 0.0 and out[0, 2, 2, 1] == 1.0 and out[0, 3, 3, 1] == 0.0
+    with pytest.raises(AttributeError, match="uses comfy_extras.nodes_custom_sampler.Noise_NotANode"):
+        comfy_extras.nodes_custom_sampler.Noise_NotANode
+    with pytest.raises(ImportError):  # a module ComfyUI 0.8 does not have stays missing
+        import comfy_extras.nodes_that_never_were  # noqa: F401
+
+
 def test_binary_preview_events_become_the_nodes_previews(env):
     result, events = run(env, {
         "img": {"type": "EmptyImage", "inputs": {"width": 5, "height": 4, "batch_size": 1, "color": 0xFF0000}},

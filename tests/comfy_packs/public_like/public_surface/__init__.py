@@ -15,7 +15,9 @@ import server
 from aiohttp import web
 from comfy.comfy_types.node_typing import IO, CheckLazyMixin
 from comfy.k_diffusion.utils import FolderOfImages
+from comfy_extras import nodes_mask
 from comfy_extras.chainner_models import model_loading  # noqa: F401
+from comfy_extras.nodes_latent import LatentBatch  # noqa: F401  (rgthree's power_puter)
 from PIL import Image
 from nodes import ImageInvert
 from server import BinaryEventTypes, PromptServer
@@ -102,6 +104,11 @@ class PublicRequeue:
         return {}
 
 
+class PublicComposite(nodes_mask.ImageCompositeMasked):
+    """A comfy_extras node class reused, as rgthree's SDXL prompts reuse CLIPTextEncodeSDXL."""
+    CATEGORY = "public_surface"
+
+
 class PublicStep:
     """An INT declared with float numbers, as Comfyroll's schedulers do (ComfyUI casts with int())."""
 
@@ -141,6 +148,6 @@ class PublicInvertWithNote(ImageInvert):
         return (*getattr(super(), ImageInvert.FUNCTION)(**kwargs), "inverted")
 
 
-NODE_CLASS_MAPPINGS = {"PublicStep": PublicStep, "PublicInvertWithNote": PublicInvertWithNote,
+NODE_CLASS_MAPPINGS = {"PublicStep": PublicStep, "PublicComposite": PublicComposite, "PublicInvertWithNote": PublicInvertWithNote,
                        "PublicResize": PublicResize, "PublicPreview": PublicPreview, "PublicQueueInfo": PublicQueueInfo,
                        "PublicRequeue": PublicRequeue, "PublicFolderCount": PublicFolderCount}
