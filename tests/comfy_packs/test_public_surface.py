@@ -163,6 +163,13 @@ def test_app_routes_and_static_folders_are_mounted(env, registry):
         assert client.get(prefix + "/public_surface/count").json() == {"count": 3}
         static = client.get(prefix + "/public_surface_static/hello.js")
         assert static.status_code == 200 and "static folder" in static.text
+        assert client.get(prefix + "/web_only/ping").json() == {"pong": True}
+
+
+def test_a_pack_with_only_a_web_folder_is_a_comfyui_pack(registry):
+    [load] = [load for load in registry.loads if load.name == "web_only"]
+    assert (load.kind, load.nodes, load.failed) == ("comfyui", 0, False)  # `server` was importable for it
+    assert registry.web_directories["web_only"] == (PUBLIC_LIKE / "web_only" / "web").resolve()
 
 
 def test_comfy_utils_state_dict_and_attribute_helpers(registry):
