@@ -158,7 +158,7 @@ def try_pack(path: Path, timeout: float) -> dict:
                 elif kind in RUNNABLE and inp.is_widget:  # optional ones too: ComfyUI's frontend sends every widget
                     inputs[inp.name] = widget_value(inp, env)
                 elif kind in PRIMITIVES and not inp.optional:  # forceInput: a link from our primitive node
-                    value = inp.default if inp.has_default else {"STRING": "a red circle"}.get(kind, 0)
+                    value = inp.default if inp.has_default else {"STRING": "a red circle", "BOOLEAN": False}.get(kind, 0)
                     nodes[f"in_{inp.name}"] = {"type": PRIMITIVES[kind], "inputs": {"value": value}}
                     inputs[inp.name] = {"node": f"in_{inp.name}", "output": 0}
             nodes["target"] = {"type": name, "inputs": inputs}

@@ -279,7 +279,7 @@ def _results(name: str, result, count: int, ctx, is_list: list[bool]) -> tuple:
         if "result" not in result:  # ComfyUI: an output node may return only its UI
             return tuple([] if listed else None for listed in is_list)
         result = result["result"]
-    if result is None and count == 0:
+    if count == 0:  # ComfyUI ignores what a node without outputs returns (WAS' Text Add Tokens returns a str)
         return ()
     if not isinstance(result, (tuple, list)):
         raise TypeError(f"{name} returned {type(result).__name__}; a ComfyUI node returns a tuple with one value "

@@ -111,6 +111,12 @@ def test_comfy_extras_node_modules_answer_with_our_nodes(env, registry):
         import comfy_extras.nodes_that_never_were  # noqa: F401
 
 
+def test_what_a_node_without_outputs_returns_is_ignored(env, registry):
+    result, _ = run(env, {"r": {"type": "PublicRemember", "inputs": {"text": "k:v"}}})
+    assert result.status == "success", result.errors
+    assert sys.modules[registry.specs["PublicRemember"].cls.__module__].PublicRemember.SEEN[-1] == "k:v"
+
+
 def test_binary_preview_events_become_the_nodes_previews(env):
     result, events = run(env, {
         "img": {"type": "EmptyImage", "inputs": {"width": 5, "height": 4, "batch_size": 1, "color": 0xFF0000}},

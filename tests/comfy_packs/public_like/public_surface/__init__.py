@@ -109,6 +109,24 @@ class PublicComposite(nodes_mask.ImageCompositeMasked):
     CATEGORY = "public_surface"
 
 
+class PublicRemember:
+    """An output node without outputs that returns its input anyway, as WAS' Text Add Tokens does."""
+    SEEN = []
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {"default": "a:b"})}}
+
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "remember"
+    CATEGORY = "public_surface"
+
+    def remember(self, text):
+        PublicRemember.SEEN.append(text)
+        return text
+
+
 class PublicStep:
     """An INT declared with float numbers, as Comfyroll's schedulers do (ComfyUI casts with int())."""
 
@@ -148,6 +166,6 @@ class PublicInvertWithNote(ImageInvert):
         return (*getattr(super(), ImageInvert.FUNCTION)(**kwargs), "inverted")
 
 
-NODE_CLASS_MAPPINGS = {"PublicStep": PublicStep, "PublicComposite": PublicComposite, "PublicInvertWithNote": PublicInvertWithNote,
+NODE_CLASS_MAPPINGS = {"PublicStep": PublicStep, "PublicRemember": PublicRemember, "PublicComposite": PublicComposite, "PublicInvertWithNote": PublicInvertWithNote,
                        "PublicResize": PublicResize, "PublicPreview": PublicPreview, "PublicQueueInfo": PublicQueueInfo,
                        "PublicRequeue": PublicRequeue, "PublicFolderCount": PublicFolderCount}
