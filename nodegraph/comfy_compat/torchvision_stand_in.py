@@ -3,7 +3,8 @@
 Many image packs import torchvision at module level for a couple of conversions (ToTensor,
 ToPILImage, resize, normalize). nodegraph does not depend on torchvision (its PyPI wheels do not
 match every torch build), so while a ComfyUI pack is imported this stand-in answers for
-`torchvision`, `torchvision.transforms(.v2)(.functional)`; it is removed from sys.modules right
+`torchvision`, `torchvision.transforms(.v2)(.functional)`, `torchvision.ops` (masks_to_boxes) and an empty
+`torchvision.io`; it is removed from sys.modules right
 after, so libraries that probe for torchvision later still see it missing. What it implements
 behaves as torchvision does; anything else raises an error saying the stand-in lacks it.
 """
@@ -127,6 +128,30 @@ def gaussian_blur(img, kernel_size, sigma=None):
     return out if img.is_floating_point() else out.round().to(img.dtype)
 
 
+def rgb_to_grayscale(img, num_output_channels: int = 1):
+    """torchvision's: ITU-R 601-2 luma (0.2989 R + 0.587 G + 0.114 B) over dim -3, repeated to
+    num_output_channels; integer images are rounded back to their dtype."""
+    if img.shape[-3] != 3:
+        raise TypeError(f"rgb_to_grayscale expects 3 channels in dim -3, got {img.shape[-3]}")
+    r, g, b = img.float().unbind(dim=-3)
+    luma = (0.2989 * r + 0.587 * g + 0.114 * b).unsqueeze(-3)
+    if not img.is_floating_point():
+        luma = luma.round()
+    luma = luma.to(img.dtype)
+    return luma.expand(img.shape) if num_output_channels == 3 else luma
+
+
+def masks_to_boxes(masks):
+    """torchvision.ops': the (x1, y1, x2, y2) box around each [N, H, W] mask's non-zero pixels, as floats."""
+    if masks.numel() == 0:
+        return torch.zeros((0, 4), device=masks.device, dtype=torch.float)
+    boxes = torch.zeros((masks.shape[0], 4), device=masks.device, dtype=torch.float)
+    for index, mask in enumerate(masks):
+        y, x = torch.where(mask != 0)
+        boxes[index] = torch.stack([x.min(), y.min(), x.max(), y.max()]).float()
+    return boxes
+
+
 class Compose:
     def __init__(self, transforms) -> None:
         self.transforms = list(transforms)
@@ -194,6 +219,7 @@ def _module(name: str, attrs: dict) -> types.ModuleType:
 def build() -> dict[str, types.ModuleType]:
     functional = {"to_tensor": to_tensor, "pil_to_tensor": pil_to_tensor, "to_pil_image": to_pil_image,
                   "normalize": normalize, "resize": resize, "gaussian_blur": gaussian_blur,
+                  "rgb_to_grayscale": rgb_to_grayscale,
                   "InterpolationMode": InterpolationMode}
     classes = {"Compose": Compose, "ToTensor": ToTensor, "ToPILImage": ToPILImage, "Resize": Resize,
                "Normalize": Normalize, "InterpolationMode": InterpolationMode}
@@ -204,9 +230,12 @@ def build() -> dict[str, types.ModuleType]:
     # torchvision.io: nothing in it, but libraries that see "torchvision" import it at module level
     # (transformers' video_utils, which BLIP/CLIP processors pull in); its names fail when used
     io = _module("torchvision.io", {})
-    root = _module("torchvision", {"transforms": transforms, "io": io, "__version__": "0.0+nodegraph-stand-in"})
+    ops = _module("torchvision.ops", {"masks_to_boxes": masks_to_boxes})
+    root = _module("torchvision", {"transforms": transforms, "io": io, "ops": ops,
+                                   "__version__": "0.0+nodegraph-stand-in"})
     return {"torchvision": root, "torchvision.transforms": transforms, "torchvision.transforms.functional": f1,
-            "torchvision.transforms.v2": v2, "torchvision.transforms.v2.functional": f2, "torchvision.io": io}
+            "torchvision.transforms.v2": v2, "torchvision.transforms.v2.functional": f2, "torchvision.io": io,
+            "torchvision.ops": ops}
 
 
 def needed() -> bool:

@@ -228,3 +228,21 @@ def test_torchvision_stand_in_answers_find_spec_and_io():
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = module
+
+
+def test_torchvision_stand_in_masks_to_boxes_and_grayscale():
+    """masquerade-nodes imports torchvision.ops.masks_to_boxes and TF.rgb_to_grayscale; expected values
+    from torchvision's definitions (box of the non-zero pixels, inclusive; ITU-R 601-2 luma)."""
+    from nodegraph.comfy_compat import torchvision_stand_in as tv
+
+    masks = torch.zeros(2, 5, 6)
+    masks[0, 1:3, 2:5] = 1
+    masks[1, 4, 0] = 0.5
+    assert tv.masks_to_boxes(masks).tolist() == [[2.0, 1.0, 4.0, 2.0], [0.0, 4.0, 0.0, 4.0]]
+    assert tv.masks_to_boxes(torch.zeros(0, 3, 3)).shape == (0, 4)
+    rgb = torch.tensor([1.0, 0.5, 0.25]).view(3, 1, 1).expand(3, 2, 2)
+    grey = tv.rgb_to_grayscale(rgb)
+    assert grey.shape == (1, 2, 2) and torch.allclose(grey, torch.tensor(0.2989 + 0.2935 + 0.0285))
+    assert tv.rgb_to_grayscale(rgb, num_output_channels=3).shape == (3, 2, 2)
+    as_bytes = tv.rgb_to_grayscale((rgb * 255).to(torch.uint8))
+    assert as_bytes.dtype == torch.uint8 and int(as_bytes[0, 0, 0]) == round(0.2989 * 255 + 0.587 * 127 + 0.114 * 63)
