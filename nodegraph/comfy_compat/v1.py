@@ -53,7 +53,7 @@ def _signature_args(fn) -> tuple[list[str], bool]:
 
 def _entry(node_name: str, name: str, entry) -> tuple[Any, dict]:
     if isinstance(entry, str):  # a bare type name: accepted, ComfyUI's frontend reads it the same way
-        return entry, {}
+        return plain_type(entry), {}
     if not isinstance(entry, (tuple, list)) or not entry:
         raise ComfyDeclarationError(f"node {node_name}: input {name!r} must be declared as (type, options), "
                                     f"got {entry!r}")
@@ -62,7 +62,13 @@ def _entry(node_name: str, name: str, entry) -> tuple[Any, dict]:
         options = {}
     if not isinstance(options, dict):
         raise ComfyDeclarationError(f"node {node_name}: options of input {name!r} must be a dict, got {options!r}")
-    return entry[0], options
+    return plain_type(entry[0]), options
+
+
+def plain_type(kind):
+    """A type name as a plain str. Packs declare "*" with a str subclass whose __eq__/__ne__ always
+    match (Crystools' and pythongosssss' AnyType), so comparing it with "COMBO" would be True."""
+    return str.__str__(kind) if isinstance(kind, str) else kind
 
 
 def _choices_of(kind, options: dict) -> list | None:
@@ -105,7 +111,7 @@ def make_outputs(node_name: str, cls: type) -> list[Output]:
     types = getattr(cls, "RETURN_TYPES", None)
     if not isinstance(types, (tuple, list)):
         raise ComfyDeclarationError(f"node {node_name}: RETURN_TYPES must be a tuple, got {types!r}")
-    names = getattr(cls, "RETURN_NAMES", None) or [t if isinstance(t, str) else "COMBO" for t in types]
+    names = getattr(cls, "RETURN_NAMES", None) or [plain_type(t) if isinstance(t, str) else "COMBO" for t in types]
     is_list = getattr(cls, "OUTPUT_IS_LIST", None) or [False] * len(types)
     tooltips = getattr(cls, "OUTPUT_TOOLTIPS", None) or [""] * len(types)
     if len(names) != len(types) or len(is_list) != len(types):
@@ -117,7 +123,7 @@ def make_outputs(node_name: str, cls: type) -> list[Output]:
         if out_name in seen:  # ComfyUI links by index and allows repeats; ours link by name too
             out_name = f"{out_name}_{k}"
         seen.add(out_name)
-        socket = "COMBO" if isinstance(kind, (list, tuple)) else kind
+        socket = "COMBO" if isinstance(kind, (list, tuple)) else plain_type(kind)
         if not isinstance(socket, str) or not socket:
             raise ComfyDeclarationError(f"node {node_name}: RETURN_TYPES[{k}] is {kind!r}, not a type name")
         outputs.append(Output(out_name, socket, is_list=bool(is_list[k]),

@@ -117,6 +117,19 @@ def test_what_a_node_without_outputs_returns_is_ignored(env, registry):
     assert sys.modules[registry.specs["PublicRemember"].cls.__module__].PublicRemember.SEEN[-1] == "k:v"
 
 
+def test_an_always_equal_any_type_is_a_link_of_any_type(env, registry):
+    spec = registry.specs["PublicPassAny"]
+    assert spec.input_by_name["value"].type.name == "*" and not spec.input_by_name["value"].is_widget  # not COMBO
+    assert spec.outputs[0].type.name == "*"
+    result, _ = run(env, {
+        "img": {"type": "EmptyImage", "inputs": {"width": 3, "height": 2, "batch_size": 1, "color": 0}},
+        "p": {"type": "PublicPassAny", "inputs": {"value": L("img")}},
+        "inv": {"type": "ImageInvert", "inputs": {"image": L("p")}},
+        "show": {"type": "PreviewAny", "inputs": {"source": L("inv")}}})
+    assert result.status == "success", result.errors
+    assert torch.equal(result.value("inv"), 1.0 - result.value("img"))
+
+
 def test_binary_preview_events_become_the_nodes_previews(env):
     result, events = run(env, {
         "img": {"type": "EmptyImage", "inputs": {"width": 5, "height": 4, "batch_size": 1, "color": 0xFF0000}},

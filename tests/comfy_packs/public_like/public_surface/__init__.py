@@ -127,6 +127,32 @@ class PublicRemember:
         return text
 
 
+class AlwaysEqual(str):
+    """The "*" type many packs declare (Crystools, pythongosssss): equal to every type name."""
+
+    def __eq__(self, other) -> bool:
+        return True
+
+    def __ne__(self, other) -> bool:
+        return False
+
+
+any_type = AlwaysEqual("*")
+
+
+class PublicPassAny:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": (any_type, {})}}
+
+    RETURN_TYPES = (any_type,)
+    FUNCTION = "pass_on"
+    CATEGORY = "public_surface"
+
+    def pass_on(self, value):
+        return (value,)
+
+
 class PublicStep:
     """An INT declared with float numbers, as Comfyroll's schedulers do (ComfyUI casts with int())."""
 
@@ -166,6 +192,6 @@ class PublicInvertWithNote(ImageInvert):
         return (*getattr(super(), ImageInvert.FUNCTION)(**kwargs), "inverted")
 
 
-NODE_CLASS_MAPPINGS = {"PublicStep": PublicStep, "PublicRemember": PublicRemember, "PublicComposite": PublicComposite, "PublicInvertWithNote": PublicInvertWithNote,
+NODE_CLASS_MAPPINGS = {"PublicPassAny": PublicPassAny, "PublicStep": PublicStep, "PublicRemember": PublicRemember, "PublicComposite": PublicComposite, "PublicInvertWithNote": PublicInvertWithNote,
                        "PublicResize": PublicResize, "PublicPreview": PublicPreview, "PublicQueueInfo": PublicQueueInfo,
                        "PublicRequeue": PublicRequeue, "PublicFolderCount": PublicFolderCount}
