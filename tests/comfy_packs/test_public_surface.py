@@ -130,6 +130,17 @@ def test_an_always_equal_any_type_is_a_link_of_any_type(env, registry):
     assert torch.equal(result.value("inv"), 1.0 - result.value("img"))
 
 
+def test_core_scaling_classes_carry_their_method_lists(registry):
+    """rgthree's Image Resize reads nodes.ImageScale.upscale_methods; lists as ComfyUI 0.8's nodes.py."""
+    import nodes
+
+    assert nodes.ImageScale.upscale_methods == ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
+    assert nodes.ImageScale.crop_methods == ["disabled", "center"]
+    assert nodes.ImageScaleBy.upscale_methods == nodes.ImageScale.upscale_methods
+    if "LatentUpscale" in registry:  # the diffusion pack's
+        assert nodes.LatentUpscale.upscale_methods == ["nearest-exact", "bilinear", "area", "bicubic", "bislerp"]
+
+
 def test_binary_preview_events_become_the_nodes_previews(env):
     result, events = run(env, {
         "img": {"type": "EmptyImage", "inputs": {"width": 5, "height": 4, "batch_size": 1, "color": 0xFF0000}},
