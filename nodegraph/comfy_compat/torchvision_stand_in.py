@@ -3,7 +3,7 @@
 Many image packs import torchvision at module level for a couple of conversions (ToTensor,
 ToPILImage, resize, normalize). nodegraph does not depend on torchvision (its PyPI wheels do not
 match every torch build), so while a ComfyUI pack is imported this stand-in answers for
-`torchvision`, `torchvision.transforms(.v2)(.functional)`, `torchvision.ops` (masks_to_boxes) and an empty
+`torchvision`, `torchvision.transforms(.v2)(.functional)`, `torchvision.ops` (masks_to_boxes, box_area, box_iou, nms, batched_nms) and an empty
 `torchvision.io`; it is removed from sys.modules right
 after, so libraries that probe for torchvision later still see it missing. What it implements
 behaves as torchvision does; anything else raises an error saying the stand-in lacks it.
@@ -152,6 +152,42 @@ def masks_to_boxes(masks):
     return boxes
 
 
+def box_area(boxes):
+    """torchvision.ops': the area of each (x1, y1, x2, y2) box."""
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def box_iou(boxes1, boxes2):
+    """torchvision.ops': the [N, M] intersection over union of two sets of boxes."""
+    top_left = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])
+    bottom_right = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    inter = (bottom_right - top_left).clamp(min=0).prod(dim=2)
+    return inter / (box_area(boxes1)[:, None] + box_area(boxes2)[None, :] - inter)
+
+
+def nms(boxes, scores, iou_threshold: float):
+    """torchvision.ops': greedy non-maximum suppression; the kept indices by decreasing score."""
+    order = scores.argsort(descending=True)
+    iou = box_iou(boxes, boxes)
+    suppressed = torch.zeros(len(order), dtype=torch.bool)
+    keep = []
+    for rank, index in enumerate(order.tolist()):
+        if suppressed[rank]:
+            continue
+        keep.append(index)
+        suppressed |= iou[index, order] > iou_threshold
+    return torch.tensor(keep, dtype=torch.int64, device=boxes.device)
+
+
+def batched_nms(boxes, scores, idxs, iou_threshold: float):
+    """torchvision.ops': nms within each category of idxs (boxes of different categories never
+    suppress each other: each category is shifted apart by more than the largest coordinate)."""
+    if boxes.numel() == 0:
+        return torch.empty((0,), dtype=torch.int64, device=boxes.device)
+    offsets = idxs.to(boxes) * (boxes.max() + 1)
+    return nms(boxes + offsets[:, None], scores, iou_threshold)
+
+
 class Compose:
     def __init__(self, transforms) -> None:
         self.transforms = list(transforms)
@@ -230,12 +266,14 @@ def build() -> dict[str, types.ModuleType]:
     # torchvision.io: nothing in it, but libraries that see "torchvision" import it at module level
     # (transformers' video_utils, which BLIP/CLIP processors pull in); its names fail when used
     io = _module("torchvision.io", {})
-    ops = _module("torchvision.ops", {"masks_to_boxes": masks_to_boxes})
+    box_ops = {"box_area": box_area, "box_iou": box_iou, "nms": nms, "batched_nms": batched_nms}
+    boxes = _module("torchvision.ops.boxes", dict(box_ops))
+    ops = _module("torchvision.ops", {"masks_to_boxes": masks_to_boxes, "boxes": boxes, **box_ops})
     root = _module("torchvision", {"transforms": transforms, "io": io, "ops": ops,
                                    "__version__": "0.0+nodegraph-stand-in"})
     return {"torchvision": root, "torchvision.transforms": transforms, "torchvision.transforms.functional": f1,
             "torchvision.transforms.v2": v2, "torchvision.transforms.v2.functional": f2, "torchvision.io": io,
-            "torchvision.ops": ops}
+            "torchvision.ops": ops, "torchvision.ops.boxes": boxes}
 
 
 def needed() -> bool:

@@ -270,3 +270,31 @@ def test_torchvision_stand_in_masks_to_boxes_and_grayscale():
     assert tv.rgb_to_grayscale(rgb, num_output_channels=3).shape == (3, 2, 2)
     as_bytes = tv.rgb_to_grayscale((rgb * 255).to(torch.uint8))
     assert as_bytes.dtype == torch.uint8 and int(as_bytes[0, 0, 0]) == round(0.2989 * 255 + 0.587 * 127 + 0.114 * 63)
+
+
+def test_torchvision_stand_in_box_operations():
+    """segment_anything (the Impact Pack imports it) takes batched_nms and box_area from
+    torchvision.ops.boxes; expected values worked out by hand from torchvision's definitions."""
+    from nodegraph.comfy_compat import torchvision_stand_in as tv
+
+    boxes = torch.tensor([[0.0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.95])
+    assert tv.box_area(boxes).tolist() == [100.0, 100.0, 100.0, 100.0]
+    assert torch.allclose(tv.box_iou(boxes[:1], boxes[1:2]), torch.tensor([[81 / 119]]))
+    assert tv.nms(boxes, scores, 0.5).tolist() == [3, 2]  # 0 and 1 overlap 3 (IoU 1 and 81/119)
+    assert tv.nms(boxes, scores, 0.7).tolist() == [3, 1, 2]  # 81/119 = 0.68 is kept at 0.7
+    assert tv.batched_nms(boxes, scores, torch.tensor([0, 0, 0, 1]), 0.5).tolist() == [3, 0, 2]
+    assert tv.batched_nms(boxes[:0], scores[:0], torch.tensor([], dtype=torch.int64), 0.5).shape == (0,)
+
+
+def test_custom_sampler_noise_objects(registry):
+    """The Impact Pack imports Noise_RandomNoise from comfy_extras.nodes_custom_sampler: ComfyUI's
+    RandomNoise draws comfy.sample.prepare_noise(latent, seed, batch_index); DisableNoise gives zeros."""
+    import comfy.sample
+    from comfy_extras.nodes_custom_sampler import Noise_EmptyNoise, Noise_RandomNoise
+
+    latent = {"samples": torch.zeros(2, 4, 3, 5)}
+    noise = Noise_RandomNoise(42).generate_noise(latent)
+    assert torch.equal(noise, comfy.sample.prepare_noise(latent["samples"], 42, None)) and noise.std() > 0.5
+    assert Noise_RandomNoise(42).seed == 42
+    assert torch.equal(Noise_EmptyNoise().generate_noise(latent), torch.zeros(2, 4, 3, 5))
