@@ -254,12 +254,23 @@ def print_table(report: dict) -> None:
 
 
 def markdown_row(report: dict) -> str:
+    """The README table's row: the why column counts the failures by error kind (a person reads the
+    per-node table above it to say more); the last column is left for what the pack needed."""
     nodes = report["nodes"]
     ran = sum(r["status"] == "ran" for r in nodes.values())
     tried = sum(r["status"] != "skipped" for r in nodes.values())
     if report.get("crashed"):
-        return f"| {report['pack']} | {report.get('version', '?')} | crashed: {report['crashed']} | | |"
-    return f"| {report['pack']} | {report.get('version', '?')} | {report['loaded']} | {ran} of {tried} | |"
+        return f"| {report['pack']} ({report.get('version', '?')}) | crashed: {report['crashed']} | | | |"
+    if report["import_failed"]:
+        why = report["problems"][0] if report["problems"] else "import failed"
+        return f"| {report['pack']} ({report.get('version', '?')}) | import fails: {why} | | | |"
+    kinds: dict[str, int] = {}
+    for r in nodes.values():
+        if r["status"] == "failed":
+            kind = r["why"].split(":")[0]
+            kinds[kind] = kinds.get(kind, 0) + 1
+    why = "; ".join(f"{count} {kind}" for kind, count in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    return f"| {report['pack']} ({report.get('version', '?')}) | {report['loaded']} | {ran} of {tried} | {why} | |"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -290,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         print_table(report)
         sys.stdout.flush()
     if args.markdown:
-        print("\n| pack | version | nodes loaded | ran on synthetic inputs | failed: why | needed |\n|---|---|---|---|---|---|")
+        print("\n| pack (commit) | nodes loaded | ran on synthetic inputs | what failed, and why | what the pack needed |\n"
+              "|---|---|---|---|---|")
         for report in reports:
             print(markdown_row(report))
     if args.json:
