@@ -214,7 +214,7 @@ def _mentions_comfy(init: Path) -> bool:
         text = init.read_bytes()
     except OSError:
         return False
-    return b"NODE_CLASS_MAPPINGS" in text or b"comfy_entrypoint" in text
+    return b"NODE_CLASS_MAPPINGS" in text or b"comfy_entrypoint" in text or b"WEB_DIRECTORY" in text
 
 
 def default_registry(plugins_dir: str | Path | None = "custom_nodes", builtins: bool = True) -> Registry:

@@ -34,7 +34,10 @@ V3_LOADER: Callable | None = load_extension
 
 
 def is_comfy_module(module: ModuleType) -> bool:
-    return getattr(module, "NODE_CLASS_MAPPINGS", None) is not None or callable(getattr(module, "comfy_entrypoint", None))
+    """A pack ComfyUI would load: nodes, or only a web folder (a frontend extension, which ComfyUI serves
+    at /extensions/ even without NODE_CLASS_MAPPINGS)."""
+    return (getattr(module, "NODE_CLASS_MAPPINGS", None) is not None or callable(getattr(module, "comfy_entrypoint", None))
+            or isinstance(getattr(module, "WEB_DIRECTORY", None), str))
 
 
 def load_pack(registry, path: Path, init_file: Path, module_name: str) -> None:
@@ -132,6 +135,7 @@ def mount_routes(app, state) -> None:
     runtime.bind_env(state.env)
     PromptServer.instance.hub = state.hub
     routes.mount(app, PromptServer.instance.routes)
+    routes.mount(app, PromptServer.instance.app.route_defs)  # what packs added to ComfyUI's aiohttp app
 
 
 __all__ = ["is_comfy_module", "load_pack", "register", "install", "V3_LOADER"]

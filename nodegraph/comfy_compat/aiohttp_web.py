@@ -122,6 +122,31 @@ class RouteTableDef(list):
         self.append(StaticDef(prefix, path, kwargs))
 
 
+# aiohttp's module-level route definitions, for app.add_routes([...]) / router.add_routes
+def static(prefix: str, path, **kwargs) -> StaticDef:
+    return StaticDef(prefix, path, kwargs)
+
+
+def route(method: str, path: str, handler, **kwargs) -> RouteDef:
+    return RouteDef(method.upper(), path, handler, kwargs)
+
+
+def get(path: str, handler, **kwargs) -> RouteDef:
+    return route("GET", path, handler, **kwargs)
+
+
+def post(path: str, handler, **kwargs) -> RouteDef:
+    return route("POST", path, handler, **kwargs)
+
+
+def put(path: str, handler, **kwargs) -> RouteDef:
+    return route("PUT", path, handler, **kwargs)
+
+
+def delete(path: str, handler, **kwargs) -> RouteDef:
+    return route("DELETE", path, handler, **kwargs)
+
+
 Request = BaseRequest = None  # replaced below: the request shim lives in routes.py
 
 

@@ -136,7 +136,14 @@ def get_output_directory() -> str:
 
 
 def get_input_directory() -> str:
-    return str(runtime.folders().input.resolve())
+    """Made if missing, as ComfyUI's folder_paths does at import: packs list it in INPUT_TYPES."""
+    folder = runtime.folders().input.resolve()
+    if not folder.exists():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # as ComfyUI: the listing then fails and names the folder
+    return str(folder)
 
 
 def get_temp_directory() -> str:

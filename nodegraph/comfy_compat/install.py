@@ -45,9 +45,18 @@ ALIASES = {
     "comfy_execution": "nodegraph.comfy_compat.comfy_execution",
     "comfy_execution.graph": "nodegraph.comfy_compat.comfy_execution.graph",
     "comfy_execution.graph_utils": "nodegraph.comfy_compat.comfy_execution.graph_utils",
+    # more of ComfyUI 0.8 that popular public packs import at module level (bench/comfy_packs_try.py)
+    "comfy.comfy_types": "nodegraph.comfy_compat.comfy.comfy_types",
+    "comfy.comfy_types.node_typing": "nodegraph.comfy_compat.comfy.comfy_types.node_typing",
+    "comfy.k_diffusion.utils": "nodegraph.comfy_compat.comfy.k_diffusion.utils",
+    "comfy_extras": "nodegraph.comfy_compat.comfy_extras",
+    "comfy_extras.chainner_models": "nodegraph.comfy_compat.comfy_extras.chainner_models",
+    "comfy_extras.chainner_models.model_loading": "nodegraph.comfy_compat.comfy_extras.chainner_models.model_loading",
 }
 # ComfyUI modules a pack may import at module level that are not provided (yet): importable, every name explains itself
-PENDING = ("comfy.cli_args", "comfy.model_base", "comfy.ops", "comfy.clip_vision", "comfy.controlnet", "comfy_extras")
+PENDING = ("comfy.cli_args", "comfy.model_base", "comfy.ops", "comfy.clip_vision", "comfy.controlnet", "comfy_extras",
+           # more of ComfyUI 0.8's modules that popular public packs import at module level (bench/comfy_packs_try.py)
+           "execution", "comfy.diffusers_convert", "comfy.latent_formats", "comfy.lora", "comfy.patcher_extension")
 COMFY_PACKAGES = ("comfy", "comfy_extras", "comfy_execution", "comfy_api", "comfy_api_nodes", "latent_preview",
                   "folder_paths", "node_helpers", "server", "execution", "app", "nodes")
 
@@ -74,6 +83,10 @@ def install() -> None:
             parent, _, child = name.rpartition(".")
             if parent:
                 setattr(sys.modules[parent], child, module)
+    if sys.modules["comfy_extras"].__name__ == ALIASES["comfy_extras"]:  # ComfyUI's nodes_* modules: our nodes
+        from .comfy_extras import node_modules
+
+        node_modules.install(sys.modules["comfy_extras"])
     for alias in ALIASES:  # submodules as attributes of their parents (comfy.samplers, comfy.k_diffusion.sampling)
         parent, _, child = alias.rpartition(".")
         if parent:

@@ -65,6 +65,11 @@ def comfy_input_entry(inp, env) -> tuple:
     return (inp.type.name, options)
 
 
+# class attributes ComfyUI's core scaling nodes carry (ImageScale, ImageScaleBy, LatentUpscale, ...): the
+# choices of one of their inputs
+CHOICE_ATTRIBUTES = {"upscale_methods": "upscale_method", "crop_methods": "crop"}
+
+
 def core_class(spec) -> type:
     """A ComfyUI-looking class for one of our nodes."""
     from ..executor import call_node
@@ -98,11 +103,16 @@ def core_class(spec) -> type:
                      for out, items in zip(spec.outputs, result))
 
     attrs = {"INPUT_TYPES": classmethod(INPUT_TYPES), "RETURN_TYPES": tuple(o.type.name for o in spec.outputs),
-             "RETURN_NAMES": tuple(o.name for o in spec.outputs),
-             "OUTPUT_IS_LIST": tuple(o.is_list for o in spec.outputs), "FUNCTION": function,
+             "RETURN_NAMES": tuple(o.name for o in spec.outputs), "FUNCTION": function,
              "CATEGORY": spec.category, "OUTPUT_NODE": spec.output_node, "DESCRIPTION": spec.description,
              "execute": execute, function: execute, "__module__": "nodes",
              "__doc__": f"nodegraph's {spec.name}, seen as a ComfyUI class."}
+    for attribute, input_name in CHOICE_ATTRIBUTES.items():  # ImageScale.upscale_methods ... (rgthree reads them)
+        inp = spec.input_by_name.get(input_name)
+        if inp is not None and inp.type.name == "COMBO" and isinstance(inp.choices, list):
+            attrs[attribute] = list(inp.choices)
+    if any(o.is_list for o in spec.outputs):  # as ComfyUI's core classes: absent unless a list comes out,
+        attrs["OUTPUT_IS_LIST"] = tuple(o.is_list for o in spec.outputs)  # so subclasses may add outputs
     return type(spec.name, (), attrs)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from . import runtime
+from .server_app import App, PromptQueueView
 from .surface import unsupported
 
 log = logging.getLogger("nodegraph.comfy_compat")
@@ -43,6 +44,8 @@ class PromptServer:
         self.last_node_id = None
         self.last_prompt_id = None
         self.supports = ["custom_nodes_from_web"]
+        self.app = App()  # routes and static folders packs add to ComfyUI's aiohttp app
+        self.prompt_queue = PromptQueueView()
 
     @property
     def client_id(self):
@@ -54,8 +57,7 @@ class PromptServer:
 
     def send_sync(self, event, data, sid=None) -> None:
         if not isinstance(event, str):
-            log.warning("a pack sent a binary websocket event (%r); nodegraph's ComfyUI layer does not relay "
-                        "those, so it is dropped", event)
+            self._send_binary(event, data)
             return
         current = runtime.running()
         if current is not None:  # as the running node's event: it reaches the server from a worker process too
@@ -64,6 +66,19 @@ class PromptServer:
             current.ctx.message(event, data, sid)
         elif self.hub is not None:  # outside a node run (a pack's route handler): straight to the clients
             self.hub.post(event, dict(data) if isinstance(data, dict) else data, client_id=sid)
+
+    def _send_binary(self, event, data) -> None:
+        """ComfyUI's binary events: preview images become the running node's preview (our own binary
+        frame); the others are dropped with a warning."""
+        preview = binary_preview(event, data)
+        current = runtime.running()
+        if preview is None or current is None:
+            log.warning("a pack sent binary websocket event %r%s; nodegraph's ComfyUI layer relays only preview "
+                        "images sent while a node runs, so it is dropped", event,
+                        "" if current is None else " (not a preview image)")
+            return
+        image, image_format, max_size = preview
+        current.ctx.preview(image, image_format, max_size)
 
     async def send(self, event, data, sid=None) -> None:
         self.send_sync(event, data, sid)
@@ -80,6 +95,31 @@ class PromptServer:
         return _instance_missing(f"PromptServer.instance.{name}")
 
 
+def binary_preview(event, data):
+    """(PIL image, format, max_size) from ComfyUI's preview events, else None. UNENCODED_PREVIEW_IMAGE
+    carries (format, image, max_size); PREVIEW_IMAGE_WITH_METADATA that tuple and a metadata dict;
+    PREVIEW_IMAGE bytes: a 4-byte big-endian type (1 JPEG, 2 PNG) and the encoded image."""
+    from PIL import Image
+
+    if event == BinaryEventTypes.PREVIEW_IMAGE_WITH_METADATA and isinstance(data, (tuple, list)) and data:
+        event, data = BinaryEventTypes.UNENCODED_PREVIEW_IMAGE, data[0]
+    if event == BinaryEventTypes.UNENCODED_PREVIEW_IMAGE and isinstance(data, (tuple, list)) and len(data) >= 2:
+        image_format, image = data[0], data[1]
+        max_size = data[2] if len(data) > 2 else None
+        return (image, str(image_format).upper(), max_size) if isinstance(image, Image.Image) else None
+    if event == BinaryEventTypes.PREVIEW_IMAGE and isinstance(data, (bytes, bytearray)) and len(data) > 4:
+        import io
+
+        kind = int.from_bytes(data[:4], "big")
+        try:
+            image = Image.open(io.BytesIO(bytes(data[4:])))
+            image.load()
+        except Exception:
+            return None  # a pack's own header layout: not an image after the type
+        return image, "JPEG" if kind == 1 else "PNG", None
+    return None
+
+
 def unsupported_message(name: str) -> str:
     from .surface import Miss
 
@@ -93,5 +133,14 @@ def _instance_missing(name: str):
     return _module_missing(name)
 
 
+def _aiohttp_web():
+    try:
+        from aiohttp import web
+    except ImportError:
+        from . import aiohttp_web as web
+    return web
+
+
+web = _aiohttp_web()  # ComfyUI's server.py imports aiohttp's web; packs use it as server.web
 PromptServer()
 __getattr__ = _module_missing

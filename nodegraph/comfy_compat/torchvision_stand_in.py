@@ -3,13 +3,15 @@
 Many image packs import torchvision at module level for a couple of conversions (ToTensor,
 ToPILImage, resize, normalize). nodegraph does not depend on torchvision (its PyPI wheels do not
 match every torch build), so while a ComfyUI pack is imported this stand-in answers for
-`torchvision`, `torchvision.transforms(.v2)(.functional)`; it is removed from sys.modules right
+`torchvision`, `torchvision.transforms(.v2)(.functional)`, `torchvision.ops` (masks_to_boxes, box_area, box_iou, nms, batched_nms) and an empty
+`torchvision.io`; it is removed from sys.modules right
 after, so libraries that probe for torchvision later still see it missing. What it implements
 behaves as torchvision does; anything else raises an error saying the stand-in lacks it.
 """
 from __future__ import annotations
 
 import enum
+import importlib.machinery
 import sys
 import types
 
@@ -126,6 +128,66 @@ def gaussian_blur(img, kernel_size, sigma=None):
     return out if img.is_floating_point() else out.round().to(img.dtype)
 
 
+def rgb_to_grayscale(img, num_output_channels: int = 1):
+    """torchvision's: ITU-R 601-2 luma (0.2989 R + 0.587 G + 0.114 B) over dim -3, repeated to
+    num_output_channels; integer images are rounded back to their dtype."""
+    if img.shape[-3] != 3:
+        raise TypeError(f"rgb_to_grayscale expects 3 channels in dim -3, got {img.shape[-3]}")
+    r, g, b = img.float().unbind(dim=-3)
+    luma = (0.2989 * r + 0.587 * g + 0.114 * b).unsqueeze(-3)
+    if not img.is_floating_point():
+        luma = luma.round()
+    luma = luma.to(img.dtype)
+    return luma.expand(img.shape) if num_output_channels == 3 else luma
+
+
+def masks_to_boxes(masks):
+    """torchvision.ops': the (x1, y1, x2, y2) box around each [N, H, W] mask's non-zero pixels, as floats."""
+    if masks.numel() == 0:
+        return torch.zeros((0, 4), device=masks.device, dtype=torch.float)
+    boxes = torch.zeros((masks.shape[0], 4), device=masks.device, dtype=torch.float)
+    for index, mask in enumerate(masks):
+        y, x = torch.where(mask != 0)
+        boxes[index] = torch.stack([x.min(), y.min(), x.max(), y.max()]).float()
+    return boxes
+
+
+def box_area(boxes):
+    """torchvision.ops': the area of each (x1, y1, x2, y2) box."""
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def box_iou(boxes1, boxes2):
+    """torchvision.ops': the [N, M] intersection over union of two sets of boxes."""
+    top_left = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])
+    bottom_right = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    inter = (bottom_right - top_left).clamp(min=0).prod(dim=2)
+    return inter / (box_area(boxes1)[:, None] + box_area(boxes2)[None, :] - inter)
+
+
+def nms(boxes, scores, iou_threshold: float):
+    """torchvision.ops': greedy non-maximum suppression; the kept indices by decreasing score."""
+    order = scores.argsort(descending=True)
+    iou = box_iou(boxes, boxes)
+    suppressed = torch.zeros(len(order), dtype=torch.bool)
+    keep = []
+    for rank, index in enumerate(order.tolist()):
+        if suppressed[rank]:
+            continue
+        keep.append(index)
+        suppressed |= iou[index, order] > iou_threshold
+    return torch.tensor(keep, dtype=torch.int64, device=boxes.device)
+
+
+def batched_nms(boxes, scores, idxs, iou_threshold: float):
+    """torchvision.ops': nms within each category of idxs (boxes of different categories never
+    suppress each other: each category is shifted apart by more than the largest coordinate)."""
+    if boxes.numel() == 0:
+        return torch.empty((0,), dtype=torch.int64, device=boxes.device)
+    offsets = idxs.to(boxes) * (boxes.max() + 1)
+    return nms(boxes + offsets[:, None], scores, iou_threshold)
+
+
 class Compose:
     def __init__(self, transforms) -> None:
         self.transforms = list(transforms)
@@ -177,6 +239,9 @@ def _module(name: str, attrs: dict) -> types.ModuleType:
     module = types.ModuleType(name)
     module.__dict__.update(attrs)
     setattr(module, STAND_IN_MARK, True)
+    # importlib.util.find_spec("torchvision") raises ValueError on a module without a spec (libraries
+    # such as transformers probe that way while a pack imports)
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None)
 
     def __getattr__(attr: str):
         if attr.startswith("__"):
@@ -190,6 +255,7 @@ def _module(name: str, attrs: dict) -> types.ModuleType:
 def build() -> dict[str, types.ModuleType]:
     functional = {"to_tensor": to_tensor, "pil_to_tensor": pil_to_tensor, "to_pil_image": to_pil_image,
                   "normalize": normalize, "resize": resize, "gaussian_blur": gaussian_blur,
+                  "rgb_to_grayscale": rgb_to_grayscale,
                   "InterpolationMode": InterpolationMode}
     classes = {"Compose": Compose, "ToTensor": ToTensor, "ToPILImage": ToPILImage, "Resize": Resize,
                "Normalize": Normalize, "InterpolationMode": InterpolationMode}
@@ -197,9 +263,17 @@ def build() -> dict[str, types.ModuleType]:
     f2 = _module("torchvision.transforms.v2.functional", dict(functional))
     v2 = _module("torchvision.transforms.v2", {**classes, "functional": f2})
     transforms = _module("torchvision.transforms", {**classes, "functional": f1, "v2": v2})
-    root = _module("torchvision", {"transforms": transforms, "__version__": "0.0+nodegraph-stand-in"})
+    # torchvision.io: nothing in it, but libraries that see "torchvision" import it at module level
+    # (transformers' video_utils, which BLIP/CLIP processors pull in); its names fail when used
+    io = _module("torchvision.io", {})
+    box_ops = {"box_area": box_area, "box_iou": box_iou, "nms": nms, "batched_nms": batched_nms}
+    boxes = _module("torchvision.ops.boxes", dict(box_ops))
+    ops = _module("torchvision.ops", {"masks_to_boxes": masks_to_boxes, "boxes": boxes, **box_ops})
+    root = _module("torchvision", {"transforms": transforms, "io": io, "ops": ops,
+                                   "__version__": "0.0+nodegraph-stand-in"})
     return {"torchvision": root, "torchvision.transforms": transforms, "torchvision.transforms.functional": f1,
-            "torchvision.transforms.v2": v2, "torchvision.transforms.v2.functional": f2}
+            "torchvision.transforms.v2": v2, "torchvision.transforms.v2.functional": f2, "torchvision.io": io,
+            "torchvision.ops": ops, "torchvision.ops.boxes": boxes}
 
 
 def needed() -> bool:

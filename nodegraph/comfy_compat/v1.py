@@ -60,7 +60,7 @@ def _signature_args(fn) -> tuple[list[str], bool]:
 
 def _entry(node_name: str, name: str, entry) -> tuple[Any, dict]:
     if isinstance(entry, str):  # a bare type name: accepted, ComfyUI's frontend reads it the same way
-        return entry, {}
+        return plain_type(entry), {}
     if not isinstance(entry, (tuple, list)) or not entry:
         raise ComfyDeclarationError(f"node {node_name}: input {name!r} must be declared as (type, options), "
                                     f"got {entry!r}")
@@ -69,7 +69,13 @@ def _entry(node_name: str, name: str, entry) -> tuple[Any, dict]:
         options = {}
     if not isinstance(options, dict):
         raise ComfyDeclarationError(f"node {node_name}: options of input {name!r} must be a dict, got {options!r}")
-    return entry[0], options
+    return plain_type(entry[0]), options
+
+
+def plain_type(kind):
+    """A type name as a plain str. Packs declare "*" with a str subclass whose __eq__/__ne__ always
+    match (Crystools' and pythongosssss' AnyType), so comparing it with "COMBO" would be True."""
+    return str.__str__(kind) if isinstance(kind, str) else kind
 
 
 def _choices_of(kind, options: dict) -> list | None:
@@ -100,7 +106,7 @@ def make_input(node_name: str, name: str, entry, *, optional: bool, is_list: boo
                                     "name or a list of choices")
     if kind in WIDGET_NAMES:
         bounded = not relaxed and kind in ("INT", "FLOAT")
-        return Input(name, kind, default=options.get("default", MISSING),
+        return Input(name, kind, default=_widget_default(kind, options.get("default", MISSING)),
                      min=options.get("min") if bounded else None, max=options.get("max") if bounded else None,
                      step=options.get("step") if kind in ("INT", "FLOAT") else None,
                      multiline=bool(options.get("multiline")), display=str(options.get("display") or ""),
@@ -112,7 +118,7 @@ def make_outputs(node_name: str, cls: type) -> list[Output]:
     types = getattr(cls, "RETURN_TYPES", None)
     if not isinstance(types, (tuple, list)):
         raise ComfyDeclarationError(f"node {node_name}: RETURN_TYPES must be a tuple, got {types!r}")
-    names = getattr(cls, "RETURN_NAMES", None) or [t if isinstance(t, str) else "COMBO" for t in types]
+    names = getattr(cls, "RETURN_NAMES", None) or [plain_type(t) if isinstance(t, str) else "COMBO" for t in types]
     is_list = getattr(cls, "OUTPUT_IS_LIST", None) or [False] * len(types)
     tooltips = getattr(cls, "OUTPUT_TOOLTIPS", None) or [""] * len(types)
     if len(names) != len(types) or len(is_list) != len(types):
@@ -124,7 +130,7 @@ def make_outputs(node_name: str, cls: type) -> list[Output]:
         if out_name in seen:  # ComfyUI links by index and allows repeats; ours link by name too
             out_name = f"{out_name}_{k}"
         seen.add(out_name)
-        socket = "COMBO" if isinstance(kind, (list, tuple)) else kind
+        socket = "COMBO" if isinstance(kind, (list, tuple)) else plain_type(kind)
         if not isinstance(socket, str) or not socket:
             raise ComfyDeclarationError(f"node {node_name}: RETURN_TYPES[{k}] is {kind!r}, not a type name")
         outputs.append(Output(out_name, socket, is_list=bool(is_list[k]),
@@ -299,7 +305,7 @@ def _results(name: str, result, count: int, ctx, is_list: list[bool]):
         result = result["result"]
         if isinstance(result, ExecutionBlocker):
             return tuple(result for _ in range(count))
-    if result is None and count == 0:
+    if count == 0:  # ComfyUI ignores what a node without outputs returns (WAS' Text Add Tokens returns a str)
         return ()
     if not isinstance(result, (tuple, list)):
         raise TypeError(f"{name} returned {type(result).__name__}; a ComfyUI node returns a tuple with one value "
@@ -336,6 +342,16 @@ def _native_value(value):
 
 
 # --- hidden inputs, raw links -------------------------------------------------------------------------
+def _widget_default(kind: str, default):
+    """ComfyUI casts widget values to their type when it validates (int(val) for INT, float(val) for
+    FLOAT), so packs declare INT defaults such as 0.0 and still get 0."""
+    if kind == "INT" and isinstance(default, float) and default.is_integer():
+        return int(default)
+    if kind == "FLOAT" and isinstance(default, int) and not isinstance(default, bool):
+        return float(default)
+    return default
+
+
 def hidden_values(ctx, hidden: dict[str, str], as_list: bool) -> dict:
     out = {}
     for input_name, kind in hidden.items():

@@ -216,4 +216,27 @@ def interrupt_current_processing(value: bool = True) -> None:
 vram_state = VRAMState.NORMAL_VRAM
 cpu_state = CPUState.GPU if torch.cuda.is_available() else CPUState.CPU
 
+# ComfyUI catches this around big allocations to retry in tiles
+OOM_EXCEPTION = torch.cuda.OutOfMemoryError if hasattr(torch.cuda, "OutOfMemoryError") else Exception
+
+
+def is_directml_enabled() -> bool:
+    return False  # nodegraph's devices are cuda / mps / cpu
+
+
+def should_use_fp16(device=None, model_params=0, prioritize_performance=True, manual_cast=False) -> bool:
+    return not (device is not None and is_device_cpu(device)) and _compute_dtype(device) == torch.float16
+
+
+def should_use_bf16(device=None, model_params=0, prioritize_performance=True, manual_cast=False) -> bool:
+    return not (device is not None and is_device_cpu(device)) and _compute_dtype(device) == torch.bfloat16
+
+
+def cast_to(weight, dtype=None, device=None, non_blocking=False, copy=False, stream=None):
+    """weight on `device` in `dtype` (unchanged when it already is and no copy is asked for)."""
+    if (device is None or weight.device == torch.device(device)) and (dtype is None or weight.dtype == dtype) and not copy:
+        return weight
+    return weight.to(device=device, dtype=dtype, non_blocking=non_blocking, copy=copy)
+
+
 __getattr__ = unsupported(__name__)

@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 
 from .. import runtime
-from ...images import bislerp, common_upscale, lanczos  # noqa: F401  (ComfyUI's names here)
+from ...images import bislerp, lanczos  # noqa: F401  (ComfyUI's names here)
+from ...images import common_upscale as _common_upscale
 from ..surface import unsupported
 
 PROGRESS_BAR_ENABLED = True
@@ -182,6 +183,47 @@ def tiled_scale(samples, function, tile_x=64, tile_y=64, overlap=8, upscale_amou
                 output_device="cpu", pbar=None):
     return tiled_scale_multidim(samples, function, (tile_y, tile_x), overlap=overlap, upscale_amount=upscale_amount,
                                 out_channels=out_channels, output_device=output_device, pbar=pbar)
+
+
+def common_upscale(samples, width, height, upscale_method, crop):
+    """ComfyUI's signature (packs pass upscale_method= and crop= by keyword)."""
+    return _common_upscale(samples, width, height, upscale_method, crop)
+
+
+def state_dict_prefix_replace(state_dict, replace_prefix, filter_keys=False):
+    """Rename keys that start with each prefix of `replace_prefix` ({old: new}). In place, as ComfyUI,
+    unless filter_keys: then only the renamed keys are returned, in a new dict."""
+    out = {} if filter_keys else state_dict
+    for old, new in replace_prefix.items():
+        for key in [k for k in state_dict if k.startswith(old)]:
+            out[new + key[len(old):]] = state_dict.pop(key)
+    return out
+
+
+ATTR_UNSET = object()  # ComfyUI's sentinel: set_attr(obj, name, ATTR_UNSET) deletes the attribute
+
+
+def set_attr(obj, attr: str, value):
+    """Set a dotted attribute ("block.0.weight"); returns the previous value (ATTR_UNSET if none)."""
+    *path, last = attr.split(".")
+    for name in path:
+        obj = getattr(obj, name)
+    previous = getattr(obj, last, ATTR_UNSET)
+    if value is ATTR_UNSET:
+        delattr(obj, last)
+    else:
+        setattr(obj, last, value)
+    return previous
+
+
+def set_attr_param(obj, attr: str, value):
+    return set_attr(obj, attr, torch.nn.Parameter(value, requires_grad=False))
+
+
+def get_attr(obj, attr: str):
+    for name in attr.split("."):
+        obj = getattr(obj, name)
+    return obj
 
 
 __getattr__ = unsupported(__name__)

@@ -1,0 +1,1 @@
+// served by the pack's app.add_routes static folder

@@ -1,0 +1,1 @@
+app.registerExtension({name: "web_only.hello"});
