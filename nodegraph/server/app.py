@@ -228,7 +228,8 @@ def native_router(state: ServerState) -> APIRouter:
               summary="Any supported format (native, ComfyUI API, ComfyUI UI) as native JSON")
     def convert(body: WorkflowIn):
         try:
-            return {"workflow": state.parse(body.workflow).to_json()}
+            # for the editor: muted and bypassed nodes stay, so they can be shown and un-muted
+            return {"workflow": state.parse(body.workflow, keep_modes=True).to_json()}
         except SubmitError as exc:
             return submit_error(exc)
 
