@@ -8,6 +8,7 @@ import "./styles.css";
 import { App } from "./App";
 import { registerExtension } from "./extensions";
 import * as editorState from "./state/editor";
+import * as tabState from "./state/tabs";
 import { runtime } from "./state/runtime";
 import { api } from "./lib/api";
 
@@ -27,6 +28,7 @@ window.nodegraph = {
   loadDocument: editorState.loadDocument,
   currentWorkflow: editorState.currentWorkflow,
   graph: editorState.graph,
+  tabs: tabState.tabs,
 };
 
 createRoot(document.getElementById("root")!).render(<App />);

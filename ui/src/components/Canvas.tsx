@@ -22,6 +22,8 @@ import { ConnectionLine, edgeTypes } from "./Edges";
 import { DRAG_MIME } from "./Palette";
 import { SearchPopup, SearchRequest } from "./SearchPopup";
 import { ContextMenu, MenuItem } from "./ContextMenu";
+import { modeMenuItems } from "./NodeModeMenu";
+import { handleModeKey } from "../state/nodeModes";
 import { GEdge, GNode, handleName, inHandle, isOp, outHandle, outputType } from "../lib/graph";
 import { isWidgetInput, typesCompatible } from "../lib/schema";
 
@@ -193,7 +195,7 @@ export function Canvas() {
     const items: MenuItem[] = [];
     if (isOp(n)) {
       const schema = s.schemas[n.data.nodeType];
-      items.push({ label: "Duplicate", onClick: () => duplicateNode(n.id) });
+      items.push({ label: "Duplicate", onClick: () => duplicateNode(n.id) }, ...modeMenuItems(n.id));
       const widgets = schema?.inputs.filter(isWidgetInput) ?? [];
       if (widgets.length) {
         items.push({ separator: true, label: "" }, { heading: true, label: "Widget ⇄ input socket" });
@@ -269,6 +271,7 @@ export function Canvas() {
         return;
       }
       if (isTyping(e.target)) return;
+      if (handleModeKey(e)) return;
       if (mod && key === "z" && !e.shiftKey) (e.preventDefault(), undo());
       else if (mod && (key === "y" || (key === "z" && e.shiftKey))) (e.preventDefault(), redo());
       else if (mod && key === "c") {

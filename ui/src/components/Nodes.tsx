@@ -10,6 +10,7 @@ import { runtime, clearError, NodeRun } from "../state/runtime";
 import { useStore } from "../state/store";
 import { SeedControlSelect, Widget } from "./Widgets";
 import { extensionFooter } from "../extensions";
+import { CollapsedHandles, ModeBadge, NodeResize, lookOf } from "./NodeLook";
 
 const EMPTY_RUN: NodeRun = {};
 
@@ -96,7 +97,7 @@ function Title({ id, text, onRename }: { id: string; text: string; onRename: (t:
   );
 }
 
-export const OpNode = memo(function OpNode({ id, data, selected }: NodeProps<Node<OpData>>) {
+export const OpNode = memo(function OpNode({ id, data, selected, width }: NodeProps<Node<OpData>>) {
   const schema = useStore(editor, (s) => s.schemas[data.nodeType]);
   const linkedStr = useStore(editor, (s) => s.linked.get(id) ?? "");
   const run = useStore(runtime, (s) => s.runs[id] ?? EMPTY_RUN);
@@ -125,15 +126,19 @@ export const OpNode = memo(function OpNode({ id, data, selected }: NodeProps<Nod
     run.error && "has-error",
     !schema && "unknown",
     wide && "wide",
+    width && !data.collapsed && "sized",
   ]
     .filter(Boolean)
     .join(" ");
+  const look = lookOf(data);
 
   return (
-    <div className={cls} style={{ "--accent": accent } as React.CSSProperties} data-testid={`node-${id}`} data-node-type={data.nodeType}>
+    <div className={`${cls} ${look.className}`} style={{ "--accent": accent, ...look.style } as React.CSSProperties} data-testid={`node-${id}`} data-node-type={data.nodeType} data-mode={data.mode ?? "always"}>
+      <NodeResize data={data} selected={Boolean(selected)} />
       <div className="ng-node-header">
         <span className="ng-node-dot" />
         <Title id={id} text={data.title || schema?.display_name || data.nodeType} onRename={(t) => setTitle(id, t)} />
+        <ModeBadge data={data} />
         {run.status === "cached" && <span className="ng-badge">cached</span>}
         {pct !== null && <span className="ng-badge ng-badge-progress">{pct}%</span>}
         <span className="ng-node-id">#{id}</span>
@@ -141,8 +146,9 @@ export const OpNode = memo(function OpNode({ id, data, selected }: NodeProps<Nod
       <div className="ng-progress" data-testid={`progress-${id}`} style={{ opacity: pct === null ? 0 : 1 }}>
         <div style={{ width: `${pct ?? 0}%` }} />
       </div>
-      {!schema && <div className="ng-node-warning">Unknown node type “{data.nodeType}”: is its plugin installed?</div>}
-      <div className="ng-node-body">
+      {data.collapsed && <CollapsedHandles inputs={inputs} outputs={outputs} />}
+      {!data.collapsed && !schema && <div className="ng-node-warning">Unknown node type “{data.nodeType}”: is its plugin installed?</div>}
+      {!data.collapsed && <div className="ng-node-body">
         {Array.from({ length: rows }, (_, k) => {
           const inp = socketInputs[k];
           const out = outputs[k];
@@ -192,7 +198,7 @@ export const OpNode = memo(function OpNode({ id, data, selected }: NodeProps<Nod
         })}
         <NodeImages run={run} nodeId={id} />
         {Footer && <Footer nodeId={id} nodeType={data.nodeType} values={data.values} />}
-      </div>
+      </div>}
       {run.error && (
         <div className="ng-node-error" data-testid={`error-${id}`}>
           {run.error.input && <b>{run.error.input}: </b>}

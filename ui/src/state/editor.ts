@@ -54,7 +54,7 @@ export const editor = createStore<EditorState>({
 });
 
 const graphOf = (s: EditorState = editor.get()): Graph => ({ nodes: s.nodes, edges: s.edges });
-const history = new UndoLog<Graph>(graphOf());
+let history = new UndoLog<Graph>(graphOf());
 
 /** Put a graph on the canvas (no undo step). */
 function show(g: Graph, extra: Partial<EditorState> = {}) {
@@ -356,6 +356,34 @@ export function markSaved(name?: string) {
 export function setSchemas(schemas: SchemaMap) {
   learnTypeColors(schemas);
   editor.set({ schemas, schemasLoaded: true });
+}
+
+// --- workflow tabs: each open document keeps its own graph, undo log, name and dirty marker ----------
+
+export interface OpenDocument {
+  graph: Graph;
+  history: UndoLog<Graph>;
+  name: string;
+  dirty: boolean;
+  viewport?: { x: number; y: number; zoom: number };
+}
+
+/** A document ready to be put on the canvas (from a native workflow, or empty). */
+export function freshDocument(doc: NativeWorkflow | null, name: string, dirty = false): OpenDocument {
+  const g = doc ? fromNative(doc, editor.get().schemas) : { nodes: [], edges: [], viewport: undefined };
+  const graph = { nodes: g.nodes, edges: g.edges };
+  return { graph, history: new UndoLog<Graph>(graph), name, dirty, viewport: g.viewport };
+}
+
+/** The document on the canvas, as it is (to be put back later by putDocument). */
+export function takeDocument(viewport?: OpenDocument["viewport"]): OpenDocument {
+  const s = editor.get();
+  return { graph: graphOf(s), history, name: s.name, dirty: s.dirty, viewport };
+}
+
+export function putDocument(d: OpenDocument) {
+  history = d.history;
+  show(d.graph, { name: d.name, dirty: d.dirty, viewport: d.viewport, loadCount: editor.get().loadCount + 1 });
 }
 
 /** For tests and the perf bench: the current graph. */
