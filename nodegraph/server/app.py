@@ -54,7 +54,7 @@ from . import frontend as frontends
 from .comfy_support import LogBuffer
 from .events import NATIVE, STATUS_DELAY, EventHub, serve_socket
 from .models import (ClusterOut, ConvertOut, CountOut, DeletedOut, ErrorOut, FreeIn, FreeOut, HistoryOut, InterruptIn,
-                     InterruptOut, JobIn, JobOut, JobSubmitted, OkOut, QueueOut, StatusOut, UploadOut, ValidateOut,
+                     InterruptOut, JobIn, JobOut, JobSubmitted, ModelInfoOut, OkOut, QueueOut, StatusOut, UploadOut, ValidateOut,
                      WorkflowIn)
 from .schemas import NodeSchema, extra_component_schemas
 from .security import Guard, check_token, login_router
@@ -359,6 +359,11 @@ def native_router(state: ServerState) -> APIRouter:
     @api.get("/models/{folder}", tags=["models"], summary="Model files of one folder kind")
     def models(folder: str) -> list[str]:
         return files.model_list(env, folder)
+
+    @api.get("/models/{folder}/info", tags=["models"], response_model=ModelInfoOut,
+             summary="A model file's native image size (from its header), for the editor's defaults")
+    def model_info(folder: str, name: str):
+        return files.model_info(env, folder, name)
 
     @api.post("/upload/image", tags=["files"], response_model=UploadOut, summary="Upload an image")
     async def upload_image(image: UploadFile = File(...), subfolder: str = Form(""), type: str = Form("input"),

@@ -9,6 +9,7 @@ import { App } from "./App";
 import { registerExtension } from "./extensions";
 import * as editorState from "./state/editor";
 import * as tabState from "./state/tabs";
+import { estimateSize } from "./lib/placement";
 import { runtime } from "./state/runtime";
 import { api } from "./lib/api";
 
@@ -29,6 +30,8 @@ window.nodegraph = {
   currentWorkflow: editorState.currentWorkflow,
   graph: editorState.graph,
   tabs: tabState.tabs,
+  /** The size a new node of a type is placed by (it lands centred on the drop point). */
+  estimateNodeSize: (type: string) => estimateSize(editorState.editor.get().schemas[type]),
 };
 
 createRoot(document.getElementById("root")!).render(<App />);

@@ -23,6 +23,7 @@ import { DRAG_MIME } from "./Palette";
 import { SearchPopup, SearchRequest } from "./SearchPopup";
 import { ContextMenu, MenuItem } from "./ContextMenu";
 import { modeMenuItems } from "./NodeModeMenu";
+import { estimateSize, placeCentred } from "../lib/placement";
 import { handleModeKey } from "../state/nodeModes";
 import { GEdge, GNode, handleName, inHandle, isOp, outHandle, outputType } from "../lib/graph";
 import { isWidgetInput, typesCompatible } from "../lib/schema";
@@ -65,6 +66,16 @@ export function Canvas() {
   const center = () => {
     const r = wrapper.current!.getBoundingClientRect();
     return flowAt(r.left + r.width / 2, r.top + r.height / 2);
+  };
+
+  /** A new node of `type` centred at `at`, inside the visible canvas (never under the side panel). */
+  const placeNew = (type: string, at: { x: number; y: number }) => {
+    const schema = editor.get().schemas[type];
+    if (!schema || !wrapper.current) return at;
+    const r = wrapper.current.getBoundingClientRect();
+    const a = flowAt(r.left, r.top);
+    const b = flowAt(r.right, r.bottom);
+    return placeCentred(at, estimateSize(schema), { x: a.x, y: a.y, width: b.x - a.x, height: b.y - a.y });
   };
 
   const isValidConnection = useCallback((c: RFConnection | Edge) => verdict(c as RFConnection).ok, []);
@@ -140,7 +151,7 @@ export function Canvas() {
       addReroute(at);
       return;
     }
-    const id = addNode(type, at);
+    const id = addNode(type, placeNew(type, at));
     if (!id || !search.link) return;
     // wire the new node to the link that was dropped
     const s = editor.get();
@@ -167,7 +178,7 @@ export function Canvas() {
       const type = e.dataTransfer.getData(DRAG_MIME);
       if (type) {
         e.preventDefault();
-        addNode(type, flowAt(e.clientX, e.clientY));
+        addNode(type, placeNew(type, flowAt(e.clientX, e.clientY)));
         return;
       }
       const file = e.dataTransfer.files?.[0];

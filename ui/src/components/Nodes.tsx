@@ -97,7 +97,7 @@ function Title({ id, text, onRename }: { id: string; text: string; onRename: (t:
   );
 }
 
-export const OpNode = memo(function OpNode({ id, data, selected, width }: NodeProps<Node<OpData>>) {
+export const OpNode = memo(function OpNode({ id, data, selected }: NodeProps<Node<OpData>>) {
   const schema = useStore(editor, (s) => s.schemas[data.nodeType]);
   const linkedStr = useStore(editor, (s) => s.linked.get(id) ?? "");
   const run = useStore(runtime, (s) => s.runs[id] ?? EMPTY_RUN);
@@ -114,6 +114,7 @@ export const OpNode = memo(function OpNode({ id, data, selected, width }: NodePr
   const widgetInputs = inputs.filter((i) => isWidgetInput(i) && !converted.has(i.name));
   const rows = Math.max(socketInputs.length, outputs.length);
   const errInput = run.error?.input ?? null;
+  const errInputs = new Set((run.error?.items ?? []).map((it) => it.input).filter(Boolean));
   const pct = run.progress && run.progress.max > 0 ? Math.round((100 * run.progress.value) / run.progress.max) : null;
   const accent = categoryColor(schema?.category);
   const wide = inputs.some((i) => i.multiline) || schema?.output_node;
@@ -126,7 +127,6 @@ export const OpNode = memo(function OpNode({ id, data, selected, width }: NodePr
     run.error && "has-error",
     !schema && "unknown",
     wide && "wide",
-    width && !data.collapsed && "sized",
   ]
     .filter(Boolean)
     .join(" ");
@@ -154,7 +154,7 @@ export const OpNode = memo(function OpNode({ id, data, selected, width }: NodePr
           const out = outputs[k];
           return (
             <div className="ng-slot-row" key={k}>
-              {inp ? <Socket kind="in" name={inp.name} type={inp.type} error={errInput === inp.name} /> : <span />}
+              {inp ? <Socket kind="in" name={inp.name} type={inp.type} error={errInput === inp.name || errInputs.has(inp.name)} /> : <span />}
               {out ? <Socket kind="out" name={out.name} type={out.type} /> : <span />}
             </div>
           );
@@ -163,7 +163,7 @@ export const OpNode = memo(function OpNode({ id, data, selected, width }: NodePr
           const isLinked = linked.has(inp.name);
           const value = data.values[inp.name];
           const problem = isLinked ? null : checkValue(inp, value);
-          const bad = errInput === inp.name || problem !== null;
+          const bad = errInput === inp.name || errInputs.has(inp.name) || problem !== null;
           return (
             <div
               className={`ng-widget-row ${isLinked ? "linked" : ""} ${bad ? "error" : ""}`}
@@ -201,8 +201,19 @@ export const OpNode = memo(function OpNode({ id, data, selected, width }: NodePr
       </div>}
       {run.error && (
         <div className="ng-node-error" data-testid={`error-${id}`}>
-          {run.error.input && <b>{run.error.input}: </b>}
-          {run.error.message}
+          {(run.error.items?.length ?? 0) > 1 ? (
+            run.error.items!.map((it, k) => (
+              <div key={k} className="ng-node-error-item">
+                {it.input && <b>{it.input}: </b>}
+                {it.message}
+              </div>
+            ))
+          ) : (
+            <>
+              {run.error.input && <b>{run.error.input}: </b>}
+              {run.error.message}
+            </>
+          )}
         </div>
       )}
     </div>

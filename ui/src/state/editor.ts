@@ -8,6 +8,7 @@ import {
   inHandle, REROUTE_IN, REROUTE_OUT, GroupData,
 } from "../lib/graph";
 import { UndoLog, UndoOptions } from "../lib/history";
+import { applyNewNodeDefaults, learnModelSizes } from "./nodeDefaults";
 import { SchemaMap, learnTypeColors } from "../lib/schema";
 import { NativeWorkflow, fromNative, toNative } from "../lib/workflow";
 
@@ -171,6 +172,7 @@ export function addNode(type: string, position: XY, select = true): string | nul
   if (!schema) return null;
   const id = nextId(s.nodes);
   const node = newOpNode(schema, id, position);
+  applyNewNodeDefaults(node, s.nodes, s.schemas);
   if (select) node.selected = true;
   const nodes = select ? s.nodes.map((n) => (n.selected ? { ...n, selected: false } : n)) : s.nodes;
   commit({ nodes: [...nodes, node], edges: s.edges }, { label: `add ${type}` });
@@ -355,6 +357,7 @@ export function markSaved(name?: string) {
 
 export function setSchemas(schemas: SchemaMap) {
   learnTypeColors(schemas);
+  void learnModelSizes(schemas);
   editor.set({ schemas, schemasLoaded: true });
 }
 
@@ -383,7 +386,9 @@ export function takeDocument(viewport?: OpenDocument["viewport"]): OpenDocument 
 
 export function putDocument(d: OpenDocument) {
   history = d.history;
-  show(d.graph, { name: d.name, dirty: d.dirty, viewport: d.viewport, loadCount: editor.get().loadCount + 1 });
+  // an empty document starts at the canvas's default view (fitting nothing would fit the first node added)
+  const viewport = d.viewport ?? (d.graph.nodes.length ? undefined : { x: 80, y: 60, zoom: 1 });
+  show(d.graph, { name: d.name, dirty: d.dirty, viewport, loadCount: editor.get().loadCount + 1 });
 }
 
 /** For tests and the perf bench: the current graph. */
