@@ -199,3 +199,131 @@ def test_two_browser_tabs_lose_nothing(editor, browser_context):
     names = page_c.locator("[data-testid=workflow-tab] .ng-wtab-name").all_inner_texts()
     page_c.close()
     assert "from-a" in names and "from-b" in names, names
+
+
+# --- the smaller items of issue 19 -------------------------------------------------------------------
+
+def open_search(editor, x, y):
+    """Double-click the canvas (a first click leaves whatever had the focus, as a person's would)."""
+    editor.page.mouse.click(x, y)
+    editor.page.wait_for_timeout(300)
+    editor.page.mouse.dblclick(x, y)
+
+
+def gallery_count(editor):
+    badge = editor.page.locator("[data-testid=tab-gallery] .ng-count")
+    return int(badge.inner_text()) if badge.count() else 0
+
+
+def test_link_drop_ranking_placement_latent_size_palette(editor, artifacts):
+    page = editor.page
+    # a new Empty Latent Image is sized for the default checkpoint (the shipped model draws 128×128)
+    latent = editor.drag_from_palette("EmptyLatentImage", 40, 60)
+    values = next(n["values"] for n in editor.graph()["nodes"] if n["id"] == latent)
+    assert (values["width"], values["height"]) == (128, 128)
+    # dropping its LATENT link on empty canvas: VAE Decode first (not alphabetical), the list not capped
+    editor.node(latent).hover()
+    sx, sy = editor._center(editor.handle(latent, "o:LATENT"))
+    box = editor.canvas_box()
+    drop = (box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.5)
+    page.mouse.move(sx, sy)
+    page.mouse.down()
+    page.mouse.move(*drop, steps=12)
+    page.mouse.up()
+    items = page.locator(".ng-search-item[data-testid^=search-]")
+    expect(items.first).to_have_attribute("data-testid", "search-VAEDecode")
+    names = [t.removeprefix("search-") for t in items.evaluate_all("els => els.map(e => e.dataset.testid)")]
+    assert names[1:3] == ["KSampler", "KSamplerAdvanced"] and len(names) > 14, names
+    editor.screenshot(artifacts / "small-01-link-drop.png")
+    items.first.click()
+    decode = editor.node_ids_of("VAEDecode")[0]
+    # the new node is centred on the drop point and wired to the link
+    nb = editor.node(decode).bounding_box()
+    assert abs(nb["x"] + nb["width"] / 2 - drop[0]) < 40 and abs(nb["y"] + nb["height"] / 2 - drop[1]) < 80, (nb, drop)
+    assert any(e["target"] == decode and e["targetHandle"] == "i:samples" for e in editor.graph()["edges"])
+
+    # near the right edge a new node stays inside the canvas, never under the side panel
+    edge = (box["x"] + box["width"] - 8, box["y"] + 120)
+    open_search(editor, *edge)
+    page.get_by_label("Search nodes").fill("Save Image")
+    page.locator("[data-testid=search-SaveImage]").click()
+    save = editor.node_ids_of("SaveImage")[0]
+    sb = editor.node(save).bounding_box()
+    assert sb["x"] + sb["width"] <= box["x"] + box["width"], (sb, box)
+    editor.screenshot(artifacts / "small-02-placement.png")
+
+    # _for_testing nodes are not in the palette (the canvas search still finds them)
+    page.get_by_label("Filter nodes").fill("Latent Blend")
+    expect(page.locator("[data-testid=palette-LatentBlend]")).to_have_count(0)
+    page.get_by_label("Filter nodes").fill("")
+    expect(page.locator(".ng-palette-cat-head", has_text="_for_testing")).to_have_count(0)
+    open_search(editor, box["x"] + 150, box["y"] + box["height"] * 0.85)
+    page.get_by_label("Search nodes").fill("Latent Blend")
+    expect(page.locator("[data-testid=search-LatentBlend]")).to_be_visible()
+    page.keyboard.press("Escape")
+
+
+def test_resize_scrub_errors_json_lightbox_gallery(editor, artifacts):
+    page = editor.page
+    load(editor, CHAIN)
+    # number scrubbing: drag sideways on the widget's label, one step per 6 px
+    label = editor.node("1").locator("[data-scrub=width]")
+    label.hover()  # (the step arrows show on hover and move the label)
+    lb = label.bounding_box()
+    x0, y0 = lb["x"] + lb["width"] / 2, lb["y"] + lb["height"] / 2
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + 60, y0, steps=10)
+    page.mouse.up()
+    assert editor.workflow()["nodes"]["1"]["inputs"]["width"] == 48 + 10
+    editor.press("Control+z")  # one undo step for the whole drag
+    assert editor.workflow()["nodes"]["1"]["inputs"]["width"] == 48
+
+    # resize: the handle of a selected node; the size is saved and comes back after a reload
+    select(editor, "3")
+    handle = page.locator(".react-flow__node[data-id='3'] .react-flow__resize-control.handle.bottom.right")
+    hb = handle.bounding_box()
+    before = editor.node("3").bounding_box()
+    page.mouse.move(hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(hb["x"] + 120, hb["y"] + 90, steps=10)
+    page.mouse.up()
+    size = editor.workflow()["nodes"]["3"]["ui"]["size"]
+    assert size[0] > before["width"] + 80, (size, before)
+    editor.screenshot(artifacts / "small-03-resized.png")
+    page.wait_for_timeout(600)
+    page.reload()
+    editor.wait_ready()
+    page.wait_for_function("() => window.nodegraph.graph().nodes.length === 3")
+    assert editor.workflow()["nodes"]["3"]["ui"]["size"] == size
+
+    # the gallery count grows after a run (it was history's images before, this run's only after)
+    page.click("[data-testid=tab-gallery]")
+    before_count = gallery_count(editor)
+    editor.press("Control+Enter")
+    expect(page.locator("[data-testid='output-3']").first).to_be_visible(timeout=20000)
+    page.wait_for_timeout(500)
+    assert gallery_count(editor) >= before_count + 1
+
+    # Esc closes the lightbox
+    page.locator("[data-testid=gallery] img").first.click()
+    expect(page.locator(".ng-lightbox")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator(".ng-lightbox")).to_have_count(0)
+
+    # several errors on one node: each names its input
+    bad = json.loads(json.dumps(CHAIN))
+    bad["nodes"]["1"]["inputs"].update(width=0, height=-5)
+    load(editor, bad, "bad")
+    editor.press("Control+Enter")
+    err = page.locator("[data-testid='error-1']")
+    expect(err.locator(".ng-node-error-item")).to_have_count(2)
+    expect(err.locator(".ng-node-error-item").nth(0)).to_contain_text("width:")
+    expect(err.locator(".ng-node-error-item").nth(1)).to_contain_text("height:")
+    editor.screenshot(artifacts / "small-04-stacked-errors.png")
+
+    # a malformed JSON file: the toast says where
+    editor.drop_file("broken.json", b'{\n  "version": 1,\n  "nodes": {,}\n}', "application/json")
+    toast = page.locator("[data-testid=toast]", has_text="broken.json")
+    expect(toast).to_contain_text("line 3, column 13")
+    editor.screenshot(artifacts / "small-05-json-toast.png")
