@@ -54,8 +54,8 @@ from . import frontend as frontends
 from .comfy_support import LogBuffer
 from .events import NATIVE, STATUS_DELAY, EventHub, serve_socket
 from .models import (ClusterOut, ConvertOut, CountOut, DeletedOut, ErrorOut, FreeIn, FreeOut, HistoryOut, InterruptIn,
-                     InterruptOut, JobIn, JobOut, JobSubmitted, ModelInfoOut, OkOut, QueueOut, StatusOut, UploadOut, ValidateOut,
-                     WorkflowIn)
+                     InterruptOut, JobIn, JobOut, JobSubmitted, ModelInfoOut, OkOut, QueueOut, StatusOut, UploadOut,
+                     ValidateOut, WorkflowIn)
 from .schemas import NodeSchema, extra_component_schemas
 from .security import Guard, check_token, login_router
 from .service import MAX_ID_LENGTH, Limits, ServerState, SubmitError
