@@ -88,3 +88,10 @@ def test_ui_import_for_the_editor_keeps_modes_flags_and_colours(env):
     assert {k: n.links for k, n in plan_kept.nodes.items()} == {k: n.links for k, n in plan_plain.nodes.items()}
     result = Executor(env).run(kept)
     assert result.status == "success" and result.value("4").shape == (1, 8, 48, 3)
+
+
+def test_api_export_resolves_modes(env):
+    from nodegraph.formats import comfy_api
+
+    prompt = comfy_api.from_native(chain(mode_of_flip="bypassed"), env.registry)
+    assert "2" not in prompt and prompt["3"]["inputs"]["image"] == ["1", 0]
