@@ -73,7 +73,7 @@ def test_bypass_mute_collapse_pin_colour(editor, artifacts):
     editor.node("3").click(button="right", position={"x": 40, "y": 12})
     page.get_by_role("menuitem", name="Pin").click()
     editor.node("3").click(button="right", position={"x": 40, "y": 12})
-    page.get_by_label("colour green").click()
+    page.get_by_role("group", name="Colour").get_by_label("colour green").click()
     wf = editor.workflow()["nodes"]["3"]
     assert wf["ui"]["pinned"] is True and (wf["ui"]["color"], wf["ui"]["bgcolor"]) == ("#232", "#353")
     box = editor.node("3").bounding_box()
@@ -87,6 +87,18 @@ def test_bypass_mute_collapse_pin_colour(editor, artifacts):
     editor.node("1").click(button="right", position={"x": 40, "y": 12})
     page.get_by_role("menuitem", name="Bypass").click()
     editor.screenshot(artifacts / "modes-03-looks.png")
+
+    # the selection toolbox acts on every selected node
+    select(editor, "2")
+    editor.node("3").locator(".ng-node-header").click(position={"x": 12, "y": 12}, modifiers=["Control"])
+    toolbox = page.locator(".ng-toolbox")
+    expect(toolbox).to_be_visible()
+    editor.screenshot(artifacts / "modes-03b-toolbox.png")
+    toolbox.get_by_role("button", name="Mute").click()
+    expect(editor.node("2")).to_have_attribute("data-mode", "muted")
+    expect(editor.node("3")).to_have_attribute("data-mode", "muted")
+    toolbox.get_by_role("button", name="Mute").click()
+    expect(editor.node("3")).to_have_attribute("data-mode", "always")
 
     # all of it survives a reload (autosave) and reads back from the saved document
     page.wait_for_timeout(600)

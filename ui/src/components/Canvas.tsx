@@ -23,6 +23,7 @@ import { DRAG_MIME } from "./Palette";
 import { SearchPopup, SearchRequest } from "./SearchPopup";
 import { ContextMenu, MenuItem } from "./ContextMenu";
 import { modeMenuItems } from "./NodeModeMenu";
+import { SelectionToolbox } from "./SelectionToolbox";
 import { estimateSize, placeCentred } from "../lib/placement";
 import { handleModeKey } from "../state/nodeModes";
 import { GEdge, GNode, handleName, inHandle, isOp, outHandle, outputType } from "../lib/graph";
@@ -360,6 +361,7 @@ export function Canvas() {
           maskColor="rgba(12,13,16,0.65)"
         />}
         <Controls showInteractive={false} className="ng-controls" />
+        <SelectionToolbox />
       </ReactFlow>
       {empty && (
         <div className="ng-empty-canvas">
