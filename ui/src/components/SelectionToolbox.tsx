@@ -1,5 +1,6 @@
 // ComfyUI's selection toolbox: a small bar over the selected nodes with bypass, mute, collapse, pin
-// and colour for all of them at once.
+// and colour for all of them at once. Shown for two nodes or more (one node has its right-click menu),
+// so it never sits over the canvas after a plain click.
 import { NodeToolbar, Position } from "@xyflow/react";
 import { isOp } from "../lib/graph";
 import { editor } from "../state/editor";
@@ -10,7 +11,7 @@ export function SelectionToolbox() {
   // a string, so the toolbox re-renders only when the selection changes, not on every move
   const key = useStore(editor, (s) => s.nodes.filter((n) => n.selected && isOp(n) && !n.dragging).map((n) => n.id).join(","));
   const ids = key ? key.split(",") : [];
-  if (!ids.length) return null;
+  if (ids.length < 2) return null;
   return (
     <NodeToolbar nodeId={ids} isVisible position={Position.Top} offset={10} className="ng-toolbox" data-testid="selection-toolbox">
       <button title="Bypass (Ctrl+B)" onClick={() => toggleMode(ids, "bypassed")}>Bypass</button>
