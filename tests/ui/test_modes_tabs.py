@@ -339,3 +339,28 @@ def test_resize_scrub_errors_json_lightbox_gallery(editor, artifacts):
     toast = page.locator("[data-testid=toast]", has_text="broken.json")
     expect(toast).to_contain_text("line 3, column 13")
     editor.screenshot(artifacts / "small-05-json-toast.png")
+
+
+def test_tabs_keep_their_own_subgraphs(editor, artifacts):
+    """Each tab's subgraph definitions and open level go with it (state/subgraphs.ts keeps them per tab)."""
+    page = editor.page
+    load(editor, CHAIN, "with-subgraph")
+    select(editor, "2")
+    editor.press("Control+Shift+E")
+    page.wait_for_function("() => window.nodegraph.graph().nodes.filter(n => n.data.kind === 'op').length === 3")
+    [instance] = [k for k, n in editor.workflow()["nodes"].items() if n["type"] not in ("EmptyImage", "SaveImage")]
+    editor.node(instance).locator(".ng-node-header").dblclick()  # inside the subgraph
+    expect(page.locator("[data-testid=subgraph-breadcrumb]")).to_be_visible()
+    page.get_by_label("New workflow tab").click()
+    load(editor, CHAIN, "plain")
+    assert "subgraphs" not in (editor.workflow().get("ui") or {})
+    expect(page.locator("[data-testid=subgraph-breadcrumb]")).to_have_count(0)
+    page.locator("[data-testid=workflow-tab]").nth(0).click()
+    # back inside the subgraph, where the tab was left
+    expect(page.locator("[data-testid=subgraph-breadcrumb]")).to_be_visible()
+    page.wait_for_function("() => window.nodegraph.graph().nodes.some(n => n.id === '-10')")
+    assert len(editor.workflow()["ui"]["subgraphs"]) == 1
+    editor.screenshot(artifacts / "tabs-03-subgraph-tab.png")
+    page.locator("[data-testid=workflow-tab]").nth(1).click()
+    page.wait_for_function("() => window.nodegraph.graph().nodes.length === 3")
+    assert "subgraphs" not in (editor.workflow().get("ui") or {})

@@ -78,3 +78,24 @@ describe("node modes and looks in ComfyUI's UI format", () => {
     expect(nativeLookOf({ mode: 0, flags: {} })).toEqual({ ui: {} });
   });
 });
+
+describe("node modes and looks through the editor's ComfyUI UI export and import (lib/comfyui.ts)", () => {
+  it("native → ComfyUI UI → native keeps modes, flags and colours", async () => {
+    const { toComfyUI, fromComfyUI, editorCanImport } = await import("../src/lib/comfyui");
+    const doc = withLooks();
+    const ui = toComfyUI(doc, schemas);
+    const [a, b, c] = Object.keys(doc.nodes);
+    const byId = (id: string) => ui.nodes.find((n) => String(n.id) === id)!;
+    expect([byId(a).mode, byId(b).mode, byId(c).mode]).toEqual([2, 4, 0]);
+    expect(byId(a).flags).toEqual({ collapsed: true });
+    expect(byId(b).flags).toEqual({ pinned: true });
+    expect([byId(a).color, byId(a).bgcolor]).toEqual(["#322", "#533"]);
+    expect(editorCanImport(ui as unknown as Record<string, unknown>, schemas)).toBe(true);
+    const back = fromComfyUI(JSON.parse(JSON.stringify(ui)), schemas);
+    for (const id of [a, b, c]) {
+      expect(back.nodes[id].mode).toBe(doc.nodes[id].mode);
+      for (const k of ["collapsed", "pinned", "color", "bgcolor"]) expect(back.nodes[id].ui?.[k]).toEqual(doc.nodes[id].ui?.[k]);
+      expect(back.nodes[id].ui?.flags).toBeUndefined();
+    }
+  });
+});

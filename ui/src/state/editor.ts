@@ -369,22 +369,33 @@ export interface OpenDocument {
   name: string;
   dirty: boolean;
   viewport?: { x: number; y: number; zoom: number };
+  /** What other modules keep per document (the subgraph definitions and open levels). */
+  extra?: unknown;
 }
 
-/** A document ready to be put on the canvas (from a native workflow, or empty). */
+/** Per-document state kept outside this store: taken off with a tab, put back with it. */
+export const documentHooks = {
+  take: (): unknown => undefined,
+  put: (_extra: unknown): void => {},
+};
+
+/** A document ready to be put on the canvas next (from a native workflow, or empty). */
 export function freshDocument(doc: NativeWorkflow | null, name: string, dirty = false): OpenDocument {
-  const g = doc ? fromNative(doc, editor.get().schemas) : { nodes: [], edges: [], viewport: undefined };
+  const native = doc ?? { version: 1, nodes: {} };
+  levelHooks.beforeLoad(native);
+  const g = fromNative(native, editor.get().schemas);
   const graph = { nodes: g.nodes, edges: g.edges };
-  return { graph, history: new UndoLog<Graph>(graph), name, dirty, viewport: g.viewport };
+  return { graph, history: new UndoLog<Graph>(graph), name, dirty, viewport: g.viewport, extra: documentHooks.take() };
 }
 
 /** The document on the canvas, as it is (to be put back later by putDocument). */
 export function takeDocument(viewport?: OpenDocument["viewport"]): OpenDocument {
   const s = editor.get();
-  return { graph: graphOf(s), history, name: s.name, dirty: s.dirty, viewport };
+  return { graph: graphOf(s), history, name: s.name, dirty: s.dirty, viewport, extra: documentHooks.take() };
 }
 
 export function putDocument(d: OpenDocument) {
+  documentHooks.put(d.extra);
   history = d.history;
   // an empty document starts at the canvas's default view (fitting nothing would fit the first node added)
   const viewport = d.viewport ?? (d.graph.nodes.length ? undefined : { x: 80, y: 60, zoom: 1 });

@@ -94,12 +94,12 @@ function fromSlot(id: string): OpenDocument {
 /** A new tab with a document (or an empty one), made active. */
 export function newTab(doc: NativeWorkflow | null = null, name = "Untitled", dirty = false): string {
   const id = newId();
-  const d = freshDocument(doc, name, dirty);
   const { active, list } = tabs.get();
   if (active) {
     saveActive();
     parked.set(active, takeDocument(getViewport()));
   }
+  const d = freshDocument(doc, name, dirty); // (after the active one is taken off: it sets up its subgraphs)
   const at = list.findIndex((t) => t.id === active);
   const next = [...list];
   next.splice(at < 0 ? next.length : at + 1, 0, { id, name, dirty });
