@@ -18,6 +18,7 @@ from typing import Any
 import networkx as nx
 
 from .node import Input, NodeSpec, resolve_choices
+from .modes import apply_modes
 from .registry import Registry
 from .workflow import Workflow, is_link
 
@@ -72,6 +73,11 @@ class Plan:
 def validate(workflow: Workflow, registry: Registry, env: Any = None,
              outputs: list[str] | None = None) -> tuple[Plan | None, list[Issue]]:
     issues: list[Issue] = []
+    plain_nodes = workflow.nodes
+    skipped = {nid for nid, entry in workflow.nodes.items() if entry.mode}
+    workflow, dropped = apply_modes(workflow, registry)
+    if outputs is not None:
+        outputs = [o for o in outputs if o not in skipped]
     nodes = workflow.nodes
     specs: dict[str, NodeSpec] = {}
     for node_id, entry in nodes.items():
@@ -157,6 +163,14 @@ def validate(workflow: Workflow, registry: Registry, env: Any = None,
         if literals is not None:
             planned[node_id] = PlannedNode(node_id, spec, literals, links[node_id])
 
+    for issue in issues:  # a required input that a muted node fed: say so
+        blocker = dropped.get((issue.node, issue.input)) if issue.kind == "missing_input" else None
+        if blocker is not None:
+            entry = plain_nodes[blocker]
+            issue.message = (f"comes from node {blocker} ({entry.type}), which is muted: un-mute it or connect "
+                             "another source" if entry.mode == "muted" else
+                             f"comes from node {blocker} ({entry.type}), which is bypassed and has no input "
+                             "of this type to pass through: connect one, or un-bypass it")
     if issues:
         origins = (workflow.meta or {}).get("origins") or {}  # set by the ComfyUI importer for subgraph nodes
         for issue in issues:

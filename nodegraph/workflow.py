@@ -4,7 +4,8 @@
       "version": 1,
       "nodes": {
         "4": {"type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "nodegraph-default.safetensors"}},
-        "6": {"type": "CLIPTextEncode", "inputs": {"text": "a red circle", "clip": {"node": "4", "output": "CLIP"}}}
+        "6": {"type": "CLIPTextEncode", "inputs": {"text": "a red circle", "clip": {"node": "4", "output": "CLIP"}}},
+        "7": {"type": "LoraLoader", "inputs": {...}, "mode": "bypassed"}   # optional: "muted" or "bypassed"
       },
       "outputs": null,            # optional: the output nodes to run (default: every output node)
       "ui": {...}                 # optional: editor layout (positions, groups), kept as it is
@@ -16,7 +17,7 @@ PNGs made by nodegraph or ComfyUI) is nodegraph.formats' job; this module import
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,7 +29,10 @@ class NodeEntry(BaseModel):
     type: str = Field(min_length=1)
     inputs: dict[str, Any] = Field(default_factory=dict)
     title: str | None = None
-    ui: dict[str, Any] | None = None  # position, size, colour in the editor
+    # ComfyUI's node modes 2 ("never") and 4 ("bypass"): a muted node does not run; a bypassed one
+    # hands its consumers an input of the matching type instead (nodegraph.modes resolves both)
+    mode: Literal["muted", "bypassed"] | None = None
+    ui: dict[str, Any] | None = None  # position, size, colour, collapsed/pinned in the editor
 
 
 class Workflow(BaseModel):

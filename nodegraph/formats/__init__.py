@@ -40,8 +40,8 @@ def detect_format(data: Any) -> str:
                               "({'nodes': [...], 'links': [...]})")
 
 
-def parse_workflow(data: Any, registry=None) -> Workflow:
-    """Any supported document (already parsed JSON) as a native Workflow."""
+def parse_workflow(data: Any, registry=None, keep_modes: bool = False) -> Workflow:
+    """Any supported document (already parsed JSON) as a native Workflow (keep_modes: see comfy_ui.to_native)."""
     kind = detect_format(data)
     if kind == "comfy_api":
         api = data["prompt"] if isinstance(data.get("prompt"), dict) and "class_type" not in data["prompt"] else data
@@ -49,7 +49,7 @@ def parse_workflow(data: Any, registry=None) -> Workflow:
     elif kind == "comfy_ui":
         if registry is None:
             raise WorkflowFormatError("ComfyUI UI-format workflows need the node registry to convert")
-        data = comfy_ui.to_native(data, registry)
+        data = comfy_ui.to_native(data, registry, keep_modes)
     try:
         return Workflow.model_validate(data)
     except Exception as exc:

@@ -49,6 +49,11 @@ def to_native(prompt: dict, registry=None) -> dict:
 
 
 def from_native(workflow: Workflow, registry) -> dict:
+    """An API prompt has no node modes: muted and bypassed nodes are resolved away first, as ComfyUI's
+    frontend does before it sends a prompt."""
+    from ..modes import apply_modes  # (nodegraph.modes imports this package)
+
+    workflow, _ = apply_modes(workflow, registry)
     prompt: dict[str, Any] = {}
     for node_id, entry in workflow.nodes.items():
         inputs = {}

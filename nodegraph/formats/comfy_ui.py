@@ -31,14 +31,21 @@ CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
 NOTES = {"Note", "MarkdownNote"}
 
 
-def to_native(doc: dict, registry) -> dict:
-    return _Converter(doc, registry).run()
+def to_native(doc: dict, registry, keep_modes: bool = False) -> dict:
+    """keep_modes (the editor's import): muted and bypassed nodes stay, with their native `mode`,
+    and links into them stay links (validation resolves them as the frontend would); otherwise
+    they are resolved away here."""
+    return _Converter(doc, registry, keep_modes).run()
+
+
+NATIVE_MODES = {MUTED: "muted", BYPASSED: "bypassed"}
 
 
 class _Converter:
-    def __init__(self, doc: dict, registry) -> None:
+    def __init__(self, doc: dict, registry, keep_modes: bool = False) -> None:
         self.doc = doc
         self.registry = registry
+        self.keep_modes = keep_modes
         self.definitions: dict[str, Graph] = {}
         for entry in ((doc.get("definitions") or {}).get("subgraphs") or []):
             if isinstance(entry, dict) and entry.get("id") is not None:
@@ -80,7 +87,9 @@ class _Converter:
     def expand(self, scope: Scope) -> None:
         for node in scope.graph.nodes.values():
             kind = node["type"]
-            if kind in FRONTEND_ONLY or node.get("mode") in (MUTED, BYPASSED):
+            if kind in FRONTEND_ONLY:
+                continue
+            if node.get("mode") in (MUTED, BYPASSED) and (kind in self.definitions or not self.keep_modes):
                 continue  # a muted or bypassed subgraph takes its inner nodes with it
             if kind in self.definitions:
                 self.expand(scope.enter(node, self.definitions[kind]))
@@ -114,7 +123,11 @@ class _Converter:
         entry: dict[str, Any] = {"type": node["type"], "inputs": inputs}
         if node.get("title"):
             entry["title"] = node["title"]
+        if node.get("mode") in NATIVE_MODES:
+            entry["mode"] = NATIVE_MODES[node["mode"]]
         ui = {k: node[k] for k in ("pos", "size", "color", "bgcolor") if k in node}
+        flags = node.get("flags") if isinstance(node.get("flags"), dict) else {}
+        ui.update({k: True for k in ("collapsed", "pinned") if flags.get(k)})
         if scope.instance is not None and "pos" in ui:
             ui["pos"] = self._placed(scope, node)
         if controls:
@@ -164,6 +177,8 @@ class _Converter:
             raise WorkflowFormatError(f"{scope.where(node['id'])}: links loop through reroutes or bypassed nodes")
         seen.add(key)
         kind, mode = node["type"], node.get("mode")
+        if mode in NATIVE_MODES and self.keep_modes and kind not in self.definitions and kind not in FRONTEND_ONLY:
+            return "link", scope.flat_id(node["id"]), slot
         if mode == BYPASSED:
             index = bypass_input(node, slot, want)
             return None if index < 0 else self.resolve_input(scope, node, index, None, seen)

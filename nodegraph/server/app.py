@@ -54,8 +54,8 @@ from . import frontend as frontends
 from .comfy_support import LogBuffer
 from .events import NATIVE, STATUS_DELAY, EventHub, serve_socket
 from .models import (ClusterOut, ConvertOut, CountOut, DeletedOut, ErrorOut, FreeIn, FreeOut, HistoryOut, InterruptIn,
-                     InterruptOut, JobIn, JobOut, JobSubmitted, OkOut, QueueOut, StatusOut, UploadOut, ValidateOut,
-                     WorkflowIn)
+                     InterruptOut, JobIn, JobOut, JobSubmitted, ModelInfoOut, OkOut, QueueOut, StatusOut, UploadOut,
+                     ValidateOut, WorkflowIn)
 from .schemas import NodeSchema, extra_component_schemas
 from .security import Guard, check_token, login_router
 from .service import MAX_ID_LENGTH, Limits, ServerState, SubmitError
@@ -228,7 +228,8 @@ def native_router(state: ServerState) -> APIRouter:
               summary="Any supported format (native, ComfyUI API, ComfyUI UI) as native JSON")
     def convert(body: WorkflowIn):
         try:
-            return {"workflow": state.parse(body.workflow).to_json()}
+            # for the editor: muted and bypassed nodes stay, so they can be shown and un-muted
+            return {"workflow": state.parse(body.workflow, keep_modes=True).to_json()}
         except SubmitError as exc:
             return submit_error(exc)
 
@@ -358,6 +359,11 @@ def native_router(state: ServerState) -> APIRouter:
     @api.get("/models/{folder}", tags=["models"], summary="Model files of one folder kind")
     def models(folder: str) -> list[str]:
         return files.model_list(env, folder)
+
+    @api.get("/models/{folder}/info", tags=["models"], response_model=ModelInfoOut,
+             summary="A model file's native image size (from its header), for the editor's defaults")
+    def model_info(folder: str, name: str):
+        return files.model_info(env, folder, name)
 
     @api.post("/upload/image", tags=["files"], response_model=UploadOut, summary="Upload an image")
     async def upload_image(image: UploadFile = File(...), subfolder: str = Form(""), type: str = Form("input"),

@@ -211,6 +211,34 @@ def model_list(env, folder: str) -> list[str]:
     return env.folders.list(folder)
 
 
+def model_info(env, folder: str, name: str) -> dict:
+    """What the editor needs to know of a model file before loading it: its native image size, from
+    the safetensors header (ours: `nodegraph.image_size`; Stability's ModelSpec: `modelspec.resolution`
+    "WxH"). None when the file does not say (a real SD1.5 checkpoint is then taken as ComfyUI's 512)."""
+    model_list(env, folder)  # 404 for an unknown folder
+    try:
+        path = env.folders.find(folder, name)
+    except Exception as exc:
+        raise HTTPException(404, str(exc)) from exc
+    meta: dict = {}
+    if path.is_file() and path.suffix.lower() == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta = dict(f.metadata() or {})
+        except Exception:
+            meta = {}
+    size = None
+    if str(meta.get("nodegraph.image_size", "")).isdigit():
+        size = [int(meta["nodegraph.image_size"])] * 2
+    else:
+        w, _, h = str(meta.get("modelspec.resolution", "")).partition("x")
+        if w.strip().isdigit() and h.strip().isdigit():
+            size = [int(w), int(h)]
+    return {"name": name, "image_size": size}
+
+
 # --- system stats -------------------------------------------------------------------------------
 def system_stats(env) -> dict:
     """ComfyUI's layout ({system, devices}); the native route adds more keys on top."""

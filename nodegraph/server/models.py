@@ -105,6 +105,11 @@ class FreeOut(BaseModel):
     cache_entries_cleared: int | None = None
 
 
+class ModelInfoOut(BaseModel):
+    name: str
+    image_size: list[int] | None = None  # [width, height] the model was trained at, when its file says
+
+
 class UploadOut(BaseModel):
     name: str
     subfolder: str

@@ -64,13 +64,13 @@ class ServerState:
         self.hub.post_status()
 
     # --- workflows ----------------------------------------------------------------------------
-    def parse(self, doc) -> Workflow:
+    def parse(self, doc, keep_modes: bool = False) -> Workflow:
         # counted before parsing too: parsing a 100k-node document is what costs the memory
         problem = self.limits.workflow_size_problem(_rough_node_count(doc))
         if problem:
             raise SubmitError(problem, kind="format")
         try:
-            workflow = parse_workflow(doc, self.env.registry)
+            workflow = parse_workflow(doc, self.env.registry, keep_modes)
         except WorkflowFormatError as exc:
             raise SubmitError(str(exc), kind="format") from exc
         except Exception as exc:  # a malformed foreign document can fail anywhere in its converter

@@ -43,12 +43,15 @@ class Editor:
         return self.page.locator("[data-testid=canvas]").bounding_box()
 
     def drag_from_palette(self, type_name: str, x: float, y: float) -> str:
-        """Drag a palette entry onto the canvas at (x, y) relative to the canvas; returns the new node id."""
+        """Drag a palette entry onto the canvas, its corner at (x, y) relative to the canvas; returns the new node id."""
         before = set(self.node_ids_of(type_name))
         search = self.page.get_by_label("Filter nodes")
         search.fill(type_name)
         entry = self.page.locator(f"[data-testid='palette-{type_name}']")
-        entry.drag_to(self.page.locator("[data-testid=canvas]"), target_position={"x": x, "y": y})
+        # a new node lands centred on the drop point: aim so that its corner lands at (x, y)
+        size = self.page.evaluate("(t) => window.nodegraph.estimateNodeSize(t)", type_name)
+        entry.drag_to(self.page.locator("[data-testid=canvas]"),
+                      target_position={"x": x + size["width"] / 2, "y": y + size["height"] / 2})
         search.fill("")
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:

@@ -3,6 +3,7 @@ import { ReactFlowProvider, useReactFlow } from "@xyflow/react";
 import { Canvas } from "./components/Canvas";
 import { Palette } from "./components/Palette";
 import { Toolbar } from "./components/Toolbar";
+import { WorkflowTabs } from "./components/WorkflowTabs";
 import { Lightbox, SidePanel, Toasts } from "./components/SidePanel";
 import { addGroup, addNode, editor, setSchemas } from "./state/editor";
 import { connectEvents, runtime, toast } from "./state/runtime";
@@ -27,8 +28,8 @@ function Shell() {
         if (cancelled) return;
         setSchemas(schemas);
         runtime.set({ serverError: null });
-        restoreAutosave();
-        startAutosave(() => rf.getViewport());
+        restoreAutosave(() => rf.getViewport());
+        startAutosave();
       } catch (e) {
         runtime.set({ serverError: `Cannot reach the nodegraph server (${(e as Error).message}). Retrying…` });
         setTimeout(() => load(attempt + 1), Math.min(5000, 500 * 2 ** attempt));
@@ -63,6 +64,7 @@ function Shell() {
           setPaletteOpen(!paletteOpen);
         }}
       />
+      {loaded && <WorkflowTabs />}
       {serverError && <div className="ng-banner">{serverError}</div>}
       <div className="ng-main">
         {paletteOpen && (

@@ -8,6 +8,8 @@ import "./styles.css";
 import { App } from "./App";
 import { registerExtension } from "./extensions";
 import * as editorState from "./state/editor";
+import * as tabState from "./state/tabs";
+import { estimateSize } from "./lib/placement";
 import { runtime } from "./state/runtime";
 import { api } from "./lib/api";
 
@@ -27,6 +29,9 @@ window.nodegraph = {
   loadDocument: editorState.loadDocument,
   currentWorkflow: editorState.currentWorkflow,
   graph: editorState.graph,
+  tabs: tabState.tabs,
+  /** The size a new node of a type is placed by (it lands centred on the drop point). */
+  estimateNodeSize: (type: string) => estimateSize(editorState.editor.get().schemas[type]),
 };
 
 createRoot(document.getElementById("root")!).render(<App />);

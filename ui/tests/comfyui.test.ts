@@ -159,14 +159,18 @@ describe("ComfyUI UI-format import in the editor", () => {
     expect(ends(again)).toEqual(ends(comfy));
   });
 
-  it("leaves primitive nodes and bypassed or muted nodes to the server's converter", () => {
+  it("leaves primitive nodes and modes other than always / never / bypass to the server's converter", () => {
     expect(editorCanImport(doc, schemas)).toBe(true);
     // an instance of a subgraph the document defines is known; of one it does not, is not
     const withInstance = { ...doc, nodes: [...comfy.nodes, { ...comfy.nodes[3], id: 20, type: "x" }] };
     expect(editorCanImport({ ...withInstance, definitions: { subgraphs: [{ id: "x" }] } }, schemas)).toBe(true);
     expect(editorCanImport(withInstance, schemas)).toBe(false);
+    // bypassed (4) and muted (2) nodes the editor shows as such (tests/modes.test.ts); litegraph's
+    // "on event" (1) and "on trigger" (3) it cannot
     const bypassed = structuredClone(comfy);
     bypassed.nodes[2].mode = 4;
+    expect(editorCanImport(bypassed as unknown as Record<string, unknown>, schemas)).toBe(true);
+    bypassed.nodes[2].mode = 3;
     expect(editorCanImport(bypassed as unknown as Record<string, unknown>, schemas)).toBe(false);
     const primitive = structuredClone(comfy);
     primitive.nodes[0].type = "PrimitiveNode";

@@ -22,6 +22,10 @@ import { ConnectionLine, edgeTypes } from "./Edges";
 import { DRAG_MIME } from "./Palette";
 import { SearchPopup, SearchRequest } from "./SearchPopup";
 import { ContextMenu, MenuItem } from "./ContextMenu";
+import { modeMenuItems } from "./NodeModeMenu";
+import { SelectionToolbox } from "./SelectionToolbox";
+import { estimateSize, placeCentred } from "../lib/placement";
+import { handleModeKey } from "../state/nodeModes";
 import { GEdge, GNode, handleName, inHandle, isOp, outHandle, outputType } from "../lib/graph";
 import { isWidgetInput, typesCompatible } from "../lib/schema";
 
@@ -63,6 +67,16 @@ export function Canvas() {
   const center = () => {
     const r = wrapper.current!.getBoundingClientRect();
     return flowAt(r.left + r.width / 2, r.top + r.height / 2);
+  };
+
+  /** A new node of `type` centred at `at`, inside the visible canvas (never under the side panel). */
+  const placeNew = (type: string, at: { x: number; y: number }) => {
+    const schema = editor.get().schemas[type];
+    if (!schema || !wrapper.current) return at;
+    const r = wrapper.current.getBoundingClientRect();
+    const a = flowAt(r.left, r.top);
+    const b = flowAt(r.right, r.bottom);
+    return placeCentred(at, estimateSize(schema), { x: a.x, y: a.y, width: b.x - a.x, height: b.y - a.y });
   };
 
   const isValidConnection = useCallback((c: RFConnection | Edge) => verdict(c as RFConnection).ok, []);
@@ -138,7 +152,7 @@ export function Canvas() {
       addReroute(at);
       return;
     }
-    const id = addNode(type, at);
+    const id = addNode(type, placeNew(type, at));
     if (!id || !search.link) return;
     // wire the new node to the link that was dropped
     const s = editor.get();
@@ -165,7 +179,7 @@ export function Canvas() {
       const type = e.dataTransfer.getData(DRAG_MIME);
       if (type) {
         e.preventDefault();
-        addNode(type, flowAt(e.clientX, e.clientY));
+        addNode(type, placeNew(type, flowAt(e.clientX, e.clientY)));
         return;
       }
       const file = e.dataTransfer.files?.[0];
@@ -193,7 +207,7 @@ export function Canvas() {
     const items: MenuItem[] = [];
     if (isOp(n)) {
       const schema = s.schemas[n.data.nodeType];
-      items.push({ label: "Duplicate", onClick: () => duplicateNode(n.id) });
+      items.push({ label: "Duplicate", onClick: () => duplicateNode(n.id) }, ...modeMenuItems(n.id));
       const widgets = schema?.inputs.filter(isWidgetInput) ?? [];
       if (widgets.length) {
         items.push({ separator: true, label: "" }, { heading: true, label: "Widget ⇄ input socket" });
@@ -269,6 +283,7 @@ export function Canvas() {
         return;
       }
       if (isTyping(e.target)) return;
+      if (handleModeKey(e)) return;
       if (mod && key === "z" && !e.shiftKey) (e.preventDefault(), undo());
       else if (mod && (key === "y" || (key === "z" && e.shiftKey))) (e.preventDefault(), redo());
       else if (mod && key === "c") {
@@ -346,6 +361,7 @@ export function Canvas() {
           maskColor="rgba(12,13,16,0.65)"
         />}
         <Controls showInteractive={false} className="ng-controls" />
+        <SelectionToolbox />
       </ReactFlow>
       {empty && (
         <div className="ng-empty-canvas">

@@ -8,6 +8,8 @@ export interface MenuItem {
   hint?: string;
   separator?: boolean;
   heading?: boolean;
+  /** A row of colour buttons (the node colour entry). */
+  swatches?: { name: string; color: string; onClick: () => void }[];
 }
 
 export function ContextMenu({ x, y, items, onClose }: { x: number; y: number; items: MenuItem[]; onClose: () => void }) {
@@ -24,6 +26,23 @@ export function ContextMenu({ x, y, items, onClose }: { x: number; y: number; it
         {items.map((it, k) =>
           it.separator ? (
             <div key={k} className="ng-menu-sep" />
+          ) : it.swatches ? (
+            <div key={k} className="ng-menu-swatches" role="group" aria-label={it.label}>
+              <span className="ng-menu-swatch-label">{it.label}</span>
+              {it.swatches.map((sw) => (
+                <button
+                  key={sw.name}
+                  className={`ng-swatch ${sw.color ? "" : "none"}`}
+                  style={{ background: sw.color || undefined }}
+                  title={sw.name}
+                  aria-label={`colour ${sw.name}`}
+                  onClick={() => {
+                    onClose();
+                    sw.onClick();
+                  }}
+                />
+              ))}
+            </div>
           ) : it.heading ? (
             <div key={k} className="ng-menu-head">{it.label}</div>
           ) : (

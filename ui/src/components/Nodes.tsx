@@ -10,6 +10,7 @@ import { runtime, clearError, NodeRun } from "../state/runtime";
 import { useStore } from "../state/store";
 import { SeedControlSelect, Widget } from "./Widgets";
 import { extensionFooter } from "../extensions";
+import { CollapsedHandles, ModeBadge, NodeResize, lookOf } from "./NodeLook";
 
 const EMPTY_RUN: NodeRun = {};
 
@@ -113,6 +114,7 @@ export const OpNode = memo(function OpNode({ id, data, selected }: NodeProps<Nod
   const widgetInputs = inputs.filter((i) => isWidgetInput(i) && !converted.has(i.name));
   const rows = Math.max(socketInputs.length, outputs.length);
   const errInput = run.error?.input ?? null;
+  const errInputs = new Set((run.error?.items ?? []).map((it) => it.input).filter(Boolean));
   const pct = run.progress && run.progress.max > 0 ? Math.round((100 * run.progress.value) / run.progress.max) : null;
   const accent = categoryColor(schema?.category);
   const wide = inputs.some((i) => i.multiline) || schema?.output_node;
@@ -128,12 +130,15 @@ export const OpNode = memo(function OpNode({ id, data, selected }: NodeProps<Nod
   ]
     .filter(Boolean)
     .join(" ");
+  const look = lookOf(data);
 
   return (
-    <div className={cls} style={{ "--accent": accent } as React.CSSProperties} data-testid={`node-${id}`} data-node-type={data.nodeType}>
+    <div className={`${cls} ${look.className}`} style={{ "--accent": accent, ...look.style } as React.CSSProperties} data-testid={`node-${id}`} data-node-type={data.nodeType} data-mode={data.mode ?? "always"}>
+      <NodeResize data={data} selected={Boolean(selected)} />
       <div className="ng-node-header">
         <span className="ng-node-dot" />
         <Title id={id} text={data.title || schema?.display_name || data.nodeType} onRename={(t) => setTitle(id, t)} />
+        <ModeBadge data={data} />
         {run.status === "cached" && <span className="ng-badge">cached</span>}
         {pct !== null && <span className="ng-badge ng-badge-progress">{pct}%</span>}
         <span className="ng-node-id">#{id}</span>
@@ -141,14 +146,15 @@ export const OpNode = memo(function OpNode({ id, data, selected }: NodeProps<Nod
       <div className="ng-progress" data-testid={`progress-${id}`} style={{ opacity: pct === null ? 0 : 1 }}>
         <div style={{ width: `${pct ?? 0}%` }} />
       </div>
-      {!schema && <div className="ng-node-warning">Unknown node type “{data.nodeType}”: is its plugin installed?</div>}
-      <div className="ng-node-body">
+      {data.collapsed && <CollapsedHandles inputs={inputs} outputs={outputs} />}
+      {!data.collapsed && !schema && <div className="ng-node-warning">Unknown node type “{data.nodeType}”: is its plugin installed?</div>}
+      {!data.collapsed && <div className="ng-node-body">
         {Array.from({ length: rows }, (_, k) => {
           const inp = socketInputs[k];
           const out = outputs[k];
           return (
             <div className="ng-slot-row" key={k}>
-              {inp ? <Socket kind="in" name={inp.name} type={inp.type} error={errInput === inp.name} /> : <span />}
+              {inp ? <Socket kind="in" name={inp.name} type={inp.type} error={errInput === inp.name || errInputs.has(inp.name)} /> : <span />}
               {out ? <Socket kind="out" name={out.name} type={out.type} /> : <span />}
             </div>
           );
@@ -157,7 +163,7 @@ export const OpNode = memo(function OpNode({ id, data, selected }: NodeProps<Nod
           const isLinked = linked.has(inp.name);
           const value = data.values[inp.name];
           const problem = isLinked ? null : checkValue(inp, value);
-          const bad = errInput === inp.name || problem !== null;
+          const bad = errInput === inp.name || errInputs.has(inp.name) || problem !== null;
           return (
             <div
               className={`ng-widget-row ${isLinked ? "linked" : ""} ${bad ? "error" : ""}`}
@@ -192,11 +198,22 @@ export const OpNode = memo(function OpNode({ id, data, selected }: NodeProps<Nod
         })}
         <NodeImages run={run} nodeId={id} />
         {Footer && <Footer nodeId={id} nodeType={data.nodeType} values={data.values} />}
-      </div>
+      </div>}
       {run.error && (
         <div className="ng-node-error" data-testid={`error-${id}`}>
-          {run.error.input && <b>{run.error.input}: </b>}
-          {run.error.message}
+          {(run.error.items?.length ?? 0) > 1 ? (
+            run.error.items!.map((it, k) => (
+              <div key={k} className="ng-node-error-item">
+                {it.input && <b>{it.input}: </b>}
+                {it.message}
+              </div>
+            ))
+          ) : (
+            <>
+              {run.error.input && <b>{run.error.input}: </b>}
+              {run.error.message}
+            </>
+          )}
         </div>
       )}
     </div>

@@ -3,6 +3,7 @@ import { useMemo, useState } from "react";
 import { CategoryTree, NodeSchema, categoryTree, searchNodes, typeColor } from "../lib/schema";
 import { editor } from "../state/editor";
 import { useStore } from "../state/store";
+import { isHiddenCategory } from "../lib/linkSuggest";
 
 export const DRAG_MIME = "application/x-nodegraph-node";
 
@@ -55,7 +56,9 @@ function Category({ t, depth, onAdd, open, toggle }: { t: CategoryTree; depth: n
 }
 
 export function Palette({ onAdd }: { onAdd: (type: string) => void }) {
-  const schemas = useStore(editor, (s) => s.schemas);
+  const allSchemas = useStore(editor, (s) => s.schemas);
+  // _for_testing nodes stay reachable from the canvas search (double-click), not listed here
+  const schemas = useMemo(() => Object.fromEntries(Object.entries(allSchemas).filter(([, s]) => !isHiddenCategory(s.category))), [allSchemas]);
   const [query, setQuery] = useState("");
   const tree = useMemo(() => categoryTree(schemas), [schemas]);
   const [open, setOpen] = useState<Set<string>>(() => {

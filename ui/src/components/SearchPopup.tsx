@@ -1,6 +1,7 @@
 // The quick-add box: double-click the canvas (or drop a link on empty space) and type.
 import { useEffect, useRef, useState } from "react";
 import { searchNodes, typeColor } from "../lib/schema";
+import { rankForLink } from "../lib/linkSuggest";
 import { editor } from "../state/editor";
 import { useStore } from "../state/store";
 
@@ -18,7 +19,8 @@ export function SearchPopup({ req, onPick, onClose }: { req: SearchRequest; onPi
   const inputRef = useRef<HTMLInputElement>(null);
   useEffect(() => inputRef.current?.focus(), []);
   const specials = "reroute".startsWith(query.trim().toLowerCase()) && query.trim() && !req.wantInput && !req.wantOutput ? ["__reroute"] : [];
-  const results = searchNodes(schemas, query, { wantInput: req.wantInput, wantOutput: req.wantOutput, limit: 14 });
+  const linked = req.wantInput !== undefined || req.wantOutput !== undefined;
+  const results = linked ? rankForLink(schemas, query, req) : searchNodes(schemas, query, { limit: 50 });
   const items = [...results.map((r) => r.name), ...specials];
   const left = Math.min(req.screen.x, window.innerWidth - 380);
   const top = Math.min(req.screen.y, window.innerHeight - 420);

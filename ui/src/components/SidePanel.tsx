@@ -1,7 +1,7 @@
 // Queue (running, pending, cancel, clear), history and gallery. It sits beside the canvas, never over it.
-import { useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 import { Job, jobId, viewUrl } from "../lib/api";
-import { runtime, jobImages } from "../state/runtime";
+import { runtime, jobImages, GalleryItem } from "../state/runtime";
 import { useStore } from "../state/store";
 import { cancelJob, clearQueue, interrupt } from "../state/run";
 import { loadDocument } from "../state/editor";
@@ -61,7 +61,7 @@ export function SidePanel() {
   const pending = useStore(runtime, (s) => s.pending);
   const history = useStore(runtime, (s) => s.history);
   const gallery = useStore(runtime, (s) => s.gallery);
-  const all = gallery.length ? gallery : history.flatMap(jobImages);
+  const all = useGallery(gallery, history);
   return (
     <aside className="ng-panel" aria-label="Queue and results">
       <div className="ng-tabs" role="tablist">
@@ -109,8 +109,28 @@ export function SidePanel() {
   );
 }
 
+/** This session's images first, then the history's others: a run adds to the count, never replaces it. */
+function useGallery(gallery: GalleryItem[], history: Job[]): GalleryItem[] {
+  return useMemo(() => {
+    const key = (g: GalleryItem) => `${g.image.type ?? ""}/${g.image.subfolder ?? ""}/${g.image.filename}`;
+    const seen = new Set(gallery.map(key));
+    return [...gallery, ...history.flatMap(jobImages).filter((g) => !seen.has(key(g)) && (seen.add(key(g)), true))];
+  }, [gallery, history]);
+}
+
 export function Lightbox() {
   const img = useStore(runtime, (s) => s.lightbox);
+  useEffect(() => {
+    if (!img) return;
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === "Escape") {
+        e.stopPropagation();
+        runtime.set({ lightbox: null });
+      }
+    };
+    addEventListener("keydown", onKey, true);
+    return () => removeEventListener("keydown", onKey, true);
+  }, [img]);
   if (!img) return null;
   return (
     <div className="ng-lightbox" onClick={() => runtime.set({ lightbox: null })}>

@@ -1,7 +1,8 @@
 // The top bar: workflow menu, undo/redo, view tools, and the run controls.
 import { useEffect, useRef, useState } from "react";
 import { api } from "../lib/api";
-import { editor, newWorkflow, redo, undo } from "../state/editor";
+import { editor, redo, undo } from "../state/editor";
+import { newTab } from "../state/tabs";
 import { runtime } from "../state/runtime";
 import { useStore } from "../state/store";
 import { exportComfyApi, exportComfyUI, openExample, openFile, saveWorkflow } from "../state/documents";
@@ -91,7 +92,7 @@ export function Toolbar(props: {
       <Menu label="Workflow" testid="menu-workflow">
         {(close) => (
           <>
-            <button className="ng-menu-item" onClick={() => (close(), newWorkflow())}>New</button>
+            <button className="ng-menu-item" onClick={() => (close(), newTab())}>New</button>
             <button className="ng-menu-item" onClick={() => (close(), fileRef.current?.click())}>
               Open… <span className="ng-kbd">JSON · PNG · ComfyUI</span>
             </button>

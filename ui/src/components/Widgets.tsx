@@ -1,4 +1,5 @@
 // Widgets: the literal inputs of a node, drawn from its schema.
+import { startScrub } from "./scrub";
 import { useEffect, useRef, useState } from "react";
 import { InputSchema, checkValue } from "../lib/schema";
 import { api, modelNames, viewUrl } from "../lib/api";
@@ -66,7 +67,7 @@ function NumberWidget({ input, value, onChange, invalid }: WidgetProps) {
   return (
     <div className={`ng-w ng-w-number ${invalid ? "invalid" : ""}`}>
       <button className="ng-w-step nodrag" tabIndex={-1} onClick={() => bump(-1)} aria-label={`decrease ${input.name}`}>‹</button>
-      <span className="ng-w-label">{label(input)}</span>
+      <span className="ng-w-label ng-scrub nodrag" title="Drag sideways to change" data-scrub={input.name} onPointerDown={(e) => startScrub(e, input, value, onChange)}>{label(input)}</span>
       <input
         className="ng-w-input nodrag"
         value={text}

@@ -104,6 +104,7 @@ export const api = {
   history: (offset = 0, limit = 20) => call("get", "/v1/history", { query: { offset, limit } }),
   job: (id: string) => call("get", "/v1/jobs/{job_id}", { params: { job_id: id } }),
   models: (folder: string) => call("get", "/v1/models/{folder}", { params: { folder } }),
+  modelInfo: (folder: string, name: string) => call("get", "/v1/models/{folder}/info", { params: { folder }, query: { name } }),
   upload: (file: File | Blob, name?: string) => {
     const form = new FormData();
     form.append("image", file, name ?? (file as File).name ?? "upload.png");

@@ -5,6 +5,7 @@
 // bypassed/muted nodes go to the server's converter (nodegraph/formats/comfy_ui.py), which resolves them.
 // The facts (widget order, the control value after a seed, the upload value after LoadImage's image,
 // frontend-only node types) live in comfy.ts, shared with the rest of the editor's ComfyUI code.
+import { comfyLookOf, nativeLookOf } from "./comfyLook";
 import { CONTROL_VALUES, FRONTEND_ONLY, NOTE_COLORS, REROUTE, UPLOAD_VALUE, comfyName, nativeName } from "./comfy";
 import { SeedControl, NOTE_TYPES } from "./graph";
 import { InputSchema, NodeSchema, SchemaMap, defaultValue, isWidgetInput } from "./schema";
@@ -138,7 +139,12 @@ export function toComfyUI(doc: NativeWorkflow, given: SchemaMap, opts: { id?: st
     const n = base(id, comfyName(entry.type), nui.pos, xy(nui.size) ?? estimateSize(schema));
     if (nui.flags && typeof nui.flags === "object") n.flags = { ...(nui.flags as object) };
     if (typeof nui.mode === "number") n.mode = nui.mode;
-    for (const k of ["color", "bgcolor"]) if (typeof nui[k] === "string") n[k] = nui[k];
+    // bypass / mute, collapsed / pinned and colours (lib/comfyLook.ts)
+    const look = comfyLookOf(entry);
+    if (entry.mode || typeof nui.mode !== "number") n.mode = look.mode;
+    n.flags = { ...n.flags, ...look.flags };
+    if (look.color) n.color = look.color;
+    if (look.bgcolor) n.bgcolor = look.bgcolor;
     if (entry.title) n.title = entry.title;
     const isInstance = schema?.module === SUBGRAPH_MODULE;
     n.properties = { ...(isInstance ? {} : { "Node name for S&R": n.type }), ...((nui.properties as object) ?? {}), ...n.properties };
@@ -215,7 +221,8 @@ export function editorCanImport(doc: Record<string, unknown>, schemas: SchemaMap
   const defIds = new Set((Array.isArray(defs) ? defs : []).map((d) => String(d?.id)));
   if (!Array.isArray(doc.nodes)) return false;
   return (doc.nodes as Partial<UiNode>[]).every((n) => {
-    if (!n || typeof n.type !== "string" || (n.mode ?? 0) !== 0) return false;
+    // modes the editor shows: always, never (muted) and bypass; ComfyUI's others go through the server
+    if (!n || typeof n.type !== "string" || ![0, 2, 4].includes(n.mode ?? 0)) return false;
     if (n.type === REROUTE || NOTE_TYPES.has(n.type) || defIds.has(n.type)) return true;
     return !FRONTEND_ONLY.has(n.type) && nativeName(n.type, schemas) in schemas;
   });
@@ -308,13 +315,16 @@ export function fromComfyUI(doc: Record<string, unknown>, given: SchemaMap): Nat
     const ui: Record<string, unknown> = { pos };
     const size = xy(n.size);
     if (size) ui.size = size;
-    for (const k of ["color", "bgcolor"]) if (typeof n[k] === "string") ui[k] = n[k];
-    if (n.flags && Object.keys(n.flags).length) ui.flags = { ...n.flags };
+    const look = nativeLookOf(n);
+    Object.assign(ui, look.ui);
+    const otherFlags = Object.fromEntries(Object.entries(n.flags ?? {}).filter(([k]) => k !== "collapsed" && k !== "pinned"));
+    if (Object.keys(otherFlags).length) ui.flags = otherFlags;
     if (Object.keys(controls).length) ui.controls = controls;
     const props = Object.fromEntries(Object.entries(n.properties ?? {}).filter(([k]) => k !== "Node name for S&R" && k !== NATIVE_ID));
     if (Object.keys(props).length) ui.properties = props; // e.g. cnr_id, ver, proxyWidgets: written back as read
     if (Object.keys(hidden).length) ui.linked_values = hidden;
     const entry: NativeNode = { type, inputs, ui };
+    if (look.mode) entry.mode = look.mode;
     if (n.title && n.title !== n.type && n.title !== type && n.title !== schema?.display_name) entry.title = n.title;
     nodes[nativeId(id)] = entry;
   }

@@ -20,7 +20,17 @@ export interface OpData {
   extraOutputs?: string[];
   /** Extra ui fields from the loaded document, kept as they were. */
   uiExtra?: Record<string, unknown>;
+  /** ComfyUI's node modes 2 (never) and 4 (bypass); absent: the node runs. */
+  mode?: NodeMode;
+  collapsed?: boolean;
+  /** A pinned node cannot be moved or resized. */
+  pinned?: boolean;
+  /** ComfyUI's node colours: title bar and body. */
+  color?: string;
+  bgcolor?: string;
 }
+
+export type NodeMode = "muted" | "bypassed";
 
 /** An editor-only pass-through point on a link. */
 export interface RerouteData {

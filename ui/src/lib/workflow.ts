@@ -1,7 +1,7 @@
 // Native workflow JSON <-> editor graph. Reroutes and groups are editor-only: they live in the
 // document's "ui" and are resolved to direct links for the server.
 import {
-  GEdge, GNode, Graph, OpData, SeedControl, connect, handleName, inHandle, isGroup, isNote, isOp, isReroute,
+  GEdge, GNode, Graph, NodeMode, OpData, SeedControl, connect, handleName, inHandle, isGroup, isNote, isOp, isReroute,
   newGroup, newNote, newReroute, nodeOutputs, nodeSize, outHandle, resolveSource, REROUTE_IN, REROUTE_OUT,
 } from "./graph";
 import { SchemaMap, isWidgetInput, defaultValue } from "./schema";
@@ -13,6 +13,7 @@ export interface NativeNode {
   type: string;
   inputs: Record<string, unknown>;
   title?: string;
+  mode?: NodeMode;
   ui?: Record<string, unknown>;
 }
 
@@ -134,8 +135,10 @@ export function toNative(g: Graph, schemas: SchemaMap, extra: { viewport?: { x: 
     for (const name of linkedNames) if (name in n.data.values) hidden[name] = n.data.values[name];
     if (Object.keys(hidden).length) ui.linked_values = hidden;
     if (n.data.extraOutputs?.length && !schema) ui.outputs = [...n.data.extraOutputs];
+    writeLook(n, ui);
     const entry: NativeNode = { type: n.data.nodeType, inputs };
     if (n.data.title) entry.title = n.data.title;
+    if (n.data.mode) entry.mode = n.data.mode;
     entry.ui = ui;
     nodes[n.id] = entry;
   }
@@ -168,6 +171,35 @@ export function toRunnable(g: Graph, schemas: SchemaMap): NativeWorkflow {
   for (const n of Object.values(doc.nodes)) delete n.ui;
   delete doc.ui;
   return doc;
+}
+
+const LOOK_KEYS = ["size", "collapsed", "pinned", "color", "bgcolor"];
+
+/** A node's look in its document's ui: size, collapsed, pinned, colours (ComfyUI's names). */
+function writeLook(n: GNode<OpData>, ui: Record<string, unknown>) {
+  const w = n.width ?? (n.style?.width as number | undefined);
+  const h = n.height ?? (n.style?.height as number | undefined);
+  if (typeof w === "number" && typeof h === "number") ui.size = [round(w), round(h)];
+  if (n.data.collapsed) ui.collapsed = true;
+  if (n.data.pinned) ui.pinned = true;
+  if (n.data.color) ui.color = n.data.color;
+  if (n.data.bgcolor) ui.bgcolor = n.data.bgcolor;
+}
+
+/** The node fields a document's ui sets; returns the React Flow node props (size, draggable). */
+function readLook(ui: Record<string, unknown>, data: OpData): Partial<GNode> {
+  if (ui.collapsed === true) data.collapsed = true;
+  if (ui.pinned === true) data.pinned = true;
+  if (typeof ui.color === "string") data.color = ui.color;
+  if (typeof ui.bgcolor === "string") data.bgcolor = ui.bgcolor;
+  const out: Partial<GNode> = {};
+  if (data.pinned) out.draggable = false;
+  const size = ui.size;
+  if (Array.isArray(size) && size.length >= 2 && size.every((v) => typeof v === "number" && v > 0)) {
+    out.width = size[0] as number;
+    out.height = size[1] as number;
+  }
+  return out;
 }
 
 function asXY(pos: unknown): { x: number; y: number } | null {
@@ -232,9 +264,11 @@ export function fromNative(doc: NativeWorkflow, schemas: SchemaMap): LoadedGraph
     if (Array.isArray(ui.converted) && ui.converted.length) data.converted = ui.converted.map(String);
     if (Object.keys(controls).length) data.controls = controls;
     if (!schema && Array.isArray(ui.outputs)) data.extraOutputs = ui.outputs.map(String);
-    for (const k of ["pos", "converted", "controls", "linked_values", "outputs"]) delete ui[k];
+    if (entry.mode === "muted" || entry.mode === "bypassed") data.mode = entry.mode;
+    const look = readLook(ui, data);
+    for (const k of ["pos", "converted", "controls", "linked_values", "outputs", ...LOOK_KEYS]) delete ui[k];
     if (Object.keys(ui).length) data.uiExtra = ui;
-    nodes.push({ id, type: "op", position: pos ?? { x: 0, y: 0 }, data });
+    nodes.push({ id, type: "op", position: pos ?? { x: 0, y: 0 }, data, ...look });
   }
 
   const opIndex = new Map(nodes.map((n) => [n.id, n as GNode<OpData>]));

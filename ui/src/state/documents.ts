@@ -4,7 +4,8 @@ import { apiToNative, detectFormat, nativeToApi, unwrapApi } from "../lib/comfy"
 import { editorCanImport, fromComfyUI, toComfyUI } from "../lib/comfyui";
 import { embeddedWorkflow, isPng, readPngText } from "../lib/png";
 import { NativeWorkflow } from "../lib/workflow";
-import { currentWorkflow, editor, loadDocument, markSaved } from "./editor";
+import { currentWorkflow, editor, markSaved } from "./editor";
+import { openInTab, restoreTabs, saveActive } from "./tabs";
 import { clearAllRuns, toast } from "./runtime";
 
 /** Any supported document as native JSON: native as is, ComfyUI formats through the server. */
@@ -24,6 +25,27 @@ export async function toNativeDoc(data: unknown): Promise<NativeWorkflow> {
   }
 }
 
+/** Where JSON.parse stopped, as "line L, column C: reason" (browsers word and place it differently). */
+export function jsonProblem(text: string, e: Error): string {
+  const msg = e.message ?? String(e);
+  let line: number | undefined;
+  let column: number | undefined;
+  const lc = /line (\d+) column (\d+)/i.exec(msg);
+  const pos = /position (\d+)/i.exec(msg);
+  if (lc) [line, column] = [Number(lc[1]), Number(lc[2])];
+  else if (pos) {
+    const before = text.slice(0, Number(pos[1]));
+    line = before.split("\n").length;
+    column = before.length - before.lastIndexOf("\n");
+  } else if (/end of (JSON|data) input|Unexpected end/i.test(msg)) {
+    const lines = text.split("\n");
+    line = lines.length;
+    column = lines[lines.length - 1].length + 1;
+  }
+  const reason = msg.replace(/^JSON\.parse: /, "").replace(/\s*(in JSON )?at position \d+.*$/s, "").replace(/\s*\(line \d+ column \d+\)/, "");
+  return line !== undefined ? `line ${line}, column ${column}: ${reason}` : reason;
+}
+
 const stem = (name: string) => name.replace(/\.(json|png)$/i, "");
 
 export async function openFile(file: File): Promise<boolean> {
@@ -38,16 +60,17 @@ export async function openFile(file: File): Promise<boolean> {
       }
       data = found.data;
     } else {
+      const text = new TextDecoder().decode(bytes);
       try {
-        data = JSON.parse(new TextDecoder().decode(bytes));
-      } catch {
-        toast(`${file.name} is neither JSON nor a PNG`, "error");
+        data = JSON.parse(text);
+      } catch (e) {
+        toast(`${file.name} is not valid JSON (nor a PNG): ${jsonProblem(text, e as Error)}`, "error", 9000);
         return false;
       }
     }
     const doc = await toNativeDoc(data);
     clearAllRuns();
-    loadDocument(doc, stem(file.name));
+    openInTab(doc, stem(file.name));
     toast(`Loaded ${file.name}`, "success", 2500);
     return true;
   } catch (e) {
@@ -60,7 +83,7 @@ export async function openExample(name: string) {
   try {
     const doc = await api.workflow(name);
     clearAllRuns();
-    loadDocument(doc, stem(name));
+    openInTab(doc, stem(name));
   } catch (e) {
     toast(`Could not load ${name}: ${(e as Error).message}`, "error");
   }
@@ -107,28 +130,17 @@ export async function exportComfyApi() {
   download(`${s.name || "workflow"}.api.json`, JSON.stringify(prompt, null, 2));
 }
 
-// --- autosave ------------------------------------------------------------------------------------
-
-const AUTOSAVE = "nodegraph:autosave";
-
-export function restoreAutosave(): boolean {
-  try {
-    const raw = localStorage.getItem(AUTOSAVE);
-    if (!raw) return false;
-    const saved = JSON.parse(raw) as { name: string; dirty: boolean; workflow: NativeWorkflow };
-    if (!saved.workflow || detectFormat(saved.workflow) !== "native") return false;
-    loadDocument(saved.workflow, saved.name || "Untitled", { resetHistory: true, dirty: saved.dirty });
-    return true;
-  } catch {
-    return false;
-  }
-}
+// --- autosave: one slot per workflow tab (state/tabs.ts) ------------------------------------------
 
 let timer: ReturnType<typeof setTimeout> | null = null;
-let getViewport: () => { x: number; y: number; zoom: number } | undefined = () => undefined;
 
-export function startAutosave(viewport: () => { x: number; y: number; zoom: number } | undefined) {
-  getViewport = viewport;
+/** Put back the tabs of before the reload; true when a document with nodes is on the canvas. */
+export function restoreAutosave(viewport: () => { x: number; y: number; zoom: number } | undefined = () => undefined): boolean {
+  restoreTabs(viewport);
+  return editor.get().nodes.length > 0;
+}
+
+export function startAutosave() {
   let last = editor.get();
   editor.subscribe(() => {
     const s = editor.get();
@@ -141,11 +153,5 @@ export function startAutosave(viewport: () => { x: number; y: number; zoom: numb
 }
 
 export function writeAutosave() {
-  const s = editor.get();
-  if (!s.schemasLoaded) return;
-  try {
-    localStorage.setItem(AUTOSAVE, JSON.stringify({ name: s.name, dirty: s.dirty, workflow: currentWorkflow(getViewport()) }));
-  } catch {
-    /* quota: nothing to do */
-  }
+  saveActive();
 }

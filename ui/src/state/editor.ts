@@ -8,6 +8,7 @@ import {
   inHandle, REROUTE_IN, REROUTE_OUT, GroupData,
 } from "../lib/graph";
 import { UndoLog, UndoOptions } from "../lib/history";
+import { applyNewNodeDefaults, learnModelSizes } from "./nodeDefaults";
 import { SchemaMap, learnTypeColors } from "../lib/schema";
 import { NativeWorkflow, fromNative, toNative } from "../lib/workflow";
 
@@ -54,7 +55,7 @@ export const editor = createStore<EditorState>({
 });
 
 const graphOf = (s: EditorState = editor.get()): Graph => ({ nodes: s.nodes, edges: s.edges });
-const history = new UndoLog<Graph>(graphOf());
+let history = new UndoLog<Graph>(graphOf());
 
 /** Put a graph on the canvas (no undo step). */
 function show(g: Graph, extra: Partial<EditorState> = {}) {
@@ -171,6 +172,7 @@ export function addNode(type: string, position: XY, select = true): string | nul
   if (!schema) return null;
   const id = nextId(s.nodes);
   const node = newOpNode(schema, id, position);
+  applyNewNodeDefaults(node, s.nodes, s.schemas);
   if (select) node.selected = true;
   const nodes = select ? s.nodes.map((n) => (n.selected ? { ...n, selected: false } : n)) : s.nodes;
   commit({ nodes: [...nodes, node], edges: s.edges }, { label: `add ${type}` });
@@ -355,7 +357,49 @@ export function markSaved(name?: string) {
 
 export function setSchemas(schemas: SchemaMap) {
   learnTypeColors(schemas);
+  void learnModelSizes(schemas);
   editor.set({ schemas, schemasLoaded: true });
+}
+
+// --- workflow tabs: each open document keeps its own graph, undo log, name and dirty marker ----------
+
+export interface OpenDocument {
+  graph: Graph;
+  history: UndoLog<Graph>;
+  name: string;
+  dirty: boolean;
+  viewport?: { x: number; y: number; zoom: number };
+  /** What other modules keep per document (the subgraph definitions and open levels). */
+  extra?: unknown;
+}
+
+/** Per-document state kept outside this store: taken off with a tab, put back with it. */
+export const documentHooks = {
+  take: (): unknown => undefined,
+  put: (_extra: unknown): void => {},
+};
+
+/** A document ready to be put on the canvas next (from a native workflow, or empty). */
+export function freshDocument(doc: NativeWorkflow | null, name: string, dirty = false): OpenDocument {
+  const native = doc ?? { version: 1, nodes: {} };
+  levelHooks.beforeLoad(native);
+  const g = fromNative(native, editor.get().schemas);
+  const graph = { nodes: g.nodes, edges: g.edges };
+  return { graph, history: new UndoLog<Graph>(graph), name, dirty, viewport: g.viewport, extra: documentHooks.take() };
+}
+
+/** The document on the canvas, as it is (to be put back later by putDocument). */
+export function takeDocument(viewport?: OpenDocument["viewport"]): OpenDocument {
+  const s = editor.get();
+  return { graph: graphOf(s), history, name: s.name, dirty: s.dirty, viewport, extra: documentHooks.take() };
+}
+
+export function putDocument(d: OpenDocument) {
+  documentHooks.put(d.extra);
+  history = d.history;
+  // an empty document starts at the canvas's default view (fitting nothing would fit the first node added)
+  const viewport = d.viewport ?? (d.graph.nodes.length ? undefined : { x: 80, y: 60, zoom: 1 });
+  show(d.graph, { name: d.name, dirty: d.dirty, viewport, loadCount: editor.get().loadCount + 1 });
 }
 
 /** For tests and the perf bench: the current graph. */

@@ -9,7 +9,7 @@ export interface NodeRun {
   progress?: { value: number; max: number };
   preview?: string; // object URL of the latest live preview
   images?: ImageRef[];
-  error?: { message: string; input?: string | null; kind?: string };
+  error?: { message: string; input?: string | null; kind?: string; items?: { input?: string | null; message: string }[] };
 }
 
 export interface GalleryItem {
@@ -94,7 +94,9 @@ export function showValidationErrors(errors: ValidationError[]) {
       if (!e.node) continue;
       const prev = runs[e.node] ?? {};
       const message = prev.error ? `${prev.error.message}\n${e.message}` : e.message;
-      runs[e.node] = { ...prev, status: "error", error: { message, input: prev.error?.input ?? e.input, kind: e.kind } };
+      // every stacked error keeps the input it is about, so the node can name each one
+      const items = [...(prev.error?.items ?? []), { input: e.input, message: e.message }];
+      runs[e.node] = { ...prev, status: "error", error: { message, input: prev.error?.input ?? e.input, kind: e.kind, items } };
     }
     return { runs };
   });

@@ -9,7 +9,7 @@ import {
   nativeToDefinition, subgraphSchemas, unpackSubgraph,
 } from "../lib/subgraph";
 import { NativeWorkflow, isLink, toNative } from "../lib/workflow";
-import { commit, editor, graph, levelHooks, loadDocument } from "./editor";
+import { commit, documentHooks, editor, graph, levelHooks, loadDocument } from "./editor";
 import { createStore } from "./store";
 
 interface Level {
@@ -71,6 +71,12 @@ function wholeDocument(shown: NativeWorkflow): NativeWorkflow {
   return { ...doc, ui: { ...(doc.ui ?? {}), ...(kept.length ? { subgraphs: kept } : {}) } };
 }
 
+// each workflow tab has its own definitions and open levels
+documentHooks.take = () => subgraphs.get();
+documentHooks.put = (extra) => {
+  subgraphs.set((extra as ReturnType<typeof subgraphs.get> | undefined) ?? { defs: [], stack: [] });
+  applySchemas();
+};
 levelHooks.save = (doc) => (subgraphs.get().defs.length || subgraphs.get().stack.length ? wholeDocument(doc) : doc);
 levelHooks.beforeLoad = (doc) => {
   if (switching) return;
