@@ -2,7 +2,7 @@
 // document's "ui" and are resolved to direct links for the server.
 import {
   GEdge, GNode, Graph, OpData, SeedControl, connect, handleName, inHandle, isGroup, isNote, isOp, isReroute,
-  newGroup, newNote, newReroute, nodeOutputs, nodeSize, outHandle, resolveSource, REROUTE_IN, REROUTE_OUT,
+  incomingIndex, newGroup, newNote, newReroute, nodeOutputs, nodeSize, outHandle, resolveSource, REROUTE_IN, REROUTE_OUT,
 } from "./graph";
 import { SchemaMap, isWidgetInput, defaultValue } from "./schema";
 import type { components } from "../generated/api";
@@ -71,8 +71,10 @@ const round = (v: number) => Math.round(v * 10) / 10;
 /** Serialise the editor graph as a native workflow (what is saved, and what the server runs). */
 export function toNative(g: Graph, schemas: SchemaMap, extra: { viewport?: { x: number; y: number; zoom: number } } = {}): NativeWorkflow {
   const index = new Map(g.nodes.map((n) => [n.id, n]));
-  const incoming = new Map<string, GEdge>();
-  for (const e of g.edges) incoming.set(`${e.target}\u0000${e.targetHandle}`, e);
+  // indexes built once: per-node scans of every edge made a 1,000-node save O(n²)
+  const incoming = incomingIndex(g.edges);
+  const linkedInto = new Map<string, string[]>();
+  for (const e of g.edges) linkedInto.set(e.target, [...(linkedInto.get(e.target) ?? []), handleName(e.targetHandle)]);
   const nodes: Record<string, NativeNode> = {};
   const groups: GroupDoc[] = [];
   const reroutes: RerouteDoc[] = [];
@@ -109,15 +111,12 @@ export function toNative(g: Graph, schemas: SchemaMap, extra: { viewport?: { x: 
     const linkedNames = new Set<string>();
     const names = schema ? schema.inputs.map((i) => i.name) : [];
     for (const name of Object.keys(n.data.values)) if (!names.includes(name)) names.push(name);
-    for (const e of g.edges) if (e.target === n.id) {
-      const name = handleName(e.targetHandle);
-      if (!names.includes(name)) names.push(name);
-    }
+    for (const name of linkedInto.get(n.id) ?? []) if (!names.includes(name)) names.push(name);
     for (const name of names) {
       const feed = incoming.get(`${n.id}\u0000${inHandle(name)}`);
       if (feed) {
         linkedNames.add(name);
-        const src = resolveSource(feed.source, feed.sourceHandle, index, g.edges);
+        const src = resolveSource(feed.source, feed.sourceHandle, index, g.edges, incoming);
         if (src) inputs[name] = { node: src.node, output: outputValue(index.get(src.node), src.output, schemas) };
         continue;
       }
@@ -249,7 +248,8 @@ export function fromNative(doc: NativeWorkflow, schemas: SchemaMap): LoadedGraph
         const extra = src.data.extraOutputs ?? [];
         if (!extra.includes(out)) src.data.extraOutputs = [...extra, out];
       }
-      edges = connect(edges, { source: srcId, sourceHandle: outHandle(out), target: id, targetHandle: inHandle(name) }, edgeTypeOf(src, out, schemas));
+      // one link per (node, input) here, so nothing to replace: append (connect() over all edges each time is O(n²))
+      edges.push(...connect([], { source: srcId, sourceHandle: outHandle(out), target: id, targetHandle: inHandle(name) }, edgeTypeOf(src, out, schemas)));
     }
   }
 
@@ -278,10 +278,11 @@ export function fromNative(doc: NativeWorkflow, schemas: SchemaMap): LoadedGraph
     return String(declared.node) === src.node && outputName(byId[src.node], declared.output, schemas) === src.output;
   });
   // put back the direct links the filter removed (reroute chains that no longer match)
+  const fed = incomingIndex(edges);
   for (const [id, entry] of Object.entries(byId)) {
     for (const [name, v] of Object.entries(entry.inputs ?? {})) {
       if (!isLink(v) || !opIndex.has(String(v.node))) continue;
-      if (edges.some((e) => e.target === id && e.targetHandle === inHandle(name))) continue;
+      if (fed.has(`${id}\u0000${inHandle(name)}`)) continue;
       const out = outputName(byId[String(v.node)], v.output, schemas);
       edges = connect(edges, { source: String(v.node), sourceHandle: outHandle(out), target: id, targetHandle: inHandle(name) }, edgeTypeOf(opIndex.get(String(v.node))!, out, schemas));
     }
