@@ -4,7 +4,7 @@ import { apiToNative, detectFormat, nativeToApi, unwrapApi } from "../lib/comfy"
 import { editorCanImport, fromComfyUI, toComfyUI } from "../lib/comfyui";
 import { embeddedWorkflow, isPng, readPngText } from "../lib/png";
 import { NativeWorkflow } from "../lib/workflow";
-import { currentWorkflow, editor, loadDocument, markSaved } from "./editor";
+import { currentWorkflow, editor, loadDocument, markSaved, setSchemas } from "./editor";
 import { clearAllRuns, toast } from "./runtime";
 
 /** Any supported document as native JSON: native as is, ComfyUI formats through the server. */
@@ -59,6 +59,8 @@ export async function openFile(file: File): Promise<boolean> {
 export async function openExample(name: string) {
   try {
     const doc = await api.workflow(name);
+    // opening it put its pictures in the input folder: refresh the file choices before showing it
+    setSchemas(await api.nodes());
     clearAllRuns();
     loadDocument(doc, stem(name));
   } catch (e) {
