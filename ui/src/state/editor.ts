@@ -10,6 +10,7 @@ import {
 import { UndoLog, UndoOptions } from "../lib/history";
 import { SchemaMap, learnTypeColors } from "../lib/schema";
 import { NativeWorkflow, fromNative, toNative } from "../lib/workflow";
+import { layoutWhenMeasured } from "./autolayout";
 
 export interface EditorState {
   nodes: GNode[];
@@ -342,6 +343,14 @@ export function loadDocument(doc: NativeWorkflow, name: string, opts: { resetHis
   if (opts.resetHistory) history.reset({ nodes: g.nodes, edges: g.edges });
   else history.commit({ nodes: g.nodes, edges: g.edges }, { label: "load" });
   show({ nodes: g.nodes, edges: g.edges }, { name, dirty: opts.dirty ?? false, loadCount: s.loadCount + 1, viewport: g.viewport });
+  if (g.unplaced?.length) layoutWhenMeasured(g.unplaced);
+}
+
+/** The loaded document with new positions (its auto-layout, redone with measured sizes), fitted to view. */
+export function relayoutLoaded(nodes: GNode[]) {
+  const s = editor.get();
+  history.amend({ nodes, edges: s.edges });
+  show({ nodes, edges: s.edges }, { loadCount: s.loadCount + 1, viewport: undefined });
 }
 
 export function newWorkflow() {
