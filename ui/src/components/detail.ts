@@ -4,7 +4,7 @@
 // ComfyUI's canvas does the same ("low quality" below a zoom threshold).
 import { useStore as useFlowStore } from "@xyflow/react";
 
-export const LOW_DETAIL_ZOOM = 0.5;
+export const LOW_DETAIL_ZOOM = 0.35;
 
 /** True while the canvas is zoomed out past LOW_DETAIL_ZOOM (re-renders only when that flips). */
 export function useLowDetail(): boolean {

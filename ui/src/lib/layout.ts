@@ -5,12 +5,12 @@
 // ordered by where their inputs are (barycentre) and placed level with them where there is room,
 // so links run mostly straight. Sizes are the rendered ones where React Flow has measured them.
 import { GEdge, GNode, XY, isGroup, isOp } from "./graph";
-import { SchemaMap, isWidgetInput } from "./schema";
+import { NodeSchema, SchemaMap, isWidgetInput } from "./schema";
 
 export const GAP_X = 90;
 export const GAP_Y = 48;
-/** Room kept below an output node for the pictures a run puts in it (they must not hide under others). */
-export const PREVIEW_ROOM = 260;
+/** Tallest picture a node shows (styles.css: .ng-node-image.single max-height, plus padding). */
+export const PICTURE_MAX = 290;
 
 export interface Size {
   width: number;
@@ -79,12 +79,22 @@ export function estimatedSize(n: GNode, schemas: SchemaMap): Size {
   return { width: wide ? 300 : 244, height: 44 + 22 * Math.max(links, s.outputs.length) + 28 * widgets.length + 60 * multi };
 }
 
-/** The box the layout keeps for a node: measured (or estimated), plus room for an output node's pictures. */
+/** Nodes that show a picture: outputs after a run, LoadImage's preview, a sampler's live preview. */
+function showsPicture(schema: NodeSchema): boolean {
+  if (schema.output_node || schema.inputs.some((i) => i.display === "image_upload")) return true;
+  return (schema.category ?? "").startsWith("sampling") && schema.outputs.some((o) => o.type === "LATENT");
+}
+
+/**
+ * The box the layout keeps for a node: measured (or estimated), plus room for a picture where the node
+ * shows one (showsPicture), so that pictures never grow under the next node.
+ */
 export function layoutSize(n: GNode, schemas: SchemaMap): Size {
   const est = estimatedSize(n, schemas);
   const width = n.measured?.width ?? est.width;
   let height = n.measured?.height ?? est.height;
-  if (isOp(n) && schemas[n.data.nodeType]?.output_node) height += PREVIEW_ROOM;
+  const schema = isOp(n) ? schemas[n.data.nodeType] : undefined;
+  if (schema && showsPicture(schema)) height += Math.min(width - 14, PICTURE_MAX);
   return { width, height };
 }
 
