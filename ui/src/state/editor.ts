@@ -105,12 +105,13 @@ export function startGroupDrag(dragged: GNode[]) {
   groupDrag = new Map();
   const { nodes } = editor.get();
   const draggedIds = new Set(dragged.map((n) => n.id));
+  const byId = new Map(nodes.map((n) => [n.id, n])); // a lookup per member, not a scan (1,000-node drags)
   for (const g of dragged) {
     if (!isGroup(g)) continue;
     const members = new Map<string, XY>();
     for (const id of nodesInGroup(g, nodes)) {
       if (draggedIds.has(id)) continue;
-      const n = nodes.find((x) => x.id === id)!;
+      const n = byId.get(id)!;
       members.set(id, { ...n.position });
     }
     groupDrag.set(g.id, { start: { ...g.position }, members });
