@@ -25,7 +25,8 @@ Native routes (documented in the OpenAPI schema at /openapi.json, browsable at /
     POST   /v1/convert                     {workflow: any format} -> {workflow: native} | 400
     POST   /v1/export/comfy_api            {workflow} -> ComfyUI API prompt | 400
     POST   /v1/validate                    {workflow} -> {ok, errors}
-    GET    /v1/workflows, /v1/workflows/{name}   example workflows (workflows/*.json), as native JSON
+    GET    /v1/workflows, /v1/workflows/{name}   example workflows (workflows/*.json), as native JSON; opening
+                                           one copies the pictures it names (shipped next to it) into input/
     WS     /v1/ws?client_id=               text {"type", "data"} events; binary msgpack previews
     POST   /v1/login                       {token} -> session cookie (browsers on a token server)
 
@@ -49,7 +50,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import __version__
 from ..formats import WorkflowFormatError, comfy_api, load_workflow
 from ..queue import JobStore
-from . import comfy_compat, comfy_support, files
+from . import comfy_compat, comfy_support, examples, files
 from . import frontend as frontends
 from .comfy_support import LogBuffer
 from .events import NATIVE, STATUS_DELAY, EventHub, serve_socket
@@ -249,13 +250,16 @@ def native_router(state: ServerState) -> APIRouter:
         return sorted(p.stem for p in folder.glob("*.json")) if folder and folder.is_dir() else []
 
     @api.get("/workflows/{name}", tags=["workflows"], responses={404: {"model": ErrorOut}, **_BAD_REQUEST},
-             summary="One example workflow as native JSON")
+             summary="One example workflow as native JSON; its shipped input files are copied into the input folder")
     def workflow(name: str) -> dict:
         stem = name[:-5] if name.endswith(".json") else name
         if not stem or stem not in workflows():  # only listed names: no paths
             raise HTTPException(404, f"no example workflow {name[:100]!r}")
         try:
-            return load_workflow(state.workflows_dir / f"{stem}.json", env.registry).to_json()
+            wf = load_workflow(state.workflows_dir / f"{stem}.json", env.registry)
+            # its pictures go to the input folder, so that it validates and runs without an upload
+            examples.provide_inputs(wf, state.workflows_dir, env.folders.input)
+            return wf.to_json()
         except (WorkflowFormatError, OSError) as exc:
             raise HTTPException(400, str(exc)) from exc
 

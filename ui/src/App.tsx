@@ -21,6 +21,7 @@ function Shell() {
   useEffect(() => {
     // automation hook (tests, benchmarks): set the viewport without a gesture
     window.nodegraph.__setViewport = (vp: { x: number; y: number; zoom: number }) => rf.setViewport(vp);
+    window.nodegraph.__getViewport = () => rf.getViewport();
     let cancelled = false;
     const load = async (attempt = 0) => {
       try {

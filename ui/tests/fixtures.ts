@@ -58,7 +58,16 @@ const sd: NodeSchema[] = sdDeclared.map((s) => ({ ...s, version: 1, deterministi
 export const schemas: SchemaMap = { ...real, ...Object.fromEntries(sd.map((s) => [s.name, s])) };
 
 /** workflows/image-basics.json of the repo. */
-export const imageBasics = JSON.parse(readFileSync(join(here, "..", "..", "workflows", "image-basics.json"), "utf-8"));
+/** workflows/image-basics.json as it runs: without the editor positions the shipped file carries. */
+export const imageBasics = withoutLayout(JSON.parse(readFileSync(join(here, "..", "..", "workflows", "image-basics.json"), "utf-8")));
+
+function withoutLayout<T extends { nodes: Record<string, { ui?: Record<string, unknown> }> }>(doc: T): T {
+  for (const n of Object.values(doc.nodes)) {
+    if (n.ui) delete n.ui.pos;
+    if (n.ui && !Object.keys(n.ui).length) delete n.ui;
+  }
+  return doc;
+}
 
 /** The ComfyUI default txt2img graph in API format. */
 export const txt2imgApi = {

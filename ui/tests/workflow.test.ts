@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { fromNative, toNative, toRunnable, NativeWorkflow, estimateHeight } from "../src/lib/workflow";
+import { fromNative, toNative, toRunnable, NativeWorkflow } from "../src/lib/workflow";
+import { layoutSize, overlaps } from "../src/lib/layout";
 import { connect, newReroute, newGroup, REROUTE_IN, REROUTE_OUT, integrityProblems, isOp, OpData, GNode } from "../src/lib/graph";
 import { apiToNative } from "../src/lib/comfy";
 import { schemas, imageBasics, txt2imgApi } from "./fixtures";
@@ -35,19 +36,20 @@ describe("native workflow JSON", () => {
     expect(doc.nodes["3"].inputs.seed).toBe(156680208700286);
   });
 
-  it("lays out nodes that come without positions, left to right, wrapping long chains", () => {
+  it("lays out nodes that come without positions, left to right by depth, without overlaps", () => {
     const g = fromNative(apiToNative(txt2imgApi), schemas);
     expect(g.laidOut).toBe(true);
+    expect(g.unplaced!.sort()).toEqual(["3", "4", "5", "6", "7", "8", "9"]);
     const at = (id: string) => g.nodes.find((n) => n.id === id)!.position;
-    // depth 0..4: loader, latent | prompts | sampler  —  then a second band: decode | save
-    expect(at("4").x).toBeLessThan(at("6").x);
-    expect(at("6").x).toBeLessThan(at("3").x);
+    // depth 0: loader, latent | 1: prompts | 2: sampler | 3: decode | 4: save
     expect(at("5").x).toBe(at("4").x); // a source, like the loader
+    expect(at("4").x).toBeLessThan(at("6").x);
+    expect(at("6").x).toBe(at("7").x);
+    expect(at("6").x).toBeLessThan(at("3").x);
+    expect(at("3").x).toBeLessThan(at("8").x);
     expect(at("8").x).toBeLessThan(at("9").x);
-    expect(at("8").y).toBeGreaterThan(at("7").y);
-    // no two nodes overlap
-    const boxes = g.nodes.map((n) => ({ ...n.position, h: estimateHeight(n, schemas) }));
-    for (const a of boxes) for (const b of boxes) if (a !== b && a.x === b.x) expect(Math.abs(a.y - b.y) >= Math.min(a.h, b.h)).toBe(true);
+    const boxes = g.nodes.map((n) => ({ id: n.id, ...n.position, ...layoutSize(n, schemas) }));
+    expect(overlaps(boxes)).toEqual([]);
   });
 
   it("resolves reroutes to direct links for the server and keeps them for the editor", () => {

@@ -20,6 +20,7 @@ import { openFile, saveWorkflow } from "../state/documents";
 import { nodeTypes } from "./Nodes";
 import { ConnectionLine, edgeTypes } from "./Edges";
 import { DRAG_MIME } from "./Palette";
+import { useLowDetail } from "./detail";
 import { SearchPopup, SearchRequest } from "./SearchPopup";
 import { ContextMenu, MenuItem } from "./ContextMenu";
 import { modeMenuItems } from "./NodeModeMenu";
@@ -47,6 +48,7 @@ export function Canvas() {
   const loadCount = useStore(editor, (s) => s.loadCount);
   const empty = useStore(editor, (s) => s.nodes.length === 0);
   const rf = useReactFlow();
+  const lowDetail = useLowDetail();
   const wrapper = useRef<HTMLDivElement>(null);
   const mouse = useRef({ x: 0, y: 0 });
   const [search, setSearch] = useState<(SearchRequest & { flow: { x: number; y: number }; link?: PendingLink }) | null>(null);
@@ -327,11 +329,8 @@ export function Canvas() {
         onReconnectStart={onReconnectStart}
         onReconnect={onReconnect}
         onReconnectEnd={onReconnectEnd}
-        onNodeDragStart={(_, __, dragged) => startGroupDrag(dragged as GNode[])}
-        onNodeDragStop={() => {
-          endGroupDrag();
-          commitCurrent({ label: "move" });
-        }}
+        onNodeDragStart={onNodeDragStart}
+        onNodeDragStop={onNodeDragStop}
         onDrop={onDrop}
         onDragOver={onDragOver}
         onNodeContextMenu={onNodeContextMenu}
@@ -349,6 +348,7 @@ export function Canvas() {
         defaultViewport={{ x: 80, y: 60, zoom: 1 }}
         proOptions={{ hideAttribution: true }}
         elevateNodesOnSelect={false}
+        className={lowDetail ? "ng-low-detail" : undefined}
       >
         <Background variant={BackgroundVariant.Dots} gap={22} size={1.2} color="#2d323b" />
         {!empty && <MiniMap
@@ -356,8 +356,8 @@ export function Canvas() {
           pannable
           zoomable
           className="ng-minimap"
-          nodeColor={(n) => (n.type === "group" ? "rgba(91,141,239,0.15)" : n.type === "reroute" ? "#9aa4b1" : "#3a404b")}
-          nodeStrokeColor={(n) => (n.selected ? "#5b8def" : "transparent")}
+          nodeColor={minimapColor}
+          nodeStrokeColor={minimapStroke}
           maskColor="rgba(12,13,16,0.65)"
         />}
         <Controls showInteractive={false} className="ng-controls" />
@@ -378,6 +378,15 @@ export function Canvas() {
     </div>
   );
 }
+
+// stable handlers (module level): new functions on each render would re-render React Flow's parts
+const onNodeDragStart = (_: unknown, __: unknown, dragged: Node[]) => startGroupDrag(dragged as GNode[]);
+const onNodeDragStop = () => {
+  endGroupDrag();
+  commitCurrent({ label: "move" });
+};
+const minimapColor = (n: Node) => (n.type === "group" ? "rgba(91,141,239,0.15)" : n.type === "reroute" ? "#9aa4b1" : "#3a404b");
+const minimapStroke = (n: Node) => (n.selected ? "#5b8def" : "transparent");
 
 function selectOnly(id: string) {
   const s = editor.get();

@@ -1,10 +1,11 @@
 // Links coloured by the type they carry, and the line drawn while connecting (red when refused).
+import { memo } from "react";
 import { BaseEdge, getBezierPath, type ConnectionLineComponentProps, type EdgeProps, type Edge } from "@xyflow/react";
 import { typeColor } from "../lib/schema";
 import { editor } from "../state/editor";
 import { outputType } from "../lib/graph";
 
-export function TypedEdge({ id, sourceX, sourceY, targetX, targetY, sourcePosition, targetPosition, data, selected }: EdgeProps<Edge<{ type?: string }>>) {
+export const TypedEdge = memo(function TypedEdge({ id, sourceX, sourceY, targetX, targetY, sourcePosition, targetPosition, data, selected }: EdgeProps<Edge<{ type?: string }>>) {
   const [path] = getBezierPath({ sourceX, sourceY, targetX, targetY, sourcePosition, targetPosition });
   const color = typeColor(data?.type ?? "*");
   return (
@@ -15,7 +16,7 @@ export function TypedEdge({ id, sourceX, sourceY, targetX, targetY, sourcePositi
       style={{ stroke: color, strokeWidth: selected ? 3.5 : 2.2, opacity: selected ? 1 : 0.85, filter: selected ? `drop-shadow(0 0 4px ${color})` : undefined }}
     />
   );
-}
+});
 
 export function ConnectionLine({ fromX, fromY, toX, toY, fromPosition, toPosition, fromNode, fromHandle, connectionStatus }: ConnectionLineComponentProps) {
   const [path] = getBezierPath({ sourceX: fromX, sourceY: fromY, targetX: toX, targetY: toY, sourcePosition: fromPosition, targetPosition: toPosition });

@@ -1,6 +1,6 @@
 // How a node's mode, colour, collapse and size show: ComfyUI users expect bypassed nodes tinted
 // purple, muted ones greyed out, a collapsed node as its title bar alone.
-import { Handle, NodeResizer, Position } from "@xyflow/react";
+import { Handle, NodeResizer, Position, useStore as useFlowStore } from "@xyflow/react";
 import { OpData, inHandle, outHandle } from "../lib/graph";
 import { InputSchema, OutputSchema } from "../lib/schema";
 import { commitCurrent } from "../state/editor";
@@ -48,7 +48,10 @@ export function CollapsedHandles({ inputs, outputs }: { inputs: InputSchema[]; o
 }
 
 /** The resize handle of a selected node (not of a pinned or collapsed one); the size is saved in the document. */
-export function NodeResize({ data, selected }: { data: OpData; selected: boolean }) {
+/** The resize handles of a selected node. It reads the node's own selection from React Flow's store, so
+ * selecting re-renders this small component, not the node body (OpNode skips selection changes). */
+export function NodeResize({ id, data }: { id: string; data: OpData }) {
+  const selected = useFlowStore((s) => s.nodeLookup.get(id)?.selected ?? false);
   return (
     <NodeResizer
       isVisible={selected && !data.pinned && !data.collapsed}

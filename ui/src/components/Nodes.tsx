@@ -97,7 +97,12 @@ function Title({ id, text, onRename }: { id: string; text: string; onRename: (t:
   );
 }
 
-export const OpNode = memo(function OpNode({ id, data, selected }: NodeProps<Node<OpData>>) {
+/** Re-render a node only when what it draws changes: React Flow passes new positionAbsolute/dragging
+ * props on every drag frame, and selection is drawn by CSS on React Flow's wrapper (`.selected`), so
+ * neither a drag nor Ctrl+A re-renders a 1,000-node graph's node bodies. */
+export const sameNodeContent = (a: NodeProps, b: NodeProps) => a.id === b.id && a.data === b.data && a.type === b.type;
+
+export const OpNode = memo(function OpNode({ id, data }: NodeProps<Node<OpData>>) {
   const schema = useStore(editor, (s) => s.schemas[data.nodeType]);
   const linkedStr = useStore(editor, (s) => s.linked.get(id) ?? "");
   const run = useStore(runtime, (s) => s.runs[id] ?? EMPTY_RUN);
@@ -122,7 +127,6 @@ export const OpNode = memo(function OpNode({ id, data, selected }: NodeProps<Nod
 
   const cls = [
     "ng-node",
-    selected && "selected",
     run.status && `status-${run.status}`,
     run.error && "has-error",
     !schema && "unknown",
@@ -134,7 +138,7 @@ export const OpNode = memo(function OpNode({ id, data, selected }: NodeProps<Nod
 
   return (
     <div className={`${cls} ${look.className}`} style={{ "--accent": accent, ...look.style } as React.CSSProperties} data-testid={`node-${id}`} data-node-type={data.nodeType} data-mode={data.mode ?? "always"}>
-      <NodeResize data={data} selected={Boolean(selected)} />
+      <NodeResize id={id} data={data} />
       <div className="ng-node-header">
         <span className="ng-node-dot" />
         <Title id={id} text={data.title || schema?.display_name || data.nodeType} onRename={(t) => setTitle(id, t)} />
@@ -218,7 +222,7 @@ export const OpNode = memo(function OpNode({ id, data, selected }: NodeProps<Nod
       )}
     </div>
   );
-});
+}, sameNodeContent);
 
 export const RerouteNode = memo(function RerouteNode({ id, selected }: NodeProps<Node<RerouteData>>) {
   const type = useStore(editor, (s) => outputType(id, REROUTE_OUT, { nodes: s.nodes, edges: s.edges }, s.schemas));

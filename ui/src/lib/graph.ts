@@ -144,8 +144,8 @@ export function nodeOutputs(node: GNode<OpData>, schemas: SchemaMap): OutputSche
 type NodeIndex = Map<string, GNode>;
 const indexNodes = (nodes: GNode[]): NodeIndex => new Map(nodes.map((n) => [n.id, n]));
 
-/** The edge feeding each target handle, keyed "node\u0000handle". */
-function incomingIndex(edges: GEdge[]): Map<string, GEdge> {
+/** The edge feeding each target handle, keyed "node\u0000handle" (build once per graph, not per lookup). */
+export function incomingIndex(edges: GEdge[]): Map<string, GEdge> {
   const m = new Map<string, GEdge>();
   for (const e of edges) m.set(`${e.target}\u0000${e.targetHandle ?? ""}`, e);
   return m;
@@ -160,9 +160,9 @@ export function resolveSource(
   handle: string | null | undefined,
   nodes: GNode[] | NodeIndex,
   edges: GEdge[],
+  incoming: Map<string, GEdge> = incomingIndex(edges),
 ): { node: string; output: string } | null {
   const index = nodes instanceof Map ? nodes : indexNodes(nodes);
-  const incoming = incomingIndex(edges);
   const seen = new Set<string>();
   let at = nodeId;
   let h = handle;

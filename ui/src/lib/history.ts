@@ -32,6 +32,11 @@ export class UndoLog<S> {
     this.lastKey = undefined;
   }
 
+  /** Replace the current state without an undo step (the same document, re-laid-out once drawn). */
+  amend(state: S): void {
+    this.committed = state;
+  }
+
   /** Record that `state` is the result of one user action. */
   commit(state: S, opts: UndoOptions = {}): void {
     if (state === this.committed) return;

@@ -2,9 +2,10 @@
 // document's "ui" and are resolved to direct links for the server.
 import {
   GEdge, GNode, Graph, NodeMode, OpData, SeedControl, connect, handleName, inHandle, isGroup, isNote, isOp, isReroute,
-  newGroup, newNote, newReroute, nodeOutputs, nodeSize, outHandle, resolveSource, REROUTE_IN, REROUTE_OUT,
+  incomingIndex, newGroup, newNote, newReroute, nodeOutputs, nodeSize, outHandle, resolveSource, REROUTE_IN, REROUTE_OUT,
 } from "./graph";
 import { SchemaMap, isWidgetInput, defaultValue } from "./schema";
+import { layoutNodes, layoutSize } from "./layout";
 import type { components } from "../generated/api";
 
 export type NativeLink = { node: string; output: string | number };
@@ -72,8 +73,10 @@ const round = (v: number) => Math.round(v * 10) / 10;
 /** Serialise the editor graph as a native workflow (what is saved, and what the server runs). */
 export function toNative(g: Graph, schemas: SchemaMap, extra: { viewport?: { x: number; y: number; zoom: number } } = {}): NativeWorkflow {
   const index = new Map(g.nodes.map((n) => [n.id, n]));
-  const incoming = new Map<string, GEdge>();
-  for (const e of g.edges) incoming.set(`${e.target}\u0000${e.targetHandle}`, e);
+  // indexes built once: per-node scans of every edge made a 1,000-node save O(n²)
+  const incoming = incomingIndex(g.edges);
+  const linkedInto = new Map<string, string[]>();
+  for (const e of g.edges) linkedInto.set(e.target, [...(linkedInto.get(e.target) ?? []), handleName(e.targetHandle)]);
   const nodes: Record<string, NativeNode> = {};
   const groups: GroupDoc[] = [];
   const reroutes: RerouteDoc[] = [];
@@ -110,15 +113,12 @@ export function toNative(g: Graph, schemas: SchemaMap, extra: { viewport?: { x: 
     const linkedNames = new Set<string>();
     const names = schema ? schema.inputs.map((i) => i.name) : [];
     for (const name of Object.keys(n.data.values)) if (!names.includes(name)) names.push(name);
-    for (const e of g.edges) if (e.target === n.id) {
-      const name = handleName(e.targetHandle);
-      if (!names.includes(name)) names.push(name);
-    }
+    for (const name of linkedInto.get(n.id) ?? []) if (!names.includes(name)) names.push(name);
     for (const name of names) {
       const feed = incoming.get(`${n.id}\u0000${inHandle(name)}`);
       if (feed) {
         linkedNames.add(name);
-        const src = resolveSource(feed.source, feed.sourceHandle, index, g.edges);
+        const src = resolveSource(feed.source, feed.sourceHandle, index, g.edges, incoming);
         if (src) inputs[name] = { node: src.node, output: outputValue(index.get(src.node), src.output, schemas) };
         continue;
       }
@@ -227,6 +227,8 @@ export interface LoadedGraph extends Graph {
   viewport?: { x: number; y: number; zoom: number };
   /** True when some nodes had no position and were laid out automatically. */
   laidOut: boolean;
+  /** Those nodes (laid out again once drawn, with their measured sizes: state/autolayout.ts). */
+  unplaced?: string[];
 }
 
 /** Load a native workflow into the editor graph. */
@@ -283,7 +285,8 @@ export function fromNative(doc: NativeWorkflow, schemas: SchemaMap): LoadedGraph
         const extra = src.data.extraOutputs ?? [];
         if (!extra.includes(out)) src.data.extraOutputs = [...extra, out];
       }
-      edges = connect(edges, { source: srcId, sourceHandle: outHandle(out), target: id, targetHandle: inHandle(name) }, edgeTypeOf(src, out, schemas));
+      // one link per (node, input) here, so nothing to replace: append (connect() over all edges each time is O(n²))
+      edges.push(...connect([], { source: srcId, sourceHandle: outHandle(out), target: id, targetHandle: inHandle(name) }, edgeTypeOf(src, out, schemas)));
     }
   }
 
@@ -312,10 +315,11 @@ export function fromNative(doc: NativeWorkflow, schemas: SchemaMap): LoadedGraph
     return String(declared.node) === src.node && outputName(byId[src.node], declared.output, schemas) === src.output;
   });
   // put back the direct links the filter removed (reroute chains that no longer match)
+  const fed = incomingIndex(edges);
   for (const [id, entry] of Object.entries(byId)) {
     for (const [name, v] of Object.entries(entry.inputs ?? {})) {
       if (!isLink(v) || !opIndex.has(String(v.node))) continue;
-      if (edges.some((e) => e.target === id && e.targetHandle === inHandle(name))) continue;
+      if (fed.has(`${id}\u0000${inHandle(name)}`)) continue;
       const out = outputName(byId[String(v.node)], v.output, schemas);
       edges = connect(edges, { source: String(v.node), sourceHandle: outHandle(out), target: id, targetHandle: inHandle(name) }, edgeTypeOf(opIndex.get(String(v.node))!, out, schemas));
     }
@@ -341,69 +345,22 @@ export function fromNative(doc: NativeWorkflow, schemas: SchemaMap): LoadedGraph
 
   if (unplaced.length) layout(nodes, edges, new Set(unplaced), schemas);
   const vp = ui.viewport as LoadedGraph["viewport"];
-  return { nodes, edges, viewport: vp && typeof vp.zoom === "number" ? vp : undefined, laidOut: unplaced.length > 0 };
+  return { nodes, edges, viewport: vp && typeof vp.zoom === "number" ? vp : undefined, laidOut: unplaced.length > 0, unplaced };
 }
 
 function edgeTypeOf(src: GNode<OpData>, output: string, schemas: SchemaMap): string {
   return nodeOutputs(src, schemas).find((o) => o.name === output)?.type ?? "*";
 }
 
-/** A guess at a node's rendered height, for laying out nodes that have no position yet. */
-export function estimateHeight(n: GNode, schemas: SchemaMap): number {
-  if (!isOp(n)) return 20;
-  const s = schemas[n.data.nodeType];
-  if (!s) return 60 + 24 * Object.keys(n.data.values).length;
-  const links = s.inputs.filter((i) => !isWidgetInput(i)).length;
-  const widgets = s.inputs.filter((i) => isWidgetInput(i));
-  const multi = widgets.filter((w) => w.multiline).length;
-  return 44 + 22 * Math.max(links, s.outputs.length) + 28 * widgets.length + 60 * multi + (s.output_node ? 140 : 0);
-}
-
 /**
- * Left-to-right layout for nodes without positions (API-format imports): columns by longest path
- * from a source, rows stacked by estimated height.
+ * Left-to-right layered layout (lib/layout.ts) for nodes without positions (API-format imports, examples),
+ * with estimated sizes; placed to the right of any nodes that have positions, so nothing overlaps.
  */
 export function layout(nodes: GNode[], edges: GEdge[], which: Set<string>, schemas: SchemaMap): void {
-  const depth = new Map<string, number>();
-  const preds = new Map<string, string[]>();
-  for (const e of edges) {
-    if (!preds.has(e.target)) preds.set(e.target, []);
-    preds.get(e.target)!.push(e.source);
-  }
-  const visiting = new Set<string>();
-  const depthOf = (id: string): number => {
-    if (depth.has(id)) return depth.get(id)!;
-    if (visiting.has(id)) return 0;
-    visiting.add(id);
-    let d = 0;
-    for (const p of preds.get(id) ?? []) d = Math.max(d, depthOf(p) + 1);
-    visiting.delete(id);
-    depth.set(id, d);
-    return d;
-  };
-  const columns = new Map<number, GNode[]>();
-  for (const n of nodes) {
-    if (!which.has(n.id)) continue;
-    const d = depthOf(n.id);
-    if (!columns.has(d)) columns.set(d, []);
-    columns.get(d)!.push(n);
-  }
-  // Long chains wrap into bands of at most `perBand` columns, so the graph fits a screen's shape.
-  const depths = [...columns.keys()].sort((a, b) => a - b);
-  const perBand = depths.length > 4 ? 3 : depths.length > 3 ? 2 : depths.length;
-  let bandTop = 0;
-  for (let start = 0; start < depths.length; start += perBand) {
-    let bandHeight = 0;
-    depths.slice(start, start + perBand).forEach((d, k) => {
-      const col = columns.get(d)!;
-      let y = bandTop;
-      col.sort((a, b) => Number(a.id) - Number(b.id) || a.id.localeCompare(b.id));
-      for (const n of col) {
-        n.position = { x: k * 300, y };
-        y += estimateHeight(n, schemas) + 40;
-      }
-      bandHeight = Math.max(bandHeight, y - bandTop);
-    });
-    bandTop += bandHeight + 40;
-  }
+  const laid = layoutNodes(nodes, edges, schemas, which);
+  const placed = nodes.filter((n) => !which.has(n.id) && !isGroup(n));
+  const dx = placed.length ? Math.max(...placed.map((n) => n.position.x + layoutSize(n, schemas).width)) + 120 : 0;
+  laid.forEach((n, k) => {
+    if (which.has(n.id)) nodes[k].position = { x: n.position.x + dx, y: n.position.y };
+  });
 }

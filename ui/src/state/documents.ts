@@ -4,7 +4,7 @@ import { apiToNative, detectFormat, nativeToApi, unwrapApi } from "../lib/comfy"
 import { editorCanImport, fromComfyUI, toComfyUI } from "../lib/comfyui";
 import { embeddedWorkflow, isPng, readPngText } from "../lib/png";
 import { NativeWorkflow } from "../lib/workflow";
-import { currentWorkflow, editor, markSaved } from "./editor";
+import { currentWorkflow, editor, markSaved, setSchemas } from "./editor";
 import { openInTab, restoreTabs, saveActive } from "./tabs";
 import { clearAllRuns, toast } from "./runtime";
 
@@ -82,6 +82,8 @@ export async function openFile(file: File): Promise<boolean> {
 export async function openExample(name: string) {
   try {
     const doc = await api.workflow(name);
+    // opening it put its pictures in the input folder: refresh the file choices before showing it
+    setSchemas(await api.nodes());
     clearAllRuns();
     openInTab(doc, stem(name));
   } catch (e) {

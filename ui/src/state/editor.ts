@@ -11,6 +11,7 @@ import { UndoLog, UndoOptions } from "../lib/history";
 import { applyNewNodeDefaults, learnModelSizes } from "./nodeDefaults";
 import { SchemaMap, learnTypeColors } from "../lib/schema";
 import { NativeWorkflow, fromNative, toNative } from "../lib/workflow";
+import { layoutWhenMeasured } from "./autolayout";
 
 export interface EditorState {
   nodes: GNode[];
@@ -105,12 +106,13 @@ export function startGroupDrag(dragged: GNode[]) {
   groupDrag = new Map();
   const { nodes } = editor.get();
   const draggedIds = new Set(dragged.map((n) => n.id));
+  const byId = new Map(nodes.map((n) => [n.id, n])); // a lookup per member, not a scan (1,000-node drags)
   for (const g of dragged) {
     if (!isGroup(g)) continue;
     const members = new Map<string, XY>();
     for (const id of nodesInGroup(g, nodes)) {
       if (draggedIds.has(id)) continue;
-      const n = nodes.find((x) => x.id === id)!;
+      const n = byId.get(id)!;
       members.set(id, { ...n.position });
     }
     groupDrag.set(g.id, { start: { ...g.position }, members });
@@ -344,6 +346,14 @@ export function loadDocument(doc: NativeWorkflow, name: string, opts: { resetHis
   if (opts.resetHistory) history.reset({ nodes: g.nodes, edges: g.edges });
   else history.commit({ nodes: g.nodes, edges: g.edges }, { label: "load" });
   show({ nodes: g.nodes, edges: g.edges }, { name, dirty: opts.dirty ?? false, loadCount: s.loadCount + 1, viewport: g.viewport });
+  if (g.unplaced?.length) layoutWhenMeasured(g.unplaced);
+}
+
+/** The loaded document with new positions (its auto-layout, redone with measured sizes), fitted to view. */
+export function relayoutLoaded(nodes: GNode[]) {
+  const s = editor.get();
+  history.amend({ nodes, edges: s.edges });
+  show({ nodes, edges: s.edges }, { loadCount: s.loadCount + 1, viewport: undefined });
 }
 
 export function newWorkflow() {
