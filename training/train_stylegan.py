@@ -41,7 +41,7 @@ from training.train_gan import (RESOLUTION, bce, looks_like_world, real_batch, s
                                 wrong_images)
 
 CONFIG = StyleGANConfig(z_dim=128, w_dim=128, mapping_layers=4, channels={4: 128, 8: 128, 16: 128, 32: 64, 64: 64})
-D_CHANNELS = {64: 64, 32: 128, 16: 128, 8: 256, 4: 256}
+D_CHANNELS = {64: 32, 32: 64, 16: 128, 8: 256, 4: 256}
 R1_GAMMA = 0.05
 R1_EVERY = 16
 MIXING_PROB = 0.9
@@ -117,12 +117,13 @@ def logistic(logits, real: bool):
     return F.softplus(-logits if real else logits).mean()
 
 
-def mapped_ws(G, z, mixing: bool, gen):
-    """W+ for a batch; with style-mixing regularisation, a second z takes over from a random layer."""
+def mapped_ws(G, z, mixing: bool, gen, choices: np.random.Generator):
+    """W+ for a batch; with style-mixing regularisation, a second z takes over from a random layer
+    (the choice is drawn on the host: no device sync)."""
     w = G.mapping(z)
     ws = w[:, None].repeat(1, G.num_ws, 1)
-    if mixing and torch.rand((), generator=gen, device=z.device) < MIXING_PROB:
-        cut = int(torch.randint(1, G.num_ws, (), generator=gen, device=z.device))
+    if mixing and choices.random() < MIXING_PROB:
+        cut = int(choices.integers(1, G.num_ws))
         w2 = G.mapping(torch.randn(z.shape, generator=gen, device=z.device))
         ws[:, cut:] = w2[:, None]
     return ws, w
@@ -131,6 +132,13 @@ def mapped_ws(G, z, mixing: bool, gen):
 def train_stylegan(args, device):
     torch.manual_seed(args.seed)
     G, D = CONFIG.build().to(device).train(), ResidualDiscriminator().to(device)
+    if args.resume:  # continue from a saved generator (its EMA weights); the discriminator starts afresh
+        from nodegraph import read_weights
+        from nodes.gan.stylegan_layouts import load_stylegan
+
+        G.load_state_dict(load_stylegan(read_weights(args.resume).tensors, args.resume)[0].state_dict())
+        G.train().requires_grad_(True)
+    choices = np.random.default_rng(args.seed + 2)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(0.0, 0.99), eps=1e-8)
     r1_ratio = R1_EVERY / (R1_EVERY + 1)  # lazy regularisation: adjust D's Adam for the extra steps
@@ -141,7 +149,7 @@ def train_stylegan(args, device):
         real = real_batch(args.seed * 10**6 + step, args.batch, device)
         # generator step
         z = torch.randn(args.batch, CONFIG.z_dim, device=device, generator=gen)
-        ws, w = mapped_ws(G, z, True, gen)
+        ws, w = mapped_ws(G, z, True, gen, choices)
         loss_g = logistic(D(G(ws, noise_mode="random")), True)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -151,7 +159,7 @@ def train_stylegan(args, device):
         # discriminator step (+ lazy R1)
         with torch.no_grad():
             z = torch.randn(args.batch, CONFIG.z_dim, device=device, generator=gen)
-            fake = G(mapped_ws(G, z, True, gen)[0], noise_mode="random")
+            fake = G(mapped_ws(G, z, True, gen, choices)[0], noise_mode="random")
         regularise = step % R1_EVERY == 0
         real.requires_grad_(regularise)
         real_logits = D(real)
@@ -171,12 +179,16 @@ def train_stylegan(args, device):
                 e.copy_(p.lerp(e, beta))
             for e, b in zip(G_ema.buffers(), G.buffers()):
                 e.copy_(b)
+        if step == 20:
+            timing_start = time.time()
+        if step == 220:
+            print(f"{(time.time() - timing_start) / 200 * 1000:.1f} ms per step", flush=True)
         if step % 500 == 0:
             log.append((step, round(time.time() - start, 1), round(loss_d.item(), 4), round(loss_g.item(), 4)))
             print(f"stylegan step {step} t={time.time() - start:.0f}s loss_d={loss_d.item():.3f} "
                   f"loss_g={loss_g.item():.3f}", flush=True)
         step += 1
-    return G_ema, {"steps": step, "seconds": round(time.time() - start, 1), "images": images, "log": log,
+    return G_ema, {"resumed_from": args.resume, "steps": step, "seconds": round(time.time() - start, 1), "images": images, "log": log,
                    "generator": CONFIG.describe(), "r1_gamma": R1_GAMMA, "batch": args.batch, "lr": args.lr}
 
 
@@ -271,6 +283,7 @@ def main() -> None:
     parser.add_argument("--scorer-seconds", type=float, default=60)
     parser.add_argument("--scorer-steps", type=int, default=3000)
     parser.add_argument("--eval-count", type=int, default=1024)
+    parser.add_argument("--resume", default=None, help="a generator file to continue from (EMA weights)")
     parser.add_argument("--smoke", action="store_true", help="a few steps on small batches (plumbing check)")
     args = parser.parse_args()
     if args.smoke:

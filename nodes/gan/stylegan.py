@@ -39,14 +39,19 @@ def setup_filter(taps=FIR) -> torch.Tensor:
     return f / f.sum()
 
 
-def fir(x: torch.Tensor, f: torch.Tensor, up: int = 1, pad: tuple[int, int] = (0, 0), gain: float = 1.0) -> torch.Tensor:
-    """Upsample by zero insertion, pad, and convolve each channel with f (upfirdn2d without down)."""
+def fir(x: torch.Tensor, up: int = 1, pad: tuple[int, int] = (0, 0), gain: float = 1.0) -> torch.Tensor:
+    """Upsample by zero insertion, pad, and filter each channel with the [1,3,3,1] low-pass (upfirdn2d
+    without down). The filter is separable and symmetric: two passes of shifted sums."""
     b, c, h, w = x.shape
     if up > 1:
         x = F.pad(x.reshape(b, c, h, 1, w, 1), [0, up - 1, 0, 0, 0, up - 1]).reshape(b, c, h * up, w * up)
     x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
-    kernel = (f * gain).flip([0, 1]).to(x.dtype)[None, None].expand(c, 1, *f.shape)
-    return F.conv2d(x, kernel, groups=c)
+    taps = [t / sum(FIR) for t in FIR]
+    n = len(taps) - 1
+    width, height = x.shape[-1] - n, x.shape[-2] - n
+    x = sum(t * x[..., k:k + width] for k, t in enumerate(taps))
+    x = sum(t * x[..., k:k + height, :] for k, t in enumerate(taps))
+    return x * gain if gain != 1.0 else x
 
 
 def lrelu(x: torch.Tensor, clamp: float | None = None) -> torch.Tensor:
@@ -100,7 +105,7 @@ class SynthesisLayer(nn.Module):
                  conv_clamp: float | None = None) -> None:
         super().__init__()
         self.resolution, self.up, self.conv_clamp = resolution, up, conv_clamp
-        self.register_buffer("resample_filter", setup_filter())
+        self.register_buffer("resample_filter", setup_filter())  # the layout's; computed with FIR (checked on load)
         self.affine = FullyConnected(w_dim, in_channels, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3))
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
@@ -111,11 +116,12 @@ class SynthesisLayer(nn.Module):
                 generator: torch.Generator | None = None) -> torch.Tensor:
         styles = self.affine(w)  # [B, I]
         weight = self.weight
-        demod = ((weight[None] * styles[:, None, :, None, None]).square().sum(dim=(2, 3, 4)) + 1e-8).rsqrt()  # [B, O]
+        # sum_ikk (w_oikk s_i)^2 = sum_i s_i^2 sum_kk w_oikk^2: one small matmul, not a [B,O,I,k,k] tensor
+        demod = (styles.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8).rsqrt()  # [B, O]
         x = x * styles[:, :, None, None]
         if self.up == 2:  # transposed conv (stride 2), then the FIR filter: 3x3 on 2x the resolution
             x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
-            x = fir(x, self.resample_filter, pad=(1, 1), gain=4.0)
+            x = fir(x, pad=(1, 1), gain=4.0)
         else:
             x = F.conv2d(x, weight, padding=1)
         x = x * demod[:, :, None, None]
@@ -180,7 +186,7 @@ class SynthesisBlock(nn.Module):
             x = self.conv1(x, ws[:, 1], noise_mode, generator)
         y = self.torgb(x, ws[:, self.num_conv])
         if img is not None:
-            img = fir(img, self.resample_filter, up=2, pad=(2, 1), gain=4.0)
+            img = fir(img, up=2, pad=(2, 1), gain=4.0)
             y = img + y
         return x, y
 

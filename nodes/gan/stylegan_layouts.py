@@ -152,6 +152,9 @@ def load_stylegan(sd: dict[str, torch.Tensor], name: str = "checkpoint") -> tupl
             raise StyleGANLayoutError(f"not a StyleGAN2 generator (first keys: {shown}); expected NVIDIA's "
                                       "layout (mapping.fc0.weight, synthesis.b4.const ...) or rosinality's "
                                       "g_ema (style.1.weight, input.input, conv1.conv.weight ...)")
+        odd = [k for k, v in tensors.items() if k.endswith("resample_filter") and not np_filter_ok(v, 1.0)]
+        if odd:
+            raise StyleGANLayoutError(f"{odd[0]} is not the [1,3,3,1] low-pass filter (the only one supported)")
         generator = config.build()
         w_avg_source = "file"
         if "mapping.w_avg" not in tensors:
