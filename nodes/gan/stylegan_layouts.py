@@ -22,7 +22,7 @@ import torch
 
 from .stylegan import StyleGAN2Generator, StyleGANConfig, estimate_w_avg, np_filter_ok, setup_filter
 
-CONVERTER = "tools/stylegan_pkl_to_safetensors.py"
+CONVERTER = "tools/stylegan_pkl_to_safetensors.py"  # in the nodegraph repository
 WRAPPERS = ("g_ema", "G_ema", "state_dict", "params_ema")
 
 
