@@ -296,17 +296,24 @@ class FilterByScore:
 
 
 # --- latent tools -----------------------------------------------------------------------------------
+def _tags(latent: dict) -> dict:
+    """What a latent says about its space (e.g. "stylegan": "W+"), kept through the latent tools;
+    per-item data (noise masks, batch indexes) is not carried over."""
+    return {k: v for k, v in latent.items() if k == "stylegan"}
+
+
 @node(category="gan/latent")
 class GANLatentInterpolate:
-    """Interpolate between two latents (GAN z or diffusion latents) in `steps` points, both ends
-    included, as one batch. slerp keeps Gaussian vectors' norms; lerp is a straight line.
+    """Interpolate between two latents (GAN z, StyleGAN W+ or diffusion latents) in `steps` points, both
+    ends included, as one batch. slerp keeps Gaussian vectors' norms (for z); lerp is a straight line
+    (for W / W+, where StyleGAN interpolates).
     (Not ComfyUI's LatentInterpolate, which blends two latents at one ratio.)"""
     inputs = [Input("latent_from", LATENT), Input("latent_to", LATENT), Int("steps", 8, min=1, max=1024),
               Choice("method", list(METHODS))]
     outputs = [Output("LATENT", LATENT)]
 
     def run(self, ctx, latent_from, latent_to, steps, method):
-        return ({"samples": interpolate(latent_from["samples"], latent_to["samples"], steps, method)},)
+        return ({**_tags(latent_from), "samples": interpolate(latent_from["samples"], latent_to["samples"], steps, method)},)
 
 
 @node(category="gan/latent")
@@ -327,13 +334,13 @@ class NoiseInterpolate:
 @node(category="gan/latent")
 class LatentArithmetic:
     """Latent vector arithmetic a - b + c (e.g. 'smiling woman' - 'woman' + 'man'), with b -> c
-    scaled by strength. average_batches averages each input's batch first (several exemplars)."""
+    scaled by strength; works on z and on StyleGAN W+ (W-space editing). average_batches averages each input's batch first (several exemplars)."""
     inputs = [Input("a", LATENT), Input("b", LATENT), Input("c", LATENT),
               Float("strength", 1.0, min=-10.0, max=10.0, step=0.05), Boolean("average_batches", False)]
     outputs = [Output("LATENT", LATENT)]
 
     def run(self, ctx, a, b, c, strength, average_batches):
-        return ({"samples": arithmetic(a["samples"], b["samples"], c["samples"], average_batches, strength)},)
+        return ({**_tags(a), "samples": arithmetic(a["samples"], b["samples"], c["samples"], average_batches, strength)},)
 
 
 # --- images -------------------------------------------------------------------------------------------

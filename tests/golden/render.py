@@ -31,16 +31,10 @@ def example_names() -> list[str]:
 
 
 def prepare_inputs(input_dir: Path) -> None:
-    """What the examples read from the input folder: the pictures shipped beside them, and for
-    evaluate-fid two folders of pictures (drawn from a fixed seed)."""
+    """What the examples read from the input folder: the pictures shipped beside them (evaluate-fid
+    draws both of its image sets itself)."""
     for picture in WORKFLOWS.glob("*.png"):
         shutil.copy(picture, input_dir / picture.name)
-    rng = np.random.default_rng(0)
-    for folder in ("real", "generated"):
-        (input_dir / folder).mkdir(exist_ok=True)
-        for k in range(8):
-            pixels = rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(input_dir / folder / f"{k:03d}.png")
 
 
 def numbers(value) -> list[float] | None:
