@@ -16,7 +16,8 @@ from tests.ui.layout_examples import LAY_OUT, without_positions
 WORKFLOWS = REPO / "workflows"
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 # examples that read the user's own data, which no example can ship: opened and checked, not run
-NEEDS_USER_DATA = {"evaluate-fid": "reads folders of the user's generated and real images (input/generated, input/real)"}
+# (none now: evaluate-fid draws both of its image sets inside the workflow)
+NEEDS_USER_DATA: dict[str, str] = {}
 
 BOXES = """() => [...document.querySelectorAll('.react-flow__node')]
     .filter(el => !el.classList.contains('react-flow__node-group'))
