@@ -19,11 +19,11 @@ RunBatch = Callable[[Sequence[Any]], Sequence[Any]]  # items -> one result (or a
 
 
 class _Parked:
-    __slots__ = ("item", "run_batch", "done", "result", "size")
+    __slots__ = ("item", "run_batch", "member", "done", "result", "members")
 
-    def __init__(self, item: Any, run_batch: RunBatch) -> None:
-        self.item, self.run_batch = item, run_batch
-        self.done, self.result, self.size = False, None, 1
+    def __init__(self, item: Any, run_batch: RunBatch, member: Hashable) -> None:
+        self.item, self.run_batch, self.member = item, run_batch, member
+        self.done, self.result, self.members = False, None, [member]
 
 
 class Cohort:
@@ -44,17 +44,18 @@ class Cohort:
                 self._active -= 1
                 self._release_if_all_parked()
 
-    def join(self, key: Hashable, item: Any, run_batch: RunBatch) -> tuple[Any, int]:
+    def join(self, key: Hashable, item: Any, run_batch: RunBatch, member: Hashable = None) -> tuple[Any, int, list]:
         """Park `item` under `key` until the batch runs; return this item's result (or raise its
-        exception) and the size of the batch it ran in. Called from a node, with the baton held."""
-        parked = _Parked(item, run_batch)
+        exception), the size of the batch it ran in and the `member` names (job ids) of its items.
+        Called from a node, with the baton held."""
+        parked = _Parked(item, run_batch, member)
         self._parked.setdefault(key, []).append(parked)
         self._release_if_all_parked()
         while not parked.done:
             self._baton.wait()
         if isinstance(parked.result, BaseException):
             raise parked.result
-        return parked.result, parked.size
+        return parked.result, len(parked.members), parked.members
 
     def _release_if_all_parked(self) -> None:
         if sum(len(group) for group in self._parked.values()) < self._active or not self._parked:
@@ -68,8 +69,9 @@ class Cohort:
                     raise RuntimeError(f"a batch of {len(group)} gave {len(results)} results")
             except Exception as exc:  # the whole batch failed: every member reports it
                 results = [exc] * len(group)
+            members = [p.member for p in group]
             for p, result in zip(group, results):
-                p.result, p.size, p.done = result, len(group), True
+                p.result, p.members, p.done = result, members, True
         self._baton.notify_all()
 
 

@@ -351,6 +351,8 @@ def cmd_serve(args) -> int:
           allowed_origins=tuple(args.allow_origin or ()), frontend=args.frontend,
           in_process=args.in_process, interrupt_grace=args.interrupt_grace,
           preview_method=args.preview_method, disable_metadata=args.disable_metadata,
+          batch_window_ms=0.0 if args.no_cross_job_batching else args.batch_window_ms,
+          max_batch_jobs=args.max_batch_jobs,
           backend=_ray_backend(args, env) if args.ray is not False else None)
     # everything is closed and flushed; tearing down torch's modules would take seconds more
     sys.stdout.flush()
@@ -392,6 +394,17 @@ def add_ray_flags(parser: argparse.ArgumentParser) -> None:
                        help="run jobs on Ray actors: 'auto', ray://HOST:10001, or no address for a local Ray")
     group.add_argument("--ray-workers", type=int, default=None, metavar="N",
                        help="CPU worker actors on a cluster without GPUs (default 1; with GPUs: one per GPU)")
+
+
+def add_batching_flags(parser) -> None:
+    parser.add_argument("--batch-window-ms", type=float, default=None, metavar="MS",
+                        help="cross-job batching: take the jobs queued within this window together; sampler runs "
+                             "that share model, shape, steps and sampler are sampled as one batch "
+                             "(default 20 on CUDA, 0 = off elsewhere)")
+    parser.add_argument("--max-batch-jobs", type=int, default=8, metavar="N",
+                        help="at most this many jobs taken together (default 8)")
+    parser.add_argument("--no-cross-job-batching", action="store_true",
+                        help="run queued jobs strictly one at a time (as --batch-window-ms 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -463,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--preview-method", default="none", choices=PREVIEW_METHODS,
                        help="sampler previews for prompts on ComfyUI's routes unless a prompt asks otherwise "
                             "(ComfyUI's option and default); auto and taesd give latent2rgb here")
+    add_batching_flags(serve)
     add_ray_flags(serve)
     serve.set_defaults(func=cmd_serve)
 

@@ -357,15 +357,15 @@ class Context:
         """Run `item` as part of one batch with the items other jobs of this run's cohort give under the
         same `key` (see nodegraph/batching.py); alone (a batch of one) when the run has no cohort or
         key is None. `run_batch(items)` returns one result (or Exception) per item. A batch of several
-        is reported by a "batched" event (node, size)."""
+        is reported by a "batched" event (node, size, jobs: the job ids of its items, in batch order)."""
         from .batching import run_alone
 
         cohort = self.control.cohort
         if cohort is None or key is None:
             return run_alone(item, run_batch)
-        result, size = cohort.join(key, item, run_batch)
+        result, size, jobs = cohort.join(key, item, run_batch, self.job_id)
         if size > 1:
-            self._emit("batched", {"node": self.node_id, "size": size})
+            self._emit("batched", {"node": self.node_id, "size": size, "jobs": jobs})
         return result
 
     def warn(self, message: str) -> None:

@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-process", action="store_true", help="run jobs on a thread, not in a worker process")
     parser.add_argument("--interrupt-grace", type=float, default=5.0)
     parser.add_argument("--preview-method", default="none", choices=("none", "auto", "latent2rgb", "taesd"))
+    from ..cli import add_batching_flags
+
+    add_batching_flags(parser)
     args = parser.parse_args(argv)
     env = Environment.create(base=args.base, plugins_dir=args.plugins, device=args.device,
                              builtins=not args.no_builtins)
@@ -35,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {problem.source}: {problem.message}", file=sys.stderr)
     serve(env, host=args.host, port=args.port, token=args.token, data_dir=args.data_dir, log_level=args.log_level,
           frontend=args.frontend, in_process=args.in_process, interrupt_grace=args.interrupt_grace,
-          preview_method=args.preview_method)
+          preview_method=args.preview_method, max_batch_jobs=args.max_batch_jobs,
+          batch_window_ms=0.0 if args.no_cross_job_batching else args.batch_window_ms)
     return 0
 
 

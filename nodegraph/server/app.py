@@ -63,7 +63,7 @@ from .service import MAX_ID_LENGTH, Limits, ServerState, SubmitError
 from ..images import remove_partial_files
 from ..workers import ExecutionBackend, InProcessBackend, ProcessBackend
 from ..workers.process import DEFAULT_INTERRUPT_GRACE
-from .worker import jsonable
+from .worker import DEFAULT_MAX_BATCH_JOBS, default_batch_window_ms, jsonable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DB_NAME = "nodegraph-jobs.sqlite3"
@@ -109,7 +109,8 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
                limits: Limits | None = None, allowed_origins: tuple[str, ...] = (),
                stop_timeout: float = 10.0, frontend: str | Path | None = None, in_process: bool = False,
                interrupt_grace: float = DEFAULT_INTERRUPT_GRACE, backend: ExecutionBackend | None = None,
-               preview_method: str = "none", disable_metadata: bool = False) -> FastAPI:
+               preview_method: str = "none", disable_metadata: bool = False, batch_window_ms: float | None = None,
+               max_batch_jobs: int = DEFAULT_MAX_BATCH_JOBS) -> FastAPI:
     """The ASGI app. `loopback_only`: the server listens on loopback only (adds a Host check when
     there is no token). `allowed_origins`: other sites' pages trusted as if they were the server's
     own (scheme://host:port). `stop_timeout`: how long shutdown waits for the running job to
@@ -118,7 +119,9 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
     `data_dir`/nodegraph-jobs.sqlite3. `frontend`: None (our editor, from `ui_dir`), "comfy"
     (ComfyUI's frontend package) or a built frontend folder. Jobs run in a supervised worker
     process, or on a thread of this process with `in_process` (or on `backend`); a node still
-    running `interrupt_grace` seconds after an interrupt has its worker killed."""
+    running `interrupt_grace` seconds after an interrupt has its worker killed. Cross-job batching:
+    queued jobs taken within `batch_window_ms` (None: 20 on CUDA, 0 = off elsewhere) run together,
+    at most `max_batch_jobs` at once (nodegraph/server/worker.py)."""
     token = check_token(token)
     if limits is not None:
         env.limits = limits
@@ -130,7 +133,9 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
     state = ServerState(env=env, store=store, hub=EventHub(), token=token, ui_dir=front.root,
                         workflows_dir=Path(workflows_dir) if workflows_dir is not None else REPO_ROOT / "workflows",
                         limits=env.limits, backend=backend, preview_method=preview_method,
-                        disable_metadata=disable_metadata)
+                        disable_metadata=disable_metadata,
+                        batch_window=default_batch_window_ms(env) / 1000 if batch_window_ms is None
+                        else batch_window_ms / 1000, max_batch_jobs=max_batch_jobs)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -145,9 +150,9 @@ def create_app(env, *, token: str | None = None, data_dir: str | Path = ".", ui_
             yield
         finally:
             await run_in_threadpool(state.worker.stop, stop_timeout)
-            running = state.worker.current
-            if state.worker.alive and running is not None:  # a node that ignores interrupts: re-queued, not lost
-                store.requeue(running.job_id)
+            if state.worker.alive:  # a node that ignores interrupts: its jobs are re-queued, not lost
+                for running in list(state.worker.group.values()):
+                    store.requeue(running.job_id)
             await asyncio.sleep(2 * STATUS_DELAY)  # the status the worker just posted reads the store: let it go
             store.close()
             logging.getLogger("nodegraph").removeHandler(logs)
@@ -406,7 +411,7 @@ def native_router(state: ServerState) -> APIRouter:
             "models": stats.get("models", []), "jobs_run": jobs, "busy_seconds": busy,
             "jobs_per_busy_second": jobs / busy if busy else None,
             "cache": stats.get("cache"), "device_manager": stats.get("device_manager")}],
-            "running": [current.job_id] if current else []}
+            "running": list(state.worker.group)}
 
     @api.get("/system_stats", tags=["system"], summary="Devices, memory, versions, queue and cache")
     def system_stats() -> dict:

@@ -133,13 +133,14 @@ class EventHub:
         self.loop = loop
 
     # --- from any thread ----------------------------------------------------------------------
-    def post(self, event: str, data: dict, client_id: str | None = None, preview: bytes | None = None) -> None:
-        """Queue an event for delivery; safe to call from any thread (the worker's included).
-        Events posted from one thread go out in the order they were posted."""
+    def post(self, event: str, data: dict, client_id: str | None = None, preview: bytes | None = None,
+             only: str | None = None) -> None:
+        """Queue an event for delivery (to one flavour of websocket with `only`); safe to call from any
+        thread (the worker's included). Events posted from one thread go out in the order they were posted."""
         loop = self.loop
         if loop is None or loop.is_closed():
             return
-        msg = Message(event, data, client_id, preview)
+        msg = Message(event, data, client_id, preview, only=only)
         try:
             loop.call_soon_threadsafe(self._dispatch, msg)
         except RuntimeError:  # the loop closed under us (shutdown)

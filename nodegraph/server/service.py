@@ -48,11 +48,14 @@ class ServerState:
     worker: Worker | None = None
     preview_method: str = "none"  # ComfyUI's --preview-method: the default for prompts on its routes
     disable_metadata: bool = False  # ComfyUI's --disable-metadata: saved images carry no workflow chunks
+    batch_window: float = 0.0  # seconds the dispatcher waits to take jobs together (0: no cross-job batching)
+    max_batch_jobs: int = 8
 
     def __post_init__(self) -> None:
         self.hub.status = self.status
         if self.worker is None:
-            self.worker = Worker(self.env, self.store, self.hub, self.backend)
+            self.worker = Worker(self.env, self.store, self.hub, self.backend, batch_window=self.batch_window,
+                                 max_batch_jobs=self.max_batch_jobs)
 
     # --- status -------------------------------------------------------------------------------
     def status(self) -> dict:

@@ -3,11 +3,15 @@
     backend.start()                                  # make it ready (a worker process: spawn and wait)
     future = backend.submit(JobRequest(...), sink)   # sink(event, data, preview_png) on any thread
     outcome = future.result()                        # a JobOutcome, whatever happened to the worker
+    futures = backend.submit_together([(job, sink), ...])  # cross-job batching (when batches_jobs)
     backend.interrupt(job_id); backend.free(unload_models, free_memory); backend.stats(); backend.close()
 
 A back end runs at most `capacity` jobs at once. Its future always resolves with a JobOutcome:
 a node error, an interrupt, a crashed or killed worker all become the job's status and errors,
-never an exception out of result(). Event data is plain JSON (finite numbers) carrying
+never an exception out of result(). `submit_together` runs several jobs as one cohort
+(nodegraph/batching.py): their sampler nodes share a batch where model, shape, steps and sampler agree,
+the rest runs one job after another; each job keeps its own events and outcome, and its future
+resolves as soon as that job ends. Event data is plain JSON (finite numbers) carrying
 "prompt_id" and "timestamp"; previews are PNG or JPEG bytes (data["image_type"]).
 """
 from __future__ import annotations
@@ -45,7 +49,7 @@ class JobRequest:
 
 @dataclass
 class JobOutcome:
-    status: str  # success | error | interrupted
+    status: str  # success | error | interrupted | retry (its worker was restarted for another job: run it again)
     outputs: dict = field(default_factory=dict)
     errors: list = field(default_factory=list)
     run_seconds: float = 0.0  # time spent running it where it ran (the boundary's cost is the rest)
@@ -58,6 +62,7 @@ class WorkerStartError(RuntimeError):
 class ExecutionBackend(ABC):
     kind = "abstract"
     capacity = 1
+    batches_jobs = False  # submit_together runs jobs as one cohort (else the dispatcher never calls it)
 
     @abstractmethod
     def start(self) -> None:
@@ -66,6 +71,12 @@ class ExecutionBackend(ABC):
     @abstractmethod
     def submit(self, job: JobRequest, sink: EventSink) -> Future:
         """Run a job; the future resolves with its JobOutcome."""
+
+    def submit_together(self, jobs: list[tuple[JobRequest, EventSink]]) -> list[Future]:
+        """Run jobs as one cohort; a future per job, in the order given, each resolving with its JobOutcome."""
+        if len(jobs) == 1:
+            return [self.submit(*jobs[0])]
+        raise NotImplementedError(f"the {self.kind} back end does not run jobs together")
 
     @abstractmethod
     def interrupt(self, job_id: str | None = None) -> bool:

@@ -1,7 +1,7 @@
 """The worker process's side: build the Environment from its recipe, then run what the parent sends.
 
 Messages (tuples over one multiprocessing Connection):
-  parent -> child  ("run", JobRequest) | ("interrupt", job_id) | ("free", unload, free_memory) | ("stop",)
+  parent -> child  ("run", [JobRequest, ...]) (one job, or several run as one cohort) | ("interrupt", job_id) | ("free", unload, free_memory) | ("stop",)
   child -> parent  ("ready", pid, stats) | ("event", job_id, event, data, has_png) [+ PNG as raw bytes]
                    | ("done", job_id, JobOutcome, stats) | ("freed", result, stats)
 A reader thread takes every message as it comes, so an interrupt reaches the running job's
@@ -82,19 +82,22 @@ def main(conn, recipe) -> None:
             result = runner.free(message[1], message[2])
             send(("freed", result, runner.stats()))
             continue
-        job = message[1]
-        control = RunControl()
+        jobs = message[1]
+        items = []
         with guard:
-            running[job.job_id] = control
-            if job.job_id in early:
-                early.discard(job.job_id)
-                control.interrupt()
+            for job in jobs:
+                control = RunControl()
+                running[job.job_id] = control
+                if job.job_id in early:
+                    early.discard(job.job_id)
+                    control.interrupt()
+                items.append((job, control, lambda event, data, png, job_id=job.job_id: send(
+                    ("event", job_id, event, data, png is not None), png)))
 
-        def sink(event: str, data: dict, png: bytes | None, job_id=job.job_id) -> None:
-            send(("event", job_id, event, data, png is not None), png)
+        def done(i: int, outcome, jobs=jobs) -> None:
+            with guard:
+                running.pop(jobs[i].job_id, None)
+            send(("done", jobs[i].job_id, outcome, runner.stats()))
 
-        outcome = runner.run(job, control, sink)
-        with guard:
-            running.pop(job.job_id, None)
-        send(("done", job.job_id, outcome, runner.stats()))
+        runner.run_together(items, on_done=done)
     conn.close()

@@ -43,7 +43,7 @@ class _Running:
     submitted: float
     started: bool = False
     node: str | None = None  # the node executing now, for the reason when the worker dies
-    kill_timer: threading.Timer | None = None
+    kill_timer: threading.Timer | None = None  # set once the job is asked to stop
 
 
 @dataclass
@@ -54,7 +54,7 @@ class _Child:
     ready: threading.Event = field(default_factory=threading.Event)
     pid: int | None = None
     dead: bool = False
-    current: _Running | None = None
+    running: dict[str, _Running] = field(default_factory=dict)  # the jobs it runs now (several when together)
     kill_reason: str | None = None  # set when we kill it on purpose
     free_waiters: list = field(default_factory=list)  # FIFO of [Event, result] for "freed" answers
     send_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -82,6 +82,7 @@ def describe_exit(code: int | None) -> str:
 
 class ProcessBackend(ExecutionBackend):
     kind = "process"
+    batches_jobs = True
 
     def __init__(self, env_or_recipe, *, interrupt_grace: float = DEFAULT_INTERRUPT_GRACE,
                  start_timeout: float = 300.0) -> None:
@@ -143,15 +144,17 @@ class ProcessBackend(ExecutionBackend):
             current = self._child
         if current is None or current.dead:
             return
-        running = current.current
-        if running is not None:
-            self._send(current, ("interrupt", running.job.job_id))
+        running = list(current.running.values())
+        for job in running:
+            self._send(current, ("interrupt", job.job.job_id))
+        deadline = time.monotonic() + timeout
+        for job in running:
             try:
-                running.future.result(timeout)
+                job.future.result(max(0.0, deadline - time.monotonic()))
             except Exception:
                 pass
         with self._lock:
-            if current.current is not None and not current.dead:
+            if current.running and not current.dead:
                 current.kill_reason = "the server stopped while it ran"
         self._send(current, ("stop",))
         current.process.join(timeout if current.kill_reason is None else 0)
@@ -171,36 +174,44 @@ class ProcessBackend(ExecutionBackend):
 
     # --- jobs ---------------------------------------------------------------------------------
     def submit(self, job: JobRequest, sink: EventSink) -> Future:
+        return self.submit_together([(job, sink)])[0]
+
+    def submit_together(self, jobs: list[tuple[JobRequest, EventSink]]) -> list[Future]:
         for _ in range(3):
             self.start()
             with self._lock:
                 current = self._child
                 if current is None or current.dead:
                     continue  # it died between start and now: start another
-                if current.current is not None:
-                    raise RuntimeError(f"job {current.current.job.job_id} is still running (capacity 1)")
-                running = _Running(job, Future(), sink, time.perf_counter())
-                current.current = running
-            self._send(current, ("run", job))  # a broken pipe shows up as the child's death, in _read
-            return running.future
+                if current.running:
+                    raise RuntimeError(f"job {next(iter(current.running))} is still running (capacity 1)")
+                submitted = time.perf_counter()
+                running = [_Running(job, Future(), sink, submitted) for job, sink in jobs]
+                current.running = {r.job.job_id: r for r in running}
+            # a broken pipe shows up as the child's death, in _read
+            self._send(current, ("run", [job for job, _ in jobs]))
+            return [r.future for r in running]
         raise WorkerStartError("the worker process keeps dying as it starts")
 
     def interrupt(self, job_id: str | None = None) -> bool:
+        """Interrupt `job_id`, or every running job when None; True if one was."""
         with self._lock:
             current = self._child
-            running = current.current if current is not None and not current.dead else None
-            if running is None or (job_id is not None and job_id != running.job.job_id):
+            if current is None or current.dead:
                 return False
-            if running.kill_timer is None:
-                running.kill_timer = threading.Timer(self.interrupt_grace, self._kill_stuck, (current, running))
-                running.kill_timer.daemon = True
-                running.kill_timer.start()
-        self._send(current, ("interrupt", running.job.job_id))
-        return True
+            targets = [r for j, r in current.running.items() if job_id is None or j == job_id]
+            for running in targets:
+                if running.kill_timer is None:
+                    running.kill_timer = threading.Timer(self.interrupt_grace, self._kill_stuck, (current, running))
+                    running.kill_timer.daemon = True
+                    running.kill_timer.start()
+        for running in targets:
+            self._send(current, ("interrupt", running.job.job_id))
+        return bool(targets)
 
     def _kill_stuck(self, current: _Child, running: _Running) -> None:
         with self._lock:
-            if current.dead or current.current is not running:
+            if current.dead or current.running.get(running.job.job_id) is not running:
                 return
             node = running.node
             where = f"node {node} ({running.job.node_type(node)})" if node is not None else "the job"
@@ -214,7 +225,7 @@ class ProcessBackend(ExecutionBackend):
             current = self._child
             if current is None or current.dead:  # no worker: nothing is loaded
                 return {"deferred": False, "freed_device_bytes": 0, "cache_entries_cleared": 0}
-            busy = current.current is not None
+            busy = bool(current.running)
             waiter = [threading.Event(), None]
             current.free_waiters.append(waiter)
         self._send(current, ("free", unload_models, free_memory))
@@ -273,8 +284,8 @@ class ProcessBackend(ExecutionBackend):
         self._on_exit(current)
 
     def _on_event(self, current: _Child, job_id: str, event: str, data: dict, png: bytes | None) -> None:
-        running = current.current
-        if running is None or running.job.job_id != job_id:
+        running = current.running.get(job_id)
+        if running is None:
             return
         if event == "execution_start":
             running.started = True
@@ -287,10 +298,9 @@ class ProcessBackend(ExecutionBackend):
 
     def _on_done(self, current: _Child, job_id: str, outcome: JobOutcome, stats: dict) -> None:
         with self._lock:
-            running = current.current
-            if running is None or running.job.job_id != job_id:
+            running = current.running.pop(job_id, None)
+            if running is None:
                 return
-            current.current = None
             self._stats = stats
             self._boundary.append(max(0.0, time.perf_counter() - running.submitted - outcome.run_seconds))
             del self._boundary[:-BOUNDARY_SAMPLES]
@@ -303,7 +313,7 @@ class ProcessBackend(ExecutionBackend):
         code = current.process.exitcode
         with self._lock:
             current.dead = True
-            running, current.current = current.current, None
+            running, current.running = list(current.running.values()), {}
             waiters, current.free_waiters = current.free_waiters, []
             reason = current.kill_reason
         current.ready.set()  # a start() waiting on it sees it dead
@@ -313,15 +323,23 @@ class ProcessBackend(ExecutionBackend):
             current.conn.close()
         except OSError:
             pass
-        if running is None:
+        if not running:
             if reason is None and not self._closed:
                 log.warning("the worker process ended while idle (%s); it restarts with the next job",
                             describe_exit(code))
             return
+        for job_run in running:  # each job of a batch ends by the same rules as a job alone
+            self._end_with_worker(job_run, code, reason)
+
+    def _end_with_worker(self, running: _Running, code: int | None, reason: str | None) -> None:
         if running.kill_timer is not None:
             running.kill_timer.cancel()
         job, node = running.job, running.node
-        if reason is not None:  # killed on purpose: the job was interrupted
+        if reason is not None and running.kill_timer is None and not self._closed:  # killed for another job of its batch
+            record = error_record(node, job.node_type(node), "WorkerRestarted",
+                                  f"another job run with it ignored an interrupt: {reason}")
+            events, outcome = [], JobOutcome("retry", errors=[record])
+        elif reason is not None:  # killed on purpose: the job was interrupted
             record = error_record(node, job.node_type(node), "WorkerRestarted", reason)
             events = [] if running.started else [("execution_start", {"prompt_id": job.job_id})]
             events.append(("execution_interrupted", {"prompt_id": job.job_id, "node_id": node,

@@ -12,6 +12,7 @@ import math
 import threading
 import time
 import traceback
+from typing import Callable
 
 from ..batching import Cohort
 from ..executor import Executor
@@ -123,18 +124,32 @@ class JobRunner:
             self.models |= model_files_of(job.workflow, self.env.registry)
         return outcome
 
-    def run_together(self, jobs: list[tuple[JobRequest, RunControl, EventSink]]) -> list[JobOutcome]:
+    def run_together(self, jobs: list[tuple[JobRequest, RunControl, EventSink]],
+                     on_done: Callable[[int, JobOutcome], None] | None = None) -> list[JobOutcome]:
         """Run jobs as one cohort (nodegraph/batching.py): each in its own thread, one at a time, meeting
         at nodes that batch (KSampler), so jobs that differ only in seed, prompt or CFG share the
-        sampler's batches. Outcomes in the order given."""
-        if len(jobs) == 1:
-            return [self.run(*jobs[0])]
-        cohort = Cohort(len(jobs))
+        sampler's batches. `on_done(i, outcome)` as each job ends; outcomes in the order given."""
         outcomes: list[JobOutcome | None] = [None] * len(jobs)
+        if len(jobs) == 1:
+            outcomes[0] = self.run(*jobs[0])
+            if on_done is not None:
+                on_done(0, outcomes[0])
+            return outcomes
+        cohort = Cohort(len(jobs))
 
         def member(i: int, job: JobRequest, control: RunControl, sink: EventSink) -> None:
             control.cohort = cohort
-            outcomes[i] = cohort.run_member(lambda: self.run(job, control, sink))
+            try:
+                outcomes[i] = cohort.run_member(lambda: self.run(job, control, sink))
+            finally:
+                if outcomes[i] is None:
+                    outcomes[i] = JobOutcome("error", errors=[error_record(
+                        None, None, "RuntimeError", "the job's thread ended without an outcome")])
+                if on_done is not None:
+                    try:
+                        on_done(i, outcomes[i])
+                    except Exception:
+                        log.exception("job %s: could not report its end", job.job_id)
 
         threads = [threading.Thread(target=member, args=(i, *item), name=f"nodegraph-job-{item[0].job_id}", daemon=True)
                    for i, item in enumerate(jobs)]
@@ -142,8 +157,7 @@ class JobRunner:
             thread.start()
         for thread in threads:
             thread.join()
-        return [o if o is not None else JobOutcome("error", errors=[error_record(
-            None, None, "RuntimeError", "the job's thread ended without an outcome")]) for o in outcomes]
+        return outcomes
 
     def free(self, unload_models: bool, free_memory: bool) -> dict:
         freed, cleared = 0, 0
