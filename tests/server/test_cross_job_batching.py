@@ -11,6 +11,7 @@ tests/diffusion/test_cross_job_batching.py); a job that ends up alone in its bat
 """
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -257,3 +258,62 @@ def test_a_batch_mate_of_a_job_that_ignores_its_interrupt_runs_again(process_bat
         mate_job = wait_finished(http, mate)
     assert stuck_job["status"] == "interrupted"
     assert mate_job["status"] == "success", mate_job["errors"]  # re-queued and run on the fresh worker
+
+
+def comfy_prompt(workflow: dict) -> dict:
+    """A native txt2img document in ComfyUI's API format."""
+    def value(v):
+        return [v["node"], v["output"]] if isinstance(v, dict) else v
+
+    return {node_id: {"class_type": node["type"], "inputs": {k: value(v) for k, v in node["inputs"].items()}}
+            for node_id, node in workflow["nodes"].items()}
+
+
+def test_comfyui_clients_see_each_prompt_in_comfyuis_order(batching_server, alone):
+    """ComfyUI's /ws: the messages of each prompt of a batch, in the order of that prompt alone (main.py
+    prompt_worker and execution.py: execution_start ... execution_success, then executing None); `batched`
+    is ours and goes to the native websocket only."""
+    from tests.server.test_comfy_protocol import FRONTEND_FLAGS, ComfySocket
+
+    def prompt_frames(sock, prompt_ids):
+        done: set = set()
+        while done != set(prompt_ids):
+            frame = sock.ws.recv()
+            if isinstance(frame, bytes):
+                continue
+            message = json.loads(frame)
+            sock.frames.append(message)
+            if message["type"] == "executing" and message["data"].get("node") is None:
+                done.add(message["data"].get("prompt_id"))
+        return {pid: [m["type"] for m in sock.frames if isinstance(m.get("data"), dict)
+                      and m["data"].get("prompt_id") == pid] for pid in prompt_ids}
+
+    sock = ComfySocket(batching_server, "comfy-alone", FRONTEND_FLAGS)
+    with batching_server.client() as http:
+        http.post("/v1/free", json={"unload_models": False, "free_memory": True})
+        single = http.post("/prompt", json={"prompt": comfy_prompt(txt2img(prefix="c-alone", **JOBS["a"])),
+                                            "client_id": "comfy-alone"}).json()["prompt_id"]
+        alone_names = prompt_frames(sock, [single])[single]
+        sock.close()
+        http.post("/v1/free", json={"unload_models": False, "free_memory": True})
+        sock = ComfySocket(batching_server, "comfy", FRONTEND_FLAGS)
+        http.post("/v1/queue/pause")
+        try:
+            ids = [http.post("/prompt", json={"prompt": comfy_prompt(txt2img(prefix=f"c-{k}", **JOBS[k])),
+                                              "client_id": "comfy"}).json()["prompt_id"] for k in ("a", "b", "c")]
+        finally:
+            http.post("/v1/queue/resume")
+        names = prompt_frames(sock, ids)
+        sock.close()
+        histories = [http.get(f"/history/{pid}").json()[pid] for pid in ids]
+    assert batching_server.state.worker.batches_run[-1] == 3
+    assert all(h["status"]["status_str"] == "success" for h in histories)
+    assert not any(m["type"] == "batched" for m in sock.frames)
+    # the first job of the batch finds nothing cached, as the job alone: the very same sequence
+    assert names[ids[0]] == alone_names
+    assert alone_names[:2] == ["execution_start", "execution_cached"]
+    assert alone_names[-3:] == ["progress_state", "execution_success", "executing"]
+    for pid in ids[1:]:  # the others find the loader and the empty negative prompt cached: fewer nodes run
+        mine = names[pid]
+        assert mine[:2] == alone_names[:2] and mine[-3:] == alone_names[-3:], mine
+        assert mine.count("progress") == alone_names.count("progress") and mine.count("executed") == 1
