@@ -95,7 +95,19 @@ def nodegraph_worker(args) -> None:
         compile_for("sd15")
         torch.cuda.synchronize()
         t0 = time.perf_counter()
-        for i in range(job["jobs"]):
+        if args.queue_batching:  # the server's cross-job batching: the queued jobs handed over together
+            from nodegraph.node import RunControl
+            from nodegraph.workers import JobRequest, JobRunner
+
+            env.cache.clear()
+            jobs = []
+            for i in range(job["jobs"]):
+                doc = workflow(args.size, 1, args.steps, seed=job["seed"] + i)
+                doc["nodes"]["4"]["inputs"]["ckpt_name"] = Path(args.ckpt).name
+                jobs.append((JobRequest(f"q{i}", doc), RunControl(), lambda *a: None))
+            for outcome in JobRunner(env).run_together(jobs):
+                assert outcome.status == "success", outcome.errors
+        for i in range(0 if args.queue_batching else job["jobs"]):
             doc = workflow(args.size, 1, args.steps, seed=job["seed"] + i)
             doc["nodes"]["4"]["inputs"]["ckpt_name"] = Path(args.ckpt).name
             env.cache.clear()
@@ -317,6 +329,8 @@ def main() -> None:
     p.add_argument("--queue", type=int, default=8, help="single-image jobs per queue round (0: none)")
     p.add_argument("--extra", nargs="*", default=["sdxl", "cn1"], choices=["sdxl", "cn1"],
                    help="batch-1 rows besides SD1.5: SDXL 1024² (random SDXL base), SD1.5 + one ControlNet")
+    p.add_argument("--queue-batching", action="store_true",
+                   help="nodegraph runs the queued jobs together (the server's cross-job batching), not one by one")
     p.add_argument("--out", default=None, help="folder for the results (markdown + json)")
     p.add_argument("--time-limit", type=float, default=1e9,
                    help="no warm round starts that would end after this many seconds, judged by the last round "
@@ -347,6 +361,7 @@ def main() -> None:
     if "cn1" in args.extra:  # the original (cldm) layout, which both engines load
         build("build_controlnet(Path(%s), 'original')", ckpt.parent.parent / "controlnet" / "cn0.safetensors")
     common = ([] if args.compile else ["--no-compile"]) + ["--compile-models", *args.compile_models] + ["--ckpt", str(ckpt), "--steps", str(args.steps), "--size", str(args.size), "--comfy", args.comfy]
+    common += ["--queue-batching"] if args.queue_batching else []
     ng = Worker("nodegraph", common + ["--worker", "nodegraph"])
     cf = Worker("comfy", common + ["--worker", "comfy", "--", *theirs])
     engines = [("nodegraph eager", ng, "eager"), ("nodegraph fast", ng, "graphs"), ("ComfyUI", cf, None)]
@@ -446,7 +461,9 @@ def report(args, rows, echo: bool = True) -> None:
                          f"{max(r['peak_gib'] for r in warm):.2f} | "
                          + (f"{cold[0]['its']:.2f} |" if cold else "– |"))
     if args.queue:
-        lines += ["", f"{args.queue} queued single-image jobs (txt2img + VAE decode each, one after another):", "",
+        lines += ["", f"{args.queue} queued single-image jobs (txt2img + VAE decode each, "
+                  + ("nodegraph's run together by cross-job batching" if args.queue_batching else "one after another")
+                  + "):", "",
                   "| engine | seconds (median) | min–max | vs ComfyUI |", "|---|---|---|---|"]
         q = {name: [r["queue_s"] for r in rows if r["engine"] == name and r["batch"] == f"queue{args.queue}"
                     and r["round"] > 0] for name in ("nodegraph eager", "nodegraph fast", "ComfyUI")}
