@@ -8,6 +8,11 @@ txt2img jobs of workflows/txt2img.json (the embedded default model; seeds, promp
 while the queue is paused, resumes it and times until every job has finished. The output cache is
 cleared before each round, so every job samples (loaded models stay). Jobs run on a thread of the
 server, or in its worker process with --process (as `nodegraph serve` by default).
+
+On a CPU shared with other work, run it with OMP_NUM_THREADS=1: two OpenMP threads on two busy cores
+made each job alone 10-20× slower on the build machine (2026-11-25), which swamps the comparison.
+Measured there (OMP_NUM_THREADS=1, --jobs 4 --steps 10 --size 64 --reps 3): one at a time 2.82 s
+(1.42 jobs/s), batched 1.45 s (2.76 jobs/s), 1.95×.
 """
 from __future__ import annotations
 
