@@ -136,6 +136,7 @@ class JobRunner:
                 on_done(0, outcomes[0])
             return outcomes
         cohort = Cohort(len(jobs))
+        busy_before, began = self.busy_seconds, time.perf_counter()
 
         def member(i: int, job: JobRequest, control: RunControl, sink: EventSink) -> None:
             control.cohort = cohort
@@ -157,6 +158,8 @@ class JobRunner:
             thread.start()
         for thread in threads:
             thread.join()
+        # each job's run_seconds counts its waits for the others too: the runner was busy once, not per job
+        self.busy_seconds = busy_before + (time.perf_counter() - began)
         return outcomes
 
     def free(self, unload_models: bool, free_memory: bool) -> dict:
