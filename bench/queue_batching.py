@@ -3,9 +3,10 @@
     python bench/queue_batching.py [--jobs 8] [--steps 20] [--size 128] [--reps 3] [--process] [--device cpu]
 
 Starts the server twice (in this process, on free loopback ports, temporary folders): with
-`batch_window_ms` 0 (one job at a time) and with batching on; rounds alternate between them, each queues `--jobs` single-image
-txt2img jobs of workflows/txt2img.json (the embedded default model; seeds, prompts and CFGs differ)
-while the queue is paused, resumes it and times until every job has finished. The output cache is
+`batch_window_ms` 0 (one job at a time) and with batching on; rounds alternate between them, each
+queues `--jobs` single-image txt2img jobs of workflows/txt2img.json (the embedded default model;
+seeds, prompts and CFGs differ) while the queue is paused, resumes it and times until every job
+has finished. The output cache is
 cleared before each round, so every job samples (loaded models stay). Jobs run on a thread of the
 server, or in its worker process with --process (as `nodegraph serve` by default).
 

@@ -1,7 +1,8 @@
 """The worker process's side: build the Environment from its recipe, then run what the parent sends.
 
 Messages (tuples over one multiprocessing Connection):
-  parent -> child  ("run", [JobRequest, ...]) (one job, or several run as one cohort) | ("interrupt", job_id) | ("free", unload, free_memory) | ("stop",)
+  parent -> child  ("run", [JobRequest, ...]) (one job, or several run as one cohort)
+                   | ("interrupt", job_id) | ("free", unload, free_memory) | ("stop",)
   child -> parent  ("ready", pid, stats) | ("event", job_id, event, data, has_png) [+ PNG as raw bytes]
                    | ("done", job_id, JobOutcome, stats) | ("freed", result, stats)
 A reader thread takes every message as it comes, so an interrupt reaches the running job's

@@ -335,7 +335,7 @@ class ProcessBackend(ExecutionBackend):
         if running.kill_timer is not None:
             running.kill_timer.cancel()
         job, node = running.job, running.node
-        if reason is not None and running.kill_timer is None and not self._closed:  # killed for another job of its batch
+        if reason is not None and running.kill_timer is None and not self._closed:  # killed for a batch-mate
             record = error_record(node, job.node_type(node), "WorkerRestarted",
                                   f"another job run with it ignored an interrupt: {reason}")
             events, outcome = [], JobOutcome("retry", errors=[record])
