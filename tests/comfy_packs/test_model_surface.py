@@ -92,6 +92,17 @@ def test_old_three_argument_cfg_function_gives_the_cond_prediction(env):
     assert torch.allclose(samples(result, "a"), samples(result, "cfg1"), atol=1e-4)
 
 
+@pytest.mark.parametrize("scale", [3.0, 1.0])
+def test_sampling_function_inside_a_cfg_hook_is_ksampler_at_that_scale(env, scale):
+    # ComfyUI 0.8's comfy/samplers.py sampling_function: calc_cond_batch of [cond, uncond] (uncond skipped at
+    # scale 1), pre-CFG hooks, then cfg_function; so the hook's run is KSampler's run at the hook's scale
+    result, _ = run(env, {**base(), "p": {"type": "TestSamplingFunctionScale", "inputs": {"model": L("ckpt"),
+                                                                                         "scale": scale}},
+                          "a": ksampler(L("p")), "b": ksampler(L("ckpt"), cfg=scale)})
+    assert torch.allclose(samples(result, "a"), samples(result, "b"), atol=1e-4)
+    assert (samples(result, "a") - samples(run(env, {**base(), "c": ksampler(L("ckpt"))})[0], "c")).abs().max() > 1e-3
+
+
 def test_unet_wrapper_scales_x0_and_sees_the_sides(env):
     seen = sys.modules["nodegraph_plugins.model_patches"].SEEN
     seen["cond_or_uncond"].clear()

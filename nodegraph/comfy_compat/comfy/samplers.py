@@ -1,12 +1,14 @@
 """ComfyUI's comfy.samplers, as packs use it: the sampler and scheduler names, KSampler (names and a working
 sample), KSAMPLER (a SAMPLER from a Python function), ksampler / sampler_object, calculate_sigmas, CFGGuider,
-calc_cond_batch (for CFG hooks that call the model again).
+calc_cond_batch (for CFG hooks that call the model again), cfg_function and sampling_function (one guided
+x0 prediction, as custom guiders' predict_noise and CFG hooks call it).
 
 The sampling itself is the diffusion pack's (offered through nodegraph.provide, see model_surface.py),
 so a pack sampling here gets the pixels of our KSampler with the same settings.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -39,6 +41,45 @@ def calc_cond_batch(model, conds: list, x_in: torch.Tensor, timestep: torch.Tens
     """The x0 prediction of each list of conds, as a cfg hook's args["model"] and args["input_cond"] give them
     (hooks such as self-attention guidance call the model again this way)."""
     return _sampling().calc_cond_batch(model, conds, x_in, timestep, model_options)
+
+
+def cfg_function(model, cond_pred: torch.Tensor, uncond_pred: torch.Tensor, cond_scale: float, x: torch.Tensor,
+                 timestep: torch.Tensor, model_options: dict | None = None, cond=None, uncond=None) -> torch.Tensor:
+    """ComfyUI's cfg_function: uncond + scale (cond - uncond), or model_options' "sampler_cfg_function" (given
+    noise predictions, returning one), then each "sampler_post_cfg_function" on the result."""
+    mo = model_options or {}
+    if "sampler_cfg_function" in mo:
+        args = {"cond": x - cond_pred, "uncond": x - uncond_pred, "cond_scale": cond_scale, "timestep": timestep,
+                "input": x, "sigma": timestep, "cond_denoised": cond_pred, "uncond_denoised": uncond_pred,
+                "model": model, "model_options": mo, "input_cond": cond, "input_uncond": uncond}
+        result = x - mo["sampler_cfg_function"](args)
+    else:
+        result = uncond_pred + (cond_pred - uncond_pred) * cond_scale
+    for fn in mo.get("sampler_post_cfg_function", []):
+        result = fn({"denoised": result, "cond": cond, "uncond": uncond, "cond_scale": cond_scale, "model": model,
+                     "uncond_denoised": uncond_pred, "cond_denoised": cond_pred, "sigma": timestep,
+                     "model_options": mo, "input": x})
+    return result
+
+
+def sampling_function(model, x: torch.Tensor, timestep: torch.Tensor, uncond, cond, cond_scale: float,
+                      model_options: dict | None = None, seed: int | None = None) -> torch.Tensor:
+    """ComfyUI's sampling_function: the guided x0 of x at sigma `timestep`. `model` and the cond lists are the
+    ones the sampler hands to hooks (args["model"], args["input_cond"] / args["conds"]); at a scale of 1 the
+    uncond is skipped unless model_options says "disable_cfg1_optimization"."""
+    mo = model_options or {}
+    skip_uncond = math.isclose(cond_scale, 1.0) and not mo.get("disable_cfg1_optimization", False)
+    uncond_ = None if skip_uncond else uncond
+    conds = [cond, uncond_]
+    if "sampler_calc_cond_batch_function" in mo:
+        out = mo["sampler_calc_cond_batch_function"]({"conds": conds, "input": x, "sigma": timestep, "model": model,
+                                                      "model_options": mo})
+    else:
+        out = calc_cond_batch(model, conds, x, timestep, mo)
+    for fn in mo.get("sampler_pre_cfg_function", []):
+        out = fn({"conds": conds, "conds_out": out, "cond_scale": cond_scale, "timestep": timestep, "input": x,
+                  "sigma": timestep, "model": model, "model_options": mo})
+    return cfg_function(model, out[0], out[1], cond_scale, x, timestep, model_options=mo, cond=cond, uncond=uncond_)
 
 
 def sampler_object(name: str):

@@ -225,6 +225,31 @@ class TestRecomputeCond:
         return (m,)
 
 
+class TestSamplingFunctionScale:
+    """A CFG function that recomputes the guided x0 through comfy.samplers.sampling_function at its own scale,
+    as custom guiders' predict_noise do (the hook itself is taken out of the options it passes on)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "scale": ("FLOAT", {"default": 3.0, "min": 0.0, "max": 30.0})}}
+
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "patch"
+    CATEGORY = "test_pack/model"
+
+    def patch(self, model, scale):
+        def cfg(args):
+            options = {k: v for k, v in args["model_options"].items() if k != "sampler_cfg_function"}
+            denoised = comfy.samplers.sampling_function(args["model"], args["input"], args["sigma"],
+                                                        args["input_uncond"], args["input_cond"], scale,
+                                                        model_options=options)
+            return args["input"] - denoised
+
+        m = model.clone()
+        m.set_model_sampler_cfg_function(cfg)
+        return (m,)
+
+
 class TestUnsupportedPatch:
     @classmethod
     def INPUT_TYPES(cls):
@@ -242,4 +267,4 @@ class TestUnsupportedPatch:
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
     TestRescaleCFGPatch, TestOldStyleCFG, TestUnetScale, TestSwapPreCFG, TestMuteCrossAttention, TestIgnoreNoiseMask,
-    TestMergeSimple, TestModelFacts, TestPostCFGHelper, TestRecomputeCond, TestUnsupportedPatch)}
+    TestMergeSimple, TestModelFacts, TestPostCFGHelper, TestRecomputeCond, TestSamplingFunctionScale, TestUnsupportedPatch)}
