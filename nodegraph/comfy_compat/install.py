@@ -49,14 +49,17 @@ ALIASES = {
     "comfy.comfy_types": "nodegraph.comfy_compat.comfy.comfy_types",
     "comfy.comfy_types.node_typing": "nodegraph.comfy_compat.comfy.comfy_types.node_typing",
     "comfy.k_diffusion.utils": "nodegraph.comfy_compat.comfy.k_diffusion.utils",
+    "comfy.cli_args": "nodegraph.comfy_compat.comfy.cli_args",
+    "comfy.patcher_extension": "nodegraph.comfy_compat.comfy.patcher_extension",
+    "comfy.sampler_helpers": "nodegraph.comfy_compat.comfy.sampler_helpers",
     "comfy_extras": "nodegraph.comfy_compat.comfy_extras",
     "comfy_extras.chainner_models": "nodegraph.comfy_compat.comfy_extras.chainner_models",
     "comfy_extras.chainner_models.model_loading": "nodegraph.comfy_compat.comfy_extras.chainner_models.model_loading",
 }
 # ComfyUI modules a pack may import at module level that are not provided (yet): importable, every name explains itself
-PENDING = ("comfy.cli_args", "comfy.model_base", "comfy.ops", "comfy.clip_vision", "comfy.controlnet", "comfy_extras",
+PENDING = ("comfy.model_base", "comfy.ops", "comfy.clip_vision", "comfy.controlnet", "comfy_extras",
            # more of ComfyUI 0.8's modules that popular public packs import at module level (bench/comfy_packs_try.py)
-           "execution", "comfy.diffusers_convert", "comfy.latent_formats", "comfy.lora", "comfy.patcher_extension")
+           "execution", "comfy.diffusers_convert", "comfy.latent_formats", "comfy.lora")
 COMFY_PACKAGES = ("comfy", "comfy_extras", "comfy_execution", "comfy_api", "comfy_api_nodes", "latent_preview",
                   "folder_paths", "node_helpers", "server", "execution", "app", "nodes")
 
@@ -92,6 +95,10 @@ def install() -> None:
         if parent:
             setattr(sys.modules[parent], child, sys.modules[alias])
     sys.modules["comfy_api"].latest = sys.modules["comfy_api.latest"]
+    if sys.modules["comfy"].__name__ == ALIASES["comfy"]:  # ComfyUI's model code (comfy.ldm.*)
+        from .comfy import model_code
+
+        model_code.install()
     _graft_nodes()
     _installed = True
 

@@ -105,6 +105,29 @@ def resize(img, size, interpolation=InterpolationMode.BILINEAR, max_size=None, a
     return out[0] if img.ndim == 3 else out
 
 
+def crop(img, top: int, left: int, height: int, width: int):
+    """torchvision's crop: the box at (top, left) of size (height, width); parts outside the picture are 0."""
+    if isinstance(img, Image.Image):
+        return img.crop((left, top, left + width, top + height))
+    h, w = img.shape[-2:]
+    pad_top, pad_left = max(0, -top), max(0, -left)
+    pad_bottom, pad_right = max(0, top + height - h), max(0, left + width - w)
+    if pad_top or pad_left or pad_bottom or pad_right:
+        img = F.pad(img, (pad_left, pad_right, pad_top, pad_bottom))
+        top, left = top + pad_top, left + pad_left
+    return img[..., top:top + height, left:left + width]
+
+
+def center_crop(img, output_size):
+    """torchvision's center_crop: (h, w) (an int: a square) from the middle, offsets rounded half to even."""
+    if isinstance(output_size, int) or (isinstance(output_size, (list, tuple)) and len(output_size) == 1):
+        size = output_size if isinstance(output_size, int) else output_size[0]
+        output_size = (size, size)
+    ch, cw = int(output_size[0]), int(output_size[1])
+    h, w = (img.height, img.width) if isinstance(img, Image.Image) else img.shape[-2:]
+    return crop(img, int(round((h - ch) / 2.0)), int(round((w - cw) / 2.0)), ch, cw)
+
+
 def gaussian_blur(img, kernel_size, sigma=None):
     """torchvision's: a separable Gaussian over the last two dims with reflect padding;
     sigma defaults to 0.3 * ((k - 1) * 0.5 - 1) + 0.8 per axis."""
@@ -219,6 +242,14 @@ class Resize:
         return resize(img, self.size, self.interpolation, antialias=self.antialias)
 
 
+class CenterCrop:
+    def __init__(self, size) -> None:
+        self.size = size
+
+    def __call__(self, img):
+        return center_crop(img, self.size)
+
+
 class Normalize:
     def __init__(self, mean, std, inplace=False) -> None:
         self.mean, self.std, self.inplace = mean, std, inplace
@@ -255,10 +286,10 @@ def _module(name: str, attrs: dict) -> types.ModuleType:
 def build() -> dict[str, types.ModuleType]:
     functional = {"to_tensor": to_tensor, "pil_to_tensor": pil_to_tensor, "to_pil_image": to_pil_image,
                   "normalize": normalize, "resize": resize, "gaussian_blur": gaussian_blur,
-                  "rgb_to_grayscale": rgb_to_grayscale,
+                  "rgb_to_grayscale": rgb_to_grayscale, "crop": crop, "center_crop": center_crop,
                   "InterpolationMode": InterpolationMode}
     classes = {"Compose": Compose, "ToTensor": ToTensor, "ToPILImage": ToPILImage, "Resize": Resize,
-               "Normalize": Normalize, "InterpolationMode": InterpolationMode}
+               "CenterCrop": CenterCrop, "Normalize": Normalize, "InterpolationMode": InterpolationMode}
     f1 = _module("torchvision.transforms.functional", functional)
     f2 = _module("torchvision.transforms.v2.functional", dict(functional))
     v2 = _module("torchvision.transforms.v2", {**classes, "functional": f2})

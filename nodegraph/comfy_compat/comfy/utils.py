@@ -117,6 +117,23 @@ def resize_to_batch_size(tensor, batch_size):
 
 
 # --- tiles ---------------------------------------------------------------------------------------
+def reshape_mask(input_mask, output_shape):
+    """A mask ([B,H,W], [H,W] or [B,1,H,W]) resized to a latent's shape [B, C, (T,) H, W]: interpolated
+    (linear / bilinear / trilinear by the number of spatial dims), channels repeated, batch repeated."""
+    dims = len(output_shape) - 2
+    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}.get(dims)
+    if mode is None:
+        raise ValueError(f"comfy.utils.reshape_mask: a latent shape with 1 to 3 spatial dims, got {tuple(output_shape)}")
+    if dims == 2:
+        input_mask = input_mask.reshape((-1, 1) + tuple(input_mask.shape[-2:]))
+    elif dims == 3 and input_mask.ndim < 5:
+        input_mask = input_mask.reshape((1, 1, -1) + tuple(input_mask.shape[-2:]))
+    mask = torch.nn.functional.interpolate(input_mask, size=tuple(output_shape[2:]), mode=mode)
+    if mask.shape[1] < output_shape[1]:
+        mask = mask.repeat((1, output_shape[1]) + (1,) * dims)[:, :output_shape[1]]
+    return repeat_to_batch_size(mask, output_shape[0])
+
+
 def get_tiled_scale_steps(width, height, tile_x, tile_y, overlap):
     rows = 1 if height <= tile_y else math.ceil((height - overlap) / (tile_y - overlap))
     cols = 1 if width <= tile_x else math.ceil((width - overlap) / (tile_x - overlap))

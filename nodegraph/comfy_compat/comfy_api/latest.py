@@ -8,6 +8,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from . import io, ui
+from .video_types import InputImpl, Types
 
 
 class ComfyExtension(ABC):
@@ -22,4 +23,4 @@ class ComfyExtension(ABC):
 IO = io
 UI = ui
 
-__all__ = ["ComfyExtension", "io", "IO", "ui", "UI"]
+__all__ = ["ComfyExtension", "io", "IO", "ui", "UI", "InputImpl", "Types"]
