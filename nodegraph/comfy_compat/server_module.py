@@ -46,6 +46,7 @@ class PromptServer:
         self.supports = ["custom_nodes_from_web"]
         self.app = App()  # routes and static folders packs add to ComfyUI's aiohttp app
         self.prompt_queue = PromptQueueView()
+        self.on_prompt_handlers = []  # ComfyUI's: each gets the /prompt request's JSON and returns it (changed)
 
     @property
     def client_id(self):
@@ -87,12 +88,28 @@ class PromptServer:
         self.send_sync(event, data, sid)
 
     def add_on_prompt_handler(self, handler) -> None:
-        raise AttributeError(unsupported_message("add_on_prompt_handler"))
+        self.on_prompt_handlers.append(handler)
+
+    def trigger_on_prompt(self, json_data):
+        """The /prompt request's JSON through every pack handler, in order, before it is read; a handler that
+        raises is logged and skipped, as ComfyUI's server does (the request goes on with the JSON as it was)."""
+        for handler in self.on_prompt_handlers:
+            try:
+                json_data = handler(json_data)
+            except Exception:  # noqa: BLE001 - a pack's handler must not fail the request (ComfyUI logs it)
+                log.warning("an on_prompt handler of a ComfyUI pack failed", exc_info=True)
+        return json_data
 
     def __getattr__(self, name: str):
         if name.startswith("__"):
             raise AttributeError(name)
         return _instance_missing(f"PromptServer.instance.{name}")
+
+
+def trigger_on_prompt(json_data):
+    """What the server's /prompt route calls with the request's JSON (unchanged when no pack added a handler)."""
+    server = getattr(PromptServer, "instance", None)
+    return json_data if server is None else server.trigger_on_prompt(json_data)
 
 
 def binary_preview(event, data):

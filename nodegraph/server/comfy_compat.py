@@ -29,6 +29,7 @@ a body's "number" (an explicit queue priority) is not honoured; `front` is.
 """
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -94,6 +95,28 @@ async def _body(request: Request, model: type[BaseModel], required: bool = True)
         return model()
     try:
         return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise HTTPException(400, "invalid request: " + "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:10])) from exc
+
+
+async def _prompt_body(request: Request) -> PromptRequest:
+    """POST /prompt's body, first through the on-prompt handlers ComfyUI packs registered (as ComfyUI's
+    trigger_on_prompt: they may rewrite the prompt, e.g. fill in wildcards)."""
+    import sys
+
+    server_module = sys.modules.get("nodegraph.comfy_compat.server_module")
+    handlers = getattr(getattr(getattr(server_module, "PromptServer", None), "instance", None),
+                       "on_prompt_handlers", None)
+    if not handlers:
+        return await _body(request, PromptRequest)
+    raw = await request.body()
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return await _body(request, PromptRequest)  # its own error message
+    try:
+        return PromptRequest.model_validate(server_module.trigger_on_prompt(data))
     except ValidationError as exc:
         raise HTTPException(400, "invalid request: " + "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:10])) from exc
@@ -221,7 +244,7 @@ def router(state: ServerState) -> APIRouter:
     async def post_prompt(request: Request) -> JSONResponse:
         from starlette.concurrency import run_in_threadpool
 
-        body = await _body(request, PromptRequest)
+        body = await _prompt_body(request)
         extra = dict(body.extra_data or {})
         if body.client_id is not None:
             extra["client_id"] = body.client_id
