@@ -355,10 +355,13 @@ class _Run:
                 shown[name] = {"node": src, "output": index}
             else:
                 if inp.is_widget and is_json_value(value):
-                    problem, value = _check_literal(inp, value, self.env, self.choice_memo)
-                    if problem:
+                    problem, checked = _check_literal(inp, value, self.env, self.choice_memo)
+                    if problem and not getattr(spec.cls, "expanded_literals_unchecked", False):
                         problems.append(f"input {name!r}: {problem}")
                         continue
+                    # a node that asks for it gets the value as given (ComfyUI validates only the prompt
+                    # it received, never the nodes an expansion adds: loop packs pass an INT as a BOOLEAN)
+                    value = value if problem else checked
                 literals[name] = value
                 shown[name] = value
         for inp in spec.inputs:

@@ -182,6 +182,16 @@ def adapt(name: str, cls: type, pack: str, display_name: str | None = None) -> t
                 raw_links.add(input_name)
     hidden = {k: kind for k, v in (declared.get("hidden") or {}).items()
               if (kind := v[0] if isinstance(v, (tuple, list)) and v else v) in HIDDEN_KINDS}  # V3 writes (kind,)
+    for input_name, entry in (declared.get("hidden") or {}).items():
+        # a hidden entry of another kind is an input the prompt may still set (ComfyUI's get_input_info looks
+        # in "hidden" too): loop packs feed their own hidden initial_value0 from an expansion
+        if input_name not in hidden and isinstance(entry, (tuple, list)) and entry and input_name not in {
+                i.name for i in inputs}:
+            inp, raw = make_input(name, input_name, entry, optional=True, is_list=input_is_list,
+                                  relaxed=True, live_choices=live_choices)
+            inputs.append(inp)
+            if raw:
+                raw_links.add(input_name)
     required = [i.name for i in inputs if not i.optional]
 
     def call_args(kwargs: dict, args: list[str], varkw: bool) -> dict:
@@ -199,6 +209,7 @@ def adapt(name: str, cls: type, pack: str, display_name: str | None = None) -> t
         comfy_raw_links = frozenset(raw_links)
         comfy_hidden = hidden
         cache_by_node_id = "UNIQUE_ID" in hidden.values() or bool(getattr(cls, "NOT_IDEMPOTENT", False))
+        expanded_literals_unchecked = True  # ComfyUI validates no node that an expansion adds
 
         def __init__(self) -> None:
             self.obj = None

@@ -3,6 +3,7 @@ copies its body through DYNPROMPT + GraphBuilder (loop_pack), subflow nodes that
 built-in nodes, V1 and V3 (subflow_pack), GraphBuilder's id scheme, DynamicPrompt's view."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from nodegraph.executor import Executor
@@ -27,6 +28,21 @@ def test_while_loop_expands_its_body_until_the_condition_fails(comfy_env):
     # override_display_id, followed through copies of copies (ComfyUI: get_display_node_id)
     assert executing["11.0.0.7"] == "7" and executing["11.0.0.Recurse.0.0.11.0.0.8"] == "8"
     assert executing["11.0.0.Recurse"] == "11"
+
+
+@pytest.mark.parametrize("inputs, expected", [({"remaining": 3}, 3),
+                                              ({"remaining": 3, "initial_value0": {"node": "seven", "output": 0}}, 7)])
+def test_expanded_nodes_take_values_unchecked_and_hidden_inputs_are_inputs(comfy_env, inputs, expected):
+    # ComfyUI 0.8 execution.py validates only the prompt it received (validate_prompt), never the nodes an
+    # expansion adds; and get_input_info finds an input under "hidden" too, so a prompt (or a copy a loop
+    # makes) may set a pack's own hidden input such as initial_value0
+    nodes = {"seven": {"type": "PrimitiveInt", "inputs": {"value": 7}},
+             "head": {"type": "TestForLoopOpen", "inputs": inputs},
+             "show": {"type": "TestShowInt", "inputs": {"value": {"node": "head", "output": 1}}}}
+    result = Executor(comfy_env).run({"version": 1, "nodes": nodes})
+    assert result.status == "success", result.errors
+    assert result.outputs["show"] == {"text": [str(expected)]}
+    assert "head.0.0.1" in result.executed  # the while-open got the INT as its condition
 
 
 def test_loop_results_are_cached_as_the_close_nodes(comfy_env):

@@ -136,6 +136,28 @@ class TestShowInt:
         return {"ui": {"text": [str(value)]}}
 
 
-NODE_CLASS_MAPPINGS = {"TestWhileLoopOpen": TestWhileLoopOpen, "TestWhileLoopClose": TestWhileLoopClose,
+class TestForLoopOpen:
+    """A for-loop head as loop packs write one: a hidden initial_value0 (set by the copies a loop makes)
+    overrides `remaining`, and the expansion passes the INT as the while-open's BOOLEAN condition
+    (ComfyUI validates no node an expansion adds, so the truthy INT goes through as it is)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"remaining": ("INT", {"default": 1, "min": 0, "max": 1000})},
+                "hidden": {"initial_value0": ("*",)}}
+
+    RETURN_TYPES = ("FLOW_CONTROL", "INT", "BOOLEAN")
+    FUNCTION = "open"
+    CATEGORY = "test_pack/loops"
+
+    def open(self, remaining, **kwargs):
+        remaining = kwargs.get("initial_value0", remaining)
+        graph = GraphBuilder()
+        head = graph.node("TestWhileLoopOpen", condition=remaining, initial_value0=remaining)
+        return {"result": (head.out(0), head.out(1), remaining > 0), "expand": graph.finalize()}
+
+
+NODE_CLASS_MAPPINGS = {"TestForLoopOpen": TestForLoopOpen,
+                       "TestWhileLoopOpen": TestWhileLoopOpen, "TestWhileLoopClose": TestWhileLoopClose,
                        "TestIntAdd": TestIntAdd, "TestIntLess": TestIntLess,
                        "TestImageAddConstant": TestImageAddConstant, "TestShowInt": TestShowInt}
