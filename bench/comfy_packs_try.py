@@ -19,6 +19,9 @@ Executor, each output shown by a PreviewAny (so the node runs as an ancestor of 
 outputs); an input that takes only links (forceInput) gets one from a Primitive node. "ran" means it returned without an error; the values are
 not checked (default widgets are not always meaningful), "failed" prints the error's first line.
 
+Then the CHECKS whose node types the pack loaded run: workflows with a known answer (a loop through node
+expansion summing 5..1 must give 15), compared with the value.
+
 The version column is the pack's pyproject.toml version and, when present, the commit of its .git
 HEAD or of a COMMIT file beside its __init__.py (write one when you export a clone without .git).
 """
@@ -33,6 +36,29 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+# Workflows with a known answer, run when every node type they use is loaded: (name, ComfyUI API prompt,
+# [node id, output index], expected value). Written here from each pack's README / node declarations.
+CHECKS = [
+    # BadCafeCode's execution-inversion-demo: a for loop through node expansion (ForLoopOpen / ForLoopClose
+    # expand into WhileLoopOpen / WhileLoopClose, which copy the body each round): total += remaining for
+    # remaining = 5..1, so 0 + 5 + 4 + 3 + 2 + 1 = 15
+    ("for loop 5..1 summing remaining", {
+        "0": {"class_type": "PrimitiveInt", "inputs": {"value": 0}},
+        "1": {"class_type": "ForLoopOpen", "inputs": {"remaining": 5, "initial_value1": ["0", 0]}},
+        "2": {"class_type": "IntMathOperation", "inputs": {"a": ["1", 2], "b": ["1", 1], "operation": "add"}},
+        "3": {"class_type": "ForLoopClose", "inputs": {"flow_control": ["1", 0], "initial_value1": ["2", 0]}},
+        "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 0]}}}, ["3", 0], 15),
+    # the same pack's while loop, with its own condition node: value doubles while it is below 100 (1 -> 128)
+    ("while loop doubling to 128", {
+        "0": {"class_type": "PrimitiveInt", "inputs": {"value": 1}},
+        "1": {"class_type": "WhileLoopOpen", "inputs": {"condition": True, "initial_value0": ["0", 0]}},
+        "2": {"class_type": "IntMathOperation", "inputs": {"a": ["1", 1], "b": 2, "operation": "multiply"}},
+        "3": {"class_type": "IntConditions", "inputs": {"a": ["2", 0], "b": 100, "operation": "<"}},
+        "4": {"class_type": "WhileLoopClose", "inputs": {"flow_control": ["1", 0], "condition": ["3", 0],
+                                                         "initial_value0": ["2", 0]}},
+        "5": {"class_type": "PreviewAny", "inputs": {"source": ["4", 0]}}}, ["4", 0], 128),
+]
 
 RUNNABLE = {"IMAGE", "MASK", "LATENT", "INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 PRIMITIVES = {"INT": "PrimitiveInt", "FLOAT": "PrimitiveFloat", "STRING": "PrimitiveString", "BOOLEAN": "PrimitiveBoolean"}
@@ -183,7 +209,32 @@ def try_pack(path: Path, timeout: float) -> dict:
             error = result.errors[0] if result.errors else {"exception_type": result.status, "exception_message": ""}
             report["nodes"][name] = {"status": "failed", "why": f"{error['exception_type'].rsplit('.', 1)[-1]}: "
                                                                  f"{first_line(error['exception_message'])}"}
+    report["checks"] = run_checks(registry, executor)
     return report
+
+
+def run_checks(registry, executor) -> dict:
+    """CHECKS whose node types are all loaded: the answer, or the error."""
+    from nodegraph.formats import comfy_api
+
+    out = {}
+    for name, prompt, (node_id, index), expected in CHECKS:
+        if not all(n["class_type"] in registry.specs for n in prompt.values()):
+            continue
+        try:
+            result = executor.run(comfy_api.to_native(prompt))
+        except BaseException as exc:  # noqa: BLE001 - a pack may raise anything
+            out[name] = {"status": "failed", "why": f"{type(exc).__name__}: {first_line(exc)}"}
+            continue
+        if result.status != "success":
+            error = result.errors[0] if result.errors else {"exception_type": result.status, "exception_message": ""}
+            out[name] = {"status": "failed", "why": f"{error['exception_type'].rsplit('.', 1)[-1]}: "
+                                                    f"{first_line(error['exception_message'])}"}
+            continue
+        got = result.value(node_id, index)
+        out[name] = {"status": "ran" if got == expected else "wrong", "got": repr(got), "expected": repr(expected),
+                     "nodes_run": len(result.executed)}
+    return out
 
 
 # --- the parent: one child per pack, the tables --------------------------------------------------
@@ -251,6 +302,9 @@ def print_table(report: dict) -> None:
         needs[r["why"]] = needs.get(r["why"], 0) + 1
     for why, count in sorted(needs.items(), key=lambda kv: -kv[1]):
         print(f"   skipped {count:3d}: {why}")
+    for name, r in report.get("checks", {}).items():
+        detail = r.get("why") or f"got {r['got']}, expected {r['expected']} ({r['nodes_run']} nodes ran)"
+        print(f"   check {name!r}: {r['status']}  {detail}")
 
 
 def markdown_row(report: dict) -> str:
@@ -270,6 +324,10 @@ def markdown_row(report: dict) -> str:
             kind = r["why"].split(":")[0]
             kinds[kind] = kinds.get(kind, 0) + 1
     why = "; ".join(f"{count} {kind}" for kind, count in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    checks = report.get("checks", {})
+    if checks:
+        passed = sum(r["status"] == "ran" for r in checks.values())
+        why = "; ".join(filter(None, [why, f"workflow checks: {passed} of {len(checks)} gave the expected value"]))
     return f"| {report['pack']} ({report.get('version', '?')}) | {report['loaded']} | {ran} of {tried} | {why} | |"
 
 
