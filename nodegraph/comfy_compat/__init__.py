@@ -49,6 +49,8 @@ def load_pack(registry, path: Path, init_file: Path, module_name: str) -> None:
     started = time.perf_counter()
     with runtime.loading(registry, pack), stand_ins():
         try:
+            if getattr(sys.modules.get("folder_paths"), "place_at_base", None) is not None:
+                sys.modules["folder_paths"].place_at_base()  # ComfyUI's folder, as packs derive it
             spec = importlib.util.spec_from_file_location(
                 module_name, init_file, submodule_search_locations=[str(path)] if path.is_dir() else None)
             module = importlib.util.module_from_spec(spec)

@@ -320,6 +320,13 @@ class _CacheHelper:
 
 cache_helper = _CacheHelper()
 
+def place_at_base() -> None:
+    """Packs take os.path.dirname(folder_paths.__file__) as ComfyUI's own folder (where ComfyUI's
+    folder_paths.py lives: its base path) and write there (legacy web/extensions copies). Point __file__ at the
+    base path of the folders now answering, so they write there, never into nodegraph's package."""
+    globals()["__file__"] = str(runtime.folders().models.resolve().parent / "folder_paths.py")
+
+
 _DYNAMIC = {
     "models_dir": lambda: str(runtime.folders().models.resolve()),
     "base_path": lambda: str(runtime.folders().models.resolve().parent),

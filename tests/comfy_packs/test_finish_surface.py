@@ -54,6 +54,17 @@ def test_the_pack_imports_with_every_node(registry):
     assert {"FinishCenterCrop", "FinishComposite", "FinishArgs", "FinishVideoSchema"} <= set(registry.specs)
 
 
+def test_comfyui_folder_is_the_base_path_not_nodegraphs_package(registry):
+    # packs take dirname(folder_paths.__file__) as ComfyUI's folder (BadCafeCode's demo copies its JS into
+    # web/extensions there): the folders' base path, as folder_paths.base_path, never nodegraph's package
+    import folder_paths
+    import nodegraph
+
+    comfy_path = Path(sys.modules["nodegraph_plugins.finish_surface"].COMFY_PATH)
+    assert comfy_path == Path(folder_paths.base_path)
+    assert Path(nodegraph.__file__).parent not in (comfy_path, *comfy_path.parents)
+
+
 def test_center_crop_takes_the_middle_and_pads_with_zeros(env):
     stand_in = sys.modules["nodegraph.comfy_compat.torchvision_stand_in"]
     x = torch.arange(5 * 6, dtype=torch.float32).reshape(1, 1, 5, 6)

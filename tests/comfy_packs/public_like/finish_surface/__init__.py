@@ -1,7 +1,11 @@
 """Test pack: the names KJNodes and the Impact Pack reach for at import (found by bench/comfy_packs_try.py),
 imported the same way, each used by a small node. Written here; no pack code."""
+import os
+
 import torch
 from torchvision.transforms import CenterCrop
+
+import folder_paths
 
 import comfy.samplers  # noqa: F401
 from comfy.cli_args import LatentPreviewMethod, args
@@ -16,6 +20,7 @@ from comfy_extras.nodes_mask import composite
 from latent_preview import TAESD, Latent2RGBPreviewer, TAESDPreviewerImpl  # noqa: F401
 from server import PromptServer
 
+COMFY_PATH = os.path.dirname(folder_paths.__file__)  # ComfyUI's folder, as packs find it (then write web/...)
 WRAPPER_KINDS = (WrappersMP.OUTER_SAMPLE, CallbacksMP.ON_CLONE)
 
 
