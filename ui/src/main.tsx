@@ -10,7 +10,7 @@ import { registerExtension } from "./extensions";
 import * as editorState from "./state/editor";
 import * as tabState from "./state/tabs";
 import { estimateSize } from "./lib/placement";
-import { runtime } from "./state/runtime";
+import { _handleEvent, runtime } from "./state/runtime";
 import { api } from "./lib/api";
 
 // The public handle for plugins' UI (registerExtension) and for automation (tests, benchmarks).
@@ -32,6 +32,8 @@ window.nodegraph = {
   tabs: tabState.tabs,
   /** The size a new node of a type is placed by (it lands centred on the drop point). */
   estimateNodeSize: (type: string) => estimateSize(editorState.editor.get().schemas[type]),
+  /** Test hook: a server event as if the socket brought it. */
+  _handleEvent,
 };
 
 createRoot(document.getElementById("root")!).render(<App />);

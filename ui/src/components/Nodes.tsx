@@ -7,6 +7,8 @@ import { InputSchema, OutputSchema, checkValue, isWidgetInput, typeColor } from 
 import { viewUrl } from "../lib/api";
 import { editor, setValue, setControl, setTitle, updateGroup, commitCurrent } from "../state/editor";
 import { runtime, clearError, NodeRun } from "../state/runtime";
+import { subgraphs } from "../state/subgraphs";
+import { runKey } from "../lib/runScope";
 import { useStore } from "../state/store";
 import { SeedControlSelect, Widget } from "./Widgets";
 import { extensionFooter } from "../extensions";
@@ -105,7 +107,9 @@ export const sameNodeContent = (a: NodeProps, b: NodeProps) => a.id === b.id && 
 export const OpNode = memo(function OpNode({ id, data }: NodeProps<Node<OpData>>) {
   const schema = useStore(editor, (s) => s.schemas[data.nodeType]);
   const linkedStr = useStore(editor, (s) => s.linked.get(id) ?? "");
-  const run = useStore(runtime, (s) => s.runs[id] ?? EMPTY_RUN);
+  // inside a subgraph the server reports this node under the entered instances' ids ("10:5")
+  const runId = useStore(subgraphs, (s) => runKey(s.stack.map((l) => l.instanceId), id));
+  const run = useStore(runtime, (s) => s.runs[runId] ?? EMPTY_RUN);
   const linked = new Set(linkedStr ? linkedStr.split(",") : []);
   const converted = new Set(data.converted ?? []);
 
@@ -188,7 +192,7 @@ export const OpNode = memo(function OpNode({ id, data }: NodeProps<Node<OpData>>
                     input={inp}
                     value={value}
                     onChange={(v) => {
-                      if (errInput === inp.name) clearError(id);
+                      if (errInput === inp.name) clearError(runId);
                       setValue(id, inp.name, v);
                     }}
                   />

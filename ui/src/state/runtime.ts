@@ -3,13 +3,16 @@
 import { createStore } from "./store";
 import { ImageRef, Job, ValidationError, api, jobId } from "../lib/api";
 import { EventSocket, PreviewEvent, ServerEvent } from "../lib/events";
+import { RunError, withAggregates } from "../lib/runScope";
 
 export interface NodeRun {
   status?: "running" | "cached" | "done" | "error";
   progress?: { value: number; max: number };
   preview?: string; // object URL of the latest live preview
   images?: ImageRef[];
-  error?: { message: string; input?: string | null; kind?: string; items?: { input?: string | null; message: string }[] };
+  error?: RunError;
+  /** A subgraph instance's summary of the nodes inside it (lib/runScope.ts). */
+  aggregate?: boolean;
 }
 
 export interface GalleryItem {
@@ -81,7 +84,7 @@ function patchRun(node: string, patch: Partial<NodeRun> | ((r: NodeRun) => Parti
   runtime.set((s) => {
     const prev = s.runs[node] ?? {};
     const p = typeof patch === "function" ? patch(prev) : patch;
-    return { runs: { ...s.runs, [node]: { ...prev, ...p } } };
+    return { runs: withAggregates({ ...s.runs, [node]: { ...prev, ...p } }) };
   });
 }
 
@@ -96,9 +99,12 @@ export function showValidationErrors(errors: ValidationError[]) {
       const message = prev.error ? `${prev.error.message}\n${e.message}` : e.message;
       // every stacked error keeps the input it is about, so the node can name each one
       const items = [...(prev.error?.items ?? []), { input: e.input, message: e.message }];
-      runs[e.node] = { ...prev, status: "error", error: { message, input: prev.error?.input ?? e.input, kind: e.kind, items } };
+      runs[e.node] = {
+        ...prev, status: "error",
+        error: { message, input: prev.error?.input ?? e.input, kind: e.kind, nodeType: e.node_type ?? undefined, items },
+      };
     }
-    return { runs };
+    return { runs: withAggregates(runs) };
   });
 }
 
@@ -155,7 +161,7 @@ function handle(e: ServerEvent | PreviewEvent) {
       imagesThisRun = new Set();
       runtime.set((s) => {
         const runs: Record<string, NodeRun> = {};
-        for (const [id, r] of Object.entries(s.runs)) runs[id] = { images: r.images, preview: r.preview };
+        for (const [id, r] of Object.entries(s.runs)) if (!r.aggregate) runs[id] = { images: r.images, preview: r.preview };
         return { runs, runningJob: e.data.prompt_id };
       });
       scheduleRefresh();
@@ -190,7 +196,7 @@ function handle(e: ServerEvent | PreviewEvent) {
       const d = e.data;
       const node = d.node_id == null ? null : String(d.node_id);
       const message = d.exception_message || "the node failed";
-      if (node) patchRun(node, { status: "error", progress: undefined, error: { message, kind: d.exception_type || "error" } });
+      if (node) patchRun(node, { status: "error", progress: undefined, error: { message, kind: d.exception_type || "error", nodeType: d.node_type ?? undefined } });
       toast(`${d.node_type ?? "A node"} failed: ${message}`, "error", 6000);
       executingNode = null;
       runtime.set({ runningJob: null });
