@@ -88,7 +88,10 @@ export function toComfyUI(doc: NativeWorkflow, given: SchemaMap, opts: { id?: st
   const defs = Array.isArray(ui.subgraphs) ? (ui.subgraphs as SubgraphDef[]) : [];
   const schemas = defs.length ? { ...given, ...subgraphSchemas(defs, given) } : given;
   const notes = Array.isArray(ui.notes) ? (ui.notes as NoteDoc[]) : [];
-  const reroutes = Array.isArray(ui.reroutes) ? (ui.reroutes as RerouteDoc[]) : [];
+  const allReroutes = Array.isArray(ui.reroutes) ? (ui.reroutes as RerouteDoc[]) : [];
+  // ComfyUI's reroutes on links are written to extra.reroutes, the others as Reroute nodes
+  const reroutes = allReroutes.filter((r) => typeof r.comfy_reroute !== "number");
+  const onLinks = allReroutes.filter((r) => typeof r.comfy_reroute === "number");
   const rlinks = Array.isArray(ui.reroute_links) ? (ui.reroute_links as RerouteLinkDoc[]) : [];
 
   // ids: numeric ids stay, the others get the next free numbers (and are remembered in properties)
@@ -102,7 +105,9 @@ export function toComfyUI(doc: NativeWorkflow, given: SchemaMap, opts: { id?: st
   const byId = new Map<string, UiNode>();
   const links: UiLink[] = [];
   let linkId = 0;
-  const rerouteIds = new Set(reroutes.map((r) => String(r.id)));
+  const rerouteIds = new Set(allReroutes.map((r) => String(r.id)));
+  const onLinkIds = new Set(onLinks.map((r) => String(r.id)));
+  const linkParents = new Map<number, string[]>(); // ComfyUI link id → the reroutes on it, origin first
   const outputIndex = (nodeId: string, output: string | number): number => {
     if (rerouteIds.has(nodeId)) return 0;
     if (typeof output === "number") return output;
@@ -177,7 +182,7 @@ export function toComfyUI(doc: NativeWorkflow, given: SchemaMap, opts: { id?: st
     if (note.title) n.title = note.title;
   }
 
-  const addLink = (source: string, sourceSlot: number, target: string, targetName: string) => {
+  const addLink = (source: string, sourceSlot: number, target: string, targetName: string, via: string[] = []) => {
     const src = byId.get(source);
     const dst = byId.get(target);
     if (!src || !dst) return;
@@ -185,21 +190,39 @@ export function toComfyUI(doc: NativeWorkflow, given: SchemaMap, opts: { id?: st
     if (slot < 0 || !src.outputs[sourceSlot]) return;
     const type = outputType(source, sourceSlot);
     links.push([++linkId, src.id, sourceSlot, dst.id, slot, type]);
+    if (via.length) linkParents.set(linkId, via);
     dst.inputs[slot].link = linkId;
     (src.outputs[sourceSlot].links ??= []).push(linkId);
     if (rerouteIds.has(source)) src.outputs[0].type = type;
   };
   // links into reroutes first (so a reroute's type is known), then into nodes: through a reroute
   // when the document's reroute chain feeds that input, else directly
-  for (const l of rlinks) if (rerouteIds.has(l.target)) addLink(l.source, outputIndex(l.source, l.output), l.target, "");
+  /** Where a way into a node starts once the reroutes on links before it are passed (null: a dangling reroute). */
+  const upstream = (source: string, output: string) => {
+    const via: string[] = [];
+    while (onLinkIds.has(source) && !via.includes(source)) {
+      via.unshift(source);
+      const feed = rlinks.find((l) => l.target === source);
+      if (!feed) return null;
+      [source, output] = [feed.source, feed.output];
+    }
+    return { source, slot: outputIndex(source, output), via };
+  };
+  for (const l of rlinks) {
+    if (!rerouteIds.has(l.target) || onLinkIds.has(l.target)) continue;
+    const up = upstream(l.source, l.output);
+    if (up) addLink(up.source, up.slot, l.target, "", up.via);
+  }
   for (const [id, entry] of Object.entries(doc.nodes)) {
     for (const [name, v] of Object.entries(entry.inputs)) {
       if (!isLink(v)) continue;
       const via = rlinks.find((l) => l.target === id && l.input === name && rerouteIds.has(l.source));
-      if (via) addLink(via.source, 0, id, name);
+      const up = via && upstream(via.source, "out");
+      if (up) addLink(up.source, up.slot, id, name, up.via);
       else addLink(String(v.node), outputIndex(String(v.node), v.output), id, name);
     }
   }
+  const extraReroutes = linkReroutesOut(onLinks, linkParents);
 
   const groups = (Array.isArray(ui.groups) ? (ui.groups as GroupDoc[]) : []).map((g, k) => ({
     id: k + 1, title: g.title, bounding: [...g.bounding], color: g.color ?? GROUP_COLOR, font_size: 24, flags: {},
@@ -209,10 +232,38 @@ export function toComfyUI(doc: NativeWorkflow, given: SchemaMap, opts: { id?: st
   const out: UiDoc = {
     ...(opts.id ? { id: opts.id } : {}), revision: 0,
     last_node_id: Math.max(0, ...nodes.map((n) => n.id)), last_link_id: linkId,
-    nodes, links, groups, config: {}, extra: { ds }, version: 0.4,
+    nodes, links, groups, config: {}, extra: { ds, ...extraReroutes }, version: 0.4,
   };
   if (defs.length) out.definitions = { subgraphs: structuredClone(defs) };
   return out;
+}
+
+/** extra.reroutes and extra.linkExtensions (ComfyUI 0.4's place for them) from the editor's reroutes on links. */
+function linkReroutesOut(onLinks: RerouteDoc[], linkParents: Map<number, string[]>): { reroutes?: UiReroute[]; linkExtensions?: { id: number; parentId: number }[] } {
+  if (!onLinks.length) return {};
+  // ComfyUI's id where it is still free (a pasted reroute carries its original's), else the next one
+  const ids = new Map<string, number>();
+  let next = Math.max(0, ...onLinks.map((r) => r.comfy_reroute!)) + 1;
+  for (const r of onLinks) ids.set(String(r.id), [...ids.values()].includes(r.comfy_reroute!) ? next++ : r.comfy_reroute!);
+  const out = new Map<string, UiReroute>();
+  for (const r of onLinks) {
+    const [x, y] = xy(r.pos) ?? [0, 0];
+    out.set(String(r.id), { id: ids.get(String(r.id))!, pos: [x + REROUTE_HALF, y + REROUTE_HALF], linkIds: [] });
+  }
+  const linkExtensions: { id: number; parentId: number }[] = [];
+  for (const [link, via] of linkParents) {
+    via.forEach((rid, k) => {
+      const r = out.get(rid)!;
+      r.linkIds.push(link);
+      if (k > 0 && r.parentId === undefined) r.parentId = ids.get(via[k - 1]);
+    });
+    linkExtensions.push({ id: link, parentId: ids.get(via[via.length - 1])! });
+  }
+  const reroutes = [...out.values()].map((r) => {
+    const { parentId, ...rest } = r;
+    return { id: rest.id, ...(parentId !== undefined ? { parentId } : {}), pos: rest.pos, linkIds: rest.linkIds.sort((a, b) => a - b) };
+  });
+  return { reroutes, linkExtensions };
 }
 
 /** Can the editor take this UI document as it is? (else the server converts it, resolving what it cannot show) */
@@ -228,7 +279,34 @@ export function editorCanImport(doc: Record<string, unknown>, schemas: SchemaMap
   });
 }
 
-interface LinkRec { origin: string; originSlot: number; target: string; targetSlot: number }
+interface LinkRec { origin: string; originSlot: number; target: string; targetSlot: number; parentId?: number }
+
+/** ComfyUI's reroute on a link (frontend ≥ 1.14): a dot links pass through; `parentId` is the dot before it. */
+export interface UiReroute { id: number; parentId?: number; pos: Pair; linkIds: number[]; floating?: { slotType: string } }
+/** The editor draws a reroute 16 px square from its corner; ComfyUI's pos is the dot's centre. */
+const REROUTE_HALF = 8;
+
+/** The reroutes on links and each link's last reroute: 0.4 keeps them in extra (reroutes, linkExtensions), 1.0 at the top. */
+function readLinkReroutes(doc: Record<string, unknown>): { reroutes: UiReroute[]; parents: Map<string, number> } {
+  const extra = (doc.extra ?? {}) as { reroutes?: unknown; linkExtensions?: unknown };
+  const list = Array.isArray(doc.reroutes) ? doc.reroutes : Array.isArray(extra.reroutes) ? extra.reroutes : [];
+  const reroutes = (list as UiReroute[]).filter((r) => r && typeof r.id === "number" && xy(r.pos));
+  const parents = new Map<string, number>();
+  for (const e of Array.isArray(extra.linkExtensions) ? (extra.linkExtensions as { id: unknown; parentId: unknown }[]) : [])
+    if (e && typeof e.parentId === "number") parents.set(String(e.id), e.parentId);
+  for (const l of Array.isArray(doc.links) ? doc.links : [])
+    if (l && typeof l === "object" && !Array.isArray(l) && typeof (l as { parentId?: unknown }).parentId === "number")
+      parents.set(String((l as { id: unknown }).id), (l as { parentId: number }).parentId);
+  return { reroutes, parents };
+}
+
+/** The reroutes a link passes through, from its origin to its target (parentId names the last one). */
+function rerouteChain(last: number | undefined, byId: Map<number, UiReroute>): number[] {
+  const chain: number[] = [];
+  for (let at = last; at !== undefined && byId.has(at) && !chain.includes(at); at = byId.get(at)!.parentId) chain.unshift(at);
+  return chain;
+}
+export const linkRerouteId = (comfyId: number) => `lr${comfyId}`;
 
 function readLinks(raw: unknown): Map<string, LinkRec> {
   const out = new Map<string, LinkRec>();
@@ -260,6 +338,28 @@ export function fromComfyUI(doc: Record<string, unknown>, given: SchemaMap): Nat
   const reroutes: RerouteDoc[] = [];
   const rerouteLinks: RerouteLinkDoc[] = [];
   const isReroute = (id: string) => uiNodes.get(id)?.type === REROUTE;
+  // reroutes on links become editor reroutes on the link's way, marked so they are saved back as such
+  const { reroutes: linkReroutes, parents } = readLinkReroutes(doc);
+  const linkRerouteById = new Map(linkReroutes.map((r) => [r.id, r]));
+  for (const r of linkReroutes) {
+    const [x, y] = xy(r.pos)!;
+    reroutes.push({ id: linkRerouteId(r.id), pos: [x - REROUTE_HALF, y - REROUTE_HALF], comfy_reroute: r.id });
+  }
+  const seenRerouteLinks = new Set<string>();
+  /** The editor links for ComfyUI link `linkId` from (source, output) on to (target, input), through its reroutes. */
+  const throughLinkReroutes = (linkId: string, source: string, output: string, target: string, input: string): boolean => {
+    const chain = rerouteChain(parents.get(linkId), linkRerouteById).map(linkRerouteId);
+    if (!chain.length) return false;
+    const hops = [[source, output], ...chain.map((c) => [c, "out"])];
+    const ends = [...chain.map((c) => [c, "in"]), [target, input]];
+    hops.forEach(([s, o], k) => {
+      const key = `${s}\u0000${o}\u0000${ends[k][0]}\u0000${ends[k][1]}`;
+      if (seenRerouteLinks.has(key)) return; // links sharing a reroute share the hops before it
+      seenRerouteLinks.add(key);
+      rerouteLinks.push({ source: s, output: o, target: ends[k][0], input: ends[k][1] });
+    });
+    return true;
+  };
 
   const outputName = (id: string, slot: number): string => {
     const n = uiNodes.get(id);
@@ -310,6 +410,8 @@ export function fromComfyUI(doc: Record<string, unknown>, given: SchemaMap): Nat
       if (name in values) hidden[name] = values[name];
       inputs[name] = src;
       const l = links.get(String(slot.link));
+      const origin = l && (isReroute(l.origin) ? { node: nativeId(l.origin), output: "out" } : src);
+      if (l && origin && throughLinkReroutes(String(slot.link), origin.node, origin.output, nativeId(id), name)) continue;
       if (l && isReroute(l.origin)) rerouteLinks.push({ source: nativeId(l.origin), output: "out", target: nativeId(id), input: name });
     }
     const ui: Record<string, unknown> = { pos };
@@ -333,9 +435,9 @@ export function fromComfyUI(doc: Record<string, unknown>, given: SchemaMap): Nat
     if (r.type !== REROUTE) continue;
     const l = links.get(String(r.inputs?.[0]?.link));
     if (!l || !uiNodes.has(l.origin)) continue;
-    rerouteLinks.push({
-      source: nativeId(l.origin), output: isReroute(l.origin) ? "out" : outputName(l.origin, l.originSlot), target: nativeId(String(r.id)), input: "in",
-    });
+    const source = nativeId(l.origin), output = isReroute(l.origin) ? "out" : outputName(l.origin, l.originSlot);
+    if (throughLinkReroutes(String(r.inputs?.[0]?.link), source, output, nativeId(String(r.id)), "in")) continue;
+    rerouteLinks.push({ source, output, target: nativeId(String(r.id)), input: "in" });
   }
 
   const ui: Record<string, unknown> = {};

@@ -36,6 +36,8 @@ export type NodeMode = "muted" | "bypassed";
 export interface RerouteData {
   [key: string]: unknown;
   kind: "reroute";
+  /** Set for ComfyUI's reroutes on links (extra.reroutes): its id there, so it is saved back as one. */
+  comfyReroute?: number;
 }
 
 /** An editor-only titled box; moving it moves the nodes inside. */

@@ -52,6 +52,8 @@ export interface NoteDoc {
 export interface RerouteDoc {
   id: string;
   pos: [number, number];
+  /** ComfyUI's reroute on a link (extra.reroutes, not a Reroute node): its id there, written back as such. */
+  comfy_reroute?: number;
 }
 
 /** An editor link that touches a reroute, in handle names (kept so reroutes survive a save). */
@@ -94,7 +96,10 @@ export function toNative(g: Graph, schemas: SchemaMap, extra: { viewport?: { x: 
       continue;
     }
     if (isReroute(n)) {
-      reroutes.push({ id: n.id, pos: [round(n.position.x), round(n.position.y)] });
+      reroutes.push({
+        id: n.id, pos: [round(n.position.x), round(n.position.y)],
+        ...(n.data.comfyReroute !== undefined ? { comfy_reroute: n.data.comfyReroute } : {}),
+      });
       continue;
     }
     if (isNote(n)) {
@@ -293,7 +298,11 @@ export function fromNative(doc: NativeWorkflow, schemas: SchemaMap): LoadedGraph
   const ui = doc.ui ?? {};
   // reroutes: put back the editor links that went through them
   const reroutes = Array.isArray(ui.reroutes) ? (ui.reroutes as RerouteDoc[]) : [];
-  for (const r of reroutes) nodes.push(newReroute(String(r.id), asXY(r.pos) ?? { x: 0, y: 0 }));
+  for (const r of reroutes) {
+    const n = newReroute(String(r.id), asXY(r.pos) ?? { x: 0, y: 0 });
+    if (typeof r.comfy_reroute === "number") n.data.comfyReroute = r.comfy_reroute;
+    nodes.push(n);
+  }
   const known = new Set(nodes.map((n) => n.id));
   const rerouteIds = new Set(reroutes.map((r) => String(r.id)));
   const rlinks = Array.isArray(ui.reroute_links) ? (ui.reroute_links as RerouteLinkDoc[]) : [];
