@@ -2,7 +2,7 @@
 // search, context menus and keyboard shortcuts.
 import { useCallback, useEffect, useRef, useState } from "react";
 import { addNote } from "../state/notes";
-import { subgraphMenu } from "../state/subgraphs";
+import { addSlotFromLink, subgraphMenu } from "../state/subgraphs";
 import { SubgraphBar } from "./SubgraphBar";
 import {
   Background, BackgroundVariant, Controls, MiniMap, ReactFlow, useReactFlow,
@@ -84,6 +84,7 @@ export function Canvas() {
   const isValidConnection = useCallback((c: RFConnection | Edge) => verdict(c as RFConnection).ok, []);
 
   const onConnect = useCallback((c: RFConnection) => {
+    if (addSlotFromLink(c)) return; // dropped on a subgraph boundary's empty slot
     const v = verdict(c);
     if (!v.ok) toast(`Cannot connect: ${v.reason}`, "warn");
     else addConnection(c);

@@ -2,10 +2,11 @@
 // the inputs/outputs of the subgraph being edited (rename them here), and ComfyUI's keys:
 // Ctrl+Shift+E converts the selection, Esc leaves the subgraph, double-click on a subgraph node enters it.
 import { useEffect, useState } from "react";
+import { useUpdateNodeInternals } from "@xyflow/react";
 import { useStore } from "../state/store";
 import { editor } from "../state/editor";
 import { toast } from "../state/runtime";
-import { convertSelection, currentDefinition, enterSubgraph, exitTo, isSubgraphNode, renameSlot, subgraphs } from "../state/subgraphs";
+import { convertSelection, currentDefinition, enterSubgraph, exitTo, isSubgraphNode, removeSlot, renameSlot, subgraphs } from "../state/subgraphs";
 
 const typing = (t: EventTarget | null) => t instanceof HTMLElement && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
 
@@ -19,6 +20,7 @@ function SlotName({ kind, index, name }: { kind: "input" | "output"; index: numb
     }
   };
   return (
+    <span className="ng-sg-slot-wrap">
     <input
       className="ng-sg-slot nodrag"
       data-testid={`sg-${kind}-${index}`}
@@ -32,6 +34,11 @@ function SlotName({ kind, index, name }: { kind: "input" | "output"; index: numb
         if (e.key === "Escape") (setText(name), (e.target as HTMLInputElement).blur());
       }}
     />
+    <button
+      className="ng-sg-remove" data-testid={`sg-remove-${kind}-${index}`} title={`Remove ${kind} ${name}`}
+      aria-label={`remove subgraph ${kind} ${name}`} onClick={() => removeSlot(kind, index)}
+    >×</button>
+    </span>
   );
 }
 
@@ -39,6 +46,16 @@ export function SubgraphBar() {
   const stack = useStore(subgraphs, (s) => s.stack);
   const defs = useStore(subgraphs, (s) => s.defs);
   const docName = useStore(editor, (s) => s.name);
+  // an input/output added, removed or renamed changes the handles of the boundary nodes and the
+  // subgraph nodes: React Flow must measure them again to draw links to the new ones
+  const schemas = useStore(editor, (s) => s.schemas);
+  const updateInternals = useUpdateNodeInternals();
+  useEffect(() => {
+    const ids = editor.get().nodes.filter((n) => n.id === "-10" || n.id === "-20" || isSubgraphNode(n)).map((n) => n.id);
+    if (!ids.length) return;
+    const frame = requestAnimationFrame(() => updateInternals(ids));
+    return () => cancelAnimationFrame(frame);
+  }, [defs, schemas, updateInternals]);
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {

@@ -361,3 +361,46 @@ export function unpackSubgraph(doc: NativeWorkflow, instance: string, schemas: S
   if (result.ui && !(result.ui.subgraphs as unknown[]).length) delete result.ui.subgraphs;
   return result;
 }
+
+/** The empty slot at the end of the boundary nodes (ComfyUI's): a link dropped on it adds an input/output. */
+export const NEW_SLOT = "+";
+
+/** `def` with a new input or output after the others, named `wanted` (numbered if taken) and typed `type`. */
+export function withSlot(def: SubgraphDef, kind: "input" | "output", wanted: string, type: string): { def: SubgraphDef; name: string } {
+  const list = kind === "input" ? def.inputs : def.outputs;
+  const base = wanted.trim() && wanted !== NEW_SLOT ? wanted.trim() : type.toLowerCase();
+  let name = base;
+  for (let k = 1; list.some((s) => s.name === name); k++) name = `${base}_${k}`;
+  const id = typeof crypto !== "undefined" && typeof crypto.randomUUID === "function" ? crypto.randomUUID() : `${Date.now()}-${list.length}`;
+  const slot: SubgraphSlot = { id, name, type: type || "*", linkIds: [] };
+  return { def: kind === "input" ? { ...def, inputs: [...def.inputs, slot] } : { ...def, outputs: [...def.outputs, slot] }, name };
+}
+
+/** `def` without input/output `index`, its links inside dropped; `parent` (the level holding instances)
+ *  loses what fed that input or what that output fed. */
+export function withoutSlot(def: SubgraphDef, kind: "input" | "output", index: number, parent: NativeWorkflow): { def: SubgraphDef; parent: NativeWorkflow } {
+  const list = kind === "input" ? def.inputs : def.outputs;
+  const slot = list[index];
+  if (!slot) return { def, parent };
+  const boundary = Number(kind === "input" ? INPUT_NODE : OUTPUT_NODE);
+  const gone = new Set(def.links.filter((l) => (kind === "input" ? l.origin_id === boundary && l.origin_slot === index : l.target_id === boundary && l.target_slot === index)).map((l) => l.id));
+  // links from/to the boundary slots after it move up one slot
+  const links = def.links.filter((l) => !gone.has(l.id)).map((l) =>
+    kind === "input" && l.origin_id === boundary && l.origin_slot > index ? { ...l, origin_slot: l.origin_slot - 1 }
+      : kind === "output" && l.target_id === boundary && l.target_slot > index ? { ...l, target_slot: l.target_slot - 1 } : l);
+  const nodes = def.nodes.map((n) => ({
+    ...n,
+    inputs: (n.inputs ?? []).map((s) => (s.link != null && gone.has(s.link) ? { ...s, link: null } : s)),
+    outputs: (n.outputs ?? []).map((s) => (s.links ? { ...s, links: s.links.filter((l) => !gone.has(l)) } : s)),
+  }));
+  const rest = list.filter((_, k) => k !== index);
+  const next = kind === "input" ? { ...def, inputs: rest, links, nodes } : { ...def, outputs: rest, links, nodes };
+  const out = structuredClone(parent);
+  for (const n of Object.values(out.nodes)) {
+    if (kind === "input" && n.type === def.id) delete n.inputs[slot.name];
+    if (kind === "output")
+      for (const [k, v] of Object.entries(n.inputs))
+        if (isLink(v) && out.nodes[String(v.node)]?.type === def.id && v.output === slot.name) delete n.inputs[k];
+  }
+  return { def: next, parent: out };
+}

@@ -2,14 +2,14 @@
 // root), and the actions: convert the selection (Ctrl+Shift+E, as ComfyUI), enter (double-click),
 // exit (breadcrumb, Esc), rename an input or output, unpack. The canvas always shows one level as a
 // plain graph; the document is rebuilt from the stack when it is saved (levelHooks.save).
-import { GEdge, GNode, edgeId, handleName, inHandle, isOp, outHandle } from "../lib/graph";
+import { Connection, GEdge, GNode, edgeId, handleName, inHandle, isOp, outHandle, outputType } from "../lib/graph";
 import { SchemaMap } from "../lib/schema";
 import {
-  INPUT_NODE, OUTPUT_NODE, SUBGRAPH_MODULE, SubgraphDef, boundarySchemas, convertToSubgraph, definitionToNative, definitionsOf,
+  INPUT_NODE, NEW_SLOT, OUTPUT_NODE, SG_INPUTS, SUBGRAPH_MODULE, withSlot, withoutSlot, SubgraphDef, boundarySchemas, convertToSubgraph, definitionToNative, definitionsOf,
   nativeToDefinition, subgraphSchemas, unpackSubgraph,
 } from "../lib/subgraph";
 import { NativeWorkflow, isLink, toNative } from "../lib/workflow";
-import { commit, documentHooks, editor, graph, levelHooks, loadDocument } from "./editor";
+import { addConnection, commit, documentHooks, editor, graph, levelHooks, loadDocument } from "./editor";
 import { createStore } from "./store";
 
 interface Level {
@@ -30,7 +30,13 @@ function applySchemas() {
   const base = serverSchemas();
   const top = stack[stack.length - 1];
   const def = top && defs.find((d) => d.id === top.defId);
-  editor.set({ schemas: { ...base, ...subgraphSchemas(defs, base), ...(def ? boundarySchemas(def) : {}) } });
+  const boundary = def ? boundarySchemas(def) : {};
+  // the boundary nodes end with ComfyUI's empty slot: a link dropped there adds an input/output
+  for (const [k, sch] of Object.entries(boundary))
+    boundary[k] = k === SG_INPUTS
+      ? { ...sch, outputs: [...sch.outputs, { name: NEW_SLOT, type: "*" }] }
+      : { ...sch, inputs: [...sch.inputs, { name: NEW_SLOT, type: "*", required: false, widget: false } as (typeof sch.inputs)[number]] };
+  editor.set({ schemas: { ...base, ...subgraphSchemas(defs, base), ...boundary } });
 }
 
 let switching = false; // loading a level, not a new document
@@ -175,6 +181,54 @@ export function renameSlot(kind: "input" | "output", index: number, wanted: stri
   });
   commit({ nodes: s.nodes, edges }, { label: "rename subgraph slot" });
   return true;
+}
+
+/** A link dropped on a boundary node's empty slot: a new input (named after the inner input it feeds,
+ *  typed by it) or output (after the inner output), then the link to it. False for any other link. */
+export function addSlotFromLink(c: Connection): boolean {
+  const fromInputs = c.source === INPUT_NODE && handleName(c.sourceHandle) === NEW_SLOT;
+  const toOutputs = c.target === OUTPUT_NODE && handleName(c.targetHandle) === NEW_SLOT;
+  const def = currentDefinition();
+  if ((!fromInputs && !toOutputs) || !def) return false;
+  const s = editor.get();
+  if (fromInputs) {
+    const target = s.nodes.find((n) => n.id === c.target);
+    const name = handleName(c.targetHandle);
+    const type = (isOp(target) && s.schemas[target.data.nodeType]?.inputs.find((i) => i.name === name)?.type) || "*";
+    if (name === NEW_SLOT) return true; // boundary to boundary: nothing to add
+    const made = withSlot(def, "input", name, type);
+    replaceDefinition(made.def);
+    addConnection({ ...c, sourceHandle: outHandle(made.name) });
+  } else {
+    const name = handleName(c.sourceHandle);
+    if (name === NEW_SLOT) return true;
+    const made = withSlot(def, "output", name, outputType(c.source, c.sourceHandle, graph(), s.schemas));
+    replaceDefinition(made.def);
+    addConnection({ ...c, targetHandle: inHandle(made.name) });
+  }
+  return true;
+}
+
+/** Remove input or output `index` of the subgraph being edited: its links here and at the instances go. */
+export function removeSlot(kind: "input" | "output", index: number): boolean {
+  const { stack } = subgraphs.get();
+  const top = stack[stack.length - 1];
+  const def = currentDefinition();
+  const slot = def && (kind === "input" ? def.inputs : def.outputs)[index];
+  if (!def || !slot) return false;
+  const { def: next, parent } = withoutSlot(def, kind, index, top.parent);
+  subgraphs.set({ stack: stack.map((l, k) => (k === stack.length - 1 ? { ...l, parent } : l)) });
+  replaceDefinition(next);
+  const s = editor.get();
+  const edges = s.edges.filter((e) =>
+    !(kind === "input" ? e.source === INPUT_NODE && handleName(e.sourceHandle) === slot.name : e.target === OUTPUT_NODE && handleName(e.targetHandle) === slot.name));
+  commit({ nodes: s.nodes, edges }, { label: `remove subgraph ${kind}` });
+  return true;
+}
+
+function replaceDefinition(def: SubgraphDef) {
+  subgraphs.set({ defs: subgraphs.get().defs.map((d) => (d.id === def.id ? def : d)) });
+  applySchemas();
 }
 
 export function currentDefinition(): SubgraphDef | undefined {
