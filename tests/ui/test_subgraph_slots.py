@@ -17,7 +17,7 @@ def _definition(editor) -> dict:
 
 def test_add_and_remove_subgraph_slots(editor, artifacts):
     page = editor.page
-    instance = _convert_invert_and_scale(editor)
+    instance = _convert_invert_and_scale(editor, "subgraph-slots")
     editor.node(instance).locator(".ng-node-header").dblclick()
     expect(page.locator("[data-testid=subgraph-bar]")).to_be_visible()
     page.wait_for_function("() => window.nodegraph.graph().nodes.some(n => n.id === '-20')")

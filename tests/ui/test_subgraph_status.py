@@ -11,9 +11,12 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.slow
 
 
-def _convert_invert_and_scale(editor) -> str:
+def _convert_invert_and_scale(editor, prefix: str = "subgraph-status") -> str:
     page = editor.page
     editor.open_example("image-basics")
+    # a prefix of its own: the server caches a SaveImage that saw the same inputs, and other tests
+    # wait for image-basics' own file
+    editor.set_widget("4", "filename_prefix", prefix)
     editor.node("2").locator(".ng-node-header").click()
     editor.node("3").locator(".ng-node-header").click(modifiers=["Control"])
     editor.press("Control+Shift+E")
