@@ -289,9 +289,10 @@ def _check_literal(inp: Input, value: Any, env, choice_memo) -> tuple[str | None
     if not inp.is_widget:
         if kind == "*":  # ComfyUI's validate_inputs hands a literal to a "*" input unchanged
             return None, value
-        widget = next((m for m in sorted(inp.type.members) if m in _LITERAL_TYPES), None)
-        if widget is not None and not inp.force_input:  # "FLOAT,MASK": a literal is checked as the FLOAT
-            return _check_literal(replace(inp, type=widget), value, env, choice_memo)
+        widgets = [m for m in _LITERAL_TYPES if m in inp.type.members]
+        if widgets and not inp.force_input:  # "FLOAT,MASK", "INT,FLOAT": a literal of one of the literal types
+            checked = [_check_literal(replace(inp, type=w), value, env, choice_memo) for w in widgets]
+            return next((c for c in checked if c[0] is None), checked[0])
         return f"expects a link from a {kind} output, got the literal {_short(value)}", value
     if kind == "INT":
         if isinstance(value, bool) or not isinstance(value, int):

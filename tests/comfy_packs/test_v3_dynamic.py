@@ -131,6 +131,18 @@ def test_any_input_takes_a_literal_unchanged(comfy_env, literal):
     assert result.outputs["show"] == {"text": [f"{type(literal).__name__} {literal!r}"]}
 
 
+def test_named_grown_inputs_of_several_literal_types(comfy_env):
+    """TemplateNames a, b, c with min 2: a and b required, each takes an INT, FLOAT or BOOLEAN literal."""
+    result = run(comfy_env, {"sum": {"type": "TestV3SumVariables", "inputs": {
+        "variables.a": 2, "variables.b": 0.5, "variables.c": True}}})
+    assert result.status == "success", result.errors
+    assert result.outputs["sum"] == {"text": ["['a', 'b', 'c'] 3.5"]}
+    with pytest.raises(ValidationFailed) as failed:
+        run(comfy_env, {"sum": {"type": "TestV3SumVariables", "inputs": {"variables.a": "x"}}})
+    issues = {(i.input, i.kind) for i in failed.value.issues}
+    assert issues == {("variables.a", "bad_value"), ("variables.b", "missing_input")}
+
+
 API_PROMPT = {
     "1": {"class_type": "EmptyImage", "inputs": {"width": 6, "height": 4, "batch_size": 1, "color": 0xFF0000}},
     "2": {"class_type": "EmptyImage", "inputs": {"width": 6, "height": 4, "batch_size": 1, "color": 0x0000FF}},

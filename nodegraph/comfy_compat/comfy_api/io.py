@@ -211,7 +211,7 @@ _PLAIN = {"Image": "IMAGE", "Mask": "MASK", "Latent": "LATENT", "Conditioning": 
           "ClipVisionOutput": "CLIP_VISION_OUTPUT", "StyleModel": "STYLE_MODEL", "Gligen": "GLIGEN",
           "UpscaleModel": "UPSCALE_MODEL", "Audio": "AUDIO", "Video": "VIDEO", "Hooks": "HOOKS",
           "LatentOperation": "LATENT_OPERATION", "BBOX": "BBOX", "SEGS": "SEGS", "AnyType": "*",
-          "Point": "POINT", "FaceAnalysis": "FACE_ANALYSIS", "Photomaker": "PHOTOMAKER"}
+          "Point": "POINT", "FaceAnalysis": "FACE_ANALYSIS", "Photomaker": "PHOTOMAKER", "Tracks": "TRACKS"}
 for _name, _io_type in _PLAIN.items():
     globals()[_name] = comfytype(_io_type)(type(_name, (ComfyTypeIO,), {"__module__": __name__}))
 
@@ -384,8 +384,7 @@ def engine_input_types(inputs: list, prefix: str = "") -> dict:
             for i, name in enumerate(inp.template.names):
                 sub = engine_input_types([grown_from], f"{key}.")
                 entry = next(iter((sub["required"] | sub["optional"]).values()))
-                declared["required" if i < inp.template.min and not inp.optional else "optional"][
-                    f"{key}.{name}"] = entry
+                declared["required" if i < inp.template.min else "optional"][f"{key}.{name}"] = entry
         elif isinstance(inp, DynamicCombo.Input):
             put(inp, key, [o.key for o in inp.options], inp.optional)
             for option in inp.options:

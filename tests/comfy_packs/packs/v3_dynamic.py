@@ -71,9 +71,27 @@ class TestV3ShowAny(io.ComfyNode):
         return io.NodeOutput(ui=ui.PreviewText(shown))
 
 
+class TestV3SumVariables(io.ComfyNode):
+    """Named grown inputs (Autogrow.TemplateNames) of a MultiType with no widget of its own, as KJNodes'
+    expression node declares its variables."""
+
+    @classmethod
+    def define_schema(cls):
+        var = io.MultiType.Input("var", [io.Int, io.Float, io.Boolean], optional=True)
+        return io.Schema(node_id="TestV3SumVariables", category="test_pack/v3", is_output_node=True,
+                         inputs=[io.Autogrow.Input("variables", template=io.Autogrow.TemplateNames(
+                             input=var, names=["a", "b", "c"], min=2))],
+                         outputs=[io.Float.Output("sum")])
+
+    @classmethod
+    def execute(cls, variables: dict):
+        total = float(sum(variables.values()))
+        return io.NodeOutput(total, ui=ui.PreviewText(f"{sorted(variables)} {total}"))
+
+
 class DynamicExtension(ComfyExtension):
     async def get_node_list(self):
-        return [TestV3Average, TestV3PickFirst, TestV3Adjust, TestV3ShowAny]
+        return [TestV3Average, TestV3PickFirst, TestV3Adjust, TestV3ShowAny, TestV3SumVariables]
 
 
 async def comfy_entrypoint():
