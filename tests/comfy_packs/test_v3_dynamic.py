@@ -163,3 +163,30 @@ def test_cli_runs_an_api_prompt_with_dynamic_inputs(tmp_path):
     # (0.5 * 1.5) = 0.75 for red and blue; SaveImage truncates 255 * value in float32
     level = int(torch.tensor(0.5, dtype=torch.float32) * 1.5 * 255)
     assert saved_pixel(tmp_path / "out" / "dyn_00001_.png") == (level, 0, level)
+
+
+def test_server_runs_the_api_prompt_and_lists_the_dynamic_inputs(tmp_path, comfy_registry):
+    from tests.server.conftest import ServerThread
+    from tests.server.test_comfy_protocol import ComfySocket, post
+
+    from nodegraph.environment import Environment
+    from nodegraph.folders import Folders
+
+    for name in ("models", "output", "input", "temp"):
+        (tmp_path / name).mkdir()
+    env = Environment(registry=comfy_registry, folders=Folders(tmp_path))
+    with ServerThread(env, tmp_path) as server, server.client() as http:
+        info = http.get("/object_info/TestV3Adjust").json()["TestV3Adjust"]
+        assert info["input"]["required"]["mode"][0] == "COMFY_DYNAMICCOMBO_V3"
+        socket = ComfySocket(server, "dyn-client")
+        try:
+            answer = post(http, API_PROMPT, client_id="dyn-client").json()
+            frames = socket.read_until_done(answer["prompt_id"])
+        finally:
+            socket.close()
+        executed = {m["data"]["node"]: m["data"]["output"] for kind, m in frames
+                    if kind == "json" and m["type"] == "executed"}
+        assert executed["7"] == {"text": ["int 7"]}
+        assert executed["6"]["images"][0]["filename"] == "dyn_00001_.png"
+    level = int(torch.tensor(0.5, dtype=torch.float32) * 1.5 * 255)
+    assert saved_pixel(tmp_path / "output" / "dyn_00001_.png") == (level, 0, level)
