@@ -11,7 +11,7 @@ output/ and temp/ (the pack's requirements must be importable: install them, or 
 folder on PYTHONPATH).
 
 A node is run when each of its required inputs is IMAGE, MASK, LATENT or a widget (INT, FLOAT,
-STRING, BOOLEAN, COMBO): a 64x48 picture (colour gradients and a white disc), a mask of the disc,
+STRING, BOOLEAN, COMBO), or a comma type with one of those ("IMAGE,MASK": the first): a 64x48 picture (colour gradients and a white disc), a mask of the disc,
 a 4-channel latent of that picture's size, and each widget's default (a COMBO's default, else its
 first choice; without a default, what ComfyUI's frontend puts in the widget: min or 0, "", false),
 optional widgets included, as the frontend sends them all. Optional inputs of other types are left out. The node runs through nodegraph's
@@ -66,6 +66,12 @@ WIDTH, HEIGHT = 64, 48
 
 
 # --- one pack, in a child process ------------------------------------------------------------
+def tried_kind(inp) -> str:
+    """The type the tool feeds an input: its own, or for a comma type ("IMAGE,MASK" of V3's MatchType /
+    MultiType) its first member the tool can make."""
+    return next((kind for kind in inp.type.name.split(",") if kind in RUNNABLE), inp.type.name)
+
+
 def synthetic_sources():
     """Source nodes for the synthetic inputs, declared with nodegraph's public API."""
     import torch
@@ -168,14 +174,14 @@ def try_pack(path: Path, timeout: float) -> dict:
     signal.signal(signal.SIGALRM, alarm)
     for name in sorted(pack_nodes):
         spec = registry.specs[name]
-        needs = sorted({i.type.name for i in spec.inputs if not i.optional and i.type.name not in RUNNABLE})
+        needs = sorted({i.type.name for i in spec.inputs if not i.optional and tried_kind(i) not in RUNNABLE})
         if needs:
             report["nodes"][name] = {"status": "skipped", "why": "needs " + ", ".join(needs)}
             continue
         nodes, inputs = {}, {}
         try:
             for inp in spec.inputs:
-                kind = inp.type.name
+                kind = tried_kind(inp)
                 if kind in ("IMAGE", "MASK", "LATENT"):
                     if inp.optional:
                         continue

@@ -5,7 +5,7 @@ module exports (plus torch, numpy, PIL and the like); tests/test_import_map.py h
 """
 from .devices import ModelHandle, run_in_chunks
 from .expansion import ExecutionBlocker, Expansion
-from .images import (center_crop_margins, common_upscale, filename_prefix_problem, pil_to_tensor, pixel_budget_problem,
+from .images import (center_crop_margins, common_upscale, composite, filename_prefix_problem, pil_to_tensor, pixel_budget_problem,
                      repeat_to_batch, save_images, tensor_to_pil, tensor_to_pil_truncated)
 from .model_files import ModelFileError, WeightsFile, read_weights
 from .providers import provide, provided
@@ -28,7 +28,7 @@ __all__ = [
     "ModelFileError", "WeightsFile", "read_weights", "ModelHandle", "run_in_chunks",
     # images and batches
     "tensor_to_pil", "tensor_to_pil_truncated", "pil_to_tensor", "save_images", "filename_prefix_problem", "center_crop_margins",
-    "common_upscale", "pixel_budget_problem", "repeat_to_batch",
+    "common_upscale", "composite", "pixel_budget_problem", "repeat_to_batch",
     # services packs offer by name (the diffusion pack gives the ComfyUI layer its model surface)
     "provide", "provided",
 ]

@@ -118,6 +118,35 @@ def repeat_to_batch(x: torch.Tensor, batch: int) -> torch.Tensor:
     return x
 
 
+def composite(destination: torch.Tensor, source: torch.Tensor, x: int, y: int, mask: torch.Tensor | None = None,
+              multiplier: int = 8, resize_source: bool = False) -> torch.Tensor:
+    """ComfyUI's comfy_extras/nodes_mask.composite on [B, C, H, W] tensors (LatentCompositeMasked runs it with
+    multiplier 8, ImageCompositeMasked with 1): source pasted into destination (changed in place and
+    returned) at (x, y) in units of 1/multiplier cell, clamped to the picture, weighted by the mask
+    resized (bilinear) to the source; the source batch is cycled to the destination's."""
+    source = source.to(destination.device)
+    if resize_source:
+        source = F.interpolate(source, size=destination.shape[-2:], mode="bilinear")
+    source = repeat_to_batch(source, destination.shape[0])
+    x = max(-source.shape[-1] * multiplier, min(x, destination.shape[-1] * multiplier))
+    y = max(-source.shape[-2] * multiplier, min(y, destination.shape[-2] * multiplier))
+    left, top = x // multiplier, y // multiplier
+    right, bottom = left + source.shape[-1], top + source.shape[-2]
+    if mask is None:
+        mask = torch.ones_like(source)
+    else:
+        mask = F.interpolate(mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).to(source),
+                             size=source.shape[-2:], mode="bilinear")
+        mask = repeat_to_batch(mask, source.shape[0])
+    # only the part of the source that lies on the destination
+    visible_w, visible_h = destination.shape[-1] - left + min(0, x), destination.shape[-2] - top + min(0, y)
+    mask = mask[:, :, :visible_h, :visible_w]
+    source_part = mask * source[..., :visible_h, :visible_w]
+    destination_part = (torch.ones_like(mask) - mask) * destination[..., top:bottom, left:right]
+    destination[..., top:bottom, left:right] = source_part + destination_part
+    return destination
+
+
 PARTIAL_SUFFIX = ".nodegraph-partial"  # a file being written; renamed into place once complete
 
 

@@ -113,6 +113,9 @@ class Output:
     type: SocketType | str
     is_list: bool = False  # the node returns a list; downstream nodes run once per item
     tooltip: str = ""
+    # a type variable (ComfyUI's MatchType): the output carries the type of what feeds the first of these
+    # inputs that is linked, and `type` when none is
+    type_from: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.type = socket_type(self.type)

@@ -12,7 +12,7 @@ cycle) networkx names the strongly connected components.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import networkx as nx
@@ -206,6 +206,21 @@ def validate_or_raise(workflow: Workflow, registry: Registry, env: Any = None,
     return plan
 
 
+def _output_type(nodes, registry, node_id, index: int, depth: int = 0):
+    """An output's type, with a type variable (Output.type_from) resolved through the links feeding it."""
+    spec = registry.get(nodes[node_id].type)
+    output = spec.outputs[index]
+    for name in output.type_from if depth < 64 else ():
+        value = nodes[node_id].inputs.get(name)
+        if is_link(value) and value["node"] in nodes and registry.get(nodes[value["node"]].type) is not None:
+            src_spec = registry.get(nodes[value["node"]].type)
+            out = value["output"]
+            src_index = src_spec.output_index.get(out) if isinstance(out, str) else out
+            if isinstance(src_index, int) and not isinstance(src_index, bool) and 0 <= src_index < len(src_spec.outputs):
+                return _output_type(nodes, registry, value["node"], src_index, depth + 1)
+    return output.type
+
+
 def _check_link(node_id, node_type, name, inp: Input | None, value, nodes, registry, issues) -> tuple[str, int] | None:
     if inp is None:
         return None  # reported as unknown input by _check_inputs
@@ -226,7 +241,7 @@ def _check_link(node_id, node_type, name, inp: Input | None, value, nodes, regis
         issues.append(Issue("bad_link", f"links to output {out!r} of node {src_id} ({src.type}), "
                                       f"which has outputs {have}", node_id, node_type, name))
         return None
-    out_type = src_spec.outputs[index].type
+    out_type = _output_type(nodes, registry, src_id, index)
     if not inp.type.accepts(out_type):
         issues.append(Issue("type_mismatch", f"expects {inp.type.name}, but node {src_id} ({src.type}) "
                                       f"output {src_spec.outputs[index].name!r} gives {out_type.name}",
@@ -266,9 +281,18 @@ def _check_inputs(node_id, spec: NodeSpec, values: dict, links: dict, env, choic
     return literals if len(issues) == count else None
 
 
+_LITERAL_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
+
+
 def _check_literal(inp: Input, value: Any, env, choice_memo) -> tuple[str | None, Any]:
     kind = inp.type.name
     if not inp.is_widget:
+        if kind == "*":  # ComfyUI's validate_inputs hands a literal to a "*" input unchanged
+            return None, value
+        widgets = [m for m in _LITERAL_TYPES if m in inp.type.members]
+        if widgets and not inp.force_input:  # "FLOAT,MASK", "INT,FLOAT": a literal of one of the literal types
+            checked = [_check_literal(replace(inp, type=w), value, env, choice_memo) for w in widgets]
+            return next((c for c in checked if c[0] is None), checked[0])
         return f"expects a link from a {kind} output, got the literal {_short(value)}", value
     if kind == "INT":
         if isinstance(value, bool) or not isinstance(value, int):

@@ -69,7 +69,7 @@ def _v3_info(cls, module: str) -> dict:
         "output_is_list": [bool(o.is_output_list) for o in outputs],
         "output_name": [o.display_name or o.get_io_type() for o in outputs],
         "output_tooltips": [o.tooltip or None for o in outputs],
-        "output_matchtypes": None,
+        "output_matchtypes": _matchtypes(outputs),
         "name": schema.node_id,
         "display_name": schema.display_name,
         "description": schema.description,
@@ -80,3 +80,11 @@ def _v3_info(cls, module: str) -> dict:
         "experimental": schema.is_experimental,
         "api_node": schema.is_api_node,
     }
+
+
+def _matchtypes(outputs) -> list | None:
+    """Each output's MatchType template id (None for the others); None when no output has one."""
+    from .comfy_api.io import MatchType
+
+    ids = [o.template.template_id if isinstance(o, MatchType.Output) else None for o in outputs]
+    return ids if any(i is not None for i in ids) else None

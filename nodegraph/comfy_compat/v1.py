@@ -111,16 +111,22 @@ def make_input(node_name: str, name: str, entry, *, optional: bool, is_list: boo
                      step=options.get("step") if kind in ("INT", "FLOAT") else None,
                      multiline=bool(options.get("multiline")), display=str(options.get("display") or ""),
                      control_after_generate=bool(options.get("control_after_generate")), **common), raw_link
+    widget = next((m for m in kind.split(",") if m in WIDGET_NAMES), None)
+    if widget is not None and "," in kind and not relaxed:
+        # a socket that also takes a literal ("FLOAT,MASK", V3's MultiType): its range holds for literals
+        return Input(name, kind, default=_widget_default(widget, options.get("default", MISSING)),
+                     min=options.get("min"), max=options.get("max"), step=options.get("step"), **common), raw_link
     return Input(name, kind, **common), raw_link
 
 
 def make_outputs(node_name: str, cls: type) -> list[Output]:
-    types = getattr(cls, "RETURN_TYPES", None)
+    types = getattr(cls, "ENGINE_RETURN_TYPES", None) or getattr(cls, "RETURN_TYPES", None)
     if not isinstance(types, (tuple, list)):
         raise ComfyDeclarationError(f"node {node_name}: RETURN_TYPES must be a tuple, got {types!r}")
     names = getattr(cls, "RETURN_NAMES", None) or [plain_type(t) if isinstance(t, str) else "COMBO" for t in types]
     is_list = getattr(cls, "OUTPUT_IS_LIST", None) or [False] * len(types)
     tooltips = getattr(cls, "OUTPUT_TOOLTIPS", None) or [""] * len(types)
+    type_from = getattr(cls, "ENGINE_TYPE_FROM", None) or [()] * len(types)
     if len(names) != len(types) or len(is_list) != len(types):
         raise ComfyDeclarationError(f"node {node_name}: RETURN_NAMES / OUTPUT_IS_LIST must have one entry per "
                                     f"RETURN_TYPES entry ({len(types)})")
@@ -134,7 +140,7 @@ def make_outputs(node_name: str, cls: type) -> list[Output]:
         if not isinstance(socket, str) or not socket:
             raise ComfyDeclarationError(f"node {node_name}: RETURN_TYPES[{k}] is {kind!r}, not a type name")
         outputs.append(Output(out_name, socket, is_list=bool(is_list[k]),
-                              tooltip=str(tooltips[k] if k < len(tooltips) else "")))
+                              tooltip=str(tooltips[k] if k < len(tooltips) else ""), type_from=tuple(type_from[k])))
     return outputs
 
 
@@ -147,7 +153,9 @@ def adapt(name: str, cls: type, pack: str, display_name: str | None = None) -> t
     function = getattr(cls, "FUNCTION", None)
     if not isinstance(function, str) or not callable(getattr(cls, function, None)):
         raise ComfyDeclarationError(f"node {name}: FUNCTION must name a method of {cls.__name__}, got {function!r}")
-    declared = cls.INPUT_TYPES()
+    # V3 classes give the engine its own sockets for dynamic inputs (io.engine_input_types)
+    declared_inputs = getattr(cls, "ENGINE_INPUT_TYPES", None) or cls.INPUT_TYPES
+    declared = declared_inputs()
     if not isinstance(declared, dict):
         raise ComfyDeclarationError(f"node {name}: INPUT_TYPES() must return a dict, got {type(declared).__name__}")
     input_is_list = bool(getattr(cls, "INPUT_IS_LIST", False))
@@ -158,7 +166,7 @@ def adapt(name: str, cls: type, pack: str, display_name: str | None = None) -> t
     def live_choices(input_name: str):
         def choices(env) -> list[str]:
             with runtime.using_env(env):
-                fresh = cls.INPUT_TYPES()
+                fresh = declared_inputs()
             for section in ("required", "optional"):
                 entry = (fresh.get(section) or {}).get(input_name)
                 if entry is not None:

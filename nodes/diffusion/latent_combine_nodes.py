@@ -7,9 +7,9 @@ aspect; "bicubic" for LatentBlend) and, except in LatentBlend, cut or tiled to i
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from nodegraph import LATENT, MASK, Boolean, Float, Input, Int, Output, common_upscale, node, repeat_to_batch
+from nodegraph import (LATENT, MASK, Boolean, Float, Input, Int, Output, common_upscale, composite, node,
+                       repeat_to_batch)
 
 from .latent_nodes import MAX_RESOLUTION
 
@@ -59,32 +59,6 @@ class LatentComposite:
             region = out_samples[:, :, y:y + h, x:x + w]
             out_samples[:, :, y:y + h, x:x + w] = source * mask + region * (torch.ones_like(mask) - mask)
         return (dict(samples_to, samples=out_samples),)
-
-
-def composite(destination: torch.Tensor, source: torch.Tensor, x: int, y: int, mask: torch.Tensor | None,
-              multiplier: int, resize_source: bool) -> torch.Tensor:
-    """ComfyUI's comfy_extras/nodes_mask.composite: source pasted into destination (changed in place and
-    returned) at (x, y) in units of 1/multiplier cell, weighted by the mask resized to the source."""
-    if resize_source:
-        source = F.interpolate(source, size=destination.shape[-2:], mode="bilinear")
-    source = repeat_to_batch(source, destination.shape[0])
-    x = max(-source.shape[-1] * multiplier, min(x, destination.shape[-1] * multiplier))
-    y = max(-source.shape[-2] * multiplier, min(y, destination.shape[-2] * multiplier))
-    left, top = x // multiplier, y // multiplier
-    right, bottom = left + source.shape[-1], top + source.shape[-2]
-    if mask is None:
-        mask = torch.ones_like(source)
-    else:
-        mask = F.interpolate(mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).to(source),
-                             size=source.shape[-2:], mode="bilinear")
-        mask = repeat_to_batch(mask, source.shape[0])
-    # only the part of the source that lies on the destination
-    visible_w, visible_h = destination.shape[-1] - left + min(0, x), destination.shape[-2] - top + min(0, y)
-    mask = mask[:, :, :visible_h, :visible_w]
-    source_part = mask * source[..., :visible_h, :visible_w]
-    destination_part = (torch.ones_like(mask) - mask) * destination[..., top:bottom, left:right]
-    destination[..., top:bottom, left:right] = source_part + destination_part
-    return destination
 
 
 @node(category="latent")

@@ -390,10 +390,16 @@ def test_pack_cfg_guider_in_sampler_custom_advanced(env):
             "noise": L("noise"), "guider": L(side), "sampler": L("euler"), "sigmas": L("sig"), "latent_image": L("empty")}}
     result, _ = run(env, nodes)
     assert torch.equal(samples(result, "s_theirs"), samples(result, "s_ours"))
+    # a subclass's own predict_noise guides: HalfGuider's x0 is x / 2 at every step, so euler's steps are
+    # x <- x + (x - x / 2) / sigma * (sigma_next - sigma) from the scaled noise, whatever the model says
     nodes["theirs"]["inputs"]["custom"] = True
-    failed = Executor(env).run({"version": 1, "nodes": with_outputs(nodes)})
-    assert failed.status != "success"
-    assert "CFGGuider.predict_noise (overridden by HalfGuider)" in " ".join(str(e) for e in failed.errors)
+    result, _ = run(env, nodes)
+    sigmas = result.value("sig")
+    # an EPS model's first noise scaling at full denoise is sqrt(1 + sigma^2) (ComfyUI's EPS.noise_scaling)
+    x = result.value("noise").generate_noise({"samples": torch.zeros(1, 4, 4, 4)}) * (1 + sigmas[0] ** 2) ** 0.5
+    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
+        x = x + (x - x * 0.5) / sigma * (sigma_next - sigma)
+    assert torch.allclose(samples(result, "s_theirs"), x / 0.18215, atol=1e-5)
 
 
 def test_pack_checkpoint_loader_shares_our_model_cache(env):
@@ -421,3 +427,37 @@ def test_weight_patch_kinds_follow_comfyuis_calculate_weight():
     with pytest.raises(NotImplementedError, match="'lora'"):
         comfy_patches({"diffusion_model.a": ("lora", (diff, diff, None, None))}, {"diffusion_model.a": "unet.a"},
                       set(), 1.0, 1.0)
+
+
+def _custom_advanced(guider: str, sigmas, noise="noise") -> dict:
+    return {"type": "SamplerCustomAdvanced", "inputs": {"noise": L(noise), "guider": L(guider),
+                                                        "sampler": L("euler"), "sigmas": sigmas,
+                                                        "latent_image": L("empty")}}
+
+
+def test_custom_guider_with_its_own_predict_noise_reads_sample_sigmas(env):
+    """TestWindowedCFGGuider (custom_guider pack) uses cfg only in its window of the run: over all of it, it is
+    CFGGuider at cfg 6; over none, CFGGuider at 1; over the first two of three steps, it is our CFGGuider at 6
+    for those steps, then at 1 on the rest without new noise (SplitSigmas at step 2 + DisableNoise)."""
+    guide = {"model": L("ckpt"), "positive": L("pos"), "negative": L("neg")}
+    nodes = {**base(), "sig": {"type": "BasicScheduler", "inputs": {"model": L("ckpt"), "scheduler": "normal",
+                                                                    "steps": 3, "denoise": 1.0}},
+             "split": {"type": "SplitSigmas", "inputs": {"sigmas": L("sig"), "step": 2}},
+             "euler": {"type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+             "noise": {"type": "RandomNoise", "inputs": {"noise_seed": 7}},
+             "no_noise": {"type": "DisableNoise", "inputs": {}},
+             "all": {"type": "TestWindowedCFGGuider", "inputs": {**guide, "cfg": 6.0}},
+             "none": {"type": "TestWindowedCFGGuider", "inputs": {**guide, "cfg": 6.0, "start_percent": 0.9}},
+             "early": {"type": "TestWindowedCFGGuider", "inputs": {**guide, "cfg": 6.0, "end_percent": 0.5}},
+             "cfg6": {"type": "CFGGuider", "inputs": {**guide, "cfg": 6.0}},
+             "cfg1": {"type": "CFGGuider", "inputs": {**guide, "cfg": 1.0}}}
+    for name in ("all", "none", "early", "cfg6", "cfg1"):
+        nodes[f"s_{name}"] = _custom_advanced(name, L("sig"))
+    nodes["s_first"] = _custom_advanced("cfg6", L("split", 0))
+    nodes["s_then"] = {**_custom_advanced("cfg1", L("split", 1), "no_noise")}
+    nodes["s_then"]["inputs"]["latent_image"] = L("s_first")
+    result, _ = run(env, nodes)
+    assert torch.allclose(samples(result, "s_all"), samples(result, "s_cfg6"), atol=1e-6)
+    assert torch.allclose(samples(result, "s_none"), samples(result, "s_cfg1"), atol=1e-6)
+    assert torch.allclose(samples(result, "s_early"), samples(result, "s_then"), atol=1e-5)
+    assert not torch.allclose(samples(result, "s_early"), samples(result, "s_cfg6"), atol=1e-3)

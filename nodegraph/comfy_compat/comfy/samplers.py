@@ -144,6 +144,8 @@ class CFGGuider:
         self.model_patcher = model_patcher
         self.model_options = getattr(model_patcher, "model_options", {})
         self.original_conds: dict[str, Any] = {}
+        self.conds: dict[str, Any] = {}  # each side's prepared conds while sampling (predict_noise reads them)
+        self.inner_model = None  # the model sampling_function takes, while sampling
         self.cfg = 1.0
 
     def set_conds(self, positive, negative) -> None:
@@ -159,22 +161,19 @@ class CFGGuider:
     @property
     def model(self):
         from ..model_surface import unwrap
-        self._check_plain()
         return unwrap(self.model_patcher)
 
     @property
     def guidance(self):
-        self._check_plain()
+        if type(self).predict_noise is not CFGGuider.predict_noise:  # a custom guider: its predict_noise guides
+            return _sampling().PackGuiderGuidance(self)
         return _sampling().cfg_guidance(self.original_conds.get("positive"), self.original_conds.get("negative"),
                                         self.cfg)
 
     def predict_noise(self, x, timestep, model_options=None, seed=None):
-        raise _missing("CFGGuider.predict_noise")
-
-    def _check_plain(self) -> None:
-        """A subclass with its own predict_noise (a custom guider) would be silently ignored: refuse it."""
-        if type(self).predict_noise is not CFGGuider.predict_noise:
-            _missing(f"CFGGuider.predict_noise (overridden by {type(self).__name__})")
+        """ComfyUI's: the guided x0 of x at sigma `timestep` (inner_model and conds are set while sampling)."""
+        return sampling_function(self.inner_model, x, timestep, self.conds.get("negative"),
+                                 self.conds.get("positive"), self.cfg, model_options=model_options or {}, seed=seed)
 
     def sample(self, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None, disable_pbar=False,
                seed=None) -> torch.Tensor:

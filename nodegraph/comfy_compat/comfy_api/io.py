@@ -7,6 +7,7 @@ answers the V1 contract (INPUT_TYPES, RETURN_TYPES, FUNCTION ...) from its schem
 """
 from __future__ import annotations
 
+import copy
 import inspect
 from enum import Enum
 from typing import Any
@@ -210,9 +211,237 @@ _PLAIN = {"Image": "IMAGE", "Mask": "MASK", "Latent": "LATENT", "Conditioning": 
           "ClipVisionOutput": "CLIP_VISION_OUTPUT", "StyleModel": "STYLE_MODEL", "Gligen": "GLIGEN",
           "UpscaleModel": "UPSCALE_MODEL", "Audio": "AUDIO", "Video": "VIDEO", "Hooks": "HOOKS",
           "LatentOperation": "LATENT_OPERATION", "BBOX": "BBOX", "SEGS": "SEGS", "AnyType": "*",
-          "Point": "POINT", "FaceAnalysis": "FACE_ANALYSIS", "Photomaker": "PHOTOMAKER"}
+          "Point": "POINT", "FaceAnalysis": "FACE_ANALYSIS", "Photomaker": "PHOTOMAKER", "Tracks": "TRACKS"}
 for _name, _io_type in _PLAIN.items():
     globals()[_name] = comfytype(_io_type)(type(_name, (ComfyTypeIO,), {"__module__": __name__}))
+
+
+# --- dynamic inputs (ComfyUI 0.8's MultiType, MatchType, Autogrow, DynamicCombo) ----------------------
+# /object_info shows them as ComfyUI declares them (COMFY_*_V3 types with their templates); the engine
+# sees plain sockets instead, built by engine_input_types() / engine_return_types() below, so the one
+# place that decides what connects stays SocketType.accepts.
+def _input_dict_v1(inputs: list) -> dict:
+    """As ComfyUI's create_input_dict_v1: {"required": {id: (type, options)}, "optional": ...}."""
+    declared: dict = {"required": {}}
+    for inp in inputs:
+        options = inp.as_dict()
+        options.pop("optional", None)
+        declared.setdefault("optional" if inp.optional else "required", {})[inp.id] = (inp.get_io_type(), options)
+    return declared
+
+
+class DynamicInput(Input):
+    """An input that stands for a set of inputs chosen by what the prompt holds."""
+
+
+@comfytype("COMFY_MULTITYPED_V3")
+class MultiType:
+    class Input(Input):
+        """One socket that takes any of `types`; with an Input as `id`, that input's widget and options."""
+
+        def __init__(self, id, types: list, display_name=None, optional=False, tooltip=None, lazy=None,
+                     extra_dict=None, raw_link=None):
+            self.input_override = None
+            if isinstance(id, Input):
+                self.input_override = copy.copy(id)
+                optional = True if id.optional is True else optional
+                tooltip = id.tooltip if id.tooltip is not None else tooltip
+                display_name = id.display_name if id.display_name is not None else display_name
+                lazy = id.lazy if id.lazy is not None else lazy
+                if isinstance(self.input_override, WidgetInput):
+                    self.input_override.widget_type = self.input_override.get_io_type()
+                id = id.id
+            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link)
+            self._io_types = list(types)
+
+        def get_io_type(self) -> str:
+            names = [t.io_type for t in self._io_types]
+            if self.input_override is not None:
+                names.insert(0, self.input_override.get_io_type())
+            return ",".join(dict.fromkeys(names))
+
+        def as_dict(self) -> dict:
+            own = super().as_dict()
+            return self.input_override.as_dict() | own if self.input_override is not None else own
+
+
+@comfytype("COMFY_MATCHTYPE_V3")
+class MatchType(ComfyTypeIO):
+    class Template:
+        """A type variable: inputs and outputs sharing `template_id` carry the same type, one of allowed_types."""
+
+        def __init__(self, template_id: str, allowed_types=None) -> None:
+            allowed = AnyType if allowed_types is None else allowed_types  # noqa: F821 (made by _PLAIN)
+            self.template_id = template_id
+            self.allowed_types = list(allowed) if isinstance(allowed, (list, tuple)) else [allowed]
+
+        def as_dict(self) -> dict:
+            return {"template_id": self.template_id,
+                    "allowed_types": ",".join(t.io_type for t in self.allowed_types)}
+
+        def engine_type(self) -> str:
+            names = [t.io_type for t in self.allowed_types]
+            return "*" if "*" in names else ",".join(dict.fromkeys(names))
+
+    class Input(Input):
+        def __init__(self, id, template, display_name=None, optional=False, tooltip=None, lazy=None,
+                     extra_dict=None, raw_link=None):
+            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link)
+            self.template = template
+
+        def as_dict(self) -> dict:
+            return super().as_dict() | {"template": self.template.as_dict()}
+
+    class Output(Output):
+        def __init__(self, template, id=None, display_name=None, tooltip=None, is_output_list=False):
+            if not id and not display_name:
+                display_name = "MATCHTYPE"
+            super().__init__(id, display_name, tooltip, is_output_list)
+            self.template = template
+
+
+@comfytype("COMFY_AUTOGROW_V3")
+class Autogrow(ComfyTypeI):
+    _MaxNames = 100
+
+    class _Template:
+        def __init__(self, input: Input) -> None:
+            if isinstance(input, DynamicInput):
+                raise TypeError("an Autogrow template cannot be a dynamic input")
+            self.input = copy.copy(input)
+            if isinstance(self.input, WidgetInput):
+                self.input.force_input = True  # grown inputs are sockets, as in ComfyUI
+            self.names: list[str] = []
+
+        def as_dict(self) -> dict:
+            return {"input": _input_dict_v1([self.input])}
+
+    class TemplatePrefix(_Template):
+        def __init__(self, input: Input, prefix: str, min: int = 1, max: int = 10) -> None:
+            super().__init__(input)
+            if not (min >= 0 and 1 <= max <= Autogrow._MaxNames):
+                raise ValueError(f"Autogrow.TemplatePrefix needs 0 <= min and 1 <= max <= 100, got {min}, {max}")
+            self.prefix, self.min, self.max = prefix, min, max
+            self.names = [f"{prefix}{i}" for i in range(max)]
+
+        def as_dict(self) -> dict:
+            return super().as_dict() | {"prefix": self.prefix, "min": self.min, "max": self.max}
+
+    class TemplateNames(_Template):
+        def __init__(self, input: Input, names: list, min: int = 1) -> None:
+            super().__init__(input)
+            if min < 0:
+                raise ValueError(f"Autogrow.TemplateNames needs min >= 0, got {min}")
+            self.names, self.min = list(names)[:Autogrow._MaxNames], min
+
+        def as_dict(self) -> dict:
+            return super().as_dict() | {"names": self.names, "min": self.min}
+
+    class Input(DynamicInput):
+        def __init__(self, id, template, display_name=None, optional=False, tooltip=None, lazy=None,
+                     extra_dict=None) -> None:
+            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict)
+            self.template = template
+
+        def as_dict(self) -> dict:
+            return super().as_dict() | {"template": self.template.as_dict()}
+
+
+@comfytype("COMFY_DYNAMICCOMBO_V3")
+class DynamicCombo(ComfyTypeI):
+    class Option:
+        def __init__(self, key: str, inputs: list) -> None:
+            self.key, self.inputs = key, list(inputs)
+
+        def as_dict(self) -> dict:
+            return {"key": self.key, "inputs": _input_dict_v1(self.inputs)}
+
+    class Input(DynamicInput):
+        def __init__(self, id, options: list, display_name=None, optional=False, tooltip=None, lazy=None,
+                     extra_dict=None) -> None:
+            super().__init__(id, display_name, optional, tooltip, lazy, extra_dict)
+            self.options = list(options)
+
+        def as_dict(self) -> dict:
+            return super().as_dict() | {"options": [o.as_dict() for o in self.options]}
+
+
+def engine_input_types(inputs: list, prefix: str = "") -> dict:
+    """The inputs as the engine's sockets, in ComfyUI's prompt naming: a grown input is
+    "<autogrow id>.<name>" (required for the first `min`), a DynamicCombo is a combo of its keys and
+    each option's inputs are "<combo id>.<input id>" (optional here; the chosen option's required ones
+    are checked when the node runs), a MatchType input takes its allowed types."""
+    declared: dict = {"required": {}, "optional": {}}
+
+    def put(inp, key: str, kind, optional: bool) -> None:
+        options = {k: v for k, v in inp.as_dict().items() if k not in ("optional", "template", "options")}
+        declared["optional" if optional else "required"][key] = (kind, options)
+
+    for inp in inputs:
+        key = prefix + inp.id
+        if isinstance(inp, Autogrow.Input):
+            grown_from = inp.template.input
+            for i, name in enumerate(inp.template.names):
+                sub = engine_input_types([grown_from], f"{key}.")
+                entry = next(iter((sub["required"] | sub["optional"]).values()))
+                declared["required" if i < inp.template.min else "optional"][f"{key}.{name}"] = entry
+        elif isinstance(inp, DynamicCombo.Input):
+            put(inp, key, [o.key for o in inp.options], inp.optional)
+            for option in inp.options:
+                sub = engine_input_types(option.inputs, f"{key}.")
+                for entry_key, entry in (sub["required"] | sub["optional"]).items():
+                    declared["optional"].setdefault(entry_key, entry)
+        elif isinstance(inp, MatchType.Input):
+            put(inp, key, inp.template.engine_type(), inp.optional)
+        else:
+            options = inp.as_dict()
+            options.pop("optional", None)
+            declared["optional" if inp.optional else "required"][key] = (inp.get_io_type(), options)
+    return declared
+
+
+def engine_return_types(outputs: list) -> tuple:
+    return tuple(o.template.engine_type() if isinstance(o, MatchType.Output) else o.get_io_type() for o in outputs)
+
+
+def engine_type_from(inputs: list, outputs: list) -> tuple:
+    """Per output, the MatchType inputs of its template (the engine's Output.type_from): the output
+    has the type of what is linked to them, as ComfyUI's frontend resolves it."""
+    return tuple(tuple(i.id for i in inputs if isinstance(i, MatchType.Input)
+                       and i.template.template_id == o.template.template_id)
+                 if isinstance(o, MatchType.Output) else () for o in outputs)
+
+
+def nested_values(node_id: str, inputs: list, values: dict, prefix: str = "") -> dict:
+    """The prompt's flat "a.b" values as execute receives them (ComfyUI's build_nested_inputs): an
+    Autogrow as {name: value} of the grown inputs given, a DynamicCombo as {combo id: key, input id:
+    value} of the chosen option; the other options' values are dropped."""
+    out: dict = {}
+    for inp in inputs:
+        key = prefix + inp.id
+        if isinstance(inp, Autogrow.Input):
+            grown = {name: values.pop(f"{key}.{name}") for name in inp.template.names if f"{key}.{name}" in values}
+            if grown:
+                out[inp.id] = grown
+        elif isinstance(inp, DynamicCombo.Input):
+            if key not in values:
+                continue
+            choice = values.pop(key)
+            option = next((o for o in inp.options if o.key == choice), None)
+            if option is None:
+                raise ValueError(f"node {node_id}: input {key!r} is {choice!r}, not one of "
+                                 f"{[o.key for o in inp.options]}")
+            chosen = nested_values(node_id, option.inputs, values, f"{key}.")
+            missing = [f"{key}.{i.id}" for i in option.inputs
+                       if not i.optional and not isinstance(i, DynamicInput) and i.id not in chosen]
+            if missing:
+                raise ValueError(f"node {node_id}: option {choice!r} of {key!r} needs input {missing[0]!r}")
+            for other in [k for k in values if k.startswith(f"{key}.")]:
+                values.pop(other)
+            out[inp.id] = {inp.id: choice, **chosen}
+        elif key in values:
+            out[inp.id] = values.pop(key)
+    return out
 
 
 # --- hidden values ------------------------------------------------------------------------------
@@ -292,6 +521,15 @@ class _V1Surface(type):
     @property
     def RETURN_TYPES(cls):
         return tuple(o.get_io_type() for o in cls.GET_SCHEMA().outputs)
+
+    @property
+    def ENGINE_RETURN_TYPES(cls):
+        return engine_return_types(cls.GET_SCHEMA().outputs)
+
+    @property
+    def ENGINE_TYPE_FROM(cls):
+        schema = cls.GET_SCHEMA()
+        return engine_type_from(schema.inputs, schema.outputs)
 
     @property
     def RETURN_NAMES(cls):
@@ -396,8 +634,21 @@ class ComfyNode(metaclass=_V1Surface):
         return declared
 
     @classmethod
+    def ENGINE_INPUT_TYPES(cls) -> dict:
+        """INPUT_TYPES as the engine's sockets (dynamic inputs spelled out; see engine_input_types)."""
+        schema = cls.GET_SCHEMA()
+        declared = engine_input_types(schema.inputs)
+        if schema.hidden:
+            declared["hidden"] = {Hidden(h).name: (Hidden(h).value,) for h in schema.hidden}
+        return declared
+
+    @classmethod
     def EXECUTE_NORMALIZED(cls, **kwargs):
         hidden = {h.name: kwargs.pop(h.name) for h in Hidden if h.name in kwargs}
+        schema = cls.GET_SCHEMA()
+        if any(isinstance(i, DynamicInput) for i in schema.inputs):
+            nested = nested_values(schema.node_id, schema.inputs, kwargs)
+            kwargs = {**kwargs, **nested}
         clone = type(cls.__name__, (cls,), {"hidden": HiddenHolder(hidden), "SCHEMA": cls.GET_SCHEMA()})
         result = clone.execute(**kwargs)
         if inspect.isawaitable(result):

@@ -17,6 +17,7 @@ from ..sampler_nodes import run_sampler, step_reporter
 from ..sampling import (CFGGuidance, SCHEDULER_NAMES, SAMPLER_NAMES, DISCARD_PENULTIMATE_SIGMA_SAMPLERS,
                         SamplerChoice, calculate_sigmas, fix_empty_latent_channels, ksampler_sigmas, prepare_noise,
                         sample_guided, sampler_object, trim_sigmas)
+from ..sampling.guidance import merge_model_options
 from ..sampling import (BrownianTreeNoiseSampler, calc_cond_batch, default_noise_sampler,  # noqa: F401
                         get_ancestral_step, to_d)
 from ..sampling.samplers import KSAMPLER_NAMES, SAMPLERS
@@ -24,7 +25,7 @@ from .patcher import ComfyModelPatcher
 
 __all__ = ["FunctionSampler", "KSAMPLER_NAMES", "SAMPLER_NAMES", "SCHEDULER_NAMES", "DISCARD_PENULTIMATE_SIGMA_SAMPLERS",
            "calculate_sigmas", "common_ksampler", "guided_sample", "kdiffusion_function", "kdiffusion_names",
-           "ksampler", "ksampler_sigmas", "prepare_noise", "sampler_object", "trim_sigmas", "prepare_callback",
+           "ksampler", "ksampler_sigmas", "PackGuiderGuidance", "prepare_noise", "sampler_object", "trim_sigmas", "prepare_callback",
            "fix_empty_latent_channels_of"]
 
 
@@ -110,6 +111,38 @@ def guided_sample(model: Any, noise: torch.Tensor, guidance, sampler, sigmas: to
 
 def cfg_guidance(positive, negative, cfg: float):
     return CFGGuidance(positive, negative, cfg)
+
+
+class PackGuiderGuidance:
+    """A pack's comfy.samplers.CFGGuider subclass with its own predict_noise (KJNodes' ScheduledCFGGuidance),
+    as guidance for our samplers: at each model call predict_noise(x, sigma, model_options, seed) gives the
+    x0, with guider.inner_model and guider.conds set as ComfyUI's sampling sets them (what sampling_function
+    and calc_cond_batch take: the model hooks see and each side's prepared conds)."""
+
+    def __init__(self, guider) -> None:
+        self.guider = guider
+
+    @property
+    def conds(self) -> dict[str, list]:
+        return {name: cond for name, cond in self.guider.original_conds.items() if cond is not None}
+
+    def denoiser(self, apply_fn, sides: dict, model_options: dict | None):
+        return PackGuiderDenoiser(self.guider, apply_fn, sides, model_options)
+
+
+class PackGuiderDenoiser:
+    def __init__(self, guider, apply_fn, sides: dict, model_options: dict | None) -> None:
+        self.guider, self.apply_fn, self.sides = guider, apply_fn, sides
+        self.model_options = dict(model_options or {})
+        self.sample_sigmas = None  # set by the pipeline before sampling
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, model_options: dict | None = None, seed=None,
+                 **_: Any) -> torch.Tensor:
+        mo = merge_model_options(self.model_options, model_options)
+        # as ComfyUI's CFGGuider.inner_sample: the run's sigmas in transformer_options
+        mo["transformer_options"] = {**(mo.get("transformer_options") or {}), "sample_sigmas": self.sample_sigmas}
+        self.guider.inner_model, self.guider.conds = self.apply_fn, dict(self.sides)
+        return self.guider.predict_noise(x, sigma, model_options=mo, seed=seed)
 
 
 def fix_empty_latent_channels_of(model: Any, latent_image: torch.Tensor) -> torch.Tensor:

@@ -99,6 +99,8 @@ def _run_sampler(model, noise, guidance, sides, sampler, sigmas, latent_image, d
                  callback, check_interrupt, model_options, ms, stats) -> torch.Tensor:
     apply_fn = ModelDenoiser(model, ms, check_interrupt)
     guided = guidance.denoiser(apply_fn, sides, model_options)
+    if hasattr(guided, "sample_sigmas"):  # a pack's custom guider reads the run's sigmas (comfy_surface.sampling)
+        guided.sample_sigmas = sigmas
     inpaint_noise = noise
     if sampler.random_inpaint_noise:  # ComfyUI's ddim: re-noise the kept region with other noise
         generator = torch.Generator(device="cpu").manual_seed(((41 if seed is None else int(seed)) + 1) % 2 ** 64)
