@@ -10,7 +10,7 @@ import {
 } from "@xyflow/react";
 import {
   addConnection, addGroup, addNode, addReroute, commitCurrent, copy, deleteSelection, duplicateNode, editor,
-  endGroupDrag, onEdgesChange, onNodesChange, pasteAt, redo, removeEdge, selectAll, startGroupDrag, toggleConverted,
+  endGroupDrag, onEdgesChange, pasteAt, redo, removeEdge, selectAll, startGroupDrag, toggleConverted,
   undo, verdict,
 } from "../state/editor";
 import { useStore } from "../state/store";
@@ -21,6 +21,7 @@ import { nodeTypes } from "./Nodes";
 import { ConnectionLine, edgeTypes } from "./Edges";
 import { DRAG_MIME } from "./Palette";
 import { useLowDetail } from "./detail";
+import { endLayerDrag, onNodesChangeLayered, startLayerDrag } from "./layerDrag";
 import { SearchPopup, SearchRequest } from "./SearchPopup";
 import { ContextMenu, MenuItem } from "./ContextMenu";
 import { modeMenuItems } from "./NodeModeMenu";
@@ -319,7 +320,7 @@ export function Canvas() {
         edges={edges}
         nodeTypes={nodeTypes}
         edgeTypes={edgeTypes}
-        onNodesChange={onNodesChange}
+        onNodesChange={onNodesChangeLayered}
         onEdgesChange={onEdgesChange}
         onConnect={onConnect}
         onConnectEnd={onConnectEnd}
@@ -332,6 +333,9 @@ export function Canvas() {
         onReconnectEnd={onReconnectEnd}
         onNodeDragStart={onNodeDragStart}
         onNodeDragStop={onNodeDragStop}
+        onMoveStart={onMoveStart}
+        onMove={onMove}
+        onMoveEnd={onMoveEnd}
         onDrop={onDrop}
         onDragOver={onDragOver}
         onNodeContextMenu={onNodeContextMenu}
@@ -364,6 +368,7 @@ export function Canvas() {
         <Controls showInteractive={false} className="ng-controls" />
         <SelectionToolbox />
       </ReactFlow>
+      <div className="ng-hit-shield" />
       {empty && (
         <div className="ng-empty-canvas">
           <div className="ng-empty-title">Start a workflow</div>
@@ -381,11 +386,29 @@ export function Canvas() {
 }
 
 // stable handlers (module level): new functions on each render would re-render React Flow's parts
-const onNodeDragStart = (_: unknown, __: unknown, dragged: Node[]) => startGroupDrag(dragged as GNode[]);
+const onNodeDragStart = (_: unknown, __: unknown, dragged: Node[]) => {
+  shield(true);
+  startGroupDrag(dragged as GNode[]);
+  startLayerDrag(dragged as GNode[]);
+};
 const onNodeDragStop = () => {
+  shield(false);
+  endLayerDrag();
   endGroupDrag();
   commitCurrent({ label: "move" });
 };
+// During a pointer drag (nodes or the view) a transparent shield covers the canvas: the drag listens
+// on the window, and without the shield the browser hit-tests every node and link curve under the
+// pointer on each move (with 1,000 on screen, tens of ms a move). While the view moves, it is one
+// composited layer that moves without repainting (repainted sharp when it stops).
+const shield = (on: boolean) => document.querySelector(".ng-canvas > .ng-hit-shield")?.classList.toggle("on", on);
+const movingView = (on: boolean) =>
+  document.querySelector(".ng-canvas .react-flow__viewport")?.classList.toggle("ng-view-moving", on);
+const onMoveStart = () => movingView(true);
+const onMove = (e: MouseEvent | TouchEvent | null) => {
+  if (e && "buttons" in e && e.buttons) shield(true); // a pan by the pointer (not a wheel zoom, not a click)
+};
+const onMoveEnd = () => (movingView(false), shield(false));
 const minimapColor = (n: Node) => (n.type === "group" ? "rgba(91,141,239,0.15)" : n.type === "reroute" ? "#9aa4b1" : "#3a404b");
 const minimapStroke = (n: Node) => (n.selected ? "#5b8def" : "transparent");
 

@@ -119,6 +119,9 @@ export function startGroupDrag(dragged: GNode[]) {
   }
 }
 
+/** The nodes a group drag carries along (not themselves dragged): the layer drag moves them too. */
+export const groupDragMembers = (): string[] => [...groupDrag.values()].flatMap((d) => [...d.members.keys()]);
+
 export function endGroupDrag() {
   groupDrag = new Map();
 }

@@ -1,0 +1,94 @@
+// Dragging many nodes as one layer. React Flow's own drag writes every dragged node's position to the
+// store on every pointer move, and each write re-renders every node and link wrapper (a 1,000-node
+// selection: hundreds of ms a frame). For a drag of LAYER_DRAG_MIN_NODES or more, the canvas instead
+// moves the dragged nodes and the links between them with a CSS `translate` and leaves the store alone until the drop, when React Flow's final positions land in one
+// update (and one undo step, as before). Links with one end dragged are hidden while dragging (their
+// path would need a re-render) and come back redrawn at the drop.
+//
+// When most of the graph moves, the node and link containers move as one composited layer and the few
+// nodes that stay are moved back; otherwise the dragged elements move one by one.
+import type { NodeChange } from "@xyflow/react";
+import { editor, groupDragMembers, onNodesChange } from "../state/editor";
+import type { GNode } from "../lib/graph";
+
+export const LAYER_DRAG_MIN_NODES = 30;
+
+interface LayerDrag {
+  viewport: HTMLElement;
+  anchor: string;
+  start: { x: number; y: number };
+  layers: HTMLElement[]; // the node and link containers, moved as composited layers (most of the graph moves)
+  forward: HTMLElement[]; // moved by the drag's offset
+  back: HTMLElement[]; // moved back by it (inside a moved container, but not dragged)
+  hidden: HTMLElement[]; // links with one end dragged
+}
+
+let active: LayerDrag | null = null;
+
+function viewportElement(): HTMLElement | null {
+  return document.querySelector<HTMLElement>(".ng-canvas .react-flow__viewport");
+}
+
+/** Called at drag start (after the group drag has collected its members). */
+export function startLayerDrag(dragged: GNode[]) {
+  endLayerDrag();
+  const moving = new Set(dragged.map((n) => n.id));
+  for (const id of groupDragMembers()) moving.add(id);
+  if (moving.size < LAYER_DRAG_MIN_NODES) return;
+  const viewport = viewportElement();
+  if (!viewport) return;
+  const d: LayerDrag = { viewport, anchor: dragged[0].id, start: { ...dragged[0].position }, layers: [], forward: [], back: [], hidden: [] };
+  const asLayer = moving.size * 2 > editor.get().nodes.length; // most of it moves: move the containers, hold back the rest
+  const place = (el: Element | null, moves: boolean) => {
+    if (!el) return;
+    if (!asLayer && moves) d.forward.push(el as HTMLElement);
+    if (asLayer && !moves) d.back.push(el as HTMLElement);
+  };
+  for (const el of viewport.querySelectorAll<HTMLElement>(".react-flow__node")) place(el, moving.has(el.dataset.id ?? ""));
+  const ends = new Map(editor.get().edges.map((e) => [e.id, e]));
+  for (const g of viewport.querySelectorAll<SVGGElement>(".react-flow__edge")) {
+    const e = ends.get(g.dataset.id ?? "");
+    if (!e) continue;
+    const a = moving.has(e.source), b = moving.has(e.target);
+    if (a !== b) d.hidden.push(g.ownerSVGElement as Element as HTMLElement);
+    else place(g.ownerSVGElement, a);
+  }
+  if (asLayer) {
+    for (const c of viewport.querySelectorAll<HTMLElement>(":scope > .react-flow__nodes, :scope > .react-flow__edges")) d.layers.push(c);
+    viewport.classList.add("ng-layer-drag");
+  }
+  for (const el of d.hidden) el.classList.add("ng-drag-hidden");
+  active = d;
+}
+
+/** Undo the offsets and classes; the store's positions (set at the drop) take over. */
+export function endLayerDrag() {
+  if (!active) return;
+  for (const el of [...active.forward, ...active.back]) el.style.removeProperty("translate");
+  for (const el of active.layers) el.style.removeProperty("transform");
+  for (const el of active.hidden) el.classList.remove("ng-drag-hidden");
+  active.viewport.classList.remove("ng-layer-drag");
+  active = null;
+}
+
+/** React Flow's node changes: drag frames of a layer drag only move the layer; the rest go to the store. */
+export function onNodesChangeLayered(changes: NodeChange[]) {
+  if (active) {
+    const d = active;
+    const c = changes.find((x) => x.type === "position" && x.id === d.anchor);
+    if (c && c.type === "position" && c.dragging && c.position) {
+      // inline `translate` on each moved element: a non-inherited property, so only those elements'
+      // styles are recomputed (a custom property on the viewport would restyle every node's subtree)
+      const dx = c.position.x - d.start.x, dy = c.position.y - d.start.y;
+      const fwd = `${dx}px ${dy}px`, back = `${-dx}px ${-dy}px`;
+      // a composited layer's `transform` is updated without re-layerizing the page
+      for (const el of d.layers) el.style.transform = `translate(${fwd.replace(" ", ",")})`;
+      for (const el of d.forward) el.style.translate = fwd;
+      for (const el of d.back) el.style.translate = back;
+      return;
+    }
+    // the drop (or an aborted drag): React Flow's final positions go to the store in this update
+    if (changes.some((x) => x.type === "position" && !x.dragging)) endLayerDrag();
+  }
+  onNodesChange(changes);
+}
