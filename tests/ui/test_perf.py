@@ -237,3 +237,53 @@ def test_1000_node_graph_stays_responsive(editor, artifacts):
         assert r[g]["p95_ms"] < 15 * 33, (g, r[g])
     assert r["drag_selection"]["p95_ms"] < 60 * 33, r["drag_selection"]
     assert r["select_click_latency_ms"]["p50"] < 150, r
+
+
+def test_layer_drag_moves_the_selection_only_and_undoes_in_one_step(editor, artifacts):
+    """A drag of 30+ nodes moves them as a layer (components/layerDrag.ts) and writes positions only at
+    the drop: the selected rows move by the pointer's delta, the rest stay, the links touching both
+    come back drawn (none left hidden or offset), and one Ctrl+Z puts every node back."""
+    page = editor.page
+    rows, cols = 5, 12  # 60 nodes in 5 chains
+    page.evaluate(OPEN, big_workflow(rows, cols))
+    page.wait_for_timeout(400)
+    before = page.evaluate("() => Object.fromEntries(window.nodegraph.graph().nodes.map(n => [n.id, [n.position.x, n.position.y]]))")
+    # 3 chains without their last node: 33 nodes (30+, fewer than half: moved one by one), 3 links cut
+    chosen = {str(r * cols + c + 1) for r in range(3) for c in range(cols - 1)}
+    page.evaluate("""(ids) => { const ed = window.nodegraph.editor, s = ed.get(), want = new Set(ids);
+        ed.set({nodes: s.nodes.map(n => ({...n, selected: want.has(n.id)}))}); }""", sorted(chosen))
+    page.wait_for_timeout(200)
+    start = editor.node("1").locator(".ng-node-header").bounding_box()
+    x, y = start["x"] + 10, start["y"] + start["height"] / 2
+    rects = """() => Object.fromEntries([...document.querySelectorAll('.react-flow__node')].map(e => [e.dataset.id, Math.round(e.getBoundingClientRect().x)]))"""
+    drawn_before = page.evaluate(rects)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for k in range(1, 11):
+        page.mouse.move(x + 6 * k, y + 4 * k)
+    drawn_mid = page.evaluate(rects)
+    shifted = {i for i in drawn_before if i in drawn_mid and drawn_mid[i] != drawn_before[i]}
+    mid = page.evaluate("""() => ({gesture: !!document.querySelector('.ng-canvas.ng-gesture'),
+        stored: window.nodegraph.graph().nodes.find(n => n.id === '1').position.x,
+        hidden: document.querySelectorAll('.ng-drag-hidden').length})""")
+    page.screenshot(path=str(artifacts / "07-layer-drag-mid.png"))
+    page.mouse.up()
+    page.wait_for_timeout(200)
+    after = page.evaluate("() => Object.fromEntries(window.nodegraph.graph().nodes.map(n => [n.id, [n.position.x, n.position.y]]))")
+    left = page.evaluate("""() => ({offset: [...document.querySelectorAll('.react-flow__node, .react-flow__edges svg')].filter(e => e.style.translate).length,
+        hidden: document.querySelectorAll('.ng-drag-hidden').length, edges: document.querySelectorAll('.react-flow__edge').length})""")
+    editor.screenshot(artifacts / "07-layer-drag-dropped.png")
+
+    # mid-drag: every drawn selected node has moved on screen and nothing else, while the store still
+    # holds the start positions (written once, at the drop)
+    assert shifted == {i for i in drawn_before if i in chosen} and shifted, (shifted, drawn_before)
+    assert mid["stored"] == before["1"][0] and mid["gesture"], mid
+    assert mid["hidden"] == 3, mid  # the links with one end dragged are hidden while dragging
+    deltas = {(round(after[i][0] - before[i][0], 6), round(after[i][1] - before[i][1], 6)) for i in chosen}
+    assert len(deltas) == 1 and deltas != {(0, 0)}, deltas  # all selected nodes moved by one delta
+    assert all(after[i] == before[i] for i in before if i not in chosen)
+    assert left == {"offset": 0, "hidden": 0, "edges": rows * (cols - 1)}, left
+    editor.press("Control+z")
+    page.wait_for_timeout(200)
+    undone = page.evaluate("() => Object.fromEntries(window.nodegraph.graph().nodes.map(n => [n.id, [n.position.x, n.position.y]]))")
+    assert undone == before

@@ -6,7 +6,7 @@ import { addSlotFromLink, subgraphMenu } from "../state/subgraphs";
 import { SubgraphBar } from "./SubgraphBar";
 import {
   Background, BackgroundVariant, Controls, MiniMap, ReactFlow, useReactFlow,
-  type Connection as RFConnection, type Edge, type FinalConnectionState, type Node, type OnConnectEnd,
+  type Connection as RFConnection, type Edge, type FinalConnectionState, type Node, type OnConnectEnd, type Viewport,
 } from "@xyflow/react";
 import {
   addConnection, addGroup, addNode, addReroute, commitCurrent, copy, deleteSelection, duplicateNode, editor,
@@ -21,7 +21,7 @@ import { nodeTypes } from "./Nodes";
 import { ConnectionLine, edgeTypes } from "./Edges";
 import { DRAG_MIME } from "./Palette";
 import { useLowDetail } from "./detail";
-import { endLayerDrag, onNodesChangeLayered, startLayerDrag } from "./layerDrag";
+import { endLayerDrag, endViewLayer, moveViewLayer, onNodesChangeLayered, startLayerDrag } from "./layerDrag";
 import { SearchPopup, SearchRequest } from "./SearchPopup";
 import { ContextMenu, MenuItem } from "./ContextMenu";
 import { modeMenuItems } from "./NodeModeMenu";
@@ -401,14 +401,16 @@ const onNodeDragStop = () => {
 // on the window, and without the shield the browser hit-tests every node and link curve under the
 // pointer on each move (with 1,000 on screen, tens of ms a move). While the view moves, it is one
 // composited layer that moves without repainting (repainted sharp when it stops).
-const shield = (on: boolean) => document.querySelector(".ng-canvas > .ng-hit-shield")?.classList.toggle("on", on);
+const shield = (on: boolean) => document.querySelector(".ng-canvas")?.classList.toggle("ng-gesture", on);
 const movingView = (on: boolean) =>
   document.querySelector(".ng-canvas .react-flow__viewport")?.classList.toggle("ng-view-moving", on);
 const onMoveStart = () => movingView(true);
-const onMove = (e: MouseEvent | TouchEvent | null) => {
-  if (e && "buttons" in e && e.buttons) shield(true); // a pan by the pointer (not a wheel zoom, not a click)
+const onMove = (e: MouseEvent | TouchEvent | null, vp: Viewport) => {
+  if (!(e && "buttons" in e && e.buttons)) return; // a pan by the pointer (not a wheel zoom, not a click)
+  shield(true);
+  moveViewLayer(vp);
 };
-const onMoveEnd = () => (movingView(false), shield(false));
+const onMoveEnd = () => (endViewLayer(), movingView(false), shield(false));
 const minimapColor = (n: Node) => (n.type === "group" ? "rgba(91,141,239,0.15)" : n.type === "reroute" ? "#9aa4b1" : "#3a404b");
 const minimapStroke = (n: Node) => (n.selected ? "#5b8def" : "transparent");
 

@@ -18,6 +18,7 @@ interface LayerDrag {
   anchor: string;
   start: { x: number; y: number };
   layers: HTMLElement[]; // the node and link containers, moved as composited layers (most of the graph moves)
+  moves: Animation[]; // the layers' offsets, as held compositor animations
   forward: HTMLElement[]; // moved by the drag's offset
   back: HTMLElement[]; // moved back by it (inside a moved container, but not dragged)
   hidden: HTMLElement[]; // links with one end dragged
@@ -37,7 +38,7 @@ export function startLayerDrag(dragged: GNode[]) {
   if (moving.size < LAYER_DRAG_MIN_NODES) return;
   const viewport = viewportElement();
   if (!viewport) return;
-  const d: LayerDrag = { viewport, anchor: dragged[0].id, start: { ...dragged[0].position }, layers: [], forward: [], back: [], hidden: [] };
+  const d: LayerDrag = { viewport, anchor: dragged[0].id, start: { ...dragged[0].position }, layers: [], moves: [], forward: [], back: [], hidden: [] };
   const asLayer = moving.size * 2 > editor.get().nodes.length; // most of it moves: move the containers, hold back the rest
   const place = (el: Element | null, moves: boolean) => {
     if (!el) return;
@@ -56,6 +57,8 @@ export function startLayerDrag(dragged: GNode[]) {
   if (asLayer) {
     for (const c of viewport.querySelectorAll<HTMLElement>(":scope > .react-flow__nodes, :scope > .react-flow__edges")) d.layers.push(c);
     viewport.classList.add("ng-layer-drag");
+    const still = [{ transform: "translate(0px, 0px)" }, { transform: "translate(0px, 0px)" }];
+    d.moves = d.layers.map((el) => el.animate(still, { duration: 1e9, fill: "both" }));
   }
   for (const el of d.hidden) el.classList.add("ng-drag-hidden");
   active = d;
@@ -65,7 +68,7 @@ export function startLayerDrag(dragged: GNode[]) {
 export function endLayerDrag() {
   if (!active) return;
   for (const el of [...active.forward, ...active.back]) el.style.removeProperty("translate");
-  for (const el of active.layers) el.style.removeProperty("transform");
+  for (const a of active.moves) a.cancel();
   for (const el of active.hidden) el.classList.remove("ng-drag-hidden");
   active.viewport.classList.remove("ng-layer-drag");
   active = null;
@@ -81,8 +84,9 @@ export function onNodesChangeLayered(changes: NodeChange[]) {
       // styles are recomputed (a custom property on the viewport would restyle every node's subtree)
       const dx = c.position.x - d.start.x, dy = c.position.y - d.start.y;
       const fwd = `${dx}px ${dy}px`, back = `${-dx}px ${-dy}px`;
-      // a composited layer's `transform` is updated without re-layerizing the page
-      for (const el of d.layers) el.style.transform = `translate(${fwd.replace(" ", ",")})`;
+      // an animation's transform runs on the compositor: the page is not re-layerized each frame
+      const t = `translate(${dx}px, ${dy}px)`;
+      for (const a of d.moves) (a.effect as KeyframeEffect).setKeyframes([{ transform: t }, { transform: t }]);
       for (const el of d.forward) el.style.translate = fwd;
       for (const el of d.back) el.style.translate = back;
       return;
@@ -91,4 +95,25 @@ export function onNodesChangeLayered(changes: NodeChange[]) {
     if (changes.some((x) => x.type === "position" && !x.dragging)) endLayerDrag();
   }
   onNodesChange(changes);
+}
+
+// Panning by the pointer: React Flow rewrites the viewport's inline transform each frame, which makes
+// the browser re-layerize the whole page; a held animation of the same transform on the viewport wins
+// over the inline style and moves it on the compositor instead. Cancelled when the pan ends, leaving
+// React Flow's (identical) inline transform.
+let viewMove: Animation | null = null;
+
+export function moveViewLayer(vp: { x: number; y: number; zoom: number }) {
+  const t = `translate(${vp.x}px, ${vp.y}px) scale(${vp.zoom})`;
+  if (viewMove) {
+    (viewMove.effect as KeyframeEffect).setKeyframes([{ transform: t }, { transform: t }]);
+    return;
+  }
+  const viewport = viewportElement();
+  if (viewport) viewMove = viewport.animate([{ transform: t }, { transform: t }], { duration: 1e9, fill: "both" });
+}
+
+export function endViewLayer() {
+  viewMove?.cancel();
+  viewMove = null;
 }
