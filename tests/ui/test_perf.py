@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 ROWS, COLS = 25, 40  # 1,000 nodes: 25 chains of EmptyImage → 38 × ImageInvert → PreviewImage
 N = ROWS * COLS
 DX, DY = 260, 200  # close enough that all of it fits on screen at the minimum zoom (0.1)
@@ -239,16 +241,17 @@ def test_1000_node_graph_stays_responsive(editor, artifacts):
     assert r["select_click_latency_ms"]["p50"] < 150, r
 
 
-def test_layer_drag_moves_the_selection_only_and_undoes_in_one_step(editor, artifacts):
+@pytest.mark.parametrize("rows", [5, 8])  # 33 of 60 nodes: containers move, the rest held back; of 96: one by one
+def test_layer_drag_moves_the_selection_only_and_undoes_in_one_step(editor, artifacts, rows):
     """A drag of 30+ nodes moves them as a layer (components/layerDrag.ts) and writes positions only at
     the drop: the selected rows move by the pointer's delta, the rest stay, the links touching both
     come back drawn (none left hidden or offset), and one Ctrl+Z puts every node back."""
     page = editor.page
-    rows, cols = 5, 12  # 60 nodes in 5 chains
+    cols = 12  # chains of 12 nodes
     page.evaluate(OPEN, big_workflow(rows, cols))
     page.wait_for_timeout(400)
     before = page.evaluate("() => Object.fromEntries(window.nodegraph.graph().nodes.map(n => [n.id, [n.position.x, n.position.y]]))")
-    # 3 chains without their last node: 33 nodes (30+, fewer than half: moved one by one), 3 links cut
+    # 3 chains without their last node: 33 nodes (30+: a layer drag), 3 links cut
     chosen = {str(r * cols + c + 1) for r in range(3) for c in range(cols - 1)}
     page.evaluate("""(ids) => { const ed = window.nodegraph.editor, s = ed.get(), want = new Set(ids);
         ed.set({nodes: s.nodes.map(n => ({...n, selected: want.has(n.id)}))}); }""", sorted(chosen))
@@ -266,13 +269,13 @@ def test_layer_drag_moves_the_selection_only_and_undoes_in_one_step(editor, arti
     mid = page.evaluate("""() => ({gesture: !!document.querySelector('.ng-canvas.ng-gesture'),
         stored: window.nodegraph.graph().nodes.find(n => n.id === '1').position.x,
         hidden: document.querySelectorAll('.ng-drag-hidden').length})""")
-    page.screenshot(path=str(artifacts / "07-layer-drag-mid.png"))
+    page.screenshot(path=str(artifacts / f"07-layer-drag-mid-{rows}.png"))
     page.mouse.up()
     page.wait_for_timeout(200)
     after = page.evaluate("() => Object.fromEntries(window.nodegraph.graph().nodes.map(n => [n.id, [n.position.x, n.position.y]]))")
     left = page.evaluate("""() => ({offset: [...document.querySelectorAll('.react-flow__node, .react-flow__edges svg')].filter(e => e.style.translate).length,
         hidden: document.querySelectorAll('.ng-drag-hidden').length, edges: document.querySelectorAll('.react-flow__edge').length})""")
-    editor.screenshot(artifacts / "07-layer-drag-dropped.png")
+    editor.screenshot(artifacts / f"07-layer-drag-dropped-{rows}.png")
 
     # mid-drag: every drawn selected node has moved on screen and nothing else, while the store still
     # holds the start positions (written once, at the drop)

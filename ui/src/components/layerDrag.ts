@@ -1,12 +1,13 @@
 // Dragging many nodes as one layer. React Flow's own drag writes every dragged node's position to the
 // store on every pointer move, and each write re-renders every node and link wrapper (a 1,000-node
 // selection: hundreds of ms a frame). For a drag of LAYER_DRAG_MIN_NODES or more, the canvas instead
-// moves the dragged nodes and the links between them with a CSS `translate` and leaves the store alone until the drop, when React Flow's final positions land in one
-// update (and one undo step, as before). Links with one end dragged are hidden while dragging (their
+// moves the dragged nodes and the links between them with a CSS `translate` and leaves the store alone
+// until the drop, when React Flow's final positions land in one update (and one undo step, as before). Links with one end dragged are hidden while dragging (their
 // path would need a re-render) and come back redrawn at the drop.
 //
-// When most of the graph moves, the node and link containers move as one composited layer and the few
-// nodes that stay are moved back; otherwise the dragged elements move one by one.
+// When most of the graph moves, the node and link containers move as composited layers (held compositor
+// animations) and the nodes and links that stay are moved back; otherwise the dragged elements move one
+// by one.
 import type { NodeChange } from "@xyflow/react";
 import { editor, groupDragMembers, onNodesChange } from "../state/editor";
 import type { GNode } from "../lib/graph";
