@@ -16,6 +16,8 @@ class Editor:
         self.page.wait_for_selector("[data-testid=canvas]", timeout=15000)
         self.page.wait_for_selector(".react-flow__pane", timeout=15000)
         self.page.wait_for_selector(".ng-conn.on", timeout=15000)  # the event socket is connected
+        # the workflow tabs are restored (after the node schemas came): a document loaded before that is replaced
+        self.page.wait_for_selector("[data-testid=workflow-tab]", timeout=15000)
 
     def graph(self) -> dict:
         """Node ids/types and links of the editor's graph."""

@@ -137,6 +137,11 @@ def tab_names(editor):
     return editor.page.locator("[data-testid=workflow-tab] .ng-wtab-name").all_inner_texts()
 
 
+def expect_tab_names(editor, names: list[str]) -> None:
+    """The tab bar shows these names, in order (it follows the store a frame later)."""
+    expect(editor.page.locator("[data-testid=workflow-tab] .ng-wtab-name")).to_have_text(names)
+
+
 def test_workflow_tabs(editor, artifacts):
     page = editor.page
     expect(page.locator("[data-testid=workflow-tab]")).to_have_count(1)
@@ -149,7 +154,7 @@ def test_workflow_tabs(editor, artifacts):
     second = json.loads(json.dumps(second))
     second["nodes"]["3"]["inputs"]["images"] = {"node": "1", "output": "IMAGE"}
     load(editor, second, "second")
-    assert tab_names(editor) == ["first", "second"]
+    expect_tab_names(editor, ["first", "second"])
     # edit the second (dirty), switch to the first: each keeps its own graph and undo log
     editor.set_widget("1", "width", 64)
     expect(page.locator("[data-testid=workflow-tab].active.dirty")).to_have_count(1)
@@ -169,7 +174,7 @@ def test_workflow_tabs(editor, artifacts):
     page.reload()
     editor.wait_ready()
     page.wait_for_function("() => window.nodegraph.graph().nodes.length === 2")
-    assert tab_names(editor) == ["first", "second"]
+    expect_tab_names(editor, ["first", "second"])
     expect(page.locator("[data-testid=workflow-tab]").nth(1)).to_have_attribute("aria-selected", "true")
     assert editor.workflow()["nodes"]["1"]["inputs"]["width"] == 64
 
@@ -189,26 +194,36 @@ def test_workflow_tabs(editor, artifacts):
     editor.screenshot(artifacts / "tabs-02-after-close.png")
 
 
+SAVED_DIRTY = """(name) => Object.keys(localStorage).some((k) => {
+    if (!k.startsWith('nodegraph:tab:')) return false;
+    const slot = JSON.parse(localStorage.getItem(k));
+    return slot.name === name && slot.dirty;
+})"""
+
+
 def test_two_browser_tabs_lose_nothing(editor, browser_context):
     """Issue 19: closing browser tab A then B lost A's unsaved graph (they shared one slot)."""
     page_a = editor.page
     load(editor, CHAIN, "from-a")
     page_a.evaluate("() => window.nodegraph.editor.set({dirty: true})")  # unsaved work
-    page_a.wait_for_timeout(600)
+    page_a.wait_for_function(SAVED_DIRTY, arg="from-a")  # autosaved (debounced)
     page_b = browser_context.new_page()
     page_b.goto(editor.server.url + "/")
-    page_b.wait_for_selector("[data-testid=workflow-tabs]")
-    page_b.evaluate("() => window.nodegraph.tabs.get().list.length")
+    page_b.wait_for_selector("[data-testid=workflow-tab]")  # the tabs are restored (a tab, not just the bar)
     page_b.get_by_label("New workflow tab").click()
     page_b.evaluate("([d, n]) => window.nodegraph.loadDocument(d, n)", [CHAIN, "from-b"])
     page_b.evaluate("() => window.nodegraph.editor.set({dirty: true})")
-    page_b.wait_for_timeout(600)
+    expect(page_b.locator("[data-testid=workflow-tab].active .ng-wtab-name")).to_have_text("from-b")
+    page_b.wait_for_function(SAVED_DIRTY, arg="from-b")
     page_a.close()
     page_b.close()
     page_c = browser_context.new_page()
     page_c.goto(editor.server.url + "/")
     page_c.wait_for_selector("[data-testid=workflow-tab]")
-    names = page_c.locator("[data-testid=workflow-tab] .ng-wtab-name").all_inner_texts()
+    tab_names_c = page_c.locator("[data-testid=workflow-tab] .ng-wtab-name")
+    for name in ("from-a", "from-b"):  # restored tabs may appear one after another
+        expect(tab_names_c.filter(has_text=name)).to_have_count(1)
+    names = tab_names_c.all_inner_texts()
     page_c.close()
     assert "from-a" in names and "from-b" in names, names
 

@@ -75,6 +75,7 @@ function syncActiveInfo() {
 }
 
 export function switchTab(id: string) {
+  syncActiveInfo(); // the tab being left keeps its latest name and dirty mark
   const { active, list } = tabs.get();
   if (id === active || !list.some((t) => t.id === id)) return;
   saveActive();
@@ -94,6 +95,7 @@ function fromSlot(id: string): OpenDocument {
 /** A new tab with a document (or an empty one), made active. */
 export function newTab(doc: NativeWorkflow | null = null, name = "Untitled", dirty = false): string {
   const id = newId();
+  syncActiveInfo(); // the tab being left keeps its latest name and dirty mark
   const { active, list } = tabs.get();
   if (active) {
     saveActive();
