@@ -70,6 +70,8 @@ def test_export_comfyui_and_png_chunks(editor, artifacts):
 
     # a run: the saved PNG carries prompt (API), workflow (UI) and nodegraph (native)
     before = set((editor.server.base / "output").glob("image-basics_*.png"))
+    # the server outlives one test: another test may have run this example, and its SaveImage would be cached
+    assert page.request.post(editor.server.url + "/v1/free", data={"free_memory": True}).ok
     editor.press("Control+Enter")
     png = _wait_for_file(editor.server.base / "output", "image-basics_*.png", before=before)
     chunks = _text_chunks(png.read_bytes())
@@ -232,6 +234,8 @@ def test_subgraph_convert_enter_rename_exit_run_unpack(editor, artifacts):
 
     # run it: the server expands the subgraph (128x96 inverted, scaled by 0.25)
     before = set((editor.server.base / "output").glob("image-basics_*.png"))
+    # the server outlives one test: another test may have run this example, and its SaveImage would be cached
+    assert page.request.post(editor.server.url + "/v1/free", data={"free_memory": True}).ok
     editor.press("Control+Enter")
     png = _wait_for_file(editor.server.base / "output", "image-basics_*.png", before=before)
     with Image.open(png) as im:
